@@ -1,0 +1,40 @@
+# Everything runs inside .venv, which the first target that needs it creates.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo run test check fmt bench binary selftest clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
+	$(PY) -m pip install --quiet -e . --group test --group lint
+	touch $(STAMP)
+
+demo: $(STAMP)       ## run a pool against the simulated upstreams (no credentials needed)
+	$(PY) -m trio_pool demo
+
+run: $(STAMP)        ## run the proxy with ./config.toml and ./pool
+	$(PY) -m trio_pool serve
+
+test: $(STAMP)       ## the test suite
+	$(PY) -m pytest -q
+
+check: $(STAMP)      ## lint and types
+	$(VENV)/bin/ruff check trio_pool tests bench
+	$(VENV)/bin/ruff format --check trio_pool tests bench
+	$(VENV)/bin/mypy
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff format trio_pool tests bench
+	$(VENV)/bin/ruff check --fix trio_pool tests bench
+
+bench: $(STAMP)      ## direct vs through-proxy benchmark; prints ratios
+	$(PY) -m bench
+
+selftest: $(STAMP)
+	$(PY) -m trio_pool selftest
+
+clean:
+	rm -rf $(VENV) build/.work dist .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,201 @@
+"""Configuration: frozen values loaded from config.toml, every key defaulted.
+
+Unknown keys and wrong types are errors that name the key (``ConfigError.problems``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import cattrs
+
+from trio_pool.errors import ConfigError
+from trio_pool.serde import converter, describe_errors
+
+Sticky = Literal["auto", "always", "off"]
+FastMode = Literal["auto", "always", "off"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+CONFIG_ENV = "TRIO_POOL_CONFIG"
+INMEM_BODY_ENV = "PROXY_MAX_INMEM_BODY_BYTES"
+
+
+@attrs.frozen
+class RoutingConfig:
+    sticky: Sticky = "auto"
+    sticky_strength: float = 1.0
+    pin_idle_ttl_s: float = 3600.0
+    max_attempts: int = 4
+    queue_wait_s: float = 10.0
+    dormant_touch: bool = True
+    fast_mode: FastMode = "off"
+
+
+@attrs.frozen
+class CodexConfig:
+    upstream: str = "https://chatgpt.com/backend-api/codex"
+    backend: str = "https://chatgpt.com/backend-api"
+    token_url: str = "https://auth.openai.com/oauth/token"
+
+
+@attrs.frozen
+class ClaudeConfig:
+    upstream: str = "https://api.anthropic.com"
+    token_url: str = "https://platform.claude.com/v1/oauth/token"
+
+
+@attrs.frozen
+class GeminiConfig:
+    upstream: str = "https://cloudcode-pa.googleapis.com"
+    token_url: str = "https://oauth2.googleapis.com/token"
+
+
+@attrs.frozen
+class AccountSettings:
+    priority: int = 0
+    disabled: bool = False
+
+
+@attrs.frozen
+class Config:
+    listen: str = "127.0.0.1:8989"
+    pool_dir: Path = Path("pool")
+    data_dir: Path = Path("data")
+    max_inmem_body_bytes: int = 16 * 1024 * 1024
+    max_body_bytes: int = 64 * 1024 * 1024
+    head_timeout_s: float = 30.0
+    keepalive_idle_s: float = 75.0
+    shutdown_grace_s: float = 10.0
+    log_level: LogLevel = "info"
+    # Outbound timeouts: connecting, waiting for the response head, and the longest silence
+    # between two chunks of a body (Codex itself gives up on a stream after 300 s idle).
+    upstream_connect_timeout_s: float = 10.0
+    upstream_first_byte_timeout_s: float = 120.0
+    upstream_idle_timeout_s: float = 300.0
+    routing: RoutingConfig = RoutingConfig()
+    codex: CodexConfig = CodexConfig()
+    claude: ClaudeConfig = ClaudeConfig()
+    gemini: GeminiConfig = GeminiConfig()
+    accounts: dict[str, AccountSettings] = attrs.field(factory=dict)
+
+    @property
+    def listen_host(self) -> str:
+        return parse_listen(self.listen)[0]
+
+    @property
+    def listen_port(self) -> int:
+        return parse_listen(self.listen)[1]
+
+    def account_settings(self, name: str) -> AccountSettings:
+        return self.accounts.get(name, AccountSettings())
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """'HOST:PORT' or '[v6]:PORT' -> (host, port); raises ValueError with a reason."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    host = host.removeprefix("[").removesuffix("]")
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"port must be a number from 0 to 65535, got {port_text!r}")
+    return host, int(port_text)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _validate(config: Config) -> list[str]:
+    problems = []
+    try:
+        host, _ = parse_listen(config.listen)
+    except ValueError as exc:
+        problems.append(f"listen: {exc}")
+    else:
+        if not is_loopback(host):
+            problems.append(
+                f"listen: {host!r} is not a loopback address; trio-pool only listens beyond "
+                "this machine once caller authentication is configured"
+            )
+    for key in ("max_inmem_body_bytes", "max_body_bytes"):
+        if getattr(config, key) < 0:
+            problems.append(f"{key}: must not be negative")
+    for key in (
+        "head_timeout_s",
+        "keepalive_idle_s",
+        "upstream_connect_timeout_s",
+        "upstream_first_byte_timeout_s",
+        "upstream_idle_timeout_s",
+    ):
+        if getattr(config, key) <= 0:
+            problems.append(f"{key}: must be greater than 0")
+    if config.shutdown_grace_s < 0:
+        problems.append("shutdown_grace_s: must not be negative")
+    if config.routing.max_attempts < 1:
+        problems.append("routing.max_attempts: must be at least 1")
+    if config.routing.sticky_strength < 0:
+        problems.append("routing.sticky_strength: must not be negative")
+    for name in config.accounts:
+        provider, _, stem = name.partition("/")
+        if provider not in ("codex", "claude", "gemini") or not stem:
+            problems.append(
+                f'accounts."{name}": expected "codex/NAME", "claude/NAME" or "gemini/NAME"'
+            )
+    return problems
+
+
+def structure_config(raw: dict[str, Any], *, base_dir: Path) -> Config:
+    """Turn a parsed TOML document into a Config, or raise ConfigError listing every problem."""
+    try:
+        config = converter.structure(raw, Config)
+    except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
+        raise ConfigError(describe_errors(exc)) from None
+    env_inmem = os.environ.get(INMEM_BODY_ENV)
+    if env_inmem is not None:
+        if not env_inmem.strip().isdigit():
+            raise ConfigError([f"{INMEM_BODY_ENV}: expected a number of bytes, got {env_inmem!r}"])
+        config = attrs.evolve(config, max_inmem_body_bytes=int(env_inmem))
+    problems = _validate(config)
+    if problems:
+        raise ConfigError(problems)
+    return attrs.evolve(
+        config,
+        pool_dir=(base_dir / config.pool_dir).resolve(),
+        data_dir=(base_dir / config.data_dir).resolve(),
+    )
+
+
+def find_config_file(explicit: str | None) -> Path | None:
+    """--config, else $TRIO_POOL_CONFIG, else ./config.toml if present, else None (defaults)."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    default = Path("config.toml")
+    return default if default.is_file() else None
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and validate a config file; ``None`` means all defaults relative to the cwd."""
+    if path is None:
+        return structure_config({}, base_dir=Path.cwd())
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
+    return structure_config(raw, base_dir=path.resolve().parent)

@@ -1,0 +1,244 @@
+"""What every provider module (codex, claude, gemini) provides, and the values they share.
+
+Everything here is pure: no trio, no sockets, no files, no clock. Times are unix seconds
+(float) passed in as ``now``; the shell derives them from trio's clock (see ``clock.py``), so
+MockClock drives them in tests.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol
+
+import attrs
+
+from trio_pool.server.messages import Headers, RequestHead
+
+ProviderName = Literal["codex", "claude", "gemini"]
+PROVIDERS: tuple[ProviderName, ...] = ("codex", "claude", "gemini")
+
+
+# -- quota ----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class QuotaWindow:
+    """One rate-limit window of one account, as the provider last reported it."""
+
+    name: str  # "5h", "7d", "weekly", a Gemini model id, ...
+    used: float  # fraction 0..1 of the window used (providers send 0-1 or 0-100: normalise)
+    window_s: float | None = None  # length of the window, when known
+    resets_at: float | None = None  # unix seconds, when known
+
+
+@attrs.frozen
+class QuotaReading:
+    """What one response (headers, 429 body, stream event or usage poll) said about quota."""
+
+    windows: tuple[QuotaWindow, ...] = ()
+    plan: str | None = None
+    # The provider said outright that the account is out of quota (Claude
+    # `unified-status: rejected`, Codex window at 100 %), whatever the windows say.
+    exhausted: bool = False
+    # When the account can be used again, if the provider said so (unix seconds).
+    resets_at: float | None = None
+
+
+# -- outcomes ---------------------------------------------------------------------------------
+
+
+class OutcomeKind(enum.Enum):
+    OK = "ok"  # 2xx: relay it
+    QUOTA = "quota"  # 429 with a quota signal: cool down until the reset, try the next account
+    THROTTLED = "throttled"  # request-scoped 429 / 529 / overloaded: short backoff, next account
+    AUTH = "auth"  # 401/403 auth failure: refresh once, retry the same account once
+    TRANSIENT = "transient"  # 5xx, connect error, timeout before the response: next account
+    CLIENT_ERROR = "client_error"  # any other status: relay it unchanged (not the account's fault)
+
+
+@attrs.frozen
+class Outcome:
+    kind: OutcomeKind
+    status: int | None = None  # upstream status; None for connect errors / timeouts
+    reason: str = ""  # short human text for messages and status ("usage_limit_reached", ...)
+    quota: QuotaReading | None = None
+    retry_at: float | None = None  # unix seconds: when the account may be used again
+
+
+# -- usage ------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class TokenUsage:
+    input: int = 0  # all input tokens, cached ones included
+    cached: int = 0
+    output: int = 0  # all output tokens, reasoning included
+    reasoning: int = 0
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            self.input + other.input,
+            self.cached + other.cached,
+            self.output + other.output,
+            self.reasoning + other.reasoning,
+        )
+
+
+# -- credentials ------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Credentials:
+    """The usable part of one pool file. Secrets are kept out of repr."""
+
+    access_token: str = attrs.field(repr=False)
+    refresh_token: str | None = attrs.field(repr=False, default=None)
+    expires_at: float | None = None  # unix seconds; None when unknown
+    account_id: str | None = None  # Codex ChatGPT-Account-ID
+    email: str | None = None
+    plan: str | None = None
+    project: str | None = None  # Gemini cloudaicompanionProject, when the file names one
+
+
+@attrs.frozen
+class RefreshRequest:
+    """An HTTP call to a token endpoint, built by the provider, sent by the shell."""
+
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes = attrs.field(repr=False)
+
+
+class RefreshVerdict(enum.Enum):
+    OK = "ok"
+    PERMANENT = "permanent"  # invalid_grant, refresh_token_reused, ...: needs re-login
+    TRANSIENT = "transient"  # 5xx, 429, network: retry later with backoff
+
+
+@attrs.frozen
+class RefreshResult:
+    verdict: RefreshVerdict
+    # The provider's file document with the new tokens merged in (unknown fields kept).
+    document: Mapping[str, Any] | None = attrs.field(repr=False, default=None)
+    reason: str = ""
+    retry_after_s: float | None = None
+
+
+# -- requests -----------------------------------------------------------------------------------
+
+
+class RouteKind(enum.Enum):
+    PROXY = "proxy"  # forward with a pooled account
+    POOL_USAGE = "pool_usage"  # answered locally from the pool's numbers (Codex wham/usage)
+    WEBSOCKET = "websocket"  # WebSocket upgrade to forward with a pooled account
+
+
+@attrs.frozen
+class Route:
+    """Where a request that a provider accepted goes."""
+
+    provider: ProviderName
+    kind: RouteKind
+    upstream_url: str  # absolute URL, query kept
+
+
+@attrs.frozen
+class ConversationKey:
+    value: str
+    # Hard pins (Codex x-codex-turn-state, WebSocket sessions) never move while the account
+    # is usable; soft pins may move when another account is clearly better.
+    hard: bool = False
+
+
+@attrs.frozen
+class PreparedRequest:
+    """The request as it goes upstream for one chosen account."""
+
+    method: str
+    url: str
+    headers: Headers
+    body: bytes = attrs.field(repr=False)
+
+
+@attrs.frozen
+class StreamEvent:
+    """What a stream observer learned from one chunk of a response body."""
+
+    usage: TokenUsage | None = None  # cumulative usage seen so far, when it changed
+    quota: QuotaReading | None = None  # a quota reading carried in the stream
+    failure: Outcome | None = None  # the stream reported an error in-band
+    complete: bool = False  # the terminal event of a successful response was seen
+
+
+class StreamObserver(Protocol):
+    """Incremental parser of one response body (SSE or JSON); fed each upstream read."""
+
+    def feed(self, data: bytes) -> StreamEvent | None: ...
+
+    def finish(self) -> StreamEvent | None: ...
+
+
+class Provider(Protocol):
+    """One provider's protocol knowledge. Pure: every method is a function of its arguments."""
+
+    name: ProviderName
+
+    def route(self, head: RequestHead, upstreams: Mapping[str, str]) -> Route | None:
+        """The route for this request, or None when the path is not this provider's.
+
+        ``upstreams`` is the provider's config section (``upstream``, ``backend``, ...).
+        """
+        ...
+
+    def conversation_key(self, head: RequestHead, body: bytes | None) -> ConversationKey | None: ...
+
+    def prepare(
+        self, route: Route, head: RequestHead, body: bytes, credentials: Credentials
+    ) -> PreparedRequest:
+        """Replace the client's credentials by the account's; rewrite the body if needed."""
+        ...
+
+    def read_quota(self, headers: Headers, now: float) -> QuotaReading | None:
+        """The quota reading in a response head, if any."""
+        ...
+
+    def classify(self, status: int, headers: Headers, body: bytes, now: float) -> Outcome:
+        """What an upstream answer (head + body of a non-2xx) means for the account."""
+        ...
+
+    def observer(self, head: RequestHead, response_headers: Headers, now: float) -> StreamObserver:
+        """A fresh parser for one response body."""
+        ...
+
+    def error_response(
+        self, status: int, message: str, *, kind: str = "proxy_error"
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        """An error the proxy itself answers, in the provider's own JSON shape."""
+        ...
+
+    def stream_error_event(self, message: str, *, kind: str = "proxy_error") -> bytes:
+        """The provider's in-stream terminal error event (SSE bytes)."""
+        ...
+
+    def parse_credentials(self, document: Mapping[str, Any]) -> Credentials:
+        """The usable part of a pool file; raises CredentialsError naming what is missing."""
+        ...
+
+    def refresh_request(self, credentials: Credentials, token_url: str) -> RefreshRequest: ...
+
+    def usage_request(
+        self, credentials: Credentials, upstreams: Mapping[str, str]
+    ) -> PreparedRequest | None:
+        """The provider's usage-poll call for this account (None if it has none)."""
+        ...
+
+    def parse_usage(self, status: int, body: bytes, now: float) -> QuotaReading | None:
+        """The quota reading in a usage-poll answer (None when it carried none)."""
+        ...
+
+    def refresh_result(
+        self, status: int, body: bytes, document: Mapping[str, Any], now: float
+    ) -> RefreshResult:
+        """Merge a token-endpoint answer into the file document, or say why it failed."""
+        ...

@@ -1,0 +1,395 @@
+"""One HTTP/1.1 connection: h11 state driven over a trio stream.
+
+The connection task reads request heads under the head timeout, hands each request to the
+handler as an ``Exchange`` and, while the handler streams its answer, watches the socket so
+that a client hang-up cancels the handler at once (not at its next write).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import h11
+import trio
+
+from trio_pool.errors import ClientProtocolError
+from trio_pool.server.messages import Headers, RequestHead, decode_headers, encode_headers
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 64 * 1024
+MAX_HEAD_BYTES = 64 * 1024
+# How much pipelined data we buffer while a response is streaming before we stop reading.
+MAX_PIPELINED_BYTES = 256 * 1024
+# Bounded time for the last bytes of a closing connection (ASYNC102: shielded cleanup).
+CLOSE_TIMEOUT_S = 1.0
+
+
+@attrs.frozen
+class ServerLimits:
+    max_body_bytes: int = 64 * 1024 * 1024
+    head_timeout_s: float = 30.0
+    keepalive_idle_s: float = 75.0
+
+
+# error_body(status, message, head) -> (headers, body): lets the app answer server-level
+# errors in the right provider's shape once the path is known.
+ErrorBody = Callable[[int, str, RequestHead | None], tuple[list[tuple[str, str]], bytes]]
+
+
+def plain_error_body(
+    status: int, message: str, head: RequestHead | None
+) -> tuple[list[tuple[str, str]], bytes]:
+    import json
+
+    body = json.dumps({"error": {"code": status, "message": message}}).encode()
+    return [("content-type", "application/json")], body
+
+
+class ClientDisconnected(Exception):
+    """The client went away while we were reading its request."""
+
+
+class Exchange:
+    """One request and its response, as the handler sees them."""
+
+    def __init__(self, conn: HTTPConnection, head: RequestHead) -> None:
+        self._conn = conn
+        self.head = head
+        self.client = conn.peer
+        self.response_started = False
+        self.detached = False
+        self._body_done = False
+        self._body_bytes = 0
+        self.body_done_event = trio.Event()
+        self.closing = False
+
+    # -- request body ------------------------------------------------------------------
+
+    async def receive_chunk(self) -> bytes:
+        """The next piece of the request body; b"" once the body is complete."""
+        if self._body_done:
+            return b""
+        conn = self._conn.h11
+        if conn.they_are_waiting_for_100_continue:
+            await self._conn.send_event(h11.InformationalResponse(status_code=100, headers=[]))
+        while True:
+            event = await self._conn.next_event(deadline=self._conn.body_deadline())
+            if isinstance(event, h11.Data):
+                self._body_bytes += len(event.data)
+                if self._body_bytes > self._conn.limits.max_body_bytes:
+                    raise ClientProtocolError(
+                        f"request body is larger than max_body_bytes "
+                        f"({self._conn.limits.max_body_bytes} bytes)",
+                        413,
+                    )
+                if event.data:
+                    return bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                self._body_done = True
+                self.body_done_event.set()
+                return b""
+            else:  # pragma: no cover - h11 yields nothing else inside a body
+                raise ClientProtocolError(f"unexpected {type(event).__name__} in request body")
+
+    async def read_body(self) -> bytes:
+        """The whole request body (bounded by max_body_bytes)."""
+        parts = []
+        while chunk := await self.receive_chunk():
+            parts.append(chunk)
+        return b"".join(parts)
+
+    @property
+    def body_complete(self) -> bool:
+        return self._body_done
+
+    # -- response ------------------------------------------------------------------------
+
+    async def start_response(self, status: int, headers: Headers | list[tuple[str, str]]) -> None:
+        if self.response_started:
+            raise RuntimeError("response already started")
+        self.response_started = True
+        out = list(headers)
+        if self.closing or self._conn.closing:
+            out.append(("connection", "close"))
+        await self._conn.send_event(
+            h11.Response(status_code=status, headers=encode_headers(out), reason=b"")
+        )
+
+    async def send(self, data: bytes) -> None:
+        if data:
+            await self._conn.send_event(h11.Data(data=data))
+
+    async def end(self) -> None:
+        await self._conn.send_event(h11.EndOfMessage())
+
+    async def respond(
+        self, status: int, headers: Headers | list[tuple[str, str]], body: bytes = b""
+    ) -> None:
+        """A whole response in one go (Content-Length set here)."""
+        out = [(k, v) for k, v in headers if k not in ("content-length", "transfer-encoding")]
+        out.append(("content-length", str(len(body))))
+        await self.start_response(status, out)
+        await self.send(body)
+        await self.end()
+
+    # -- protocol switch -------------------------------------------------------------------
+
+    def detach(self) -> tuple[trio.abc.Stream, bytes]:
+        """Take over the raw stream (for WebSocket), with the bytes h11 already read past the head."""
+        self.detached = True
+        data, _closed = self._conn.h11.trailing_data
+        return self._conn.stream, bytes(data)
+
+
+Handler = Callable[[Exchange], Awaitable[None]]
+
+
+class HTTPConnection:
+    """The h11 <-> trio pump for one accepted connection."""
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        limits: ServerLimits,
+        *,
+        peer: str = "",
+        error_body: ErrorBody = plain_error_body,
+    ) -> None:
+        self.stream = stream
+        self.limits = limits
+        self.peer = peer
+        self.error_body = error_body
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+        self.closing = False  # set on shutdown: finish the current response, then close
+        self.detached = False  # a handler took the raw stream (WebSocket): do not close it
+        self._eof = False
+
+    # -- low level -----------------------------------------------------------------------
+
+    async def _receive(self) -> None:
+        try:
+            data = await self.stream.receive_some(READ_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise ClientDisconnected from exc
+        if not data:
+            self._eof = True
+        self.h11.receive_data(data)
+
+    async def next_event(self, *, deadline: float = math.inf) -> Any:
+        """The next h11 event, reading as needed until ``deadline`` (then 408)."""
+        while True:
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise ClientProtocolError(str(exc), exc.error_status_hint) from exc
+            if event is not h11.NEED_DATA:
+                if isinstance(event, h11.ConnectionClosed):
+                    raise ClientDisconnected
+                return event
+            with trio.move_on_at(deadline):
+                await self._receive()
+                continue
+            raise ClientProtocolError("the client sent its request too slowly", 408)
+
+    def body_deadline(self) -> float:
+        # A body must keep flowing: each read may wait at most head_timeout_s.
+        return trio.current_time() + self.limits.head_timeout_s
+
+    async def send_event(self, event: Any) -> None:
+        try:
+            data = self.h11.send(event)
+        except h11.LocalProtocolError:
+            self.h11.send_failed()
+            raise
+        if data:
+            try:
+                await self.stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                self.h11.send_failed()
+                raise ClientDisconnected from exc
+
+    async def aclose(self) -> None:
+        with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
+            try:
+                if isinstance(self.stream, trio.SocketStream):
+                    await self.stream.send_eof()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass
+            await self.stream.aclose()
+
+    # -- request heads ---------------------------------------------------------------------
+
+    async def _read_head(self, first: bool, stopping: trio.Event) -> h11.Request | None:
+        """The next request head, or None when the connection should just close.
+
+        An idle keep-alive connection is closed quietly after keepalive_idle_s; once the
+        first byte of a head has arrived, the whole head must arrive within head_timeout_s.
+        """
+        now = trio.current_time()
+        if first:
+            head_deadline = now + self.limits.head_timeout_s
+            idle_deadline = head_deadline
+        else:
+            head_deadline = math.inf
+            idle_deadline = now + self.limits.keepalive_idle_s
+        while True:
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise ClientProtocolError(str(exc), exc.error_status_hint) from exc
+            if isinstance(event, h11.Request):
+                return event
+            if isinstance(event, h11.ConnectionClosed) or self._eof:
+                return None
+            if event is not h11.NEED_DATA:  # pragma: no cover - h11 only yields these here
+                return None
+            buffered = bool(self.h11.trailing_data[0])
+            if not buffered and (stopping.is_set() or self.closing):
+                return None
+            deadline = head_deadline if buffered else idle_deadline
+            with trio.move_on_at(deadline) as scope:
+                if buffered:
+                    await self._receive()
+                else:
+                    # Idle: also wake up when the server starts shutting down.
+                    async with trio.open_nursery() as nursery:
+
+                        async def stop_on_shutdown() -> None:
+                            await stopping.wait()
+                            nursery.cancel_scope.cancel()
+
+                        nursery.start_soon(stop_on_shutdown)
+                        await self._receive()
+                        nursery.cancel_scope.cancel()
+            if scope.cancelled_caught:
+                if buffered:
+                    raise ClientProtocolError("the client sent its request head too slowly", 408)
+                return None
+            if self.h11.trailing_data[0] and head_deadline == math.inf:
+                head_deadline = trio.current_time() + self.limits.head_timeout_s
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def serve(self, handler: Handler, stopping: trio.Event) -> None:
+        """Serve requests until the client closes, a limit is hit, or the server stops."""
+        first = True
+        try:
+            while True:
+                try:
+                    request = await self._read_head(first, stopping)
+                except ClientProtocolError as exc:
+                    await self._send_error(exc.status_hint, str(exc), None)
+                    return
+                if request is None:
+                    return
+                first = False
+                head = RequestHead(
+                    method=request.method.decode("ascii", "replace"),
+                    target=request.target.decode("latin-1"),
+                    headers=decode_headers(request.headers.raw_items()),
+                    http_version=request.http_version.decode("ascii", "replace"),
+                )
+                exchange = Exchange(self, head)
+                keep_going = await self._run_exchange(handler, exchange)
+                if not keep_going or exchange.detached:
+                    return
+                if self.h11.our_state is h11.MUST_CLOSE or self.closing or stopping.is_set():
+                    return
+                try:
+                    self.h11.start_next_cycle()
+                except h11.LocalProtocolError:
+                    return
+        except ClientDisconnected:
+            return
+        finally:
+            if not self.detached:
+                await self.aclose()
+
+    async def _run_exchange(self, handler: Handler, exchange: Exchange) -> bool:
+        """Run the handler for one request; False when the connection must close."""
+        length = exchange.head.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.limits.max_body_bytes:
+            await self._send_error(
+                413,
+                f"request body of {length} bytes is larger than max_body_bytes "
+                f"({self.limits.max_body_bytes} bytes)",
+                exchange.head,
+            )
+            return False
+        upgrade = exchange.head.get("upgrade") is not None
+        try:
+            async with trio.open_nursery() as nursery:
+                if not upgrade:
+                    nursery.start_soon(self._watch_disconnect, exchange, nursery.cancel_scope)
+                await handler(exchange)
+                nursery.cancel_scope.cancel()
+        except ClientProtocolError as exc:
+            if exchange.response_started:
+                return False
+            await self._send_error(exc.status_hint, str(exc), exchange.head)
+            return False
+        except ClientDisconnected:
+            return False
+        if exchange.detached:
+            self.detached = True
+            return False
+        if self._eof:
+            return False
+        if not exchange.response_started:
+            log.error("server.handler.no_response path=%s", exchange.head.path)
+            await self._send_error(500, "the handler produced no response", exchange.head)
+            return False
+        if self.h11.our_state is not h11.DONE:
+            # The handler stopped mid-response (it was cancelled or failed): the client must
+            # see a broken message, not a short one that looks complete.
+            return False
+        if not exchange.body_complete:
+            return await self._drain_body(exchange)
+        return True
+
+    async def _drain_body(self, exchange: Exchange) -> bool:
+        """Read and discard a request body the handler did not read, so the connection can be reused."""
+        with trio.move_on_after(self.limits.head_timeout_s):
+            try:
+                while await exchange.receive_chunk():
+                    pass
+            except (ClientProtocolError, ClientDisconnected):
+                return False
+            return True
+        return False
+
+    async def _watch_disconnect(self, exchange: Exchange, scope: trio.CancelScope) -> None:
+        """After the request body is read, notice a client hang-up at once and cancel the handler."""
+        await exchange.body_done_event.wait()
+        while len(self.h11.trailing_data[0]) < MAX_PIPELINED_BYTES:
+            try:
+                data = await self.stream.receive_some(READ_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            if not data:
+                self._eof = True
+                log.debug("server.client.disconnected path=%s", exchange.head.path)
+                scope.cancel()
+                return
+            # Pipelined bytes of the next request: keep them for the next cycle.
+            self.h11.receive_data(data)
+
+    async def _send_error(self, status: int, message: str, head: RequestHead | None) -> None:
+        if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        headers, body = self.error_body(status, message, head)
+        headers = [*headers, ("content-length", str(len(body))), ("connection", "close")]
+        log.info("server.request.refused status=%d reason=%s", status, message)
+        try:
+            await self.send_event(
+                h11.Response(status_code=status, headers=encode_headers(headers), reason=b"")
+            )
+            await self.send_event(h11.Data(data=body))
+            await self.send_event(h11.EndOfMessage())
+        except (ClientDisconnected, h11.LocalProtocolError):
+            pass
