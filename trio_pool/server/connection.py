@@ -50,6 +50,14 @@ def plain_error_body(
     return [("content-type", "application/json")], body
 
 
+def _head_size(request: h11.Request) -> int:
+    """The size of a request head on the wire (request line, fields, CRLFs)."""
+    size = len(request.method) + len(request.target) + 13
+    for name, value in request.headers.raw_items():
+        size += len(name) + len(value) + 4
+    return size + 2
+
+
 class ClientDisconnected(Exception):
     """The client went away while we were reading its request."""
 
@@ -243,6 +251,12 @@ class HTTPConnection:
             except h11.RemoteProtocolError as exc:
                 raise ClientProtocolError(str(exc), exc.error_status_hint) from exc
             if isinstance(event, h11.Request):
+                # h11 only enforces its size limit on heads still incomplete when a read
+                # ends; one that arrives whole in a single read is measured here.
+                if _head_size(event) > MAX_HEAD_BYTES:
+                    raise ClientProtocolError(
+                        f"request head is larger than {MAX_HEAD_BYTES} bytes", 431
+                    )
                 return event
             if isinstance(event, h11.ConnectionClosed) or self._eof:
                 return None
@@ -322,18 +336,23 @@ class HTTPConnection:
             )
             return False
         upgrade = exchange.head.get("upgrade") is not None
-        try:
-            async with trio.open_nursery() as nursery:
-                if not upgrade:
-                    nursery.start_soon(self._watch_disconnect, exchange, nursery.cancel_scope)
+        error: ClientProtocolError | ClientDisconnected | None = None
+        async with trio.open_nursery() as nursery:
+            if not upgrade:
+                nursery.start_soon(self._watch_disconnect, exchange, nursery.cancel_scope)
+            # Caught here, inside the nursery, so that they do not arrive wrapped in a group.
+            try:
                 await handler(exchange)
-                nursery.cancel_scope.cancel()
-        except ClientProtocolError as exc:
-            if exchange.response_started:
-                return False
-            await self._send_error(exc.status_hint, str(exc), exchange.head)
-            return False
-        except ClientDisconnected:
+            except (ClientProtocolError, ClientDisconnected) as exc:
+                error = exc
+            except Exception:
+                # A bug in a handler must cost one request, never the server.
+                log.exception("server.handler.crashed path=%s", exchange.head.path)
+                error = ClientProtocolError("internal error in trio-pool (see its log)", 500)
+            nursery.cancel_scope.cancel()
+        if isinstance(error, ClientProtocolError) and not exchange.response_started:
+            await self._send_error(error.status_hint, str(error), exchange.head)
+        if error is not None:
             return False
         if exchange.detached:
             self.detached = True

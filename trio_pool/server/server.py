@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import count
 
@@ -108,18 +108,26 @@ async def serve_listeners(
         connection = HTTPConnection(stream, limits, peer=peer, error_body=error_body)
         await connection.serve(handler, shutdown.requested)
 
-    async with trio.open_nursery() as handler_nursery:
-        async with trio.open_nursery() as accept_nursery:
-            for listener in listeners:
-                accept_nursery.start_soon(_accept_loop, listener, handle, handler_nursery)
-            task_status.started(addresses)
-            await shutdown.requested.wait()
-            accept_nursery.cancel_scope.cancel()
-        with trio.CancelScope(shield=True):
-            for listener in listeners:
-                await listener.aclose()
-        log.info("server.shutdown.accepting_stopped")
-        handler_nursery.cancel_scope.deadline = shutdown.grace_deadline + FINAL_WRITE_S
+    try:
+        async with trio.open_nursery() as handler_nursery:
+            async with trio.open_nursery() as accept_nursery:
+                for listener in listeners:
+                    accept_nursery.start_soon(_accept_loop, listener, handle, handler_nursery)
+                task_status.started(addresses)
+                await shutdown.requested.wait()
+                accept_nursery.cancel_scope.cancel()
+            await _close_all(listeners)
+            log.info("server.shutdown.accepting_stopped")
+            handler_nursery.cancel_scope.deadline = shutdown.grace_deadline + FINAL_WRITE_S
+    finally:
+        # Also when we are cancelled rather than shut down (tests, a crash elsewhere).
+        await _close_all(listeners)
+
+
+async def _close_all(listeners: Sequence[trio.abc.AsyncResource]) -> None:
+    with trio.CancelScope(shield=True):
+        for listener in listeners:
+            await listener.aclose()
 
 
 async def _accept_loop(

@@ -1,0 +1,233 @@
+"""The h11 server loop over in-memory streams: keep-alive, limits, timeouts, hang-ups."""
+
+from __future__ import annotations
+
+import json
+
+import h11
+import pytest
+import trio
+import trio.testing
+
+from trio_pool.server.connection import Exchange, HTTPConnection, ServerLimits
+from trio_pool.server.server import Shutdown
+
+LIMITS = ServerLimits(max_body_bytes=1000, head_timeout_s=5, keepalive_idle_s=20)
+
+
+class Client:
+    """The client side of a memory stream, speaking h11."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+        self.h11 = h11.Connection(h11.CLIENT)
+
+    async def send(self, *events: object) -> None:
+        for event in events:
+            await self.stream.send_all(self.h11.send(event))  # type: ignore[arg-type]
+
+    async def send_raw(self, data: bytes) -> None:
+        await self.stream.send_all(data)
+
+    async def response(self) -> tuple[h11.Response, bytes]:
+        head = None
+        body = b""
+        while True:
+            event = self.h11.next_event()
+            if event is h11.NEED_DATA:
+                self.h11.receive_data(await self.stream.receive_some(65536))
+                continue
+            if isinstance(event, h11.Response):
+                head = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                assert head is not None
+                return head, body
+            elif isinstance(event, h11.InformationalResponse):
+                continue
+            else:
+                raise AssertionError(event)
+
+    async def raw_until_close(self) -> bytes:
+        data = b""
+        while chunk := await self.stream.receive_some(65536):
+            data += chunk
+        return data
+
+
+def get(target: str = "/", **headers: str) -> h11.Request:
+    return h11.Request(method="GET", target=target, headers=[("host", "x"), *headers.items()])
+
+
+async def echo(ex: Exchange) -> None:
+    body = await ex.read_body()
+    await ex.respond(200, [("content-type", "text/plain")], f"{ex.head.method} {ex.head.target} {len(body)}".encode())
+
+
+
+@pytest.fixture
+async def serve(nursery: trio.Nursery):  # type: ignore[no-untyped-def]
+    """serve(handler) -> Client connected to a fresh HTTPConnection running that handler."""
+
+    async def start(handler, limits=LIMITS, shutdown=None):  # type: ignore[no-untyped-def]
+        client_stream, server_stream = trio.testing.memory_stream_pair()
+        conn = HTTPConnection(server_stream, limits)
+        stop = (shutdown or Shutdown()).requested
+        nursery.start_soon(conn.serve, handler, stop)
+        return Client(client_stream)
+
+    return start
+
+
+async def test_keep_alive_serves_several_requests_on_one_connection(serve) -> None:  # type: ignore[no-untyped-def]
+    """Three requests in a row on one connection each get their own answer."""
+    client = await serve(echo)
+    for i in range(3):
+        await client.send(get(f"/r{i}"), h11.EndOfMessage())
+        head, body = await client.response()
+        assert head.status_code == 200
+        assert body == f"GET /r{i} 0".encode()
+        client.h11.start_next_cycle()
+
+
+async def test_expect_100_continue_is_answered_before_the_body(serve) -> None:  # type: ignore[no-untyped-def]
+    """A client waiting for 100-continue gets it once the handler reads the body."""
+    client = await serve(echo)
+    request = h11.Request(
+        method="POST", target="/p", headers=[("host", "x"), ("content-length", "5"), ("expect", "100-continue")]
+    )
+    await client.send(request)
+    data = await client.stream.receive_some(1000)
+    assert data.startswith(b"HTTP/1.1 100 ")
+    client.h11.receive_data(data)
+    assert isinstance(client.h11.next_event(), h11.InformationalResponse)
+    await client.send(h11.Data(data=b"hello"), h11.EndOfMessage())
+    head, body = await client.response()
+    assert head.status_code == 200
+    assert body == b"POST /p 5"
+
+
+async def test_malformed_request_gets_400(serve) -> None:  # type: ignore[no-untyped-def]
+    """Garbage instead of a request line is answered 400 and the connection closed."""
+    client = await serve(echo)
+    await client.send_raw(b"NOT HTTP AT ALL\r\n\r\n")
+    raw = await client.raw_until_close()
+    assert raw.startswith(b"HTTP/1.1 400 ")
+
+
+async def test_oversized_head_gets_431(serve) -> None:  # type: ignore[no-untyped-def]
+    """A request head over 64 KiB is refused with 431."""
+    client = await serve(echo)
+    await client.send_raw(b"GET / HTTP/1.1\r\nhost: x\r\nx-big: " + b"a" * 70_000 + b"\r\n\r\n")
+    raw = await client.raw_until_close()
+    assert raw.startswith(b"HTTP/1.1 431 ")
+
+
+async def test_declared_body_over_limit_gets_413_without_reading_it(serve) -> None:  # type: ignore[no-untyped-def]
+    """A Content-Length above max_body_bytes is refused at once with 413."""
+    client = await serve(echo)
+    await client.send(h11.Request(method="POST", target="/", headers=[("host", "x"), ("content-length", "5000")]))
+    raw = await client.raw_until_close()
+    assert raw.startswith(b"HTTP/1.1 413 ")
+    assert b"max_body_bytes" in raw
+
+
+async def test_chunked_body_over_limit_gets_413(serve) -> None:  # type: ignore[no-untyped-def]
+    """A chunked body that grows past max_body_bytes is cut off with 413."""
+    client = await serve(echo)
+    await client.send(h11.Request(method="POST", target="/", headers=[("host", "x"), ("transfer-encoding", "chunked")]))
+    for _ in range(3):
+        await client.send(h11.Data(data=b"x" * 400))
+    await client.send(h11.EndOfMessage())
+    raw = await client.raw_until_close()
+    assert raw.startswith(b"HTTP/1.1 413 ")
+
+
+async def test_slow_head_gets_408(serve, autojump_clock: trio.testing.MockClock) -> None:  # type: ignore[no-untyped-def]
+    """A head that starts but does not finish within head_timeout_s is answered 408."""
+    client = await serve(echo)
+    await client.send_raw(b"GET / HTTP/1.1\r\nhost: x\r\n")
+    raw = await client.raw_until_close()
+    assert raw.startswith(b"HTTP/1.1 408 ")
+    assert trio.current_time() >= LIMITS.head_timeout_s
+
+
+async def test_idle_keep_alive_connection_is_closed_quietly(serve, autojump_clock: trio.testing.MockClock) -> None:  # type: ignore[no-untyped-def]
+    """After a response, a connection idle for keepalive_idle_s is closed without a 408."""
+    client = await serve(echo)
+    await client.send(get(), h11.EndOfMessage())
+    await client.response()
+    start = trio.current_time()
+    assert await client.raw_until_close() == b""
+    assert trio.current_time() - start >= LIMITS.keepalive_idle_s
+
+
+async def test_client_hang_up_cancels_the_handler_at_once(serve) -> None:  # type: ignore[no-untyped-def]
+    """A client that disconnects mid-stream cancels the handler without waiting for a write."""
+    cancelled = trio.Event()
+    started = trio.Event()
+
+    async def slow_stream(ex: Exchange) -> None:
+        await ex.read_body()
+        await ex.start_response(200, [("content-type", "text/event-stream")])
+        started.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    client = await serve(slow_stream)
+    await client.send(get(), h11.EndOfMessage())
+    await started.wait()
+    await client.stream.aclose()
+    with trio.fail_after(1):
+        await cancelled.wait()
+
+
+async def test_handler_without_response_gets_500(serve) -> None:  # type: ignore[no-untyped-def]
+    """A handler that returns without answering still produces a response."""
+
+    async def silent(ex: Exchange) -> None:
+        return None
+
+    client = await serve(silent)
+    await client.send(get(), h11.EndOfMessage())
+    head, body = await client.response()
+    assert head.status_code == 500
+    assert json.loads(body)["error"]
+
+
+async def test_unread_body_is_drained_and_connection_reused(serve) -> None:  # type: ignore[no-untyped-def]
+    """A handler that ignores the request body does not break the next request."""
+
+    async def ignore_body(ex: Exchange) -> None:
+        await ex.respond(204, [])
+
+    client = await serve(ignore_body)
+    await client.send(h11.Request(method="POST", target="/", headers=[("host", "x"), ("content-length", "3")]), h11.Data(data=b"abc"), h11.EndOfMessage())
+    head, _ = await client.response()
+    assert head.status_code == 204
+    client.h11.start_next_cycle()
+    await client.send(get(), h11.EndOfMessage())
+    head, _ = await client.response()
+    assert head.status_code == 204
+
+
+async def test_shutdown_closes_idle_connections_and_marks_responses_close(serve) -> None:  # type: ignore[no-untyped-def]
+    """When shutdown begins, an idle connection closes and an in-flight response says close."""
+    shutdown = Shutdown()
+    release = trio.Event()
+
+    async def waits(ex: Exchange) -> None:
+        await release.wait()
+        await ex.respond(200, [], b"done")
+
+    client = await serve(waits, shutdown=shutdown)
+    await client.send(get(), h11.EndOfMessage())
+    await trio.testing.wait_all_tasks_blocked()
+    shutdown.begin(5)
+    release.set()
+    raw = await client.raw_until_close()
+    assert raw.startswith(b"HTTP/1.1 200 ")
+    assert b"done" in raw

@@ -1,0 +1,127 @@
+"""Wiring: the root nursery with the server, the pool reloader and shutdown on signals."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+import attrs
+import trio
+
+from trio_pool.accounts.pool import Pool
+from trio_pool.config import Config
+from trio_pool.credentials.refresh import Refresher
+from trio_pool.credentials.registry import AccountRegistry
+from trio_pool.proxy import local
+from trio_pool.proxy.handler import Proxy
+from trio_pool.server.connection import ServerLimits
+from trio_pool.server.messages import RequestHead
+from trio_pool.server.server import Shutdown, serve_http
+from trio_pool.upstream.client import Timeouts, UpstreamClient
+
+log = logging.getLogger(__name__)
+
+
+@attrs.define(eq=False)
+class Running:
+    """A started proxy: what tests, demo and selftest need to reach it."""
+
+    config: Config
+    proxy: Proxy
+    addresses: list[tuple[str, int]]
+    shutdown: Shutdown
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.addresses[0][:2]
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{port}"
+
+
+def _error_body(status: int, message: str, head: RequestHead | None) -> tuple[list[tuple[str, str]], bytes]:
+    """Server-level refusals (400, 408, 413, 431) in the provider's shape when the path is known."""
+    from trio_pool.providers import PROVIDER_REGISTRY
+
+    name = local.guess_provider(head) if head is not None else "codex"
+    return PROVIDER_REGISTRY[name].error_response(status, message, kind="invalid_request_error")
+
+
+async def serve_proxy(
+    config: Config,
+    *,
+    client: UpstreamClient | None = None,
+    task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the proxy until ``running.shutdown.begin()`` is called and in-flight work drained.
+
+    Started with ``running = await nursery.start(serve_proxy, config)`` (tests, demo,
+    selftest and ``serve`` all do this).
+    """
+    pool = Pool(config.routing)
+    registry = AccountRegistry(config, pool)
+    await trio.to_thread.run_sync(registry.scan)
+    upstream = client or UpstreamClient(
+        Timeouts(
+            connect_s=config.upstream_connect_timeout_s,
+            first_byte_s=config.upstream_first_byte_timeout_s,
+            idle_s=config.upstream_idle_timeout_s,
+        )
+    )
+    shutdown = Shutdown()
+    proxy = Proxy(config, pool, registry, Refresher(config, registry, pool, upstream), upstream, shutdown)
+    limits = ServerLimits(
+        max_body_bytes=config.max_body_bytes,
+        head_timeout_s=config.head_timeout_s,
+        keepalive_idle_s=config.keepalive_idle_s,
+    )
+    try:
+        async with trio.open_nursery() as nursery:
+            addresses = await nursery.start(
+                _serve, proxy, config.listen_host, config.listen_port, limits, shutdown
+            )
+            # Background services stop as soon as shutdown begins; the server drains.
+            nursery.start_soon(_until_shutdown, shutdown, registry.serve_reload)
+            task_status.started(Running(config, proxy, addresses, shutdown))
+    finally:
+        if client is None:
+            await upstream.aclose()
+
+
+async def _until_shutdown(shutdown: Shutdown, service: Callable[[], Awaitable[None]]) -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(service)
+        await shutdown.requested.wait()
+        nursery.cancel_scope.cancel()
+
+
+async def _serve(
+    proxy: Proxy,
+    host: str,
+    port: int,
+    limits: ServerLimits,
+    shutdown: Shutdown,
+    *,
+    task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    await serve_http(
+        proxy.handle,
+        host=host,
+        port=port,
+        limits=limits,
+        shutdown=shutdown,
+        error_body=_error_body,
+        task_status=task_status,
+    )
+
+
+async def serve_until_signalled(running: Running) -> None:
+    """Block until SIGINT or SIGTERM, then begin a graceful shutdown."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info(
+                "app.shutdown.begin signal=%s grace_s=%s",
+                signal.Signals(signum).name,
+                running.config.shutdown_grace_s,
+            )
+            return

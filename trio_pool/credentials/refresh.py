@@ -1,0 +1,132 @@
+"""Keeping access tokens fresh: ahead of expiry and after a 401, one refresh at a time.
+
+Codex and Claude refresh tokens are single-use: two refreshes racing with the same token kill
+the token family and the user has to log in again. So a refresh (1) takes the account's lock,
+(2) re-reads the file, because another process may already have rotated the token, (3) calls
+the token endpoint once, and (4) writes the new tokens to the file before releasing the lock.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from trio_pool import clock
+from trio_pool.accounts.pool import Pool
+from trio_pool.config import Config
+from trio_pool.credentials.registry import AccountRegistry, PoolAccount, read_account_file
+from trio_pool.credentials.store import write_document_atomic
+from trio_pool.errors import CredentialsError, UpstreamError
+from trio_pool.providers import PROVIDER_REGISTRY
+from trio_pool.providers.base import Credentials, RefreshVerdict
+from trio_pool.upstream.client import UpstreamClient
+
+log = logging.getLogger(__name__)
+
+REFRESH_LEAD_S = 300.0  # refresh this long before expiry (Claude Code and Gemini CLI use 5 min)
+BACKOFF_FIRST_S = 5.0
+BACKOFF_MAX_S = 600.0
+
+
+class Refresher:
+    def __init__(
+        self, config: Config, registry: AccountRegistry, pool: Pool, client: UpstreamClient
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.pool = pool
+        self.client = client
+
+    def _token_url(self, account: PoolAccount) -> str:
+        section = getattr(self.config, account.provider)
+        return str(section.token_url)
+
+    def needs_refresh(self, account: PoolAccount, now: float) -> bool:
+        expires_at = account.credentials.expires_at
+        return (
+            expires_at is not None
+            and expires_at - now < REFRESH_LEAD_S
+            and now >= account.refresh_retry_at
+            and account.credentials.refresh_token is not None
+        )
+
+    async def fresh_credentials(self, account: PoolAccount) -> Credentials:
+        """The account's credentials, refreshed first if they expire soon."""
+        if self.needs_refresh(account, clock.now()):
+            await self.refresh(account, reason="expiry", stale=account.credentials)
+        return account.credentials
+
+    async def refresh(self, account: PoolAccount, *, reason: str, stale: Credentials) -> bool:
+        """Refresh once; True when ``account.credentials`` now differ from ``stale``.
+
+        Callers pass the credentials that failed (or are about to expire); if someone else
+        already replaced them while we waited for the lock, nothing is sent.
+        """
+        async with account.lock:
+            if account.credentials.access_token != stale.access_token:
+                return True
+            if clock.now() < account.refresh_retry_at:
+                return False
+            # Another process (or the user's CLI) may have rotated the tokens already.
+            try:
+                document, on_disk = await trio.to_thread.run_sync(
+                    read_account_file, account.path, account.provider
+                )
+            except CredentialsError as exc:
+                log.warning("credentials.refresh.unreadable account=%s reason=%s", account.name, exc)
+                return False
+            if on_disk.access_token != stale.access_token:
+                self.registry.update_from_write(account, document, on_disk)
+                self.pool.clear_needs_relogin(account.name)
+                return True
+            return await self._call_token_endpoint(account, document, on_disk, reason)
+
+    async def _call_token_endpoint(
+        self, account: PoolAccount, document: dict[str, object], credentials: Credentials, reason: str
+    ) -> bool:
+        provider = PROVIDER_REGISTRY[account.provider]
+        request = provider.refresh_request(credentials, self._token_url(account))
+        log.info("credentials.refresh.start account=%s reason=%s", account.name, reason)
+        try:
+            status, _headers, body = await self.client.request(
+                "POST", request.url, list(request.headers), request.body
+            )
+        except UpstreamError as exc:
+            self._backoff(account, f"token endpoint unreachable: {exc}")
+            return False
+        result = provider.refresh_result(status, body, document, clock.now())
+        if result.verdict is RefreshVerdict.OK and result.document is not None:
+            new_document = dict(result.document)
+            try:
+                new_credentials = provider.parse_credentials(new_document)
+            except CredentialsError as exc:
+                self._backoff(account, f"token endpoint answer unusable: {exc}")
+                return False
+            # Written before the lock is released: the old refresh token is already spent.
+            await trio.to_thread.run_sync(write_document_atomic, account.path, new_document)
+            self.registry.update_from_write(account, new_document, new_credentials)
+            account.refresh_failures = 0
+            account.refresh_retry_at = 0.0
+            log.info("credentials.refresh.ok account=%s", account.name)
+            return True
+        if result.verdict is RefreshVerdict.PERMANENT:
+            log.error(
+                "credentials.refresh.rejected account=%s reason=%s hint='log in again: "
+                "trio-pool accounts login %s --name %s'",
+                account.name, result.reason, account.provider, account.name.split("/", 1)[1],
+            )
+            self.pool.set_needs_relogin(account.name, result.reason or "refresh token rejected")
+            return False
+        self._backoff(account, result.reason or f"token endpoint answered {status}", result.retry_after_s)
+        return False
+
+    def _backoff(self, account: PoolAccount, reason: str, retry_after_s: float | None = None) -> None:
+        """A transient failure: try again later; the account stays in rotation while its token works."""
+        account.refresh_failures += 1
+        delay = retry_after_s or min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (account.refresh_failures - 1))
+        account.refresh_retry_at = clock.now() + delay
+        log.warning(
+            "credentials.refresh.failed account=%s reason=%s retry_in_s=%.0f",
+            account.name, reason, delay,
+        )

@@ -1,0 +1,137 @@
+"""`trio-pool demo` and `trio-pool selftest`: the real proxy against simulated upstreams.
+
+Both start the simulator (trio_pool/testing) on a loopback port, write simulated logins into a
+temporary pool directory, and run the proxy with its upstream URLs pointed at the simulator.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import httpcore
+import trio
+
+from trio_pool import clock
+from trio_pool.app import Running, serve_proxy, serve_until_signalled
+from trio_pool.config import Config, ClaudeConfig, CodexConfig, GeminiConfig, structure_config
+from trio_pool.testing.pool_files import demo_state, write_pool
+from trio_pool.testing.server import serve_simulator, urls
+from trio_pool.testing.state import SimState
+
+Say = Callable[[str], object]
+
+
+def demo_config(sim_base: str, workdir: Path, listen: str) -> Config:
+    endpoints = urls(sim_base)
+    config = structure_config({"listen": listen, "shutdown_grace_s": 2.0}, base_dir=workdir)
+    return attrs.evolve(
+        config,
+        codex=CodexConfig(**endpoints["codex"]),
+        claude=ClaudeConfig(**endpoints["claude"]),
+        gemini=GeminiConfig(**endpoints["gemini"]),
+    )
+
+
+async def start_demo(
+    nursery: trio.Nursery, workdir: Path, listen: str, state: SimState | None = None
+) -> tuple[Running, SimState, str]:
+    """Simulator + pool files + proxy, started in ``nursery``."""
+    state = state or demo_state(clock.now())
+    sim_base: str = await nursery.start(serve_simulator, state)
+    await trio.to_thread.run_sync(write_pool, workdir / "pool", state)
+    running: Running = await nursery.start(serve_proxy, demo_config(sim_base, workdir, listen))
+    return running, state, sim_base
+
+
+def instructions(base: str) -> str:
+    return f"""
+trio-pool demo is serving at {base} with simulated accounts (3 per provider).
+
+Codex CLI: add to ~/.codex/config.toml
+    model_provider = "trio-pool"
+    chatgpt_base_url = "{base}/backend-api"
+    [model_providers.trio-pool]
+    name = "trio-pool"
+    base_url = "{base}/v1"
+    wire_api = "responses"
+    requires_openai_auth = true
+
+Claude Code:
+    ANTHROPIC_BASE_URL={base} ANTHROPIC_AUTH_TOKEN=pool claude
+
+Gemini CLI:
+    CODE_ASSIST_ENDPOINT={base} GOOGLE_GENAI_USE_GCA=true GOOGLE_CLOUD_ACCESS_TOKEN=pool gemini
+
+Or with curl (watch the events arrive one by one):
+    curl -N {base}/v1/messages -H 'content-type: application/json' -H 'anthropic-version: 2023-06-01' \\
+      -d '{{"model":"claude-opus-5-5","max_tokens":64,"stream":true,"messages":[{{"role":"user","content":"hi"}}]}}'
+
+Status: trio-pool status --listen {base.removeprefix("http://")}      Stop: Ctrl-C
+"""
+
+
+async def run_demo(listen: str, say: Say) -> None:
+    with tempfile.TemporaryDirectory(prefix="trio-pool-demo-") as tmp:
+        async with trio.open_nursery() as nursery:
+            running, _state, _sim = await start_demo(nursery, Path(tmp), listen)
+            say(instructions(running.base_url))
+            await serve_until_signalled(running)
+            running.shutdown.begin(running.config.shutdown_grace_s)
+            nursery.cancel_scope.deadline = trio.current_time() + running.config.shutdown_grace_s + 2
+
+
+# -- selftest ---------------------------------------------------------------------------------
+
+_SELFTEST_REQUESTS: list[tuple[str, str, str, dict[str, str], dict[str, Any], bytes]] = [
+    (
+        "codex",
+        "POST",
+        "/v1/responses",
+        {"content-type": "application/json", "session-id": "selftest"},
+        {"model": "gpt-5", "stream": True, "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}]},
+        b"response.completed",
+    ),
+    (
+        "claude",
+        "POST",
+        "/v1/messages?beta=true",
+        {"content-type": "application/json", "anthropic-version": "2023-06-01"},
+        {"model": "claude-opus-5-5", "max_tokens": 32, "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+        b"message_stop",
+    ),
+    (
+        "gemini",
+        "POST",
+        "/v1internal:streamGenerateContent?alt=sse",
+        {"content-type": "application/json"},
+        {"model": "gemini-2.5-pro", "project": "selftest", "request": {"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "session_id": "selftest"}},
+        b'"finishReason"',
+    ),
+]
+
+
+async def run_selftest(say: Say) -> int:
+    """Serve on loopback port 0, proxy one request per provider; the number of failures."""
+    failures = 0
+    with tempfile.TemporaryDirectory(prefix="trio-pool-selftest-") as tmp, trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            running, _state, _sim = await start_demo(nursery, Path(tmp), "127.0.0.1:0")
+            async with httpcore.AsyncConnectionPool() as client:
+                for provider, method, path, headers, body, needle in _SELFTEST_REQUESTS:
+                    response = await client.request(
+                        method,
+                        running.base_url + path,
+                        headers=list(headers.items()),
+                        content=json.dumps(body).encode(),
+                    )
+                    ok = response.status == 200 and needle in response.content
+                    failures += not ok
+                    say(f"{'ok  ' if ok else 'FAIL'} {provider:<6} {method} {path} -> {response.status}")
+            running.shutdown.begin(0)
+    say("selftest passed" if not failures else f"selftest failed: {failures} of {len(_SELFTEST_REQUESTS)}")
+    return failures

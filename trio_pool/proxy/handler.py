@@ -1,0 +1,342 @@
+"""The request flow: route, choose an account, refresh, forward, classify, fail over, relay.
+
+```
+client -> route (providers) -> choose (accounts.Pool) -> fresh token (credentials.Refresher)
+       -> prepare (provider) -> upstream -> classify (provider) -> report (Pool)
+       -> 2xx: relay as it arrives | quota / throttle / auth / 5xx: next account
+```
+Only bodies held in memory (<= max_inmem_body_bytes) can be replayed on another account;
+larger ones stream straight to one account.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator, Callable, Mapping
+
+import attrs
+import trio
+
+from trio_pool import clock
+from trio_pool.accounts.pool import Exhausted, Lease, Pool
+from trio_pool.config import Config
+from trio_pool.credentials.refresh import Refresher
+from trio_pool.credentials.registry import AccountRegistry, PoolAccount
+from trio_pool.errors import UpstreamError
+from trio_pool.logs import bind
+from trio_pool.providers import PROVIDER_REGISTRY, find_route
+from trio_pool.providers.base import (
+    Credentials,
+    Outcome,
+    OutcomeKind,
+    Provider,
+    Route,
+    RouteKind,
+)
+from trio_pool.proxy import local
+from trio_pool.proxy.relay import relay_response, response_headers
+from trio_pool.server.connection import Exchange
+from trio_pool.server.messages import RequestHead
+from trio_pool.server.server import Shutdown
+from trio_pool.upstream.client import UpstreamClient
+
+log = logging.getLogger(__name__)
+
+# Outcomes after which the same request may go to another account.
+FAILOVER = frozenset({OutcomeKind.QUOTA, OutcomeKind.THROTTLED, OutcomeKind.AUTH, OutcomeKind.TRANSIENT})
+# Never sleep in a tight loop when the pool says "usable again now" but still refuses.
+MIN_QUEUE_SLEEP_S = 0.05
+
+
+@attrs.define
+class Body:
+    """The request body: held whole (replayable) or a held prefix plus the rest streaming."""
+
+    held: bytes
+    rest: AsyncIterator[bytes] | None = None
+    length: int | None = None  # the client's Content-Length when streaming
+
+    @property
+    def replayable(self) -> bool:
+        return self.rest is None
+
+
+class Proxy:
+    def __init__(
+        self,
+        config: Config,
+        pool: Pool,
+        registry: AccountRegistry,
+        refresher: Refresher,
+        client: UpstreamClient,
+        shutdown: Shutdown,
+    ) -> None:
+        self.config = config
+        self.pool = pool
+        self.registry = registry
+        self.refresher = refresher
+        self.client = client
+        self.shutdown = shutdown
+        self.upstreams: dict[str, Mapping[str, str]] = {
+            name: attrs.asdict(getattr(config, name)) for name in PROVIDER_REGISTRY
+        }
+
+    # -- entry point ---------------------------------------------------------------------
+
+    async def handle(self, exchange: Exchange) -> None:
+        head = exchange.head
+        if head.path == "/healthz":
+            await local.healthz(exchange, self.pool, self.registry)
+            return
+        route = find_route(head, self.upstreams)
+        if route is None:
+            provider = PROVIDER_REGISTRY[local.guess_provider(head)]
+            await self._error(exchange, provider, 404, f"trio-pool does not serve {head.method} {head.path}", "not_found")
+            return
+        provider = PROVIDER_REGISTRY[route.provider]
+        bind(provider=route.provider)
+        if route.kind is RouteKind.POOL_USAGE:
+            await local.codex_pool_usage(exchange, self.pool)
+            return
+        if route.kind is RouteKind.WEBSOCKET:
+            # Codex falls back to HTTP when the upgrade is refused (real-clients.md).
+            await self._error(exchange, provider, 404, "WebSocket transport is not available; use HTTP", "not_found")
+            return
+        body = await self._read_body(exchange)
+        await self._forward(exchange, route, provider, body)
+
+    async def _read_body(self, exchange: Exchange) -> Body:
+        limit = self.config.max_inmem_body_bytes
+        length_text = exchange.head.get("content-length")
+        length = int(length_text) if length_text and length_text.isdigit() else None
+        if length is not None and length <= limit:
+            return Body(await exchange.read_body())
+        parts: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = await exchange.receive_chunk()
+            if not chunk:
+                return Body(b"".join(parts))
+            parts.append(chunk)
+            size += len(chunk)
+
+        async def rest() -> AsyncIterator[bytes]:
+            while chunk := await exchange.receive_chunk():
+                yield chunk
+
+        log.info("proxy.body.streaming bytes_over=%d reason='larger than max_inmem_body_bytes: no failover'", limit)
+        return Body(b"".join(parts), rest(), length)
+
+    # -- the attempt loop ------------------------------------------------------------------
+
+    async def _forward(self, exchange: Exchange, route: Route, provider: Provider, body: Body) -> None:
+        head = exchange.head
+        key = provider.conversation_key(head, body.held if body.replayable else None)
+        tried: set[str] = set()
+        failures: list[tuple[str, str]] = []
+        last: Outcome | None = None
+        attempts = 0
+        queue_deadline = clock.now() + self.config.routing.queue_wait_s
+        while attempts < self.config.routing.max_attempts:
+            now = clock.now()
+            decision = self.pool.choose(route.provider, key, now, exclude=frozenset(tried))
+            if isinstance(decision, Exhausted):
+                wake = self.pool.next_change(route.provider, now)
+                if wake is not None and wake <= queue_deadline:
+                    # Wait for the first account to come back rather than failing the CLI.
+                    await trio.sleep_until(clock.to_trio_deadline(max(wake, now + MIN_QUEUE_SLEEP_S)))
+                    tried.clear()
+                    continue
+                await self._exhausted(exchange, provider, decision, failures, last)
+                return
+            attempts += 1
+            account = self.registry.get(decision.account)
+            if account is None:  # removed from the pool directory a moment ago
+                tried.add(decision.account)
+                self.pool.report(decision, Outcome(OutcomeKind.CLIENT_ERROR, reason="removed"), now)
+                continue
+            bind(account=decision.account)
+            outcome = await self._attempt(exchange, route, provider, decision, account, body)
+            if outcome is None:
+                return
+            last = outcome
+            tried.add(decision.account)
+            failures.append((decision.account, outcome.reason or outcome.kind.value))
+            log.info(
+                "proxy.failover account=%s kind=%s status=%s reason=%s",
+                decision.account, outcome.kind.value, outcome.status, outcome.reason,
+            )
+        await self._give_up(exchange, provider, failures, last)
+
+    async def _attempt(
+        self,
+        exchange: Exchange,
+        route: Route,
+        provider: Provider,
+        lease: Lease,
+        account: PoolAccount,
+        body: Body,
+    ) -> Outcome | None:
+        """One account's try. None: an answer reached the client. An Outcome: fail over."""
+        reported = False
+
+        def report(outcome: Outcome) -> None:
+            nonlocal reported
+            if not reported:
+                reported = True
+                self.pool.report(lease, outcome, clock.now())
+
+        try:
+            credentials = await self.refresher.fresh_credentials(account)
+            credentials = await self._with_project(account, provider, credentials)
+            may_refresh = body.replayable
+            while True:
+                outcome = await self._send(exchange, route, provider, account, credentials, body, report)
+                if outcome is None:
+                    return None
+                if outcome.kind is OutcomeKind.AUTH and may_refresh:
+                    # A 401 usually means an expired or revoked access token: refresh once
+                    # (single-flight) and retry this same account once.
+                    may_refresh = False
+                    if await self.refresher.refresh(account, reason="401", stale=credentials):
+                        credentials = account.credentials
+                        continue
+                report(outcome)
+                return outcome
+        finally:
+            # Cancelled (client hung up) or failed unexpectedly: the lease must still end.
+            report(Outcome(OutcomeKind.CLIENT_ERROR, reason="request ended"))
+
+    async def _send(
+        self,
+        exchange: Exchange,
+        route: Route,
+        provider: Provider,
+        account: PoolAccount,
+        credentials: Credentials,
+        body: Body,
+        report: Callable[[Outcome], None],
+    ) -> Outcome | None:
+        prepared = provider.prepare(route, exchange.head, body.held, credentials)
+        headers = [(k, v) for k, v in prepared.headers if k not in ("accept-encoding", "content-length", "transfer-encoding")]
+        # Identity, so that the stream can be parsed for usage and errors as it passes.
+        headers.append(("accept-encoding", "identity"))
+        content: bytes | AsyncIterator[bytes] = prepared.body
+        if body.rest is not None:
+            content = _chain(prepared.body, body.rest)
+            if body.length is not None:
+                headers.append(("content-length", str(body.length)))
+        started = trio.current_time()
+        try:
+            async with self.client.stream(prepared.method, prepared.url, headers, content) as response:
+                now = clock.now()
+                if 200 <= response.status < 300:
+                    quota = provider.read_quota(response.headers, now)
+                    if quota is not None:
+                        self.pool.observe(account.name, quota, now)
+                    observer = provider.observer(exchange.head, response.headers, now)
+                    ok = Outcome(OutcomeKind.OK, response.status, quota=quota)
+                    result = await relay_response(exchange, response, provider, observer, self.shutdown, ok)
+                    now = clock.now()
+                    if result.quota is not None:
+                        self.pool.observe(account.name, result.quota, now)
+                    if result.usage is not None:
+                        self.pool.record_usage(account.name, result.usage, now)
+                    report(result.outcome)
+                    _log_done(exchange.head, response.status, account.name, started, result.usage)
+                    return None
+                error_body = await response.read_all()
+                outcome = provider.classify(response.status, response.headers, error_body, now)
+                if outcome.kind in FAILOVER and body.replayable:
+                    return outcome
+                # Not the account's fault (a 400, a 404) or not replayable: pass it on as is.
+                report(outcome)
+                await exchange.respond(response.status, response_headers(response.headers), error_body)
+                _log_done(exchange.head, response.status, account.name, started, None)
+                return None
+        except UpstreamError as exc:
+            if exchange.response_started:
+                raise
+            kind = OutcomeKind.TRANSIENT
+            outcome = Outcome(kind, None, reason=str(exc))
+            if not body.replayable:
+                report(outcome)
+                await self._error(exchange, provider, exc.status_hint, f"{account.name}: {exc}", "upstream_error")
+                return None
+            return outcome
+
+    async def _with_project(self, account: PoolAccount, provider: Provider, credentials: Credentials) -> Credentials:
+        """Gemini bodies carry the account's project: learn it once from loadCodeAssist."""
+        if account.provider != "gemini" or credentials.project:
+            return credentials
+        if account.project is None:
+            async with account.lock:
+                if account.project is None:
+                    account.project = await local.learn_gemini_project(self.client, provider, credentials, self.upstreams["gemini"])
+        return attrs.evolve(credentials, project=account.project) if account.project else credentials
+
+    # -- answers the proxy makes itself ------------------------------------------------------
+
+    async def _error(
+        self,
+        exchange: Exchange,
+        provider: Provider,
+        status: int,
+        message: str,
+        kind: str,
+        retry_after_s: float | None = None,
+    ) -> None:
+        headers, payload = provider.error_response(status, message, kind=kind)
+        if retry_after_s is not None:
+            headers.append(("retry-after", str(max(1, math.ceil(retry_after_s)))))
+        await exchange.respond(status, headers, payload)
+        _log_done(exchange.head, status, "-", None, None)
+
+    async def _exhausted(
+        self,
+        exchange: Exchange,
+        provider: Provider,
+        decision: Exhausted,
+        failures: list[tuple[str, str]],
+        last: Outcome | None,
+    ) -> None:
+        reasons = dict(decision.reasons)
+        reasons.update(failures)
+        if not reasons:
+            message = f"no {provider.name} accounts in the pool (add login files to pool/{provider.name}/)"
+            await self._error(exchange, provider, 503, message, "no_accounts")
+            return
+        retry_after = None if decision.retry_at is None else max(1.0, decision.retry_at - clock.now())
+        detail = "; ".join(f"{name}: {why}" for name, why in sorted(reasons.items()))
+        message = f"every {provider.name} account in the pool is unavailable: {detail}"
+        await self._error(exchange, provider, 429, message, "pool_exhausted", retry_after)
+
+    async def _give_up(
+        self,
+        exchange: Exchange,
+        provider: Provider,
+        failures: list[tuple[str, str]],
+        last: Outcome | None,
+    ) -> None:
+        detail = "; ".join(f"{name}: {why}" for name, why in failures)
+        message = f"{len(failures)} account(s) tried, none answered: {detail}"
+        if last is not None and last.kind in (OutcomeKind.QUOTA, OutcomeKind.THROTTLED):
+            retry_after = None if last.retry_at is None else max(1.0, last.retry_at - clock.now())
+            await self._error(exchange, provider, 429, message, "pool_exhausted", retry_after or 1.0)
+        else:
+            status = 504 if last is not None and "timed out" in last.reason else 502
+            await self._error(exchange, provider, status, message, "upstream_error")
+
+
+async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for chunk in rest:
+        yield chunk
+
+
+def _log_done(head: RequestHead, status: int, account: str, started: float | None, usage: object) -> None:
+    ms = (trio.current_time() - started) * 1000 if started is not None else 0.0
+    log.info("request.done method=%s path=%s status=%d account=%s ms=%.1f", head.method, head.path, status, account, ms)
+

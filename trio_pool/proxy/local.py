@@ -1,0 +1,114 @@
+"""Answers the proxy gives itself: /healthz, Codex's wham/usage from the pool, unknown paths."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from trio_pool import __version__, clock
+from trio_pool.accounts.pool import Pool
+from trio_pool.credentials.registry import AccountRegistry
+from trio_pool.errors import UpstreamError
+from trio_pool.providers.base import Credentials, Provider, ProviderName
+from trio_pool.server.connection import Exchange
+from trio_pool.server.messages import RequestHead
+from trio_pool.upstream.client import UpstreamClient
+
+log = logging.getLogger(__name__)
+
+JSON = [("content-type", "application/json"), ("cache-control", "no-store")]
+
+
+def guess_provider(head: RequestHead) -> ProviderName:
+    """Whose error shape an unknown path gets: by path prefix and Anthropic headers."""
+    if head.path.startswith("/v1internal"):
+        return "gemini"
+    if head.get("anthropic-version") is not None or head.path.startswith("/v1/messages"):
+        return "claude"
+    return "codex"
+
+
+def _jsonable(value: Any) -> Any:
+    import attrs
+
+    if attrs.has(type(value)):
+        return {k: _jsonable(v) for k, v in attrs.asdict(value, recurse=False).items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def health_document(pool: Pool, registry: AccountRegistry) -> dict[str, Any]:
+    now = clock.now()
+    return {
+        "status": "ok",
+        "version": __version__,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        "accounts": [_jsonable(view) for view in pool.accounts(now)],
+        "problems": [{"account": name, "reason": why} for name, why in sorted(registry.problems.items())],
+    }
+
+
+async def healthz(exchange: Exchange, pool: Pool, registry: AccountRegistry) -> None:
+    body = json.dumps(health_document(pool, registry), indent=2).encode()
+    await exchange.respond(200, JSON, body)
+
+
+async def codex_pool_usage(exchange: Exchange, pool: Pool) -> None:
+    """Codex reads wham/usage to show and enforce limits: answer with the pool's aggregate,
+    so one exhausted account does not block a client while the pool still has room."""
+    now = clock.now()
+    usage = pool.pool_usage("codex", now)
+    windows = sorted(usage.windows, key=lambda w: w.window_s or 0)
+
+    def window(w: Any) -> dict[str, Any] | None:
+        if w is None:
+            return None
+        resets_at = int(w.resets_at) if w.resets_at else int(now + (w.window_s or 0))
+        return {
+            "used_percent": round(w.used * 100),
+            "limit_window_seconds": int(w.window_s or 0),
+            "reset_after_seconds": max(0, resets_at - int(now)),
+            "reset_at": resets_at,
+        }
+
+    primary = windows[0] if windows else None
+    secondary = windows[1] if len(windows) > 1 else None
+    limit_reached = any(w.used >= 1.0 for w in windows)
+    document = {
+        "plan_type": usage.plan or "pro",
+        "rate_limit": {
+            "allowed": not limit_reached,
+            "limit_reached": limit_reached,
+            "primary_window": window(primary),
+            "secondary_window": window(secondary),
+        },
+        "credits": {"has_credits": False, "unlimited": False, "balance": "0"},
+    }
+    await exchange.respond(200, JSON, json.dumps(document).encode())
+
+
+async def learn_gemini_project(
+    client: UpstreamClient,
+    provider: Provider,
+    credentials: Credentials,
+    upstreams: Mapping[str, str],
+) -> str | None:
+    """Ask Code Assist which project this account uses (the CLI does the same at start-up)."""
+    from trio_pool.providers.gemini import load_code_assist_request, parse_load_code_assist
+
+    request = load_code_assist_request(credentials, upstreams)
+    try:
+        status, _headers, body = await client.request(request.method, request.url, list(request.headers), request.body)
+    except UpstreamError as exc:
+        log.warning("gemini.project.lookup_failed reason=%s", exc)
+        return None
+    if status != 200:
+        log.warning("gemini.project.lookup_failed status=%d", status)
+        return None
+    return parse_load_code_assist(body)

@@ -1,0 +1,109 @@
+"""Relaying an upstream response to the client as it arrives.
+
+Each upstream read is written to the client at once, in one write (never one write per SSE
+event, never held back); the provider's observer parses usage and in-band errors from the
+same bytes afterwards. A failure after the first byte cannot be retried: the client's stream
+is ended with the provider's in-stream error event, never a bare cut.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import attrs
+
+from trio_pool.errors import UpstreamError
+from trio_pool.providers.base import (
+    Outcome,
+    OutcomeKind,
+    Provider,
+    QuotaReading,
+    StreamEvent,
+    StreamObserver,
+    TokenUsage,
+)
+from trio_pool.server.connection import Exchange
+from trio_pool.server.messages import Headers, end_to_end
+from trio_pool.server.server import Shutdown
+from trio_pool.upstream.client import UpstreamResponse
+
+log = logging.getLogger(__name__)
+
+
+@attrs.define(eq=False)
+class RelayResult:
+    """What the relay saw, for the pool and the ledger."""
+
+    outcome: Outcome
+    usage: TokenUsage | None = None
+    quota: QuotaReading | None = None
+    bytes_sent: int = 0
+    complete: bool = False
+
+
+def response_headers(headers: Headers) -> list[tuple[str, str]]:
+    """Upstream response headers as we pass them on: hop-by-hop dropped, framing left to h11."""
+    return [(k, v) for k, v in end_to_end(headers) if k != "content-length"]
+
+
+def is_event_stream(headers: Headers) -> bool:
+    for key, value in headers:
+        if key == "content-type":
+            return value.startswith("text/event-stream")
+    return False
+
+
+async def relay_response(
+    exchange: Exchange,
+    response: UpstreamResponse,
+    provider: Provider,
+    observer: StreamObserver,
+    shutdown: Shutdown,
+    ok: Outcome,
+) -> RelayResult:
+    result = RelayResult(outcome=ok)
+    sse = is_event_stream(response.headers)
+    await exchange.start_response(response.status, response_headers(response.headers))
+    failure: str | None = None
+    with shutdown.stream_scope() as scope:
+        try:
+            async for chunk in response.iter_chunks():
+                await exchange.send(chunk)
+                result.bytes_sent += len(chunk)
+                event = observer.feed(chunk)
+                if event is not None:
+                    _apply(result, event)
+        except UpstreamError as exc:
+            failure = f"the upstream stream failed: {exc}"
+            result.outcome = Outcome(OutcomeKind.TRANSIENT, response.status, reason=str(exc))
+    if scope.cancelled_caught:
+        failure = "trio-pool is shutting down; the stream was cut at the shutdown deadline"
+    else:
+        event = observer.finish()
+        if event is not None:
+            _apply(result, event)
+    if failure is None and sse and not result.complete and response.status < 300:
+        # The upstream closed cleanly but without its terminal event: the CLIs would either
+        # retry the whole request or print nothing, so say what happened in-band.
+        failure = "the upstream stream ended before its final event"
+        result.outcome = Outcome(OutcomeKind.TRANSIENT, response.status, reason="truncated stream")
+    if failure is not None:
+        log.warning("relay.stream.failed reason=%s", failure)
+        if sse:
+            await exchange.send(provider.stream_error_event(failure, kind="upstream_error"))
+        else:
+            # A non-SSE body has no in-band error form: end it broken so the client can tell.
+            return result
+    await exchange.end()
+    return result
+
+
+def _apply(result: RelayResult, event: StreamEvent) -> None:
+    if event.usage is not None:
+        result.usage = event.usage
+    if event.quota is not None:
+        result.quota = event.quota
+    if event.failure is not None:
+        result.outcome = event.failure
+    if event.complete:
+        result.complete = True

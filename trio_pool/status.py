@@ -1,0 +1,108 @@
+"""`trio-pool status`: ask the running proxy's /healthz and draw it as an aligned table."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpcore
+
+from trio_pool.config import Config
+from trio_pool.errors import TrioPoolError
+
+BAR_WIDTH = 10
+_COLORS = {"ok": "32", "cooling": "33", "backoff": "33", "needs_relogin": "31", "disabled": "2"}
+
+
+async def fetch_health(config: Config) -> dict[str, Any]:
+    host, port = config.listen_host, config.listen_port
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    url = f"http://{host}:{port}/healthz"
+    try:
+        async with httpcore.AsyncConnectionPool() as client:
+            response = await client.request("GET", url, extensions={"timeout": {"connect": 2, "read": 5}})
+    except (httpcore.ConnectError, httpcore.TimeoutException, OSError) as exc:
+        raise TrioPoolError(
+            f"trio-pool is not answering at {url} ({exc.__class__.__name__}); "
+            "start it with `trio-pool serve` or pass --config/--listen"
+        ) from None
+    try:
+        document: dict[str, Any] = json.loads(response.content)
+    except ValueError:
+        raise TrioPoolError(f"{url} did not answer with JSON; is something else listening there?") from None
+    return document
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds >= 86400:
+        return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _bar(used: float) -> str:
+    filled = round(max(0.0, min(1.0, used)) * BAR_WIDTH)
+    return "█" * filled + "░" * (BAR_WIDTH - filled)
+
+
+def _windows(account: dict[str, Any], now: float) -> str:
+    parts = []
+    for window in account.get("windows") or []:
+        used = float(window.get("used") or 0.0)
+        text = f"{window.get('name', '?')} {_bar(used)} {used * 100:3.0f}%"
+        resets_at = window.get("resets_at")
+        if resets_at:
+            text += f" ↻{_duration(float(resets_at) - now)}"
+        parts.append(text)
+    return "  ".join(parts) or "no reading yet"
+
+
+def _state(account: dict[str, Any], now: float) -> str:
+    state = str(account.get("state", "?"))
+    until = account.get("state_until")
+    reason = account.get("state_reason") or ""
+    text = state.replace("_", "-")
+    if until:
+        text += f" {_duration(float(until) - now)}"
+    if reason and state != "ok":
+        text += f" ({reason})"
+    return text
+
+
+def _tokens(account: dict[str, Any]) -> str:
+    tokens = account.get("tokens_today") or {}
+    total = int(tokens.get("input", 0)) + int(tokens.get("output", 0))
+    return f"{total / 1000:.1f}k" if total >= 1000 else str(total)
+
+
+def render_status(document: dict[str, Any], *, color: bool = False) -> str:
+    now = time.time()
+    header = ("ACCOUNT", "PLAN", "STATE", "REQ", "TOKENS", "WINDOWS")
+    rows = [
+        (
+            str(a.get("name", "?")),
+            str(a.get("plan") or "-"),
+            _state(a, now),
+            str(a.get("requests_today", 0)),
+            _tokens(a),
+            _windows(a, now),
+        )
+        for a in document.get("accounts", [])
+    ]
+    if not rows:
+        lines = ["no accounts in the pool: copy CLI login files into pool/<provider>/NAME.json"]
+    else:
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+        lines = []
+        for index, row in enumerate([header, *rows]):
+            cells = [row[i].ljust(widths[i]) for i in range(len(widths))]
+            if color and index > 0:
+                code = _COLORS.get(str(document["accounts"][index - 1].get("state")), "0")
+                cells[2] = f"\x1b[{code}m{cells[2]}\x1b[0m"
+            lines.append("  ".join([*cells, row[-1]]).rstrip())
+    for problem in document.get("problems", []):
+        lines.append(f"skipped {problem.get('account')}: {problem.get('reason')}")
+    return "\n".join(lines)

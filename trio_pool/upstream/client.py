@@ -1,0 +1,223 @@
+"""Outbound HTTP: one httpcore connection pool on trio, with our timeouts and error types.
+
+Low-level errors (httpcore, OSError, trio.TooSlowError) are mapped to ``UpstreamError``
+subclasses here and nowhere else. Three timeouts apply: connecting, waiting for the response
+head (first byte), and the longest silence between two chunks of the body.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import urllib.request
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import attrs
+import certifi
+import httpcore
+import trio
+
+from trio_pool.config import is_loopback
+from trio_pool.errors import (
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamTimeout,
+)
+from trio_pool.server.messages import Headers, decode_headers, encode_headers
+
+log = logging.getLogger(__name__)
+
+MAX_CONNECTIONS = 200
+KEEPALIVE_EXPIRY_S = 60.0
+
+
+@attrs.frozen
+class Timeouts:
+    connect_s: float = 10.0
+    first_byte_s: float = 120.0
+    idle_s: float = 300.0
+
+
+@contextmanager
+def map_errors(url: str) -> Iterator[None]:
+    """The one boundary where outbound low-level errors become ours (chained with ``from``)."""
+    where = _origin(url)
+    try:
+        yield
+    except UpstreamError:
+        raise
+    except (httpcore.ConnectTimeout, httpcore.PoolTimeout) as exc:
+        raise UpstreamTimeout(f"connecting to {where} timed out") from exc
+    except (httpcore.ReadTimeout, httpcore.WriteTimeout, trio.TooSlowError) as exc:
+        raise UpstreamTimeout(f"{where} stopped answering") from exc
+    except httpcore.ConnectError as exc:
+        raise UpstreamConnectError(f"cannot connect to {where}: {exc}") from exc
+    except httpcore.ProxyError as exc:
+        raise UpstreamConnectError(f"the outbound proxy refused {where}: {exc}") from exc
+    except (httpcore.ProtocolError, httpcore.NetworkError) as exc:
+        raise UpstreamProtocolError(f"{where} broke the connection: {exc or type(exc).__name__}") from exc
+    except (OSError, trio.BrokenResourceError) as exc:
+        raise UpstreamProtocolError(f"{where} broke the connection: {exc}") from exc
+
+
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+def make_ssl_context() -> ssl.SSLContext:
+    """Verify against the system store; fall back to certifi's bundle when the system has none
+    (a frozen binary on a minimal system, or macOS without the python.org certificates)."""
+    context = ssl.create_default_context()
+    if context.cert_store_stats().get("x509_ca", 0) == 0:
+        context.load_verify_locations(cafile=certifi.where())
+    return context
+
+
+@attrs.define(eq=False)
+class UpstreamResponse:
+    status: int
+    headers: Headers
+    _stream: AsyncIterable[bytes]
+    _url: str
+    _idle_s: float
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        """Each read from upstream as it arrives; a silence longer than idle_s is UpstreamTimeout."""
+        iterator = aiter(self._stream)
+        while True:
+            with map_errors(self._url), trio.fail_after(self._idle_s):
+                try:
+                    chunk = await anext(iterator)
+                except StopAsyncIteration:
+                    return
+            if chunk:
+                yield chunk
+
+    async def read_all(self, limit: int = 4 * 1024 * 1024) -> bytes:
+        """The whole body (error bodies, unary answers), truncated at ``limit`` bytes."""
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in self.iter_chunks():
+            parts.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                break
+        return b"".join(parts)[:limit]
+
+
+class UpstreamClient:
+    """Pooled keep-alive connections to the providers, direct or through HTTPS_PROXY."""
+
+    def __init__(
+        self,
+        timeouts: Timeouts = Timeouts(),
+        *,
+        network_backend: httpcore.AsyncNetworkBackend | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.timeouts = timeouts
+        self._ssl = ssl_context or make_ssl_context()
+        self._backend = network_backend
+        self._direct = httpcore.AsyncConnectionPool(
+            ssl_context=self._ssl,
+            max_connections=MAX_CONNECTIONS,
+            keepalive_expiry=KEEPALIVE_EXPIRY_S,
+            network_backend=network_backend,
+        )
+        self._proxies: dict[str, httpcore.AsyncHTTPProxy] = {}
+        self._proxy_env = urllib.request.getproxies_environment()
+
+    def _pool_for(self, url: str) -> httpcore.AsyncConnectionPool | httpcore.AsyncHTTPProxy:
+        scheme, _, rest = url.partition("://")
+        host = rest.split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+        proxy_url = self._proxy_env.get(scheme)
+        if (
+            not proxy_url
+            or is_loopback(host)
+            or urllib.request.proxy_bypass_environment(host, self._proxy_env)
+        ):
+            return self._direct
+        if proxy_url not in self._proxies:
+            self._proxies[proxy_url] = httpcore.AsyncHTTPProxy(
+                proxy_url=proxy_url,
+                ssl_context=self._ssl,
+                max_connections=MAX_CONNECTIONS,
+                keepalive_expiry=KEEPALIVE_EXPIRY_S,
+                network_backend=self._backend,
+            )
+        return self._proxies[proxy_url]
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        headers: Headers | list[tuple[str, str]],
+        body: bytes | AsyncIterable[bytes] = b"",
+    ) -> AsyncIterator[UpstreamResponse]:
+        """Send a request; yield the response once its head arrived (within first_byte_s).
+
+        Leaving the block closes the response; a cancelled caller (client hang-up) closes the
+        upstream connection at once instead of reading the rest of the body.
+        """
+        t = self.timeouts
+        extensions: dict[str, Any] = {
+            "timeout": {"connect": t.connect_s, "read": t.idle_s, "write": t.idle_s, "pool": t.connect_s}
+        }
+        # handle_async_request sends exactly these headers: Host and framing are ours to set.
+        out = list(headers)
+        names = {k for k, _ in out}
+        if "host" not in names:
+            out.insert(0, ("host", _origin(url).partition("://")[2]))
+        if isinstance(body, bytes):
+            if "content-length" not in names and (body or method not in ("GET", "HEAD")):
+                out.append(("content-length", str(len(body))))
+        elif "content-length" not in names and "transfer-encoding" not in names:
+            out.append(("transfer-encoding", "chunked"))
+        request = httpcore.Request(
+            method.encode("ascii"),
+            url,
+            headers=encode_headers(out),
+            content=body,
+            extensions=extensions,
+        )
+        pool = self._pool_for(url)
+        with map_errors(url), trio.fail_after(t.connect_s + t.first_byte_s):
+            response = await pool.handle_async_request(request)
+        try:
+            yield UpstreamResponse(
+                status=response.status,
+                headers=decode_headers(response.headers),
+                stream=response.stream,  # type: ignore[arg-type]
+                url=url,
+                idle_s=t.idle_s,
+            )
+        finally:
+            with trio.CancelScope(shield=True), map_errors(url):
+                try:
+                    await response.aclose()
+                except UpstreamError:
+                    pass
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: Headers | list[tuple[str, str]],
+        body: bytes = b"",
+        *,
+        limit: int = 4 * 1024 * 1024,
+    ) -> tuple[int, Headers, bytes]:
+        """A whole request/response (token refresh, usage polls)."""
+        async with self.stream(method, url, headers, body) as response:
+            return response.status, response.headers, await response.read_all(limit)
+
+    async def aclose(self) -> None:
+        with trio.CancelScope(shield=True):
+            await self._direct.aclose()
+            for proxy in self._proxies.values():
+                await proxy.aclose()
