@@ -39,7 +39,9 @@ class Running:
         return f"http://{host}:{port}"
 
 
-def _error_body(status: int, message: str, head: RequestHead | None) -> tuple[list[tuple[str, str]], bytes]:
+def _error_body(
+    status: int, message: str, head: RequestHead | None
+) -> tuple[list[tuple[str, str]], bytes]:
     """Server-level refusals (400, 408, 413, 431) in the provider's shape when the path is known."""
     from trio_pool.providers import PROVIDER_REGISTRY
 
@@ -69,7 +71,9 @@ async def serve_proxy(
         )
     )
     shutdown = Shutdown()
-    proxy = Proxy(config, pool, registry, Refresher(config, registry, pool, upstream), upstream, shutdown)
+    proxy = Proxy(
+        config, pool, registry, Refresher(config, registry, pool, upstream), upstream, shutdown
+    )
     limits = ServerLimits(
         max_body_bytes=config.max_body_bytes,
         head_timeout_s=config.head_timeout_s,

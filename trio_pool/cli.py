@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
 import trio
 
 from trio_pool import __version__
@@ -26,9 +25,15 @@ log = logging.getLogger(__name__)
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="F", help="config file (default: $TRIO_POOL_CONFIG, else ./config.toml)")
-    parser.add_argument("--listen", metavar="HOST:PORT", help="address to listen on (default 127.0.0.1:8989)")
-    parser.add_argument("--pool-dir", metavar="D", help="directory of pool/<provider>/NAME.json logins")
+    parser.add_argument(
+        "--config", metavar="F", help="config file (default: $TRIO_POOL_CONFIG, else ./config.toml)"
+    )
+    parser.add_argument(
+        "--listen", metavar="HOST:PORT", help="address to listen on (default 127.0.0.1:8989)"
+    )
+    parser.add_argument(
+        "--pool-dir", metavar="D", help="directory of pool/<provider>/NAME.json logins"
+    )
     parser.add_argument("--data-dir", metavar="D", help="directory for state.db")
 
 
@@ -44,12 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the proxy (the default command)")
     _add_config_args(serve)
 
-    demo = sub.add_parser("demo", help="run the proxy against simulated upstreams (no credentials needed)")
+    demo = sub.add_parser(
+        "demo", help="run the proxy against simulated upstreams (no credentials needed)"
+    )
     demo.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:8989")
 
     sub.add_parser("selftest", help="proxy one request per provider through simulated upstreams")
 
-    status = sub.add_parser("status", help="show every account's state and quota (asks the running proxy)")
+    status = sub.add_parser(
+        "status", help="show every account's state and quota (asks the running proxy)"
+    )
     _add_config_args(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--watch", action="store_true", help="refresh every 2 seconds")
@@ -57,19 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config_from_args(args: argparse.Namespace) -> Config:
-    config = load_config(find_config_file(getattr(args, "config", None)))
     overrides: dict[str, Any] = {}
     if getattr(args, "listen", None):
-        try:
-            parse_listen(args.listen)
-        except ValueError as exc:
-            raise ConfigError([f"--listen: {exc}"]) from None
         overrides["listen"] = args.listen
+    # Directories given on the command line are relative to where the command runs.
     if getattr(args, "pool_dir", None):
-        overrides["pool_dir"] = Path(args.pool_dir).resolve()
+        overrides["pool_dir"] = str(Path(args.pool_dir).resolve())
     if getattr(args, "data_dir", None):
-        overrides["data_dir"] = Path(args.data_dir).resolve()
-    return attrs.evolve(config, **overrides) if overrides else config
+        overrides["data_dir"] = str(Path(args.data_dir).resolve())
+    return load_config(find_config_file(getattr(args, "config", None)), overrides)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,7 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"trio-pool: {exc.strerror or exc}", file=sys.stderr)
         if exc.errno in (98, 48):  # EADDRINUSE on Linux / macOS
-            print("hint: another process listens there; pick another with --listen 127.0.0.1:PORT", file=sys.stderr)
+            print(
+                "hint: another process listens there; pick another with --listen 127.0.0.1:PORT",
+                file=sys.stderr,
+            )
         return 1
 
 

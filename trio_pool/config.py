@@ -186,10 +186,14 @@ def find_config_file(explicit: str | None) -> Path | None:
     return default if default.is_file() else None
 
 
-def load_config(path: Path | None) -> Config:
-    """Read and validate a config file; ``None`` means all defaults relative to the cwd."""
+def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read and validate a config file; ``None`` means all defaults relative to the cwd.
+
+    ``overrides`` (command-line options) replace top-level keys before validation, so they
+    are checked like the file's own values.
+    """
     if path is None:
-        return structure_config({}, base_dir=Path.cwd())
+        return structure_config(dict(overrides or {}), base_dir=Path.cwd())
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -198,4 +202,4 @@ def load_config(path: Path | None) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
-    return structure_config(raw, base_dir=path.resolve().parent)
+    return structure_config({**raw, **(overrides or {})}, base_dir=path.resolve().parent)

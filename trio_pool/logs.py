@@ -12,8 +12,10 @@ import re
 import sys
 from typing import Any
 
+# A mapping that is never mutated: ``bind`` sets a new dict each time.
+_EMPTY: dict[str, str] = {}
 log_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar(
-    "trio_pool_log_context", default={}
+    "trio_pool_log_context", default=_EMPTY
 )
 
 # Token shapes of all three providers, plus JWTs and generic bearer values. What matches is

@@ -21,7 +21,9 @@ async def fetch_health(config: Config) -> dict[str, Any]:
     url = f"http://{host}:{port}/healthz"
     try:
         async with httpcore.AsyncConnectionPool() as client:
-            response = await client.request("GET", url, extensions={"timeout": {"connect": 2, "read": 5}})
+            response = await client.request(
+                "GET", url, extensions={"timeout": {"connect": 2, "read": 5}}
+            )
     except (httpcore.ConnectError, httpcore.TimeoutException, OSError) as exc:
         raise TrioPoolError(
             f"trio-pool is not answering at {url} ({exc.__class__.__name__}); "
@@ -30,7 +32,9 @@ async def fetch_health(config: Config) -> dict[str, Any]:
     try:
         document: dict[str, Any] = json.loads(response.content)
     except ValueError:
-        raise TrioPoolError(f"{url} did not answer with JSON; is something else listening there?") from None
+        raise TrioPoolError(
+            f"{url} did not answer with JSON; is something else listening there?"
+        ) from None
     return document
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +36,7 @@ class Env:
 
 
 @pytest.fixture
-def make_env(
-    nursery: trio.Nursery, tmp_path: Path
-) -> Callable[..., Any]:
+def make_env(nursery: trio.Nursery, tmp_path: Path) -> Callable[..., Any]:
     """make_env(accounts=..., tweak=...) -> Env with a fresh simulator and proxy."""
 
     async def start(
@@ -49,9 +47,12 @@ def make_env(
         now = clock.now()
         if state is None:
             pairs = accounts or [
-                ("codex", "a"), ("codex", "b"),
-                ("claude", "a"), ("claude", "b"),
-                ("gemini", "a"), ("gemini", "b"),
+                ("codex", "a"),
+                ("codex", "b"),
+                ("claude", "a"),
+                ("claude", "b"),
+                ("gemini", "a"),
+                ("gemini", "b"),
             ]
             state = SimState.with_accounts(new_account(p, n, now=now) for p, n in pairs)  # type: ignore[arg-type]
         sim_base = await nursery.start(serve_simulator, state)
@@ -67,5 +68,6 @@ def make_env(
 
 
 @pytest.fixture
-async def env(make_env: Callable[..., Any]) -> AsyncIterator[Env]:
-    yield await make_env()
+async def env(make_env: Callable[..., Any]) -> Env:
+    env: Env = await make_env()
+    return env

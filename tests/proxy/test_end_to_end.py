@@ -32,7 +32,9 @@ def anthropic_client(env: Env) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=env.base, auth_token="pool", max_retries=0)
 
 
-async def raw(env: Env, method: str, path: str, body: Any = None, **headers: str) -> httpcore.Response:
+async def raw(
+    env: Env, method: str, path: str, body: Any = None, **headers: str
+) -> httpcore.Response:
     async with httpcore.AsyncConnectionPool() as client:
         with trio.fail_after(10):
             return await client.request(
@@ -60,7 +62,7 @@ async def test_openai_sdk_streams_a_response_through_the_pool(env: Env) -> None:
 
     def run() -> tuple[str, list[str]]:
         stream = openai_client(env).responses.create(model="gpt-5", input="hi", stream=True)
-        types = []
+        types: list[str] = []
         text = ""
         for event in stream:
             types.append(event.type)
@@ -118,7 +120,10 @@ async def test_a_conversation_stays_on_one_account(env: Env) -> None:
     """Ten turns of one Claude session all go to the same account."""
     for _ in range(10):
         response = await raw(
-            env, "POST", "/v1/messages", {"model": "m", "max_tokens": 8, "messages": []},
+            env,
+            "POST",
+            "/v1/messages",
+            {"model": "m", "max_tokens": 8, "messages": []},
             **{"anthropic-version": "2023-06-01", "x-claude-code-session-id": "s-1"},
         )
         assert response.status == 200
@@ -151,7 +156,9 @@ async def test_every_account_exhausted_gives_429_naming_each(env: Env) -> None:
     """When all accounts are out of quota the client gets one 429 with Retry-After and reasons."""
     for account in env.state.of("codex"):
         account.force("quota", 5)
-    response = await raw(env, "POST", "/v1/responses", {"model": "m", "input": "hi", "stream": True})
+    response = await raw(
+        env, "POST", "/v1/responses", {"model": "m", "input": "hi", "stream": True}
+    )
     assert response.status == 429
     body = json.loads(response.content)
     assert body["error"]["message"]
@@ -167,7 +174,9 @@ async def test_expired_token_is_refreshed_and_written_back(env: Env) -> None:
         other.force("quota", 3)
     account.force("unauthorized", 1)
     old_refresh = account.refresh_token
-    response = await raw(env, "POST", "/v1/responses", {"model": "m", "input": "hi", "stream": True})
+    response = await raw(
+        env, "POST", "/v1/responses", {"model": "m", "input": "hi", "stream": True}
+    )
     assert response.status == 200
     assert account.refreshes == 1
     saved = json.loads((env.pool_dir / "codex" / f"{account.name}.json").read_text())
@@ -182,7 +191,10 @@ async def test_mid_stream_failure_ends_with_the_providers_error_event(make_env: 
     env = await make_env(accounts=[("claude", "a")])
     env.state.config = SimConfig(deltas=5, fail_after_events=3, fail_mode="close")
     response = await raw(
-        env, "POST", "/v1/messages", {"model": "m", "max_tokens": 8, "stream": True, "messages": []},
+        env,
+        "POST",
+        "/v1/messages",
+        {"model": "m", "max_tokens": 8, "stream": True, "messages": []},
         **{"anthropic-version": "2023-06-01"},
     )
     assert response.status == 200
@@ -206,8 +218,14 @@ async def test_secrets_never_reach_the_logs(env: Env, caplog: pytest.LogCaptureF
     account = env.state.of("claude")[0]
     account.force("unauthorized", 1)
     await raw(
-        env, "POST", "/v1/messages", {"model": "m", "max_tokens": 8, "messages": []},
-        **{"anthropic-version": "2023-06-01", "authorization": "Bearer sk-ant-oat01-CLIENTSECRET123456"},
+        env,
+        "POST",
+        "/v1/messages",
+        {"model": "m", "max_tokens": 8, "messages": []},
+        **{
+            "anthropic-version": "2023-06-01",
+            "authorization": "Bearer sk-ant-oat01-CLIENTSECRET123456",
+        },
     )
     text = caplog.text
     for sim in env.state.accounts.values():

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 
 import h11
 import pytest
 import trio
 import trio.testing
 
-from trio_pool.server.connection import Exchange, HTTPConnection, ServerLimits
+from trio_pool.server.connection import Exchange, Handler, HTTPConnection, ServerLimits
 from trio_pool.server.server import Shutdown
 
 LIMITS = ServerLimits(max_body_bytes=1000, head_timeout_s=5, keepalive_idle_s=20)
@@ -22,9 +23,9 @@ class Client:
         self.stream = stream
         self.h11 = h11.Connection(h11.CLIENT)
 
-    async def send(self, *events: object) -> None:
+    async def send(self, *events: h11.Request | h11.Data | h11.EndOfMessage) -> None:
         for event in events:
-            await self.stream.send_all(self.h11.send(event))  # type: ignore[arg-type]
+            await self.stream.send_all(self.h11.send(event))
 
     async def send_raw(self, data: bytes) -> None:
         await self.stream.send_all(data)
@@ -35,7 +36,7 @@ class Client:
         while True:
             event = self.h11.next_event()
             if event is h11.NEED_DATA:
-                self.h11.receive_data(await self.stream.receive_some(65536))
+                self.h11.receive_data(bytes(await self.stream.receive_some(65536)))
                 continue
             if isinstance(event, h11.Response):
                 head = event
@@ -62,15 +63,23 @@ def get(target: str = "/", **headers: str) -> h11.Request:
 
 async def echo(ex: Exchange) -> None:
     body = await ex.read_body()
-    await ex.respond(200, [("content-type", "text/plain")], f"{ex.head.method} {ex.head.target} {len(body)}".encode())
+    await ex.respond(
+        200,
+        [("content-type", "text/plain")],
+        f"{ex.head.method} {ex.head.target} {len(body)}".encode(),
+    )
 
+
+Serve = Callable[..., Awaitable[Client]]
 
 
 @pytest.fixture
-async def serve(nursery: trio.Nursery):  # type: ignore[no-untyped-def]
+def serve(nursery: trio.Nursery) -> Serve:
     """serve(handler) -> Client connected to a fresh HTTPConnection running that handler."""
 
-    async def start(handler, limits=LIMITS, shutdown=None):  # type: ignore[no-untyped-def]
+    async def start(
+        handler: Handler, limits: ServerLimits = LIMITS, shutdown: Shutdown | None = None
+    ) -> Client:
         client_stream, server_stream = trio.testing.memory_stream_pair()
         conn = HTTPConnection(server_stream, limits)
         stop = (shutdown or Shutdown()).requested
@@ -80,7 +89,7 @@ async def serve(nursery: trio.Nursery):  # type: ignore[no-untyped-def]
     return start
 
 
-async def test_keep_alive_serves_several_requests_on_one_connection(serve) -> None:  # type: ignore[no-untyped-def]
+async def test_keep_alive_serves_several_requests_on_one_connection(serve: Serve) -> None:
     """Three requests in a row on one connection each get their own answer."""
     client = await serve(echo)
     for i in range(3):
@@ -91,16 +100,18 @@ async def test_keep_alive_serves_several_requests_on_one_connection(serve) -> No
         client.h11.start_next_cycle()
 
 
-async def test_expect_100_continue_is_answered_before_the_body(serve) -> None:  # type: ignore[no-untyped-def]
+async def test_expect_100_continue_is_answered_before_the_body(serve: Serve) -> None:
     """A client waiting for 100-continue gets it once the handler reads the body."""
     client = await serve(echo)
     request = h11.Request(
-        method="POST", target="/p", headers=[("host", "x"), ("content-length", "5"), ("expect", "100-continue")]
+        method="POST",
+        target="/p",
+        headers=[("host", "x"), ("content-length", "5"), ("expect", "100-continue")],
     )
     await client.send(request)
     data = await client.stream.receive_some(1000)
     assert data.startswith(b"HTTP/1.1 100 ")
-    client.h11.receive_data(data)
+    client.h11.receive_data(bytes(data))
     assert isinstance(client.h11.next_event(), h11.InformationalResponse)
     await client.send(h11.Data(data=b"hello"), h11.EndOfMessage())
     head, body = await client.response()
@@ -108,7 +119,7 @@ async def test_expect_100_continue_is_answered_before_the_body(serve) -> None:  
     assert body == b"POST /p 5"
 
 
-async def test_malformed_request_gets_400(serve) -> None:  # type: ignore[no-untyped-def]
+async def test_malformed_request_gets_400(serve: Serve) -> None:
     """Garbage instead of a request line is answered 400 and the connection closed."""
     client = await serve(echo)
     await client.send_raw(b"NOT HTTP AT ALL\r\n\r\n")
@@ -116,7 +127,7 @@ async def test_malformed_request_gets_400(serve) -> None:  # type: ignore[no-unt
     assert raw.startswith(b"HTTP/1.1 400 ")
 
 
-async def test_oversized_head_gets_431(serve) -> None:  # type: ignore[no-untyped-def]
+async def test_oversized_head_gets_431(serve: Serve) -> None:
     """A request head over 64 KiB is refused with 431."""
     client = await serve(echo)
     await client.send_raw(b"GET / HTTP/1.1\r\nhost: x\r\nx-big: " + b"a" * 70_000 + b"\r\n\r\n")
@@ -124,19 +135,25 @@ async def test_oversized_head_gets_431(serve) -> None:  # type: ignore[no-untype
     assert raw.startswith(b"HTTP/1.1 431 ")
 
 
-async def test_declared_body_over_limit_gets_413_without_reading_it(serve) -> None:  # type: ignore[no-untyped-def]
+async def test_declared_body_over_limit_gets_413_without_reading_it(serve: Serve) -> None:
     """A Content-Length above max_body_bytes is refused at once with 413."""
     client = await serve(echo)
-    await client.send(h11.Request(method="POST", target="/", headers=[("host", "x"), ("content-length", "5000")]))
+    await client.send(
+        h11.Request(method="POST", target="/", headers=[("host", "x"), ("content-length", "5000")])
+    )
     raw = await client.raw_until_close()
     assert raw.startswith(b"HTTP/1.1 413 ")
     assert b"max_body_bytes" in raw
 
 
-async def test_chunked_body_over_limit_gets_413(serve) -> None:  # type: ignore[no-untyped-def]
+async def test_chunked_body_over_limit_gets_413(serve: Serve) -> None:
     """A chunked body that grows past max_body_bytes is cut off with 413."""
     client = await serve(echo)
-    await client.send(h11.Request(method="POST", target="/", headers=[("host", "x"), ("transfer-encoding", "chunked")]))
+    await client.send(
+        h11.Request(
+            method="POST", target="/", headers=[("host", "x"), ("transfer-encoding", "chunked")]
+        )
+    )
     for _ in range(3):
         await client.send(h11.Data(data=b"x" * 400))
     await client.send(h11.EndOfMessage())
@@ -144,7 +161,7 @@ async def test_chunked_body_over_limit_gets_413(serve) -> None:  # type: ignore[
     assert raw.startswith(b"HTTP/1.1 413 ")
 
 
-async def test_slow_head_gets_408(serve, autojump_clock: trio.testing.MockClock) -> None:  # type: ignore[no-untyped-def]
+async def test_slow_head_gets_408(serve: Serve, autojump_clock: trio.testing.MockClock) -> None:
     """A head that starts but does not finish within head_timeout_s is answered 408."""
     client = await serve(echo)
     await client.send_raw(b"GET / HTTP/1.1\r\nhost: x\r\n")
@@ -153,7 +170,9 @@ async def test_slow_head_gets_408(serve, autojump_clock: trio.testing.MockClock)
     assert trio.current_time() >= LIMITS.head_timeout_s
 
 
-async def test_idle_keep_alive_connection_is_closed_quietly(serve, autojump_clock: trio.testing.MockClock) -> None:  # type: ignore[no-untyped-def]
+async def test_idle_keep_alive_connection_is_closed_quietly(
+    serve: Serve, autojump_clock: trio.testing.MockClock
+) -> None:
     """After a response, a connection idle for keepalive_idle_s is closed without a 408."""
     client = await serve(echo)
     await client.send(get(), h11.EndOfMessage())
@@ -163,7 +182,7 @@ async def test_idle_keep_alive_connection_is_closed_quietly(serve, autojump_cloc
     assert trio.current_time() - start >= LIMITS.keepalive_idle_s
 
 
-async def test_client_hang_up_cancels_the_handler_at_once(serve) -> None:  # type: ignore[no-untyped-def]
+async def test_client_hang_up_cancels_the_handler_at_once(serve: Serve) -> None:
     """A client that disconnects mid-stream cancels the handler without waiting for a write."""
     cancelled = trio.Event()
     started = trio.Event()
@@ -185,7 +204,7 @@ async def test_client_hang_up_cancels_the_handler_at_once(serve) -> None:  # typ
         await cancelled.wait()
 
 
-async def test_handler_without_response_gets_500(serve) -> None:  # type: ignore[no-untyped-def]
+async def test_handler_without_response_gets_500(serve: Serve) -> None:
     """A handler that returns without answering still produces a response."""
 
     async def silent(ex: Exchange) -> None:
@@ -198,14 +217,18 @@ async def test_handler_without_response_gets_500(serve) -> None:  # type: ignore
     assert json.loads(body)["error"]
 
 
-async def test_unread_body_is_drained_and_connection_reused(serve) -> None:  # type: ignore[no-untyped-def]
+async def test_unread_body_is_drained_and_connection_reused(serve: Serve) -> None:
     """A handler that ignores the request body does not break the next request."""
 
     async def ignore_body(ex: Exchange) -> None:
         await ex.respond(204, [])
 
     client = await serve(ignore_body)
-    await client.send(h11.Request(method="POST", target="/", headers=[("host", "x"), ("content-length", "3")]), h11.Data(data=b"abc"), h11.EndOfMessage())
+    await client.send(
+        h11.Request(method="POST", target="/", headers=[("host", "x"), ("content-length", "3")]),
+        h11.Data(data=b"abc"),
+        h11.EndOfMessage(),
+    )
     head, _ = await client.response()
     assert head.status_code == 204
     client.h11.start_next_cycle()
@@ -214,7 +237,7 @@ async def test_unread_body_is_drained_and_connection_reused(serve) -> None:  # t
     assert head.status_code == 204
 
 
-async def test_shutdown_closes_idle_connections_and_marks_responses_close(serve) -> None:  # type: ignore[no-untyped-def]
+async def test_shutdown_closes_idle_connections_and_marks_responses_close(serve: Serve) -> None:
     """When shutdown begins, an idle connection closes and an in-flight response says close."""
     shutdown = Shutdown()
     release = trio.Event()

@@ -74,7 +74,9 @@ class Refresher:
                     read_account_file, account.path, account.provider
                 )
             except CredentialsError as exc:
-                log.warning("credentials.refresh.unreadable account=%s reason=%s", account.name, exc)
+                log.warning(
+                    "credentials.refresh.unreadable account=%s reason=%s", account.name, exc
+                )
                 return False
             if on_disk.access_token != stale.access_token:
                 self.registry.update_from_write(account, document, on_disk)
@@ -83,7 +85,11 @@ class Refresher:
             return await self._call_token_endpoint(account, document, on_disk, reason)
 
     async def _call_token_endpoint(
-        self, account: PoolAccount, document: dict[str, object], credentials: Credentials, reason: str
+        self,
+        account: PoolAccount,
+        document: dict[str, object],
+        credentials: Credentials,
+        reason: str,
     ) -> bool:
         provider = PROVIDER_REGISTRY[account.provider]
         request = provider.refresh_request(credentials, self._token_url(account))
@@ -114,19 +120,30 @@ class Refresher:
             log.error(
                 "credentials.refresh.rejected account=%s reason=%s hint='log in again: "
                 "trio-pool accounts login %s --name %s'",
-                account.name, result.reason, account.provider, account.name.split("/", 1)[1],
+                account.name,
+                result.reason,
+                account.provider,
+                account.name.split("/", 1)[1],
             )
             self.pool.set_needs_relogin(account.name, result.reason or "refresh token rejected")
             return False
-        self._backoff(account, result.reason or f"token endpoint answered {status}", result.retry_after_s)
+        self._backoff(
+            account, result.reason or f"token endpoint answered {status}", result.retry_after_s
+        )
         return False
 
-    def _backoff(self, account: PoolAccount, reason: str, retry_after_s: float | None = None) -> None:
+    def _backoff(
+        self, account: PoolAccount, reason: str, retry_after_s: float | None = None
+    ) -> None:
         """A transient failure: try again later; the account stays in rotation while its token works."""
         account.refresh_failures += 1
-        delay = retry_after_s or min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (account.refresh_failures - 1))
+        delay = retry_after_s or min(
+            BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (account.refresh_failures - 1)
+        )
         account.refresh_retry_at = clock.now() + delay
         log.warning(
             "credentials.refresh.failed account=%s reason=%s retry_in_s=%.0f",
-            account.name, reason, delay,
+            account.name,
+            reason,
+            delay,
         )

@@ -67,7 +67,9 @@ def read_account_file(path: Path, provider: ProviderName) -> tuple[dict[str, Any
     try:
         document = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CredentialsError(f"not valid JSON ({exc.__class__.__name__} at position {getattr(exc, 'pos', '?')})") from None
+        raise CredentialsError(
+            f"not valid JSON ({exc.__class__.__name__} at position {getattr(exc, 'pos', '?')})"
+        ) from None
     if not isinstance(document, dict):
         raise CredentialsError("expected a JSON object at the top level")
     return document, PROVIDER_REGISTRY[provider].parse_credentials(document)
@@ -160,11 +162,15 @@ class AccountRegistry:
                 log.warning(
                     "pool.account.unreadable account=%s file=%s reason=%s "
                     "(keeping the previous credentials)",
-                    name, item.path, result,
+                    name,
+                    item.path,
+                    result,
                 )
                 current.signature = item.signature
             else:
-                log.warning("pool.account.skipped account=%s file=%s reason=%s", name, item.path, result)
+                log.warning(
+                    "pool.account.skipped account=%s file=%s reason=%s", name, item.path, result
+                )
             self.problems[name] = str(result)
             self._seen_problems[name] = item.signature
             return current is not None
@@ -174,18 +180,28 @@ class AccountRegistry:
         if item.insecure and (current is None or not current.insecure_mode):
             log.warning(
                 "pool.account.file_readable_by_others account=%s file=%s hint='chmod 600 %s'",
-                name, item.path, item.path,
+                name,
+                item.path,
+                item.path,
             )
         settings = self.config.account_settings(name)
         if current is None:
             log.info("pool.account.added account=%s", name)
             self.accounts[name] = PoolAccount(
-                name, item.provider, item.path, document, credentials, item.signature,
+                name,
+                item.provider,
+                item.path,
+                document,
+                credentials,
+                item.signature,
                 insecure_mode=item.insecure,
             )
         else:
             old = current.credentials
-            if (credentials.refresh_token, credentials.access_token) != (old.refresh_token, old.access_token):
+            if (credentials.refresh_token, credentials.access_token) != (
+                old.refresh_token,
+                old.access_token,
+            ):
                 # New tokens (a re-login, or another process refreshed): a needs-re-login
                 # verdict about the old ones no longer holds.
                 self.pool.clear_needs_relogin(name)
@@ -196,12 +212,17 @@ class AccountRegistry:
             current.signature = item.signature
             current.insecure_mode = item.insecure
         self.pool.set_account(
-            name, item.provider, priority=settings.priority, disabled=settings.disabled,
+            name,
+            item.provider,
+            priority=settings.priority,
+            disabled=settings.disabled,
             plan=credentials.plan,
         )
         return True
 
-    def update_from_write(self, account: PoolAccount, document: Mapping[str, Any], credentials: Credentials) -> None:
+    def update_from_write(
+        self, account: PoolAccount, document: Mapping[str, Any], credentials: Credentials
+    ) -> None:
         """After we wrote refreshed tokens ourselves: adopt them without a reload round-trip."""
         account.document = dict(document)
         account.credentials = credentials
@@ -210,10 +231,14 @@ class AccountRegistry:
         except OSError:
             pass
 
-    async def serve_reload(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def serve_reload(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Rescan the pool directory every second, forever."""
         task_status.started()
         while True:
             await trio.sleep(RELOAD_INTERVAL_S)
-            found = await trio.to_thread.run_sync(collect, self.config.pool_dir, self.known_signatures())
+            found = await trio.to_thread.run_sync(
+                collect, self.config.pool_dir, self.known_signatures()
+            )
             self.apply(found)

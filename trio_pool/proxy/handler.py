@@ -31,6 +31,7 @@ from trio_pool.providers.base import (
     Outcome,
     OutcomeKind,
     Provider,
+    ProviderName,
     Route,
     RouteKind,
 )
@@ -44,7 +45,9 @@ from trio_pool.upstream.client import UpstreamClient
 log = logging.getLogger(__name__)
 
 # Outcomes after which the same request may go to another account.
-FAILOVER = frozenset({OutcomeKind.QUOTA, OutcomeKind.THROTTLED, OutcomeKind.AUTH, OutcomeKind.TRANSIENT})
+FAILOVER = frozenset(
+    {OutcomeKind.QUOTA, OutcomeKind.THROTTLED, OutcomeKind.AUTH, OutcomeKind.TRANSIENT}
+)
 # Never sleep in a tight loop when the pool says "usable again now" but still refuses.
 MIN_QUEUE_SLEEP_S = 0.05
 
@@ -78,7 +81,7 @@ class Proxy:
         self.refresher = refresher
         self.client = client
         self.shutdown = shutdown
-        self.upstreams: dict[str, Mapping[str, str]] = {
+        self.upstreams: dict[ProviderName, Mapping[str, str]] = {
             name: attrs.asdict(getattr(config, name)) for name in PROVIDER_REGISTRY
         }
 
@@ -92,7 +95,13 @@ class Proxy:
         route = find_route(head, self.upstreams)
         if route is None:
             provider = PROVIDER_REGISTRY[local.guess_provider(head)]
-            await self._error(exchange, provider, 404, f"trio-pool does not serve {head.method} {head.path}", "not_found")
+            await self._error(
+                exchange,
+                provider,
+                404,
+                f"trio-pool does not serve {head.method} {head.path}",
+                "not_found",
+            )
             return
         provider = PROVIDER_REGISTRY[route.provider]
         bind(provider=route.provider)
@@ -101,7 +110,13 @@ class Proxy:
             return
         if route.kind is RouteKind.WEBSOCKET:
             # Codex falls back to HTTP when the upgrade is refused (real-clients.md).
-            await self._error(exchange, provider, 404, "WebSocket transport is not available; use HTTP", "not_found")
+            await self._error(
+                exchange,
+                provider,
+                404,
+                "WebSocket transport is not available; use HTTP",
+                "not_found",
+            )
             return
         body = await self._read_body(exchange)
         await self._forward(exchange, route, provider, body)
@@ -125,12 +140,17 @@ class Proxy:
             while chunk := await exchange.receive_chunk():
                 yield chunk
 
-        log.info("proxy.body.streaming bytes_over=%d reason='larger than max_inmem_body_bytes: no failover'", limit)
+        log.info(
+            "proxy.body.streaming bytes_over=%d reason='larger than max_inmem_body_bytes: no failover'",
+            limit,
+        )
         return Body(b"".join(parts), rest(), length)
 
     # -- the attempt loop ------------------------------------------------------------------
 
-    async def _forward(self, exchange: Exchange, route: Route, provider: Provider, body: Body) -> None:
+    async def _forward(
+        self, exchange: Exchange, route: Route, provider: Provider, body: Body
+    ) -> None:
         head = exchange.head
         key = provider.conversation_key(head, body.held if body.replayable else None)
         tried: set[str] = set()
@@ -145,7 +165,9 @@ class Proxy:
                 wake = self.pool.next_change(route.provider, now)
                 if wake is not None and wake <= queue_deadline:
                     # Wait for the first account to come back rather than failing the CLI.
-                    await trio.sleep_until(clock.to_trio_deadline(max(wake, now + MIN_QUEUE_SLEEP_S)))
+                    await trio.sleep_until(
+                        clock.to_trio_deadline(max(wake, now + MIN_QUEUE_SLEEP_S))
+                    )
                     tried.clear()
                     continue
                 await self._exhausted(exchange, provider, decision, failures, last)
@@ -165,7 +187,10 @@ class Proxy:
             failures.append((decision.account, outcome.reason or outcome.kind.value))
             log.info(
                 "proxy.failover account=%s kind=%s status=%s reason=%s",
-                decision.account, outcome.kind.value, outcome.status, outcome.reason,
+                decision.account,
+                outcome.kind.value,
+                outcome.status,
+                outcome.reason,
             )
         await self._give_up(exchange, provider, failures, last)
 
@@ -192,7 +217,9 @@ class Proxy:
             credentials = await self._with_project(account, provider, credentials)
             may_refresh = body.replayable
             while True:
-                outcome = await self._send(exchange, route, provider, account, credentials, body, report)
+                outcome = await self._send(
+                    exchange, route, provider, account, credentials, body, report
+                )
                 if outcome is None:
                     return None
                 if outcome.kind is OutcomeKind.AUTH and may_refresh:
@@ -219,7 +246,11 @@ class Proxy:
         report: Callable[[Outcome], None],
     ) -> Outcome | None:
         prepared = provider.prepare(route, exchange.head, body.held, credentials)
-        headers = [(k, v) for k, v in prepared.headers if k not in ("accept-encoding", "content-length", "transfer-encoding")]
+        headers = [
+            (k, v)
+            for k, v in prepared.headers
+            if k not in ("accept-encoding", "content-length", "transfer-encoding")
+        ]
         # Identity, so that the stream can be parsed for usage and errors as it passes.
         headers.append(("accept-encoding", "identity"))
         content: bytes | AsyncIterator[bytes] = prepared.body
@@ -229,7 +260,9 @@ class Proxy:
                 headers.append(("content-length", str(body.length)))
         started = trio.current_time()
         try:
-            async with self.client.stream(prepared.method, prepared.url, headers, content) as response:
+            async with self.client.stream(
+                prepared.method, prepared.url, headers, content
+            ) as response:
                 now = clock.now()
                 if 200 <= response.status < 300:
                     quota = provider.read_quota(response.headers, now)
@@ -237,7 +270,9 @@ class Proxy:
                         self.pool.observe(account.name, quota, now)
                     observer = provider.observer(exchange.head, response.headers, now)
                     ok = Outcome(OutcomeKind.OK, response.status, quota=quota)
-                    result = await relay_response(exchange, response, provider, observer, self.shutdown, ok)
+                    result = await relay_response(
+                        exchange, response, provider, observer, self.shutdown, ok
+                    )
                     now = clock.now()
                     if result.quota is not None:
                         self.pool.observe(account.name, result.quota, now)
@@ -252,7 +287,9 @@ class Proxy:
                     return outcome
                 # Not the account's fault (a 400, a 404) or not replayable: pass it on as is.
                 report(outcome)
-                await exchange.respond(response.status, response_headers(response.headers), error_body)
+                await exchange.respond(
+                    response.status, response_headers(response.headers), error_body
+                )
                 _log_done(exchange.head, response.status, account.name, started, None)
                 return None
         except UpstreamError as exc:
@@ -262,19 +299,27 @@ class Proxy:
             outcome = Outcome(kind, None, reason=str(exc))
             if not body.replayable:
                 report(outcome)
-                await self._error(exchange, provider, exc.status_hint, f"{account.name}: {exc}", "upstream_error")
+                await self._error(
+                    exchange, provider, exc.status_hint, f"{account.name}: {exc}", "upstream_error"
+                )
                 return None
             return outcome
 
-    async def _with_project(self, account: PoolAccount, provider: Provider, credentials: Credentials) -> Credentials:
+    async def _with_project(
+        self, account: PoolAccount, provider: Provider, credentials: Credentials
+    ) -> Credentials:
         """Gemini bodies carry the account's project: learn it once from loadCodeAssist."""
         if account.provider != "gemini" or credentials.project:
             return credentials
         if account.project is None:
             async with account.lock:
                 if account.project is None:
-                    account.project = await local.learn_gemini_project(self.client, provider, credentials, self.upstreams["gemini"])
-        return attrs.evolve(credentials, project=account.project) if account.project else credentials
+                    account.project = await local.learn_gemini_project(
+                        self.client, provider, credentials, self.upstreams["gemini"]
+                    )
+        return (
+            attrs.evolve(credentials, project=account.project) if account.project else credentials
+        )
 
     # -- answers the proxy makes itself ------------------------------------------------------
 
@@ -307,7 +352,9 @@ class Proxy:
             message = f"no {provider.name} accounts in the pool (add login files to pool/{provider.name}/)"
             await self._error(exchange, provider, 503, message, "no_accounts")
             return
-        retry_after = None if decision.retry_at is None else max(1.0, decision.retry_at - clock.now())
+        retry_after = (
+            None if decision.retry_at is None else max(1.0, decision.retry_at - clock.now())
+        )
         detail = "; ".join(f"{name}: {why}" for name, why in sorted(reasons.items()))
         message = f"every {provider.name} account in the pool is unavailable: {detail}"
         await self._error(exchange, provider, 429, message, "pool_exhausted", retry_after)
@@ -323,7 +370,9 @@ class Proxy:
         message = f"{len(failures)} account(s) tried, none answered: {detail}"
         if last is not None and last.kind in (OutcomeKind.QUOTA, OutcomeKind.THROTTLED):
             retry_after = None if last.retry_at is None else max(1.0, last.retry_at - clock.now())
-            await self._error(exchange, provider, 429, message, "pool_exhausted", retry_after or 1.0)
+            await self._error(
+                exchange, provider, 429, message, "pool_exhausted", retry_after or 1.0
+            )
         else:
             status = 504 if last is not None and "timed out" in last.reason else 502
             await self._error(exchange, provider, status, message, "upstream_error")
@@ -336,7 +385,15 @@ async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[byte
         yield chunk
 
 
-def _log_done(head: RequestHead, status: int, account: str, started: float | None, usage: object) -> None:
+def _log_done(
+    head: RequestHead, status: int, account: str, started: float | None, usage: object
+) -> None:
     ms = (trio.current_time() - started) * 1000 if started is not None else 0.0
-    log.info("request.done method=%s path=%s status=%d account=%s ms=%.1f", head.method, head.path, status, account, ms)
-
+    log.info(
+        "request.done method=%s path=%s status=%d account=%s ms=%.1f",
+        head.method,
+        head.path,
+        status,
+        account,
+        ms,
+    )

@@ -50,7 +50,9 @@ def health_document(pool: Pool, registry: AccountRegistry) -> dict[str, Any]:
         "version": __version__,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
         "accounts": [_jsonable(view) for view in pool.accounts(now)],
-        "problems": [{"account": name, "reason": why} for name, why in sorted(registry.problems.items())],
+        "problems": [
+            {"account": name, "reason": why} for name, why in sorted(registry.problems.items())
+        ],
     }
 
 
@@ -100,11 +102,16 @@ async def learn_gemini_project(
     upstreams: Mapping[str, str],
 ) -> str | None:
     """Ask Code Assist which project this account uses (the CLI does the same at start-up)."""
-    from trio_pool.providers.gemini import load_code_assist_request, parse_load_code_assist
+    from trio_pool.providers.gemini_account import (
+        load_code_assist_request,
+        parse_load_code_assist,
+    )
 
     request = load_code_assist_request(credentials, upstreams)
     try:
-        status, _headers, body = await client.request(request.method, request.url, list(request.headers), request.body)
+        status, _headers, body = await client.request(
+            request.method, request.url, list(request.headers), request.body
+        )
     except UpstreamError as exc:
         log.warning("gemini.project.lookup_failed reason=%s", exc)
         return None

@@ -186,7 +186,7 @@ class HTTPConnection:
             raise ClientDisconnected from exc
         if not data:
             self._eof = True
-        self.h11.receive_data(data)
+        self.h11.receive_data(bytes(data))
 
     async def next_event(self, *, deadline: float = math.inf) -> Any:
         """The next h11 event, reading as needed until ``deadline`` (then 408)."""
@@ -396,7 +396,7 @@ class HTTPConnection:
                 scope.cancel()
                 return
             # Pipelined bytes of the next request: keep them for the next cycle.
-            self.h11.receive_data(data)
+            self.h11.receive_data(bytes(data))
 
     async def _send_error(self, status: int, message: str, head: RequestHead | None) -> None:
         if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):

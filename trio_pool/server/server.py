@@ -101,7 +101,8 @@ async def serve_listeners(
         peer = ""
         if isinstance(stream, trio.SocketStream):
             try:
-                peer = "%s:%s" % stream.socket.getpeername()[:2]
+                host, port = stream.socket.getpeername()[:2]
+                peer = f"{host}:{port}"
             except OSError:
                 pass
         bind(conn=str(conn_id))

@@ -58,7 +58,9 @@ def map_errors(url: str) -> Iterator[None]:
     except httpcore.ProxyError as exc:
         raise UpstreamConnectError(f"the outbound proxy refused {where}: {exc}") from exc
     except (httpcore.ProtocolError, httpcore.NetworkError) as exc:
-        raise UpstreamProtocolError(f"{where} broke the connection: {exc or type(exc).__name__}") from exc
+        raise UpstreamProtocolError(
+            f"{where} broke the connection: {exc or type(exc).__name__}"
+        ) from exc
     except (OSError, trio.BrokenResourceError) as exc:
         raise UpstreamProtocolError(f"{where} broke the connection: {exc}") from exc
 
@@ -138,7 +140,8 @@ class UpstreamClient:
         if (
             not proxy_url
             or is_loopback(host)
-            or urllib.request.proxy_bypass_environment(host, self._proxy_env)
+            # proxy_bypass_environment is public but missing from typeshed.
+            or urllib.request.proxy_bypass_environment(host, self._proxy_env)  # type: ignore[attr-defined]
         ):
             return self._direct
         if proxy_url not in self._proxies:
@@ -166,7 +169,12 @@ class UpstreamClient:
         """
         t = self.timeouts
         extensions: dict[str, Any] = {
-            "timeout": {"connect": t.connect_s, "read": t.idle_s, "write": t.idle_s, "pool": t.connect_s}
+            "timeout": {
+                "connect": t.connect_s,
+                "read": t.idle_s,
+                "write": t.idle_s,
+                "pool": t.connect_s,
+            }
         }
         # handle_async_request sends exactly these headers: Host and framing are ours to set.
         out = list(headers)

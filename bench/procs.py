@@ -1,0 +1,125 @@
+"""Starting, watching and stopping the simulator and proxy processes (Linux /proc readings)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import attrs
+
+from trio_pool.testing.server import urls
+
+ROOT = Path(__file__).resolve().parent.parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (the child binds it right after)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU of the process (all its threads, living and ended)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    # The command name may contain spaces: the fields start after its closing parenthesis.
+    fields = text[text.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / CLOCK_TICKS
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """VmRSS (now) and VmHWM (peak) in MiB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            out[name] = int(value.split()[0]) / 1024
+    return out
+
+
+def proxy_config(listen_port: int, sim_base: str, workdir: Path, *, log_level: str) -> str:
+    lines = [
+        f'listen = "127.0.0.1:{listen_port}"',
+        f'pool_dir = "{workdir / "pool"}"',
+        f'data_dir = "{workdir / "data"}"',
+        f'log_level = "{log_level}"',
+        "shutdown_grace_s = 1",
+    ]
+    for provider, values in urls(sim_base).items():
+        lines.append(f"[{provider}]")
+        lines += [f'{key} = "{value}"' for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+@attrs.define(eq=False)
+class Child:
+    """A child process with its stderr in a file (shown when something goes wrong)."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(
+                f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
+            )
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """SIGINT (the proxy shuts down gracefully, a profiler writes its output), then kill."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def spawn(name: str, args: list[str], workdir: Path) -> Child:
+    log_path = workdir / f"{name}.log"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    return Child(name, process, log_path)
+
+
+def start_simulator(workdir: Path, port: int, accounts: int) -> Child:
+    pool = workdir / "pool"
+    args = ["-m", "bench.sim", "--port", str(port), "--pool-dir", str(pool)]
+    return spawn("simulator", [*args, "--accounts", str(accounts)], workdir)
+
+
+def start_proxy(workdir: Path, port: int, sim_base: str, *, profile_to: Path | None) -> Child:
+    config = workdir / "config.toml"
+    config.write_text(proxy_config(port, sim_base, workdir, log_level="warning"))
+    args = ["-m", "trio_pool", "serve", "--config", str(config)]
+    if profile_to is not None:
+        args = ["-m", "cProfile", "-o", str(profile_to), *args]
+    return spawn("proxy", args, workdir)

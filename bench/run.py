@@ -1,0 +1,239 @@
+"""One benchmark run: start the simulator and the proxy, run each workload both ways, report.
+
+Every workload sends the same Claude ``/v1/messages`` requests twice: DIRECT to the simulator
+(with an account's real OAuth headers, as the proxy would send them) and THROUGH the proxy.
+Each is warmed up first; CPU and memory are read from /proc for the proxy's process only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import pstats
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from bench import procs, report
+from bench.client import Connection, ConnectionLost, encode_json_request, encode_request
+from bench.load import LoadResult, Target
+from bench.workloads import HOST, Plan, Workloads
+
+OAUTH_BETA = "oauth-2025-04-20"
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+def claude_tokens(pool_dir: Path) -> list[str]:
+    """The access tokens the simulator wrote into the pool (what the proxy will send)."""
+    files = sorted((pool_dir / "claude").glob("*.json"))
+    return [json.loads(f.read_text())["claudeAiOauth"]["accessToken"] for f in files]
+
+
+def message_requests(port: int, tokens: list[str], *, stream: bool) -> list[bytes]:
+    """The same Claude request, one per bearer token (the proxy gets a placeholder token)."""
+    body = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 64,
+        "stream": stream,
+        "messages": [{"role": "user", "content": "Say hello."}],
+    }
+    out = []
+    for token in tokens:
+        headers = [
+            ("anthropic-version", ANTHROPIC_VERSION),
+            ("anthropic-beta", OAUTH_BETA),
+            ("authorization", f"Bearer {token}"),
+        ]
+        out.append(encode_json_request("/v1/messages", f"{HOST}:{port}", headers, body))
+    return out
+
+
+async def wait_until_answers(child: procs.Child, port: int, raw: bytes, timeout_s: float) -> None:
+    with trio.fail_after(timeout_s):
+        while True:
+            child.check_alive()
+            conn = Connection(HOST, port)
+            try:
+                if (await conn.request(raw)).status == 200:
+                    return
+            except (OSError, ConnectionLost):
+                pass
+            finally:
+                await conn.aclose()
+            await trio.sleep(0.05)
+
+
+def _targets(sim_port: int, proxy_port: int, tokens: list[str], stream: bool) -> list[Target]:
+    return [
+        Target("direct", HOST, sim_port, message_requests(sim_port, tokens, stream=stream)),
+        Target("proxy", HOST, proxy_port, message_requests(proxy_port, ["pool"], stream=stream)),
+    ]
+
+
+def _per(cpu_s: float, load: LoadResult, scale: float) -> float:
+    return cpu_s / load.ok * scale if load.ok else math.nan
+
+
+def build_metrics(w: Workloads) -> list[report.Metric]:
+    m = report.Metric
+    small_d, small_p = w.loads["small direct"], w.loads["small proxy"]
+    st_d, st_p = w.loads["stream direct"], w.loads["stream proxy"]
+    tt_d, tt_p = w.loads["ttfb direct"], w.loads["ttfb proxy"]
+    soak = [w.loads["soak first"], w.loads["soak rest"]]
+    after = w.loads["small after streams proxy"]
+    soak_ok = sum(r.ok for r in soak)
+    p50 = (tt_d.ttfb_ms(0.5), tt_p.ttfb_ms(0.5))
+    p99 = (tt_d.ttfb_ms(0.99), tt_p.ttfb_ms(0.99))
+    growth = w.rss["after_all"] - w.rss["after_first"]
+    errors = sum(r.error_count for r in w.loads.values())
+    pooled = sum(seen["connections"] for label, seen in w.upstream.items() if "direct" not in label)
+    return [
+        m("small requests/s (c=16)", "req/s", small_d.rate, small_p.rate),
+        m("200x200B streams/s (c=64)", "streams/s", st_d.rate, st_p.rate),
+        m("TTFB p50 (c=1)", "ms", p50[0], p50[1]),
+        m("TTFB p99 (c=1)", "ms", p99[0], p99[1]),
+        m("added TTFB p50", "ms", None, p50[1] - p50[0], "<= 0.5", 0.5),
+        m("added TTFB p99", "ms", None, p99[1] - p99[0]),
+        m(
+            "proxy CPU per small request",
+            "µs",
+            None,
+            _per(w.cpu["small proxy"], small_p, 1e6),
+            "<= 300",
+            300,
+        ),
+        m(
+            "proxy CPU per stream (64 conns pooled)",
+            "ms",
+            None,
+            _per(w.cpu["stream proxy"], st_p, 1e3),
+            "<= 2",
+            2,
+        ),
+        m(
+            "proxy CPU per small request (soak)",
+            "µs",
+            None,
+            w.cpu["soak"] / soak_ok * 1e6 if soak_ok else math.nan,
+        ),
+        m(
+            "  same, 64 upstream conns pooled",
+            "µs",
+            None,
+            _per(w.cpu["small after streams proxy"], after, 1e6),
+        ),
+        m("upstream connections the proxy opened", "count", None, float(pooled)),
+        m(
+            "simulator CPU per small request",
+            "µs",
+            _per(w.sim_cpu["small direct"], small_d, 1e6),
+            _per(w.sim_cpu["small proxy"], small_p, 1e6),
+        ),
+        m(
+            "simulator CPU per stream",
+            "ms",
+            _per(w.sim_cpu["stream direct"], st_d, 1e3),
+            _per(w.sim_cpu["stream proxy"], st_p, 1e3),
+        ),
+        m("proxy RSS idle", "MiB", None, w.rss["idle"], "<= 40", 40),
+        m(f"proxy RSS after {soak[0].planned:,} requests", "MiB", None, w.rss["after_first"]),
+        m(
+            f"proxy RSS after {soak[0].planned + soak[1].planned:,} requests",
+            "MiB",
+            None,
+            w.rss["after_all"],
+        ),
+        m(
+            "proxy RSS growth over the soak",
+            "MiB",
+            None,
+            growth,
+            f"<= {w.plan.growth_limit_mb}",
+            w.plan.growth_limit_mb,
+        ),
+        m("proxy peak RSS (VmHWM)", "MiB", None, w.rss["peak"]),
+        m("failed requests (all runs)", "count", None, float(errors), "0", 0),
+    ]
+
+
+def print_profile(path: Path, top: int) -> None:
+    if not path.exists():
+        print(f"(no profile written at {path})")
+        return
+    print(f"\nproxy profile (cProfile; numbers above are inflated by it), top {top} by own time:")
+    stats = pstats.Stats(str(path), stream=sys.stdout)
+    stats.strip_dirs().sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a tenth of every count (smoke run)")
+    parser.add_argument("--accounts", type=int, default=3, help="simulated accounts per provider")
+    parser.add_argument(
+        "--profile", action="store_true", help="run the proxy under cProfile and print its hotspots"
+    )
+    parser.add_argument(
+        "--output", type=Path, default=report.RESULTS, help="where to write the JSON"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    plan = Plan().scaled(0.1) if args.quick else Plan()
+    with tempfile.TemporaryDirectory(prefix="trio-pool-bench-") as tmp:
+        workdir = Path(tmp)
+        children: list[procs.Child] = []
+        profile_to = workdir / "proxy.prof" if args.profile else None
+        try:
+            sim_port = procs.free_port()
+            sim = procs.start_simulator(workdir, sim_port, args.accounts)
+            children.append(sim)
+            control = encode_request("POST", "/bench/config", f"{HOST}:{sim_port}", [], b"{}")
+            trio.run(wait_until_answers, sim, sim_port, control, 30.0)
+            proxy_port = procs.free_port()
+            sim_base = f"http://{HOST}:{sim_port}"
+            proxy = procs.start_proxy(workdir, proxy_port, sim_base, profile_to=profile_to)
+            children.append(proxy)
+            health = encode_request("GET", "/healthz", f"{HOST}:{proxy_port}", [])
+            trio.run(wait_until_answers, proxy, proxy_port, health, 30.0)
+            tokens = claude_tokens(workdir / "pool")
+            workloads = Workloads(plan, sim, proxy, sim_port, proxy_port)
+            workloads.small = _targets(sim_port, proxy_port, tokens, stream=False)
+            workloads.streaming = _targets(sim_port, proxy_port, tokens, stream=True)
+            trio.run(workloads.run_all)
+            proxy_log = proxy.log_tail(15)
+        finally:
+            for child in reversed(children):
+                child.stop()
+        if profile_to is not None:
+            print_profile(profile_to, 30)
+    metrics = build_metrics(workloads)
+    print(f"\ntrio-pool benchmark ({os.cpu_count()} CPUs, Python {platform.python_version()})")
+    print(report.table(metrics))
+    print("\nruns (warm-ups included; every non-200 or malformed reply is an error):")
+    print(report.counts(workloads.loads, workloads.upstream))
+    if proxy_log:
+        print(f"\nproxy log (last lines, log_level=warning):\n{proxy_log}")
+    document: dict[str, Any] = {
+        "finished_at": datetime.now(UTC).isoformat(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "profiled": bool(args.profile),
+        "plan": attrs.asdict(plan),
+        "metrics": [metric.as_json() for metric in metrics],
+        "runs": {label: report.load_json(r) for label, r in workloads.loads.items()},
+        "rss_mib": workloads.rss,
+        "simulator_saw": workloads.upstream,
+    }
+    print(f"\nwritten to {report.write_json(document, args.output)}")
+    return 1 if any(r.error_count for r in workloads.loads.values()) else 0

@@ -1,0 +1,175 @@
+"""What the pool knows about one account, and the frozen views it hands out.
+
+Pure: no trio, no I/O, no clock. Every time is unix seconds passed in as ``now``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Literal
+
+import attrs
+
+from trio_pool.providers.base import ProviderName, QuotaWindow, TokenUsage
+
+AccountStateName = Literal["ok", "cooling", "backoff", "needs_relogin", "disabled"]
+
+DAY_S = 86400.0
+# Windows at least this long are "weekly-or-longer" and get the higher ceiling.
+LONG_WINDOW_S = 2 * DAY_S
+SHORT_CEILING = 0.98
+LONG_CEILING = 0.99
+# A reading that names neither its reset time nor its window length cannot be aged by the
+# window; after this long it is treated as stale (counts as 0 used) so it never benches an
+# account for good. The next response brings a fresh reading anyway.
+UNKNOWN_WINDOW_TTL_S = 3600.0
+
+_NAMED_LENGTHS = {"daily": DAY_S, "day": DAY_S, "weekly": 7 * DAY_S, "week": 7 * DAY_S}
+_LENGTH_RE = re.compile(r"^(\d+)\s*([mhdw])$")
+_UNIT_S = {"m": 60.0, "h": 3600.0, "d": DAY_S, "w": 7 * DAY_S}
+
+
+def iso(unix_s: float) -> str:
+    """A unix time as a UTC ISO-8601 string for messages and status."""
+    return datetime.fromtimestamp(unix_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def window_length(window: QuotaWindow) -> float | None:
+    """The window's length: as reported, else guessed from names like "5h", "7d", "weekly"."""
+    if window.window_s is not None and window.window_s > 0:
+        return window.window_s
+    name = window.name.strip().lower()
+    if name in _NAMED_LENGTHS:
+        return _NAMED_LENGTHS[name]
+    match = _LENGTH_RE.match(name)
+    if match:
+        return int(match.group(1)) * _UNIT_S[match.group(2)]
+    return None
+
+
+def ceiling(window: QuotaWindow) -> float:
+    """The hard ceiling of a window: 98 % for short windows, 99 % for weekly-or-longer ones."""
+    length = window_length(window)
+    return LONG_CEILING if length is not None and length >= LONG_WINDOW_S else SHORT_CEILING
+
+
+@attrs.frozen
+class ObservedWindow:
+    """A quota window as last reported, with when we heard it."""
+
+    window: QuotaWindow
+    seen_at: float
+
+    @property
+    def name(self) -> str:
+        return self.window.name
+
+    def reset_deadline(self) -> float:
+        """When this reading stops being true: the reset time, else seen + length, else a TTL."""
+        if self.window.resets_at is not None:
+            return self.window.resets_at
+        length = window_length(self.window)
+        return self.seen_at + (length if length is not None else UNKNOWN_WINDOW_TTL_S)
+
+    def used_at(self, now: float) -> float:
+        """Used fraction now; 0 once the reset has passed (the quota came back)."""
+        if now >= self.reset_deadline():
+            return 0.0
+        return min(max(self.window.used, 0.0), 1.0)
+
+    def over_ceiling(self, now: float) -> bool:
+        return self.used_at(now) >= ceiling(self.window)
+
+    def started(self, now: float) -> bool:
+        """Whether this window's clock is known to be running (for dormant touch)."""
+        if now >= self.reset_deadline():
+            return False
+        return self.window.used > 0 or self.window.resets_at is not None
+
+
+@attrs.define(eq=False)
+class AccountState:
+    """Everything the pool has learned about one account. Mutated only by the pool."""
+
+    name: str
+    provider: ProviderName
+    priority: int = 0
+    disabled: bool = False
+    plan: str | None = None
+    windows: dict[str, ObservedWindow] = attrs.field(factory=dict)
+    # Quota cooldown (a 429 with a quota signal, or a reading saying "exhausted").
+    cooldown_until: float | None = None
+    cooldown_reason: str = ""
+    quota_fallback_level: int = 0  # consecutive quota 429s that gave no reset time
+    # Short backoff (throttled / auth / transient); never touches the quota state.
+    backoff_until: float | None = None
+    backoff_reason: str = ""
+    throttle_level: int = 0
+    # Recent-error penalty, decaying from `penalty_at`.
+    penalty: float = 0.0
+    penalty_at: float = 0.0
+    needs_relogin: str | None = None
+    in_flight: int = 0
+    last_used: float | None = None
+    touched: bool = False  # dormant touch spent since the windows were last seen started
+    day: int = -1
+    requests_today: int = 0
+    tokens_today: TokenUsage = attrs.field(factory=TokenUsage)
+    tokens_total: TokenUsage = attrs.field(factory=TokenUsage)
+
+    def roll_day(self, now: float) -> None:
+        """Reset the "today" counters when the UTC day changes."""
+        day = int(now // DAY_S)
+        if day != self.day:
+            self.day = day
+            self.requests_today = 0
+            self.tokens_today = TokenUsage()
+
+
+@attrs.frozen
+class WindowView:
+    name: str
+    used: float  # 0 once resets_at has passed
+    window_s: float | None
+    resets_at: float | None
+    ceiling: float
+
+
+@attrs.frozen
+class AccountView:
+    """A snapshot of one account for `status`, the dashboard and the log."""
+
+    name: str
+    provider: ProviderName
+    plan: str | None
+    priority: int
+    state: AccountStateName
+    state_reason: str
+    state_until: float | None  # when the account becomes usable again, if known
+    windows: tuple[WindowView, ...]
+    in_flight: int
+    requests_today: int
+    tokens_today: TokenUsage
+    tokens_total: TokenUsage
+    last_used: float | None
+    pinned_conversations: int
+
+
+@attrs.frozen
+class PoolWindowUsage:
+    name: str
+    used: float  # mean used fraction over the pool's usable accounts
+    window_s: float | None
+    resets_at: float | None  # the earliest future reset among the accounts
+
+
+@attrs.frozen
+class PoolUsage:
+    """The pool's aggregate quota for one provider (served as Codex's wham/usage)."""
+
+    provider: ProviderName
+    windows: tuple[PoolWindowUsage, ...]
+    accounts: int  # usable accounts counted (enabled, not needing re-login)
+    available: bool  # at least one account is eligible right now
+    plan: str | None

@@ -1,0 +1,262 @@
+"""The account pool: leases, conversation pins, outcomes and snapshots (design.md §3).
+
+A pure state machine: every method takes ``now`` (unix seconds) and no method does I/O,
+so the routing is reproducible in tests and in the simulation. The trio shell asks
+``choose()`` for a Lease, runs the request, and hands the result back with ``report()``.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from trio_pool.accounts import cooldown
+from trio_pool.accounts.model import AccountState, AccountView, PoolUsage
+from trio_pool.accounts.routing import Availability, assess, clearly_better, sort_key, wants_fast
+from trio_pool.accounts.snapshot import account_view, aggregate_usage
+from trio_pool.config import RoutingConfig
+from trio_pool.providers.base import (
+    ConversationKey,
+    Outcome,
+    ProviderName,
+    QuotaReading,
+    TokenUsage,
+)
+
+__all__ = ["Exhausted", "Lease", "Pool"]
+
+
+@attrs.frozen
+class Lease:
+    account: str  # "codex/work"
+    provider: ProviderName
+    key: ConversationKey | None
+    pinned: bool  # True when the conversation's existing pin was honoured
+    # Codex fast_mode decision: set service_tier="priority" (the shell skips it when the
+    # client already chose a tier).
+    fast: bool
+    lease_id: int
+
+
+@attrs.frozen
+class Exhausted:
+    # Earliest unix time an account of the provider becomes usable (None = unknown / never,
+    # e.g. every account needs re-login).
+    retry_at: float | None
+    # (account name, why it is unavailable), for every account of the provider.
+    reasons: tuple[tuple[str, str], ...]
+
+
+@attrs.frozen
+class _Pin:
+    account: str
+    last_used: float
+
+
+@attrs.define(eq=False)
+class Pool:
+    """Every account of every provider, with what has been learned about each."""
+
+    routing: RoutingConfig
+    _accounts: dict[str, AccountState] = attrs.field(factory=dict, init=False)
+    _pins: dict[tuple[ProviderName, str], _Pin] = attrs.field(factory=dict, init=False)
+    _leases: dict[int, str] = attrs.field(factory=dict, init=False)
+    _next_lease_id: int = attrs.field(default=1, init=False)
+
+    # -- accounts ---------------------------------------------------------------------------
+
+    def set_account(
+        self,
+        name: str,
+        provider: ProviderName,
+        *,
+        priority: int = 0,
+        disabled: bool = False,
+        plan: str | None = None,
+    ) -> None:
+        """Add an account or update its settings; learned state is kept across updates."""
+        account = self._accounts.get(name)
+        if account is None or account.provider != provider:
+            self._drop_pins_to(name)
+            account = self._accounts[name] = AccountState(name, provider)
+        account.priority = priority
+        account.disabled = disabled
+        if plan is not None:
+            account.plan = plan
+
+    def remove_account(self, name: str) -> None:
+        self._accounts.pop(name, None)
+        self._drop_pins_to(name)
+
+    def set_needs_relogin(self, name: str, reason: str) -> None:
+        """A permanent refresh failure: out of rotation until the credentials change."""
+        if name in self._accounts:
+            self._accounts[name].needs_relogin = reason or "refresh failed"
+
+    def clear_needs_relogin(self, name: str) -> None:
+        if name in self._accounts:
+            self._accounts[name].needs_relogin = None
+
+    # -- routing ----------------------------------------------------------------------------
+
+    def choose(
+        self,
+        provider: ProviderName,
+        key: ConversationKey | None,
+        now: float,
+        *,
+        exclude: frozenset[str] = frozenset(),
+    ) -> Lease | Exhausted:
+        """Lease the best account for one attempt; ``exclude`` holds accounts already tried."""
+        self._expire_pins(now)
+        candidates = [a for a in self._accounts.values() if a.provider == provider]
+        status = {a.name: assess(a, now) for a in candidates}
+        eligible = [a for a in candidates if status[a.name].usable and a.name not in exclude]
+        if not eligible:
+            return self._exhausted(candidates, status)
+        # Hard keys (turn state, WebSocket sessions) stick whatever `sticky` says.
+        use_pins = key is not None and (key.hard or self.routing.sticky != "off")
+        pin_key = None if key is None else (provider, key.value)
+        chosen: AccountState | None = None
+        if use_pins and pin_key is not None and key is not None:
+            pin = self._pins.get(pin_key)
+            held = next((a for a in eligible if pin is not None and a.name == pin.account), None)
+            if held is not None and (
+                key.hard
+                or self.routing.sticky == "always"
+                or not self._better_elsewhere(held, eligible, now)
+            ):
+                chosen = held
+        pinned = chosen is not None
+        if chosen is None:
+            dormant_touch = self.routing.dormant_touch
+            chosen = min(eligible, key=lambda a: sort_key(a, now, dormant_touch=dormant_touch))
+        chosen.roll_day(now)
+        chosen.in_flight += 1
+        chosen.requests_today += 1
+        chosen.last_used = now
+        chosen.touched = True
+        if use_pins and pin_key is not None:
+            self._pins[pin_key] = _Pin(chosen.name, now)
+        lease = Lease(
+            account=chosen.name,
+            provider=provider,
+            key=key,
+            pinned=pinned,
+            fast=self._fast(chosen, now),
+            lease_id=self._next_lease_id,
+        )
+        self._leases[lease.lease_id] = chosen.name
+        self._next_lease_id += 1
+        return lease
+
+    def report(self, lease: Lease, outcome: Outcome, now: float) -> None:
+        """End the lease and apply the outcome's effect; a second report of a lease is ignored."""
+        name = self._leases.pop(lease.lease_id, None)
+        account = None if name is None else self._accounts.get(name)
+        if account is None:
+            return
+        account.in_flight = max(account.in_flight - 1, 0)
+        cooldown.apply_outcome(account, outcome, now)
+
+    def observe(self, name: str, reading: QuotaReading, now: float) -> None:
+        """A quota reading from anywhere (response headers, stream events, usage poll)."""
+        if name in self._accounts:
+            cooldown.apply_reading(self._accounts[name], reading, now)
+
+    def record_usage(self, name: str, usage: TokenUsage, now: float) -> None:
+        account = self._accounts.get(name)
+        if account is not None:
+            account.roll_day(now)
+            account.tokens_today += usage
+            account.tokens_total += usage
+
+    def next_change(self, provider: ProviderName, now: float) -> float | None:
+        """Earliest time an unusable account of the provider becomes usable (None: none will)."""
+        ends = [
+            s.until
+            for a in self._accounts.values()
+            if a.provider == provider
+            for s in [assess(a, now)]
+            if not s.usable and s.until is not None
+        ]
+        return min(ends, default=None)
+
+    def pinned_account(self, provider: ProviderName, key: str, now: float) -> str | None:
+        """The account a conversation is pinned to, if the pin is still alive."""
+        pin = self._pins.get((provider, key))
+        return pin.account if pin is not None and self._pin_alive(pin, now) else None
+
+    # -- snapshots --------------------------------------------------------------------------
+
+    def accounts(self, now: float, provider: ProviderName | None = None) -> list[AccountView]:
+        pins: dict[str, int] = {}
+        for pin in self._pins.values():
+            if self._pin_alive(pin, now):
+                pins[pin.account] = pins.get(pin.account, 0) + 1
+        return [
+            account_view(a, now, pins.get(a.name, 0))
+            for a in self._accounts.values()
+            if provider is None or a.provider == provider
+        ]
+
+    def pool_usage(self, provider: ProviderName, now: float) -> PoolUsage:
+        """Used fraction of the pool's combined capacity per window name, earliest reset."""
+        members = [
+            a
+            for a in self._accounts.values()
+            if a.provider == provider and not a.disabled and a.needs_relogin is None
+        ]
+        return aggregate_usage(provider, members, now)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _better_elsewhere(
+        self, held: AccountState, eligible: list[AccountState], now: float
+    ) -> bool:
+        if self.routing.sticky != "auto":
+            return False
+        strength = self.routing.sticky_strength
+        return any(
+            clearly_better(held, other, now, strength=strength)
+            for other in eligible
+            if other is not held
+        )
+
+    def _fast(self, account: AccountState, now: float) -> bool:
+        if account.provider != "codex" or self.routing.fast_mode == "off":
+            return False
+        return self.routing.fast_mode == "always" or wants_fast(account, now)
+
+    def _exhausted(
+        self,
+        candidates: list[AccountState],
+        status: dict[str, Availability],
+    ) -> Exhausted:
+        reasons = []
+        ends = []
+        for account in candidates:
+            state = status[account.name]
+            if state.usable:
+                # Usable, but this request already failed on it: it does not make the
+                # provider usable again for this request, so it sets no retry time.
+                reasons.append((account.name, "already tried for this request"))
+                continue
+            reasons.append((account.name, state.reason))
+            if state.until is not None:
+                ends.append(state.until)
+        if not candidates:
+            return Exhausted(None, ())
+        return Exhausted(min(ends, default=None), tuple(reasons))
+
+    def _pin_alive(self, pin: _Pin, now: float) -> bool:
+        return now - pin.last_used <= self.routing.pin_idle_ttl_s
+
+    def _expire_pins(self, now: float) -> None:
+        dead = [k for k, pin in self._pins.items() if not self._pin_alive(pin, now)]
+        for k in dead:
+            del self._pins[k]
+
+    def _drop_pins_to(self, name: str) -> None:
+        dead = [k for k, pin in self._pins.items() if pin.account == name]
+        for k in dead:
+            del self._pins[k]

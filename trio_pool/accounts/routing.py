@@ -1,0 +1,172 @@
+"""Eligibility and scoring: which account should serve the next request (design.md §3.1).
+
+Pure functions of an AccountState and ``now``; the pool owns the state and the pins.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from trio_pool.accounts.model import (
+    AccountState,
+    AccountStateName,
+    ObservedWindow,
+    ceiling,
+    iso,
+    window_length,
+)
+
+# Each request already running on an account lowers its score a little, so a burst of new
+# conversations spreads instead of landing on one account.
+IN_FLIGHT_COST = 0.02
+# The recent-error penalty halves every 5 minutes.
+PENALTY_HALF_LIFE_S = 300.0
+# The reset-soon boost: quota left in a window that resets soon is lost if unused, so the
+# score of such an account is multiplied by up to 1 + RESET_BOOST as the reset approaches
+# (linearly in the fraction of the window still to run).
+RESET_BOOST = 1.0
+# The switching margin of sticky = "auto", in score units (about headroom fractions) per unit
+# of sticky_strength. Moving a conversation costs a full prompt-cache miss: the next turn
+# re-reads the whole context at full price, often 100k+ tokens. So at strength 1 a soft pin
+# moves only when another account is better by 25 points of headroom, e.g. 52 % used against
+# 12 % (the CPA #5800 imbalance) moves, 30 % against 10 % stays. Strength 0 moves to any
+# strictly better account; overflow-tier pins return to a better tier as soon as one is free.
+SWITCH_MARGIN = 0.25
+# fast_mode = "auto" asks for priority processing only while the account is healthy.
+FAST_MAX_USED = 0.5
+FAST_MAX_PENALTY = 0.05
+EPSILON = 1e-9
+
+
+@attrs.frozen
+class Availability:
+    """Whether an account can take a request now, and if not why and until when."""
+
+    state: AccountStateName
+    reason: str = ""
+    until: float | None = None  # when it becomes usable; None = unknown or never
+
+    @property
+    def usable(self) -> bool:
+        return self.state == "ok"
+
+
+def current_penalty(account: AccountState, now: float) -> float:
+    if account.penalty <= 0:
+        return 0.0
+    elapsed = max(now - account.penalty_at, 0.0)
+    return float(account.penalty * 0.5 ** (elapsed / PENALTY_HALF_LIFE_S))
+
+
+def blocking_windows(account: AccountState, now: float) -> list[ObservedWindow]:
+    return [w for w in account.windows.values() if w.over_ceiling(now)]
+
+
+def assess(account: AccountState, now: float) -> Availability:
+    """The account's state now. Several blocks may hold at once: `until` is the latest."""
+    if account.disabled:
+        return Availability("disabled", "disabled")
+    if account.needs_relogin is not None:
+        return Availability("needs_relogin", f"needs re-login: {account.needs_relogin}")
+    ends: list[float] = []
+    reasons: list[str] = []
+    state: AccountStateName = "ok"
+    if account.cooldown_until is not None and account.cooldown_until > now:
+        state = "cooling"
+        ends.append(account.cooldown_until)
+        reasons.append(f"cooling until {iso(account.cooldown_until)} ({account.cooldown_reason})")
+    for observed in blocking_windows(account, now):
+        state = "cooling"
+        window = observed.window
+        ends.append(observed.reset_deadline())
+        text = (
+            f"{round(observed.used_at(now) * 100)}% of {window.name} window used "
+            f"(ceiling {round(ceiling(window) * 100)}%)"
+        )
+        if window.resets_at is not None:
+            text += f", resets at {iso(window.resets_at)}"
+        reasons.append(text)
+    if account.backoff_until is not None and account.backoff_until > now:
+        if state == "ok":
+            state = "backoff"
+        ends.append(account.backoff_until)
+        reasons.append(f"backing off until {iso(account.backoff_until)} ({account.backoff_reason})")
+    if state == "ok":
+        return Availability("ok")
+    return Availability(state, "; ".join(reasons), max(ends))
+
+
+def binding_window(account: AccountState, now: float) -> ObservedWindow | None:
+    """The most used window now (ties: the one resetting last, which binds longest)."""
+    best: ObservedWindow | None = None
+    for observed in account.windows.values():
+        if best is None or (observed.used_at(now), observed.reset_deadline()) > (
+            best.used_at(now),
+            best.reset_deadline(),
+        ):
+            best = observed
+    return best
+
+
+def binding_used(account: AccountState, now: float) -> float:
+    binding = binding_window(account, now)
+    return 0.0 if binding is None else binding.used_at(now)
+
+
+def reset_factor(observed: ObservedWindow | None, now: float) -> float:
+    """1 for a window far from its reset, up to 1 + RESET_BOOST just before it."""
+    if observed is None or observed.window.resets_at is None:
+        return 1.0
+    length = window_length(observed.window)
+    if length is None:
+        return 1.0
+    remaining = min(max((observed.window.resets_at - now) / length, 0.0), 1.0)
+    return 1.0 + RESET_BOOST * (1.0 - remaining)
+
+
+def score(account: AccountState, now: float) -> float:
+    """Higher is better. Unknown windows score as full headroom."""
+    binding = binding_window(account, now)
+    headroom = 1.0 - (0.0 if binding is None else binding.used_at(now))
+    return (
+        headroom * reset_factor(binding, now)
+        - IN_FLIGHT_COST * account.in_flight
+        - current_penalty(account, now)
+    )
+
+
+def is_dormant(account: AccountState, now: float) -> bool:
+    """No window seen started: no reading, or 0 % used with no reset time (or reset passed)."""
+    return not any(w.started(now) for w in account.windows.values())
+
+
+def sort_key(account: AccountState, now: float, *, dormant_touch: bool) -> tuple[object, ...]:
+    """Sort ascending; the first is the best choice within the eligible candidates.
+
+    Tiers first (lower priority numbers win outright), then an untouched dormant account,
+    then score, then least recently used (never used first), then name for determinism.
+    """
+    touch = dormant_touch and not account.touched and is_dormant(account, now)
+    last = -1.0 if account.last_used is None else account.last_used
+    # Scores within a tenth of a percent of headroom are a tie, so float noise and faded
+    # penalties do not defeat the least-recently-used spreading.
+    return (account.priority, not touch, -round(score(account, now), 3), last, account.name)
+
+
+def clearly_better(
+    pinned: AccountState, other: AccountState, now: float, *, strength: float
+) -> bool:
+    """Whether sticky = "auto" should move a soft pin from `pinned` to `other`."""
+    if other.priority < pinned.priority:
+        return True  # overflow tiers are for overflow: come back once a better tier is free
+    if other.priority > pinned.priority:
+        return False
+    return score(other, now) - score(pinned, now) > SWITCH_MARGIN * strength + EPSILON
+
+
+def wants_fast(account: AccountState, now: float) -> bool:
+    """fast_mode = "auto": priority tier only while the account has plenty left and no errors."""
+    return (
+        binding_used(account, now) < FAST_MAX_USED
+        and current_penalty(account, now) < FAST_MAX_PENALTY
+    )

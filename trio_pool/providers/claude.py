@@ -1,0 +1,294 @@
+"""Anthropic Claude (Claude.ai subscription): routes, conversation keys, the OAuth beta,
+unified rate-limit headers, outcomes and the Messages stream (protocols.md §2,
+real-clients.md §5)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from trio_pool.providers import claude_account
+from trio_pool.providers.base import (
+    ConversationKey,
+    Credentials,
+    Outcome,
+    OutcomeKind,
+    PreparedRequest,
+    ProviderName,
+    QuotaReading,
+    QuotaWindow,
+    RefreshRequest,
+    RefreshResult,
+    Route,
+    RouteKind,
+    StreamEvent,
+    StreamObserver,
+    TokenUsage,
+)
+from trio_pool.providers.observe import BodyObserver, parse_wanted
+from trio_pool.providers.wire import (
+    as_float,
+    as_int,
+    as_str,
+    clamp_fraction,
+    dig,
+    forwardable,
+    header_map,
+    join_url,
+    json_object,
+    retry_after_at,
+    short_reason,
+    status_outcome,
+)
+from trio_pool.server.messages import Headers, RequestHead
+
+OAUTH_BETA = "oauth-2025-04-20"
+UNIFIED = "anthropic-ratelimit-unified-"
+MESSAGE_PATHS = ("/v1/messages", "/v1/messages/count_tokens")
+_LEGACY_USER_ID = re.compile(r"_session_([0-9A-Za-z-]+)$")
+# Subscription windows only ("5h", "7d", "7d_opus", ...): "overage" is extra usage, not quota.
+_WINDOW = re.compile(r"^\d+[hd](?:_[a-z_]+)?$")
+WINDOW_SECONDS = {"5h": 5 * 3600.0, "7d": 7 * 86400.0}
+CLAIM_WINDOWS = {"five_hour": "5h", "seven_day": "7d", "seven_day_opus": "7d_opus"}
+CLAIM_WINDOWS["seven_day_sonnet"] = "7d_sonnet"
+
+# Anthropic error types by what they mean for the account.
+ERROR_KINDS = {
+    "overloaded_error": OutcomeKind.THROTTLED,
+    "rate_limit_error": OutcomeKind.THROTTLED,
+    "api_error": OutcomeKind.TRANSIENT,
+    "timeout_error": OutcomeKind.TRANSIENT,
+    "authentication_error": OutcomeKind.AUTH,
+    "permission_error": OutcomeKind.AUTH,
+    "invalid_request_error": OutcomeKind.CLIENT_ERROR,
+    "not_found_error": OutcomeKind.CLIENT_ERROR,
+    "request_too_large": OutcomeKind.CLIENT_ERROR,
+}
+ERROR_TYPE_BY_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def error_type_for(status: int, kind: str) -> str:
+    if kind in ERROR_KINDS:
+        return kind
+    return ERROR_TYPE_BY_STATUS.get(
+        status, "api_error" if status >= 500 else "invalid_request_error"
+    )
+
+
+def session_from_user_id(user_id: str) -> str | None:
+    """The session in ``metadata.user_id``: a JSON string (2.1.x) or the legacy
+    ``user_<hex>_account_<uuid>_session_<uuid>`` form."""
+    if user_id.startswith("{"):
+        return as_str(dig(json_object(user_id), "session_id"))
+    match = _LEGACY_USER_ID.search(user_id)
+    return match.group(1) if match else None
+
+
+def add_oauth_beta(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The client's ``anthropic-beta`` with the OAuth beta added once (kept when present)."""
+    betas = [i for i, (key, _) in enumerate(headers) if key == "anthropic-beta"]
+    for i in betas:
+        if OAUTH_BETA in (b.strip() for b in headers[i][1].split(",")):
+            return headers
+    if not betas:
+        return [*headers, ("anthropic-beta", OAUTH_BETA)]
+    first = betas[0]
+    value = headers[first][1].strip().rstrip(",")
+    headers[first] = ("anthropic-beta", f"{value},{OAUTH_BETA}" if value else OAUTH_BETA)
+    return headers
+
+
+@attrs.define(eq=False)
+class ClaudeEvents:
+    """Usage from message_start + message_delta, completion, and `event: error`."""
+
+    _input: int = 0
+    _cache_creation: int = 0
+    _cache_read: int = 0
+    _output: int = 0
+    _complete: bool = False
+    wanted_events = frozenset({"message_start", "message_delta", "message_stop", "error"})
+    needles = ('"message_start"', '"message_delta"', '"message_stop"', '"error"')
+
+    def on_sse(self, event: str, data: str) -> StreamEvent | None:
+        payload = parse_wanted(data, self.needles)
+        return None if payload is None else self.on_payload(payload)
+
+    def on_end(self) -> StreamEvent | None:
+        return None
+
+    def on_payload(self, payload: dict[str, Any]) -> StreamEvent | None:
+        kind = payload.get("type")
+        if kind == "message_start":
+            return StreamEvent(usage=self._count(dig(payload, "message", "usage")))
+        if kind == "message_delta":
+            usage = self._count(payload.get("usage"))
+            stop = dig(payload, "delta", "stop_reason") is not None
+            return StreamEvent(usage=usage, complete=self._completes(stop))
+        if kind == "message_stop":
+            return StreamEvent(complete=True) if self._completes(True) else None
+        if kind == "error":
+            return StreamEvent(failure=inband_failure(payload.get("error")))
+        return None
+
+    def on_body(self, payload: Any) -> StreamEvent | None:
+        if dig(payload, "type") != "message":
+            return None  # count_tokens, models: no usage to record
+        return StreamEvent(usage=self._count(dig(payload, "usage")), complete=True)
+
+    def _completes(self, seen: bool) -> bool:
+        # message_delta with a stop_reason and message_stop both end a reply: report once.
+        if not seen or self._complete:
+            return False
+        self._complete = True
+        return True
+
+    def _count(self, usage: Any) -> TokenUsage | None:
+        if not isinstance(usage, dict):
+            return None
+        # Later events repeat some counts (output is cumulative): a present field replaces.
+        if "input_tokens" in usage:
+            self._input = as_int(usage["input_tokens"])
+        if "cache_creation_input_tokens" in usage:
+            self._cache_creation = as_int(usage["cache_creation_input_tokens"])
+        if "cache_read_input_tokens" in usage:
+            self._cache_read = as_int(usage["cache_read_input_tokens"])
+        if "output_tokens" in usage:
+            self._output = as_int(usage["output_tokens"])
+        return TokenUsage(
+            input=self._input + self._cache_creation + self._cache_read,
+            cached=self._cache_read,
+            output=self._output,
+        )
+
+
+def inband_failure(error: Any) -> Outcome:
+    kind = as_str(dig(error, "type")) or "api_error"
+    reason = short_reason(kind, as_str(dig(error, "message")))
+    return Outcome(ERROR_KINDS.get(kind, OutcomeKind.TRANSIENT), None, reason)
+
+
+class ClaudeProvider:
+    """The Claude provider (stateless: every method is a function of its arguments)."""
+
+    name: ProviderName = "claude"
+
+    def route(self, head: RequestHead, upstreams: Mapping[str, str]) -> Route | None:
+        path, method = head.path, head.method
+        accepted = (method == "POST" and path in MESSAGE_PATHS) or (
+            method == "GET"
+            and (path == "/v1/models" or path.startswith("/v1/models/"))
+            and head.get("anthropic-version") is not None
+        )
+        if not accepted:
+            return None
+        return Route(self.name, RouteKind.PROXY, join_url(upstreams["upstream"], path, head.query))
+
+    def conversation_key(self, head: RequestHead, body: bytes | None) -> ConversationKey | None:
+        header = (head.get("x-claude-code-session-id") or "").strip()
+        if header:
+            return ConversationKey(header)
+        if not body or b'"user_id"' not in body:
+            return None
+        user_id = as_str(dig(json_object(body), "metadata", "user_id"))
+        session = session_from_user_id(user_id) if user_id else None
+        return ConversationKey(session) if session else None
+
+    def prepare(
+        self, route: Route, head: RequestHead, body: bytes, credentials: Credentials
+    ) -> PreparedRequest:
+        headers = add_oauth_beta(forwardable(head.headers))
+        headers.append(("authorization", f"Bearer {credentials.access_token}"))
+        return PreparedRequest(head.method, route.upstream_url, tuple(headers), body)
+
+    def read_quota(self, headers: Headers, now: float) -> QuotaReading | None:
+        fields = header_map(headers)
+        status = fields.get(UNIFIED + "status", "").strip().lower()
+        windows = []
+        for key, value in fields.items():
+            if not (key.startswith(UNIFIED) and key.endswith("-utilization")):
+                continue
+            name = key[len(UNIFIED) : -len("-utilization")]
+            used = as_float(value)
+            if used is None or not _WINDOW.match(name):
+                continue
+            window_s = WINDOW_SECONDS.get(name.split("_")[0])
+            reset_at = as_float(fields.get(f"{UNIFIED}{name}-reset"))
+            windows.append(QuotaWindow(name, clamp_fraction(used), window_s, reset_at))
+        if not status and not windows:
+            return None
+        # Only `status: rejected` means exhausted: with extra usage enabled a window can be
+        # at 100 % while requests are still allowed.
+        exhausted = status == "rejected"
+        resets_at = None
+        if exhausted:
+            resets_at = as_float(fields.get(UNIFIED + "reset"))
+            claim = CLAIM_WINDOWS.get(fields.get(UNIFIED + "representative-claim", ""))
+            for found in windows:
+                if resets_at is None and found.name == claim:
+                    resets_at = found.resets_at
+        return QuotaReading(tuple(windows), None, exhausted, resets_at)
+
+    def classify(self, status: int, headers: Headers, body: bytes, now: float) -> Outcome:
+        quota = self.read_quota(headers, now)
+        if 200 <= status < 300:
+            return Outcome(OutcomeKind.OK, status, quota=quota)
+        error = dig(json_object(body), "error")
+        kind = as_str(dig(error, "type"))
+        reason = short_reason(kind, as_str(dig(error, "message")))
+        retry_at = retry_after_at(header_map(headers), now)
+        if status == 429 and quota is not None and quota.exhausted:
+            return Outcome(OutcomeKind.QUOTA, status, reason, quota, quota.resets_at)
+        if kind == "overloaded_error":
+            # Anthropic's capacity, not the account's: a short backoff whatever the status.
+            return Outcome(OutcomeKind.THROTTLED, status, reason, quota, retry_at)
+        return status_outcome(status, reason, quota, retry_at)
+
+    def observer(self, head: RequestHead, response_headers: Headers, now: float) -> StreamObserver:
+        return BodyObserver.for_response(ClaudeEvents(), response_headers)
+
+    def error_response(
+        self, status: int, message: str, *, kind: str = "proxy_error"
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        body = {
+            "type": "error",
+            "error": {"type": error_type_for(status, kind), "message": message},
+        }
+        return [("content-type", "application/json")], json.dumps(body).encode()
+
+    def stream_error_event(self, message: str, *, kind: str = "proxy_error") -> bytes:
+        error_type = kind if kind in ERROR_KINDS else "api_error"
+        payload = {"type": "error", "error": {"type": error_type, "message": message}}
+        return b"event: error\ndata: " + json.dumps(payload).encode() + b"\n\n"
+
+    def parse_credentials(self, document: Mapping[str, Any]) -> Credentials:
+        return claude_account.parse_credentials(document)
+
+    def refresh_request(self, credentials: Credentials, token_url: str) -> RefreshRequest:
+        return claude_account.refresh_request(credentials, token_url)
+
+    def refresh_result(
+        self, status: int, body: bytes, document: Mapping[str, Any], now: float
+    ) -> RefreshResult:
+        return claude_account.refresh_result(status, body, document, now)
+
+    def usage_request(
+        self, credentials: Credentials, upstreams: Mapping[str, str]
+    ) -> PreparedRequest | None:
+        return claude_account.usage_request(credentials, upstreams)
+
+    def parse_usage(self, status: int, body: bytes, now: float) -> QuotaReading | None:
+        return claude_account.parse_usage(status, body, now)

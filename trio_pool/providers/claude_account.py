@@ -1,0 +1,127 @@
+"""Claude account files and calls: .credentials.json, the token refresh and the
+/api/oauth/usage poll (protocols.md §2.3, §2.4, §2.6)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from trio_pool.errors import CredentialsError
+from trio_pool.providers.base import (
+    Credentials,
+    PreparedRequest,
+    QuotaReading,
+    QuotaWindow,
+    RefreshRequest,
+    RefreshResult,
+    RefreshVerdict,
+)
+from trio_pool.providers.tokens import (
+    copy_document,
+    refresh_answer,
+    require_mapping,
+    require_str,
+)
+from trio_pool.providers.wire import (
+    as_float,
+    as_str,
+    clamp_fraction,
+    join_url,
+    json_object,
+    parse_timestamp,
+)
+
+CLIENT_ID = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
+SCOPE = "user:profile user:inference user:sessions:claude_code user:mcp_servers user:file_upload"
+SECTION = "claudeAiOauth"
+DEFAULT_EXPIRES_IN_S = 3600.0  # when a refresh answer omits expires_in
+# /api/oauth/usage keys -> our window names and lengths.
+USAGE_WINDOWS = {
+    "five_hour": ("5h", 5 * 3600.0),
+    "seven_day": ("7d", 7 * 86400.0),
+    "seven_day_opus": ("7d_opus", 7 * 86400.0),
+    "seven_day_sonnet": ("7d_sonnet", 7 * 86400.0),
+    "seven_day_oauth_apps": ("7d_oauth_apps", 7 * 86400.0),
+}
+ACCOUNT_WINDOWS = ("5h", "7d")  # the others only limit one model family
+
+
+def parse_credentials(document: Mapping[str, Any]) -> Credentials:
+    document = require_mapping(document, ".credentials.json")
+    oauth = document.get(SECTION)
+    if not isinstance(oauth, Mapping):
+        raise CredentialsError(f"{SECTION}: missing or not an object (not a Claude.ai login?)")
+    access = require_str(oauth, "accessToken", f"{SECTION}.accessToken")
+    expires_ms = as_float(oauth.get("expiresAt"))
+    return Credentials(
+        access_token=access,
+        refresh_token=as_str(oauth.get("refreshToken")),
+        expires_at=expires_ms / 1000 if expires_ms is not None else None,
+        plan=as_str(oauth.get("subscriptionType")),
+    )
+
+
+def refresh_request(credentials: Credentials, token_url: str) -> RefreshRequest:
+    if not credentials.refresh_token:
+        raise CredentialsError(f"{SECTION}.refreshToken: missing, cannot refresh")
+    body = {
+        "grant_type": "refresh_token",
+        "refresh_token": credentials.refresh_token,
+        "client_id": CLIENT_ID,
+        "scope": SCOPE,
+    }
+    headers = (("content-type", "application/json"), ("accept", "application/json"))
+    return RefreshRequest(token_url, headers, json.dumps(body).encode())
+
+
+def refresh_result(
+    status: int, body: bytes, document: Mapping[str, Any], now: float
+) -> RefreshResult:
+    answer = refresh_answer(status, body)
+    if isinstance(answer, RefreshResult):
+        return answer
+    merged = copy_document(document)
+    oauth = merged.get(SECTION)
+    oauth = dict(oauth) if isinstance(oauth, dict) else {}
+    oauth["accessToken"] = answer["access_token"]
+    # The token rotates; Claude Code keeps the old one when the answer has none.
+    oauth["refreshToken"] = as_str(answer.get("refresh_token")) or oauth.get("refreshToken")
+    expires_in = as_float(answer.get("expires_in"))
+    expires_in = expires_in if expires_in is not None and expires_in > 0 else DEFAULT_EXPIRES_IN_S
+    oauth["expiresAt"] = int((now + expires_in) * 1000)
+    scope = as_str(answer.get("scope"))
+    if scope is not None:
+        oauth["scopes"] = scope.split()
+    merged[SECTION] = oauth
+    return RefreshResult(RefreshVerdict.OK, merged)
+
+
+def usage_request(credentials: Credentials, upstreams: Mapping[str, str]) -> PreparedRequest:
+    headers = (
+        ("authorization", f"Bearer {credentials.access_token}"),
+        ("anthropic-beta", "oauth-2025-04-20"),
+        ("accept", "application/json"),
+    )
+    return PreparedRequest("GET", join_url(upstreams["upstream"], "/api/oauth/usage"), headers, b"")
+
+
+def parse_usage(status: int, body: bytes, now: float) -> QuotaReading | None:
+    if not 200 <= status < 300:
+        return None
+    payload = json_object(body)
+    if payload is None:
+        return None
+    windows = []
+    for key, (name, length_s) in USAGE_WINDOWS.items():
+        data = payload.get(key)
+        used = as_float(data.get("utilization")) if isinstance(data, dict) else None
+        if used is None or not isinstance(data, dict):
+            continue
+        reset_at = parse_timestamp(data.get("resets_at"))
+        windows.append(QuotaWindow(name, clamp_fraction(used / 100), length_s, reset_at))
+    if not windows:
+        return None
+    full = [w for w in windows if w.name in ACCOUNT_WINDOWS and w.used >= 1.0]
+    resets = [w.resets_at for w in full if w.resets_at is not None]
+    return QuotaReading(tuple(windows), None, bool(full), max(resets) if resets else None)

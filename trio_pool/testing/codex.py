@@ -1,0 +1,328 @@
+"""Simulated ChatGPT Codex backend (protocols.md §1, real-clients.md §4).
+
+Serves ``POST …/responses`` (SSE), ``POST …/responses/compact``, ``GET …/models`` under any
+prefix, and ``GET …/wham/usage`` (or ``…/api/codex/usage``). Every answer to an
+authenticated request carries the ``x-codex-*`` rate-limit headers.
+
+Auth: an unknown or expired Bearer token gets 401 (Codex then refreshes). A missing or
+wrong ``ChatGPT-Account-ID`` gets **403** ``account_mismatch``: the token itself is fine,
+so refreshing would not help, and a proxy that forgets to rewrite the header is caught.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import attrs
+
+from trio_pool.server.connection import Exchange
+from trio_pool.testing import wire
+from trio_pool.testing.accounts import SimAccount, SimWindow
+from trio_pool.testing.faults import (
+    FaultKind,
+    SimConfig,
+    full_text,
+    input_tokens,
+    output_tokens,
+    text_pieces,
+)
+from trio_pool.testing.state import SimState
+
+DEFAULT_MODEL = "gpt-5"
+MSG_ID = "msg_sim_0001"
+EXPIRED = {
+    "message": "Provided authentication token is expired. Please try signing in again.",
+    "type": "invalid_request_error",
+    "code": "token_expired",
+    "param": None,
+}
+UNKNOWN_TOKEN = {
+    "message": "Could not parse your authentication token. Please try signing in again.",
+    "type": "invalid_request_error",
+    "code": "invalid_token",
+    "param": None,
+}
+
+
+def _error(message: str, type_: str, code: str | None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "code": code, "param": None}}
+
+
+def _num(value: float) -> str:
+    return f"{round(value, 3):g}"
+
+
+def rate_limit_headers(account: SimAccount, now: float) -> list[tuple[str, str]]:
+    """``x-codex-{primary,secondary}-*`` for the account's first two windows, and the plan."""
+    headers = [("x-codex-plan-type", account.plan), ("x-codex-active-limit", "codex")]
+    account.roll(now)
+    for label, window in zip(("primary", "secondary"), account.windows, strict=False):
+        prefix = f"x-codex-{label}-"
+        headers += [
+            (prefix + "used-percent", _num(window.fraction * 100)),
+            (prefix + "window-minutes", str(int(window.length_s // 60))),
+            (prefix + "reset-at", str(int(window.reset_at(now)))),
+            (prefix + "reset-after-seconds", str(int(window.reset_after_s(now)))),
+        ]
+    return headers
+
+
+def usage_limit_body(account: SimAccount, window: SimWindow | None, now: float) -> dict[str, Any]:
+    resets_at = window.reset_at(now) if window else now + 3600
+    return {
+        "error": {
+            "type": "usage_limit_reached",
+            "message": "The usage limit has been reached",
+            "plan_type": account.plan,
+            "resets_at": int(resets_at),
+            "resets_in_seconds": max(0, int(resets_at - now)),
+        }
+    }
+
+
+def _usage_window(window: SimWindow, now: float) -> dict[str, Any]:
+    return {
+        "used_percent": round(window.fraction * 100),
+        "limit_window_seconds": int(window.length_s),
+        "reset_after_seconds": int(window.reset_after_s(now)),
+        "reset_at": int(window.reset_at(now)),
+    }
+
+
+def usage_poll_body(account: SimAccount, now: float) -> dict[str, Any]:
+    """The ``wham/usage`` answer (protocols.md §1.6)."""
+    blocked = account.blocking_window(now) is not None
+    windows = [_usage_window(w, now) for w in account.windows[:2]]
+    return {
+        "plan_type": account.plan,
+        "rate_limit": {
+            "allowed": not blocked,
+            "limit_reached": blocked,
+            "primary_window": windows[0] if windows else None,
+            "secondary_window": windows[1] if len(windows) > 1 else None,
+        },
+        "credits": {"has_credits": False, "unlimited": False, "balance": "0"},
+        "additional_rate_limits": [],
+    }
+
+
+@attrs.frozen
+class _Template:
+    """The parts of a Codex stream that depend only on the config, encoded once."""
+
+    deltas: tuple[bytes, ...]
+    deltas_blob: bytes
+    item_added: tuple[bytes, ...]  # output_item.added, content_part.added
+    item_done: tuple[bytes, ...]  # output_text.done, content_part.done, output_item.done
+    item: dict[str, Any]
+    next_seq: int
+
+
+def _event(kind: str, payload: dict[str, Any]) -> bytes:
+    return wire.sse(kind, wire.dumps({"type": kind, **payload}))
+
+
+@lru_cache(maxsize=64)
+def _template(config: SimConfig) -> _Template:
+    text = full_text(config)
+    part: dict[str, Any] = {"type": "output_text", "text": "", "annotations": []}
+    pending = {"id": MSG_ID, "type": "message", "role": "assistant", "status": "in_progress"}
+    item = {**pending, "status": "completed", "content": [{**part, "text": text}]}
+    at = {"item_id": MSG_ID, "output_index": 0, "content_index": 0}
+    added = (
+        _event(
+            "response.output_item.added",
+            {"sequence_number": 2, "output_index": 0, "item": {**pending, "content": []}},
+        ),
+        _event("response.content_part.added", {"sequence_number": 3, **at, "part": part}),
+    )
+    deltas = tuple(
+        _event(
+            "response.output_text.delta",
+            {"sequence_number": 4 + i, **at, "delta": piece, "logprobs": []},
+        )
+        for i, piece in enumerate(text_pieces(config))
+    )
+    seq = 4 + len(deltas)
+    done = (
+        _event(
+            "response.output_text.done",
+            {"sequence_number": seq, **at, "text": text, "logprobs": []},
+        ),
+        _event(
+            "response.content_part.done",
+            {"sequence_number": seq + 1, **at, "part": {**part, "text": text}},
+        ),
+        _event(
+            "response.output_item.done",
+            {"sequence_number": seq + 2, "output_index": 0, "item": item},
+        ),
+    )
+    return _Template(deltas, b"".join(deltas), added, done, item, seq + 3)
+
+
+def _response(resp_id: str, model: str, created: int, status: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": resp_id,
+        "object": "response",
+        "created_at": created,
+        "status": status,
+        "model": model,
+        "output": [],
+        "error": None,
+        "incomplete_details": None,
+        "instructions": None,
+        "parallel_tool_calls": False,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": None,
+        **extra,
+    }
+
+
+async def _stream_reply(
+    state: SimState, ex: Exchange, account: SimAccount, request: dict[str, Any], body_size: int
+) -> None:
+    now = state.now()
+    config = state.config_for(account)
+    tpl = _template(config)
+    model = config.model or str(request.get("model") or DEFAULT_MODEL)
+    resp_id = state.next_request_id("resp_sim")
+    n_in, n_out = input_tokens(body_size), output_tokens(config)
+    account.consume(account.units_for(n_in, n_out), now)
+    account.generations += 1
+    usage = {
+        "input_tokens": n_in,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": n_out,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": n_in + n_out,
+    }
+    first = _response(resp_id, model, int(now), "in_progress")
+    head = [
+        _event("response.created", {"sequence_number": 0, "response": first}),
+        _event("response.in_progress", {"sequence_number": 1, "response": first}),
+        *tpl.item_added,
+    ]
+    final = _response(resp_id, model, int(now), "completed", output=[tpl.item], usage=usage)
+    tail = [
+        *tpl.item_done,
+        _event("response.completed", {"sequence_number": tpl.next_seq, "response": final}),
+    ]
+    error = {"code": "server_error", "message": "The simulator failed this stream on purpose."}
+    failed = _response(resp_id, model, int(now), "failed", error=error)
+    headers = [
+        *wire.SSE_HEADERS,
+        ("x-request-id", resp_id),
+        ("openai-model", model),
+        *rate_limit_headers(account, now),
+    ]
+    await wire.send_stream(
+        ex,
+        headers,
+        config,
+        head=head,
+        deltas=tpl.deltas,
+        deltas_blob=tpl.deltas_blob,
+        tail=tail,
+        error_event=_event(
+            "response.failed", {"sequence_number": tpl.next_seq, "response": failed}
+        ),
+    )
+
+
+async def _fault(ex: Exchange, account: SimAccount, kind: FaultKind, now: float) -> None:
+    headers = rate_limit_headers(account, now)
+    if kind == "quota":
+        body = usage_limit_body(account, account.binding_window(now), now)
+        await wire.respond_json(ex, 429, body, headers)
+    elif kind == "throttle":
+        body = _error(
+            "Rate limit reached for requests. Please try again in 1s.",
+            "requests",
+            "rate_limit_exceeded",
+        )
+        await wire.respond_json(ex, 429, body, [*headers, ("retry-after", "1")])
+    elif kind == "overloaded":
+        body = _error(
+            "Our servers are currently overloaded. Please try again later.",
+            "server_error",
+            "server_is_overloaded",
+        )
+        await wire.respond_json(ex, 503, body, headers)
+    elif kind == "server_error":
+        body = _error("An error occurred while processing your request.", "server_error", None)
+        await wire.respond_json(ex, 500, body, headers)
+    else:
+        await wire.respond_json(ex, 401, {"error": EXPIRED})
+
+
+async def handle(state: SimState, ex: Exchange) -> None:
+    """Answer one request under the Codex backend paths."""
+    head = ex.head
+    path = head.path.rstrip("/")
+    try:
+        body = await wire.read_body(ex)
+        request = wire.parse_json(body) if head.method == "POST" else {}
+    except wire.BadBody as exc:
+        await wire.respond_json(ex, 400, _error(str(exc), "invalid_request_error", "invalid_body"))
+        return
+    if path.endswith("/responses") and head.method == "GET" and head.wants_upgrade("websocket"):
+        # No WebSocket yet: Codex falls back to the HTTP POST on a refused upgrade.
+        await wire.respond_json(
+            ex,
+            426,
+            _error("WebSocket is not supported here.", "invalid_request_error", "upgrade_required"),
+        )
+        return
+    now = state.now()
+    account = state.by_access("codex", wire.bearer(head))
+    if account is None:
+        state.unknown_token_requests += 1
+        await wire.respond_json(ex, 401, {"error": UNKNOWN_TOKEN})
+        return
+    account.record(head.path, head.headers, body)
+    if account.expired(now):
+        await wire.respond_json(ex, 401, {"error": EXPIRED})
+        return
+    if head.get("chatgpt-account-id") != account.account_id:
+        message = "The ChatGPT-Account-ID header does not match the account of this token."
+        await wire.respond_json(
+            ex, 403, _error(message, "invalid_request_error", "account_mismatch")
+        )
+        return
+    if path.endswith(("/wham/usage", "/api/codex/usage")) and head.method == "GET":
+        await wire.respond_json(ex, 200, usage_poll_body(account, now))
+        return
+    if path.endswith("/models") and head.method == "GET":
+        headers = [("etag", '"sim-models-1"'), ("x-models-etag", '"sim-models-1"')]
+        await wire.respond_json(ex, 200, {"models": []}, headers)
+        return
+    compact = path.endswith("/responses/compact")
+    if head.method != "POST" or not (compact or path.endswith("/responses")):
+        await wire.respond_json(
+            ex, 404, _error(f"Unknown path {head.path}", "invalid_request_error", "not_found")
+        )
+        return
+    kind = account.take_forced()
+    if kind is not None:
+        await _fault(ex, account, kind, now)
+        return
+    blocking = account.blocking_window(now)
+    if blocking is not None:
+        await wire.respond_json(
+            ex, 429, usage_limit_body(account, blocking, now), rate_limit_headers(account, now)
+        )
+        return
+    if compact:
+        config = state.config_for(account)
+        account.consume(account.units_for(input_tokens(len(body)), output_tokens(config)), now)
+        summary = {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": full_text(config)}],
+        }
+        await wire.respond_json(ex, 200, {"output": [summary]}, rate_limit_headers(account, now))
+        return
+    await _stream_reply(state, ex, account, request, len(body))
