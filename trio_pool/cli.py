@@ -44,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"trio-pool {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # --debug is accepted after the command too (`trio-pool serve --debug`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_subparser(common))
 
     serve = sub.add_parser("serve", help="run the proxy (the default command)")
     _add_config_args(serve)
@@ -63,6 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--watch", action="store_true", help="refresh every 2 seconds")
     return parser
+
+
+def _subparser(common: argparse.ArgumentParser) -> type[argparse.ArgumentParser]:
+    class SubParser(argparse.ArgumentParser):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(parents=[common], **kwargs)
+
+    return SubParser
 
 
 def _config_from_args(args: argparse.Namespace) -> Config:

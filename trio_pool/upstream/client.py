@@ -27,6 +27,7 @@ from trio_pool.errors import (
     UpstreamTimeout,
 )
 from trio_pool.server.messages import Headers, decode_headers, encode_headers
+from trio_pool.upstream.pool import OriginPool
 
 log = logging.getLogger(__name__)
 
@@ -124,16 +125,15 @@ class UpstreamClient:
         self.timeouts = timeouts
         self._ssl = ssl_context or make_ssl_context()
         self._backend = network_backend
-        self._direct = httpcore.AsyncConnectionPool(
+        self._direct = OriginPool(
             ssl_context=self._ssl,
-            max_connections=MAX_CONNECTIONS,
             keepalive_expiry=KEEPALIVE_EXPIRY_S,
             network_backend=network_backend,
         )
         self._proxies: dict[str, httpcore.AsyncHTTPProxy] = {}
         self._proxy_env = urllib.request.getproxies_environment()
 
-    def _pool_for(self, url: str) -> httpcore.AsyncConnectionPool | httpcore.AsyncHTTPProxy:
+    def _pool_for(self, url: str) -> OriginPool | httpcore.AsyncHTTPProxy:
         scheme, _, rest = url.partition("://")
         host = rest.split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
         proxy_url = self._proxy_env.get(scheme)
