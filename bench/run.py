@@ -13,6 +13,7 @@ import math
 import os
 import platform
 import pstats
+import shutil
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -168,7 +169,10 @@ def print_profile(path: Path, top: int) -> None:
     if not path.exists():
         print(f"(no profile written at {path})")
         return
-    print(f"\nproxy profile (cProfile; numbers above are inflated by it), top {top} by own time:")
+    kept = Path(__file__).parent / "results" / "proxy.prof"
+    kept.parent.mkdir(exist_ok=True)
+    shutil.copyfile(path, kept)
+    print(f"\nproxy profile (cProfile, kept at {kept}; numbers above are inflated by it), top {top} by own time:")
     stats = pstats.Stats(str(path), stream=sys.stdout)
     stats.strip_dirs().sort_stats("tottime").print_stats(top)
     stats.sort_stats("cumulative").print_stats(top)

@@ -42,8 +42,12 @@ class RelayResult:
 
 
 def response_headers(headers: Headers) -> list[tuple[str, str]]:
-    """Upstream response headers as we pass them on: hop-by-hop dropped, framing left to h11."""
-    return [(k, v) for k, v in end_to_end(headers) if k != "content-length"]
+    """Upstream response headers as we pass them on: hop-by-hop dropped.
+
+    Content-Length stays when the upstream sent one (the client gets the same framing);
+    otherwise h11 frames the body as chunked.
+    """
+    return list(end_to_end(headers))
 
 
 def is_event_stream(headers: Headers) -> bool:
@@ -63,6 +67,8 @@ async def relay_response(
 ) -> RelayResult:
     result = RelayResult(outcome=ok)
     sse = is_event_stream(response.headers)
+    # With a declared length nothing can be appended: a failure must end the body broken.
+    can_append = not any(k == "content-length" for k, _ in response.headers)
     await exchange.start_response(response.status, response_headers(response.headers))
     failure: str | None = None
     with shutdown.stream_scope() as scope:
@@ -89,7 +95,7 @@ async def relay_response(
         result.outcome = Outcome(OutcomeKind.TRANSIENT, response.status, reason="truncated stream")
     if failure is not None:
         log.warning("relay.stream.failed reason=%s", failure)
-        if sse:
+        if sse and can_append:
             await exchange.send(provider.stream_error_event(failure, kind="upstream_error"))
         else:
             # A non-SSE body has no in-band error form: end it broken so the client can tell.

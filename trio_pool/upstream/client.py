@@ -42,28 +42,36 @@ class Timeouts:
     idle_s: float = 300.0
 
 
+def translate(exc: Exception, url: str) -> UpstreamError | None:
+    """Our error for a low-level outbound one, or None when it is not an outbound failure."""
+    where = _origin(url)
+    if isinstance(exc, UpstreamError):
+        return exc
+    if isinstance(exc, httpcore.ConnectTimeout | httpcore.PoolTimeout):
+        return UpstreamTimeout(f"connecting to {where} timed out")
+    if isinstance(exc, httpcore.ReadTimeout | httpcore.WriteTimeout | trio.TooSlowError):
+        return UpstreamTimeout(f"{where} stopped answering")
+    if isinstance(exc, httpcore.ConnectError):
+        return UpstreamConnectError(f"cannot connect to {where}: {exc}")
+    if isinstance(exc, httpcore.ProxyError):
+        return UpstreamConnectError(f"the outbound proxy refused {where}: {exc}")
+    if isinstance(exc, httpcore.ProtocolError | httpcore.NetworkError):
+        return UpstreamProtocolError(f"{where} broke the connection: {exc or type(exc).__name__}")
+    if isinstance(exc, OSError | trio.BrokenResourceError):
+        return UpstreamProtocolError(f"{where} broke the connection: {exc}")
+    return None
+
+
 @contextmanager
 def map_errors(url: str) -> Iterator[None]:
     """The one boundary where outbound low-level errors become ours (chained with ``from``)."""
-    where = _origin(url)
     try:
         yield
-    except UpstreamError:
-        raise
-    except (httpcore.ConnectTimeout, httpcore.PoolTimeout) as exc:
-        raise UpstreamTimeout(f"connecting to {where} timed out") from exc
-    except (httpcore.ReadTimeout, httpcore.WriteTimeout, trio.TooSlowError) as exc:
-        raise UpstreamTimeout(f"{where} stopped answering") from exc
-    except httpcore.ConnectError as exc:
-        raise UpstreamConnectError(f"cannot connect to {where}: {exc}") from exc
-    except httpcore.ProxyError as exc:
-        raise UpstreamConnectError(f"the outbound proxy refused {where}: {exc}") from exc
-    except (httpcore.ProtocolError, httpcore.NetworkError) as exc:
-        raise UpstreamProtocolError(
-            f"{where} broke the connection: {exc or type(exc).__name__}"
-        ) from exc
-    except (OSError, trio.BrokenResourceError) as exc:
-        raise UpstreamProtocolError(f"{where} broke the connection: {exc}") from exc
+    except Exception as exc:
+        mapped = translate(exc, url)
+        if mapped is None or mapped is exc:
+            raise
+        raise mapped from exc
 
 
 def _origin(url: str) -> str:
@@ -86,17 +94,21 @@ class UpstreamResponse:
     headers: Headers
     _stream: AsyncIterable[bytes]
     _url: str
-    _idle_s: float
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         """Each read from upstream as it arrives; a silence longer than idle_s is UpstreamTimeout."""
+        # httpcore's read timeout (set to idle_s) bounds each read; no scope per chunk here.
         iterator = aiter(self._stream)
         while True:
-            with map_errors(self._url), trio.fail_after(self._idle_s):
-                try:
-                    chunk = await anext(iterator)
-                except StopAsyncIteration:
-                    return
+            try:
+                chunk = await anext(iterator)
+            except StopAsyncIteration:
+                return
+            except Exception as exc:
+                mapped = translate(exc, self._url)
+                if mapped is None or mapped is exc:
+                    raise
+                raise mapped from exc
             if chunk:
                 yield chunk
 
@@ -202,7 +214,6 @@ class UpstreamClient:
                 headers=decode_headers(response.headers),
                 stream=response.stream,  # type: ignore[arg-type]
                 url=url,
-                idle_s=t.idle_s,
             )
         finally:
             with trio.CancelScope(shield=True), map_errors(url):
