@@ -172,7 +172,9 @@ def print_profile(path: Path, top: int) -> None:
     kept = Path(__file__).parent / "results" / "proxy.prof"
     kept.parent.mkdir(exist_ok=True)
     shutil.copyfile(path, kept)
-    print(f"\nproxy profile (cProfile, kept at {kept}; numbers above are inflated by it), top {top} by own time:")
+    print(
+        f"\nproxy profile (cProfile, kept at {kept}; numbers above are inflated by it), top {top} by own time:"
+    )
     stats = pstats.Stats(str(path), stream=sys.stdout)
     stats.strip_dirs().sort_stats("tottime").print_stats(top)
     stats.sort_stats("cumulative").print_stats(top)
