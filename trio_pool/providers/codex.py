@@ -319,3 +319,24 @@ class CodexProvider:
 
     def parse_usage(self, status: int, body: bytes, now: float) -> QuotaReading | None:
         return codex_account.parse_usage(status, body, now)
+
+
+def with_priority_tier(prepared: PreparedRequest) -> PreparedRequest:
+    """Codex fast mode: ask for ``service_tier = "priority"`` unless the client chose a tier.
+
+    Only Responses calls carry a tier. A zstd body is decoded and sent plain (the upstream
+    accepts both); anything that does not parse as a JSON object is left untouched.
+    """
+    if not prepared.url.split("?", 1)[0].endswith("/responses"):
+        return prepared
+    head = RequestHead(method=prepared.method, target="/", headers=prepared.headers)
+    try:
+        document = json_object(decode_body(head, prepared.body))
+    except BodyDecodeError:
+        return prepared
+    if not document or "service_tier" in document:
+        return prepared
+    document["service_tier"] = "priority"
+    headers = tuple((k, v) for k, v in prepared.headers if k != "content-encoding")
+    body = json.dumps(document, separators=(",", ":")).encode()
+    return attrs.evolve(prepared, headers=headers, body=body)

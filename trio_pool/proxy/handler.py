@@ -35,6 +35,7 @@ from trio_pool.providers.base import (
     Route,
     RouteKind,
 )
+from trio_pool.providers.codex import with_priority_tier
 from trio_pool.proxy import local
 from trio_pool.proxy.relay import relay_response, response_headers
 from trio_pool.server.connection import Exchange
@@ -214,11 +215,13 @@ class Proxy:
 
         try:
             credentials = await self.refresher.fresh_credentials(account)
-            credentials = await self._with_project(account, provider, credentials)
+            credentials = await local.with_project(
+                self.client, account, credentials, self.upstreams
+            )
             may_refresh = body.replayable
             while True:
                 outcome = await self._send(
-                    exchange, route, provider, account, credentials, body, report
+                    exchange, route, provider, lease, account, credentials, body, report
                 )
                 if outcome is None:
                     return None
@@ -240,12 +243,15 @@ class Proxy:
         exchange: Exchange,
         route: Route,
         provider: Provider,
+        lease: Lease,
         account: PoolAccount,
         credentials: Credentials,
         body: Body,
         report: Callable[[Outcome], None],
     ) -> Outcome | None:
         prepared = provider.prepare(route, exchange.head, body.held, credentials)
+        if lease.fast and route.provider == "codex" and body.replayable:
+            prepared = with_priority_tier(prepared)
         headers = [
             (k, v)
             for k, v in prepared.headers
@@ -304,22 +310,6 @@ class Proxy:
                 )
                 return None
             return outcome
-
-    async def _with_project(
-        self, account: PoolAccount, provider: Provider, credentials: Credentials
-    ) -> Credentials:
-        """Gemini bodies carry the account's project: learn it once from loadCodeAssist."""
-        if account.provider != "gemini" or credentials.project:
-            return credentials
-        if account.project is None:
-            async with account.lock:
-                if account.project is None:
-                    account.project = await local.learn_gemini_project(
-                        self.client, provider, credentials, self.upstreams["gemini"]
-                    )
-        return (
-            attrs.evolve(credentials, project=account.project) if account.project else credentials
-        )
 
     # -- answers the proxy makes itself ------------------------------------------------------
 

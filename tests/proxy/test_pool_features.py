@@ -1,0 +1,81 @@
+"""Pool features seen from outside: Codex's pooled usage, usage polls, fast mode."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+import httpcore
+import pytest
+
+from tests.proxy.conftest import Env
+from trio_pool import clock
+from trio_pool.config import Config
+from trio_pool.proxy.poller import poll_account
+from trio_pool.providers.base import PreparedRequest
+from trio_pool.providers.codex import with_priority_tier
+
+
+async def get(env: Env, path: str) -> Any:
+    async with httpcore.AsyncConnectionPool() as client:
+        response = await client.request("GET", env.base + path)
+    assert response.status == 200
+    return json.loads(response.content)
+
+
+async def test_codex_wham_usage_is_the_pools_aggregate(env: Env) -> None:
+    """/backend-api/wham/usage answers with the pool's numbers in Codex's own shape."""
+    proxy = env.running.proxy
+    for account in env.state.of("codex"):
+        pooled = proxy.registry.get(account.key)
+        assert pooled is not None
+        await poll_account(pooled, proxy.pool, proxy.refresher, proxy.client, proxy.upstreams)
+    usage = await get(env, "/backend-api/wham/usage")
+    limits = usage["rate_limit"]
+    assert limits["allowed"] is True
+    assert limits["primary_window"]["limit_window_seconds"] > 0
+    assert 0 <= limits["primary_window"]["used_percent"] <= 100
+
+
+@pytest.mark.parametrize("provider", ["codex", "claude", "gemini"])
+async def test_usage_poll_teaches_the_pool_an_accounts_windows(env: Env, provider: str) -> None:
+    """A usage poll reads each provider's usage endpoint into the account's windows."""
+    proxy = env.running.proxy
+    account = env.state.of(provider)[0]  # type: ignore[arg-type]
+    pooled = proxy.registry.get(account.key)
+    assert pooled is not None
+    status = await poll_account(pooled, proxy.pool, proxy.refresher, proxy.client, proxy.upstreams)
+    assert status == 200
+    (view,) = [v for v in proxy.pool.accounts(clock.now()) if v.name == account.key]
+    assert view.windows
+    assert view.requests_today == 0  # a probe is not traffic
+
+
+async def test_fast_mode_asks_for_priority_unless_the_client_chose(make_env: Any) -> None:
+    """fast_mode = "always" adds service_tier=priority; a tier the client set is kept."""
+
+    def always(config: Config) -> Config:
+        return attrs.evolve(config, routing=attrs.evolve(config.routing, fast_mode="always"))
+
+    env = await make_env(accounts=[("codex", "a")], tweak=always)
+    account = env.sim("codex/a")
+    async with httpcore.AsyncConnectionPool() as client:
+        for body, expected in (
+            ({"model": "m", "input": "hi", "stream": True}, "priority"),
+            ({"model": "m", "input": "hi", "stream": True, "service_tier": "flex"}, "flex"),
+        ):
+            response = await client.request(
+                "POST", env.base + "/v1/responses",
+                headers=[("content-type", "application/json")], content=json.dumps(body).encode(),
+            )
+            assert response.status == 200
+            assert json.loads(account.last_body)["service_tier"] == expected
+
+
+def test_priority_tier_only_touches_responses_calls() -> None:
+    """Fast mode leaves other Codex calls and non-JSON bodies alone."""
+    models = PreparedRequest("GET", "http://x/models", (), b"")
+    assert with_priority_tier(models) is models
+    garbage = PreparedRequest("POST", "http://x/responses", (), b"not json")
+    assert with_priority_tier(garbage) is garbage

@@ -1,0 +1,80 @@
+"""Polling the providers' usage endpoints for accounts the traffic has not told us about.
+
+The schedule (which accounts, how often, backoff) is pure: ``accounts.polling``. This loop
+only carries it out: fresh credentials, one GET/POST, and the reading handed to the pool.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import trio
+
+from trio_pool import clock
+from trio_pool.accounts.polling import PollSchedule
+from trio_pool.accounts.pool import Pool
+from trio_pool.credentials.refresh import Refresher
+from trio_pool.credentials.registry import AccountRegistry, PoolAccount
+from trio_pool.errors import UpstreamError
+from trio_pool.providers import PROVIDER_REGISTRY
+from trio_pool.providers.base import ProviderName
+from trio_pool.proxy import local
+from trio_pool.upstream.client import UpstreamClient
+
+log = logging.getLogger(__name__)
+
+CHECK_EVERY_S = 30.0
+FIRST_CHECK_S = 5.0  # let the first requests report their own windows first
+
+
+async def poll_account(
+    account: PoolAccount,
+    pool: Pool,
+    refresher: Refresher,
+    client: UpstreamClient,
+    upstreams: Mapping[ProviderName, Mapping[str, str]],
+) -> int | None:
+    """One usage poll; the upstream status (None when it could not be reached)."""
+    provider = PROVIDER_REGISTRY[account.provider]
+    credentials = await refresher.fresh_credentials(account)
+    credentials = await local.with_project(client, account, credentials, upstreams)
+    request = provider.usage_request(credentials, upstreams[account.provider])
+    if request is None:
+        return None
+    try:
+        status, _headers, body = await client.request(
+            request.method, request.url, list(request.headers), request.body
+        )
+    except UpstreamError as exc:
+        log.info("usage_poll.failed account=%s reason=%s", account.name, exc)
+        return None
+    reading = provider.parse_usage(status, body, clock.now())
+    if reading is not None:
+        pool.observe(account.name, reading, clock.now())
+    log.debug("usage_poll.done account=%s status=%d", account.name, status)
+    return status
+
+
+async def serve_usage_polls(
+    registry: AccountRegistry,
+    pool: Pool,
+    refresher: Refresher,
+    client: UpstreamClient,
+    upstreams: Mapping[ProviderName, Mapping[str, str]],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    schedule = PollSchedule()
+    task_status.started()
+    await trio.sleep(FIRST_CHECK_S)
+    while True:
+        now = clock.now()
+        schedule.forget(set(registry.accounts))
+        for name in schedule.due(pool.accounts(now), now):
+            account = registry.get(name)
+            if account is None:
+                continue
+            status = await poll_account(account, pool, refresher, client, upstreams)
+            schedule.polled(name, status, clock.now())
+        await trio.sleep(CHECK_EVERY_S)
