@@ -378,12 +378,6 @@ async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[byte
 def _log_done(
     head: RequestHead, status: int, account: str, started: float | None, usage: object
 ) -> None:
+    # The account is already in the log context (bind) when one was chosen.
     ms = (trio.current_time() - started) * 1000 if started is not None else 0.0
-    log.info(
-        "request.done method=%s path=%s status=%d account=%s ms=%.1f",
-        head.method,
-        head.path,
-        status,
-        account,
-        ms,
-    )
+    log.info("request.done method=%s path=%s status=%d ms=%.1f", head.method, head.path, status, ms)
