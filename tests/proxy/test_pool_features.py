@@ -12,9 +12,9 @@ import pytest
 from tests.proxy.conftest import Env
 from trio_pool import clock
 from trio_pool.config import Config
-from trio_pool.proxy.poller import poll_account
 from trio_pool.providers.base import PreparedRequest
 from trio_pool.providers.codex import with_priority_tier
+from trio_pool.proxy.poller import poll_account
 
 
 async def get(env: Env, path: str) -> Any:
@@ -66,8 +66,10 @@ async def test_fast_mode_asks_for_priority_unless_the_client_chose(make_env: Any
             ({"model": "m", "input": "hi", "stream": True, "service_tier": "flex"}, "flex"),
         ):
             response = await client.request(
-                "POST", env.base + "/v1/responses",
-                headers=[("content-type", "application/json")], content=json.dumps(body).encode(),
+                "POST",
+                env.base + "/v1/responses",
+                headers=[("content-type", "application/json")],
+                content=json.dumps(body).encode(),
             )
             assert response.status == 200
             assert json.loads(account.last_body)["service_tier"] == expected
