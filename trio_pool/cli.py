@@ -102,31 +102,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         "selftest": _cmd_selftest,
         "status": _cmd_status,
     }
+    # except* so that errors raised inside trio nurseries (which arrive grouped) get the
+    # same one-line treatment as plain ones.
+    result = 1
     try:
-        return commands[command](args)
-    except ConfigError as exc:
+        result = commands[command](args)
+    except* ConfigError as group:
         print("trio-pool: bad configuration:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        for exc in _leaves(group):
+            for problem in getattr(exc, "problems", [str(exc)]):
+                print(f"  {problem}", file=sys.stderr)
         print("hint: every key is documented in the README's config reference", file=sys.stderr)
-        return 2
-    except TrioPoolError as exc:
+        result = 2
+    except* (TrioPoolError, OSError) as group:
         if args.debug:
             raise
-        print(f"trio-pool: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    except OSError as exc:
-        if args.debug:
-            raise
-        print(f"trio-pool: {exc.strerror or exc}", file=sys.stderr)
-        if exc.errno in (98, 48):  # EADDRINUSE on Linux / macOS
-            print(
-                "hint: another process listens there; pick another with --listen 127.0.0.1:PORT",
-                file=sys.stderr,
-            )
-        return 1
+        for exc in _leaves(group):
+            print(f"trio-pool: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+            if getattr(exc, "errno", None) in (98, 48):  # EADDRINUSE on Linux / macOS
+                print(
+                    "hint: another process listens there; pick another with --listen 127.0.0.1:PORT",
+                    file=sys.stderr,
+                )
+        result = 1
+    except* KeyboardInterrupt:
+        result = 130
+    return result
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    leaves: list[BaseException] = []
+    for exc in group.exceptions:
+        leaves.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return leaves
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -147,6 +155,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     setup_logging("debug" if args.debug else "info")
+    if not args.debug:
+        # The demo's own start-up chatter would bury the instructions it prints.
+        for name in ("trio_pool.credentials.registry", "trio_pool.testing"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     from trio_pool.demo import run_demo
 
     parse_listen(args.listen)

@@ -36,7 +36,8 @@ async def in_flight(env: Env) -> int:
 
 
 async def test_client_hang_up_frees_the_upstream_at_once(make_env: Any) -> None:
-    """A client that disconnects mid-stream ends the upstream request and the account's lease."""
+    """A client that disconnects mid-stream ends the upstream request and the account's lease,
+    and the tokens already spent are still counted."""
     env = await make_env(accounts=[("claude", "a")])
     env.state.config = SimConfig(deltas=200, event_delay_s=0.05)
     stream = await open_stream(env, CLAUDE_STREAM)
@@ -46,6 +47,10 @@ async def test_client_hang_up_frees_the_upstream_at_once(make_env: Any) -> None:
         await stream.aclose()
         while await in_flight(env):
             await trio.sleep(0.01)
+    # The input tokens announced before the hang-up are still counted.
+    async with httpcore.AsyncConnectionPool() as client:
+        health = json.loads((await client.request("GET", env.base + "/healthz")).content)
+    assert health["accounts"][0]["tokens_today"]["input"] > 0
 
 
 async def test_shutdown_ends_streams_with_an_in_stream_error(make_env: Any) -> None:

@@ -37,7 +37,7 @@ from trio_pool.providers.base import (
 )
 from trio_pool.providers.codex import with_priority_tier
 from trio_pool.proxy import local
-from trio_pool.proxy.relay import relay_response, response_headers
+from trio_pool.proxy.relay import RelayResult, relay_response, response_headers
 from trio_pool.server.connection import Exchange
 from trio_pool.server.messages import RequestHead
 from trio_pool.server.server import Shutdown
@@ -275,17 +275,20 @@ class Proxy:
                     if quota is not None:
                         self.pool.observe(account.name, quota, now)
                     observer = provider.observer(exchange.head, response.headers, now)
-                    ok = Outcome(OutcomeKind.OK, response.status, quota=quota)
-                    result = await relay_response(
-                        exchange, response, provider, observer, self.shutdown, ok
-                    )
-                    now = clock.now()
-                    if result.quota is not None:
-                        self.pool.observe(account.name, result.quota, now)
-                    if result.usage is not None:
-                        self.pool.record_usage(account.name, result.usage, now)
-                    report(result.outcome)
-                    _log_done(exchange.head, response.status, account.name, started, result.usage)
+                    result = RelayResult(Outcome(OutcomeKind.OK, response.status, quota=quota))
+                    try:
+                        await relay_response(
+                            exchange, response, provider, observer, self.shutdown, result
+                        )
+                    finally:
+                        # Also after a client hang-up: tokens already spent are counted.
+                        now = clock.now()
+                        if result.quota is not None:
+                            self.pool.observe(account.name, result.quota, now)
+                        if result.usage is not None:
+                            self.pool.record_usage(account.name, result.usage, now)
+                        report(result.outcome)
+                        _log_done(exchange.head, response.status, started, result)
                     return None
                 error_body = await response.read_all()
                 outcome = provider.classify(response.status, response.headers, error_body, now)
@@ -296,7 +299,7 @@ class Proxy:
                 await exchange.respond(
                     response.status, response_headers(response.headers), error_body
                 )
-                _log_done(exchange.head, response.status, account.name, started, None)
+                _log_done(exchange.head, response.status, started)
                 return None
         except UpstreamError as exc:
             if exchange.response_started:
@@ -326,7 +329,7 @@ class Proxy:
         if retry_after_s is not None:
             headers.append(("retry-after", str(max(1, math.ceil(retry_after_s)))))
         await exchange.respond(status, headers, payload)
-        _log_done(exchange.head, status, "-", None, None)
+        _log_done(exchange.head, status, None)
 
     async def _exhausted(
         self,
@@ -376,8 +379,21 @@ async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[byte
 
 
 def _log_done(
-    head: RequestHead, status: int, account: str, started: float | None, usage: object
+    head: RequestHead, status: int, started: float | None, result: RelayResult | None = None
 ) -> None:
     # The account is already in the log context (bind) when one was chosen.
     ms = (trio.current_time() - started) * 1000 if started is not None else 0.0
-    log.info("request.done method=%s path=%s status=%d ms=%.1f", head.method, head.path, status, ms)
+    extra = ""
+    if result is not None:
+        usage = result.usage
+        extra = f" bytes={result.bytes_sent} complete={result.complete}"
+        if usage is not None:
+            extra += f" tokens_in={usage.input} tokens_out={usage.output}"
+    log.info(
+        "request.done method=%s path=%s status=%d ms=%.1f%s",
+        head.method,
+        head.path,
+        status,
+        ms,
+        extra,
+    )

@@ -63,9 +63,10 @@ async def relay_response(
     provider: Provider,
     observer: StreamObserver,
     shutdown: Shutdown,
-    ok: Outcome,
-) -> RelayResult:
-    result = RelayResult(outcome=ok)
+    result: RelayResult,
+) -> None:
+    """Relay into ``result``, which the caller owns, so that what was seen before a client
+    hang-up (cancellation) is still there for the pool and the log."""
     sse = is_event_stream(response.headers)
     # With a declared length nothing can be appended: a failure must end the body broken.
     can_append = not any(k == "content-length" for k, _ in response.headers)
@@ -99,9 +100,8 @@ async def relay_response(
             await exchange.send(provider.stream_error_event(failure, kind="upstream_error"))
         else:
             # A non-SSE body has no in-band error form: end it broken so the client can tell.
-            return result
+            return
     await exchange.end()
-    return result
 
 
 def _apply(result: RelayResult, event: StreamEvent) -> None:
