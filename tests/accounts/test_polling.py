@@ -13,9 +13,19 @@ NOW = 1_800_000_000.0
 
 def view(name: str, state: str = "ok", last_used: float | None = None) -> AccountView:
     return AccountView(
-        name=name, provider="claude", plan=None, priority=0, state=state,  # type: ignore[arg-type]
-        state_reason="", state_until=None, windows=(), in_flight=0, requests_today=0,
-        tokens_today=TokenUsage(), tokens_total=TokenUsage(), last_used=last_used,
+        name=name,
+        provider="claude",
+        plan=None,
+        priority=0,
+        state=state,  # type: ignore[arg-type]
+        state_reason="",
+        state_until=None,
+        windows=(),
+        in_flight=0,
+        requests_today=0,
+        tokens_today=TokenUsage(),
+        tokens_total=TokenUsage(),
+        last_used=last_used,
         pinned_conversations=0,
     )
 

@@ -10,7 +10,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from tests.accounts.helpers import FIVE_H, T0, WEEK, key, lease, make_pool, reading, serve
 from trio_pool.accounts.cooldown import QUOTA_FALLBACK_MAX_S, QUOTA_MIN_S
 from trio_pool.accounts.pool import Exhausted, Lease
-from trio_pool.accounts.routing import SWITCH_MARGIN
+from trio_pool.accounts.routing import SAFE_HEADROOM, SWITCH_MARGIN
 from trio_pool.providers.base import Outcome, OutcomeKind, QuotaReading, QuotaWindow
 
 NAMES = ("codex/a", "codex/b", "codex/c")
@@ -235,12 +235,17 @@ TestPoolMachine = PoolMachine.TestCase
 def test_auto_pin_moves_only_when_clearly_worse(
     pinned_used: float, other_used: float, strength: float
 ) -> None:
-    """sticky=auto: a soft pin moves iff the other account's headroom is better by the margin."""
+    """sticky=auto: a soft pin moves iff its own room is short (below SAFE_HEADROOM scaled by
+    the strength) and the other account's headroom is better by the margin."""
     pool = make_pool("a", "b", sticky_strength=strength)
     assert serve(pool, T0, key("conv")) == "codex/a"
     pool.observe("codex/a", reading(pinned_used), T0 + 1)
     pool.observe("codex/b", reading(other_used), T0 + 1)
     chosen = lease(pool.choose("codex", key("conv"), T0 + 2))
     gap = (1 - other_used) - (1 - pinned_used)
-    if abs(gap - SWITCH_MARGIN * strength) > 1e-6:  # exactly at the margin: either is fine
-        assert (chosen.account == "codex/b") == (gap > SWITCH_MARGIN * strength)
+    short = strength == 0 or (1 - pinned_used) < SAFE_HEADROOM / strength
+    near_boundary = abs(gap - SWITCH_MARGIN * strength) < 1e-6 or (
+        strength > 0 and abs((1 - pinned_used) - SAFE_HEADROOM / strength) < 1e-6
+    )
+    if not near_boundary:  # exactly at a boundary: either is fine
+        assert (chosen.account == "codex/b") == (short and gap > SWITCH_MARGIN * strength)

@@ -21,17 +21,22 @@ from trio_pool.accounts.model import (
 IN_FLIGHT_COST = 0.02
 # The recent-error penalty halves every 5 minutes.
 PENALTY_HALF_LIFE_S = 300.0
-# The reset-soon boost: quota left in a window that resets soon is lost if unused, so the
-# score of such an account is multiplied by up to 1 + RESET_BOOST as the reset approaches
-# (linearly in the fraction of the window still to run).
-RESET_BOOST = 1.0
+# The reset-soon boost ("use it or lose it"): quota left in a window that resets soon is
+# lost if unused, so the score is multiplied by up to MAX_RESET_FACTOR as the reset nears
+# (linearly in the fraction of the window already run). A steeper boost (1/remaining, up
+# to 8x) used more of the expiring quota in the routing simulation but made scores swing
+# so much that pinned conversations moved twice as often; see bench/routing_sim.py.
+MAX_RESET_FACTOR = 2.0
 # The switching margin of sticky = "auto", in score units (about headroom fractions) per unit
 # of sticky_strength. Moving a conversation costs a full prompt-cache miss: the next turn
 # re-reads the whole context at full price, often 100k+ tokens. So at strength 1 a soft pin
-# moves only when another account is better by 25 points of headroom, e.g. 52 % used against
-# 12 % (the CPA #5800 imbalance) moves, 30 % against 10 % stays. Strength 0 moves to any
-# strictly better account; overflow-tier pins return to a better tier as soon as one is free.
+# stays while its account has SAFE_HEADROOM left, and then moves only when another account
+# is better by 25 points. New conversations always go to the best account, so a busy
+# account does not keep taking follow-ups while another sits idle (CPA #5800): its pins
+# end with their conversations (pin_idle_ttl_s). Strength 0 moves to any strictly better
+# account; overflow-tier pins return to a better tier as soon as one is free.
 SWITCH_MARGIN = 0.25
+SAFE_HEADROOM = 0.1
 # fast_mode = "auto" asks for priority processing only while the account is healthy.
 FAST_MAX_USED = 0.5
 FAST_MAX_PENALTY = 0.05
@@ -114,14 +119,14 @@ def binding_used(account: AccountState, now: float) -> float:
 
 
 def reset_factor(observed: ObservedWindow | None, now: float) -> float:
-    """1 for a window far from its reset, up to 1 + RESET_BOOST just before it."""
+    """1 for a window that just started, rising as 1/remaining towards MAX_RESET_FACTOR."""
     if observed is None or observed.window.resets_at is None:
         return 1.0
     length = window_length(observed.window)
     if length is None:
         return 1.0
     remaining = min(max((observed.window.resets_at - now) / length, 0.0), 1.0)
-    return 1.0 + RESET_BOOST * (1.0 - remaining)
+    return 1.0 + (MAX_RESET_FACTOR - 1.0) * (1.0 - remaining)
 
 
 def score(account: AccountState, now: float) -> float:
@@ -161,7 +166,20 @@ def clearly_better(
         return True  # overflow tiers are for overflow: come back once a better tier is free
     if other.priority > pinned.priority:
         return False
-    return score(other, now) - score(pinned, now) > SWITCH_MARGIN * strength + EPSILON
+    # A pinned account with ample room left is not worth a cache miss, whatever the others
+    # score: SAFE_HEADROOM (10 %, scaled down as sticky_strength grows) of its binding window left,
+    # and no recent errors. Reset boosts make scores swing with time; without this rule the
+    # routing simulation moved conversations whenever another account's window reset.
+    if strength > 0 and (
+        1.0 - binding_used(pinned, now) >= SAFE_HEADROOM / strength
+        and current_penalty(pinned, now) < FAST_MAX_PENALTY
+    ):
+        return False
+    # Otherwise the margin is relative once scores exceed 1: a pin moves for a clearly
+    # better account, not for a boost that grew a little.
+    pinned_score = score(pinned, now)
+    margin = SWITCH_MARGIN * strength * max(1.0, pinned_score)
+    return score(other, now) - pinned_score > margin + EPSILON
 
 
 def wants_fast(account: AccountState, now: float) -> bool:
