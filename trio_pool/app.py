@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import attrs
 import trio
@@ -13,11 +14,15 @@ from trio_pool.accounts.pool import Pool
 from trio_pool.config import Config
 from trio_pool.credentials.refresh import Refresher
 from trio_pool.credentials.registry import AccountRegistry
+from trio_pool.errors import TrioPoolError
 from trio_pool.proxy import local
 from trio_pool.proxy.handler import Proxy
+from trio_pool.proxy.poller import serve_usage_polls
 from trio_pool.server.connection import ServerLimits
 from trio_pool.server.messages import RequestHead
 from trio_pool.server.server import Shutdown, serve_http
+from trio_pool.state.store import StateStore
+from trio_pool.state.sync import serve_state_sync
 from trio_pool.upstream.client import Timeouts, UpstreamClient
 
 log = logging.getLogger(__name__)
@@ -63,6 +68,17 @@ async def serve_proxy(
     pool = Pool(config.routing)
     registry = AccountRegistry(config, pool)
     await trio.to_thread.run_sync(registry.scan)
+    # Shared state (design.md §3.5): without it the proxy still serves, on its own.
+    state: StateStore | None = None
+    try:
+        state = await StateStore.open(config.data_dir)
+    except TrioPoolError as exc:
+        log.error("state.unavailable reason=%s (running without shared state)", exc)
+
+    def file_ns(name: str) -> int | None:
+        account = registry.get(name)
+        return None if account is None else account.signature[0]
+
     upstream = client or UpstreamClient(
         Timeouts(
             connect_s=config.upstream_connect_timeout_s,
@@ -72,7 +88,12 @@ async def serve_proxy(
     )
     shutdown = Shutdown()
     proxy = Proxy(
-        config, pool, registry, Refresher(config, registry, pool, upstream), upstream, shutdown
+        config,
+        pool,
+        registry,
+        Refresher(config, registry, pool, upstream, state=state),
+        upstream,
+        shutdown,
     )
     limits = ServerLimits(
         max_body_bytes=config.max_body_bytes,
@@ -80,14 +101,33 @@ async def serve_proxy(
         keepalive_idle_s=config.keepalive_idle_s,
     )
     try:
-        async with trio.open_nursery() as nursery:
-            addresses = await nursery.start(
-                _serve, proxy, config.listen_host, config.listen_port, limits, shutdown
-            )
-            # Background services stop as soon as shutdown begins; the server drains.
-            nursery.start_soon(_until_shutdown, shutdown, registry.serve_reload)
-            task_status.started(Running(config, proxy, addresses, shutdown))
+        async with trio.open_nursery() as background:
+            if state is not None:
+                # Loaded before serving (a restart keeps cooldowns); synced until the
+                # server has drained, then a last write.
+                await background.start(partial(serve_state_sync, state, pool, file_ns=file_ns))
+            try:
+                async with trio.open_nursery() as nursery:
+                    addresses = await nursery.start(
+                        _serve, proxy, config.listen_host, config.listen_port, limits, shutdown
+                    )
+                    # Background services stop as soon as shutdown begins; the server drains.
+                    nursery.start_soon(_until_shutdown, shutdown, registry.serve_reload)
+                    polls = partial(
+                        serve_usage_polls,
+                        registry,
+                        pool,
+                        proxy.refresher,
+                        upstream,
+                        proxy.upstreams,
+                    )
+                    nursery.start_soon(_until_shutdown, shutdown, polls)
+                    task_status.started(Running(config, proxy, addresses, shutdown))
+            finally:
+                background.cancel_scope.cancel()
     finally:
+        if state is not None:
+            await state.aclose()
         if client is None:
             await upstream.aclose()
 

@@ -29,6 +29,10 @@ class CredentialsError(TrioPoolError):
     """A pool credential file cannot be used (malformed, missing fields, unreadable)."""
 
 
+class StateError(TrioPoolError):
+    """The shared state database (data/state.db) cannot be used."""
+
+
 class NoAccountAvailable(TrioPoolError):
     """Every account of a provider is unusable right now."""
 

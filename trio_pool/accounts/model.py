@@ -173,3 +173,81 @@ class PoolUsage:
     accounts: int  # usable accounts counted (enabled, not needing re-login)
     available: bool  # at least one account is eligible right now
     plan: str | None
+
+
+@attrs.frozen
+class AccountRecord:
+    """What one process shares with the others about an account (data/state.db, no secrets).
+
+    Everything learned from upstream answers; not the settings (they come from config and
+    files) and not ``in_flight`` (local to the process).
+    """
+
+    name: str
+    provider: ProviderName
+    windows: tuple[ObservedWindow, ...] = ()
+    cooldown_until: float | None = None
+    cooldown_reason: str = ""
+    quota_fallback_level: int = 0
+    backoff_until: float | None = None
+    backoff_reason: str = ""
+    throttle_level: int = 0
+    penalty: float = 0.0
+    penalty_at: float = 0.0
+    needs_relogin: str | None = None
+    last_used: float | None = None
+    day: int = -1
+    requests_today: int = 0
+    tokens_today: TokenUsage = attrs.field(factory=TokenUsage)
+    tokens_total: TokenUsage = attrs.field(factory=TokenUsage)
+
+
+@attrs.frozen
+class PinRecord:
+    """One conversation pin, as shared between processes."""
+
+    provider: ProviderName
+    key: str
+    account: str
+    last_used: float
+
+
+def record_of(account: AccountState) -> AccountRecord:
+    return AccountRecord(
+        name=account.name,
+        provider=account.provider,
+        windows=tuple(account.windows.values()),
+        cooldown_until=account.cooldown_until,
+        cooldown_reason=account.cooldown_reason,
+        quota_fallback_level=account.quota_fallback_level,
+        backoff_until=account.backoff_until,
+        backoff_reason=account.backoff_reason,
+        throttle_level=account.throttle_level,
+        penalty=account.penalty,
+        penalty_at=account.penalty_at,
+        needs_relogin=account.needs_relogin,
+        last_used=account.last_used,
+        day=account.day,
+        requests_today=account.requests_today,
+        tokens_today=account.tokens_today,
+        tokens_total=account.tokens_total,
+    )
+
+
+def apply_record(account: AccountState, record: AccountRecord) -> None:
+    """Overwrite the shared part of ``account`` with ``record``."""
+    account.windows = {w.name: w for w in record.windows}
+    account.cooldown_until = record.cooldown_until
+    account.cooldown_reason = record.cooldown_reason
+    account.quota_fallback_level = record.quota_fallback_level
+    account.backoff_until = record.backoff_until
+    account.backoff_reason = record.backoff_reason
+    account.throttle_level = record.throttle_level
+    account.penalty = record.penalty
+    account.penalty_at = record.penalty_at
+    account.needs_relogin = record.needs_relogin
+    account.last_used = record.last_used
+    account.day = record.day
+    account.requests_today = record.requests_today
+    account.tokens_today = record.tokens_today
+    account.tokens_total = record.tokens_total

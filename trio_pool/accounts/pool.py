@@ -7,10 +7,20 @@ so the routing is reproducible in tests and in the simulation. The trio shell as
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import attrs
 
 from trio_pool.accounts import cooldown
-from trio_pool.accounts.model import AccountState, AccountView, PoolUsage
+from trio_pool.accounts.model import (
+    AccountRecord,
+    AccountState,
+    AccountView,
+    PinRecord,
+    PoolUsage,
+    apply_record,
+    record_of,
+)
 from trio_pool.accounts.routing import Availability, assess, clearly_better, sort_key, wants_fast
 from trio_pool.accounts.snapshot import account_view, aggregate_usage
 from trio_pool.config import RoutingConfig
@@ -61,6 +71,7 @@ class Pool:
     _pins: dict[tuple[ProviderName, str], _Pin] = attrs.field(factory=dict, init=False)
     _leases: dict[int, str] = attrs.field(factory=dict, init=False)
     _next_lease_id: int = attrs.field(default=1, init=False)
+    _changes: int = attrs.field(default=0, init=False)
 
     # -- accounts ---------------------------------------------------------------------------
 
@@ -91,10 +102,12 @@ class Pool:
         """A permanent refresh failure: out of rotation until the credentials change."""
         if name in self._accounts:
             self._accounts[name].needs_relogin = reason or "refresh failed"
+            self._changes += 1
 
     def clear_needs_relogin(self, name: str) -> None:
         if name in self._accounts:
             self._accounts[name].needs_relogin = None
+            self._changes += 1
 
     # -- routing ----------------------------------------------------------------------------
 
@@ -147,6 +160,7 @@ class Pool:
         )
         self._leases[lease.lease_id] = chosen.name
         self._next_lease_id += 1
+        self._changes += 1
         return lease
 
     def report(self, lease: Lease, outcome: Outcome, now: float) -> None:
@@ -157,11 +171,13 @@ class Pool:
             return
         account.in_flight = max(account.in_flight - 1, 0)
         cooldown.apply_outcome(account, outcome, now)
+        self._changes += 1
 
     def observe(self, name: str, reading: QuotaReading, now: float) -> None:
         """A quota reading from anywhere (response headers, stream events, usage poll)."""
         if name in self._accounts:
             cooldown.apply_reading(self._accounts[name], reading, now)
+            self._changes += 1
 
     def record_usage(self, name: str, usage: TokenUsage, now: float) -> None:
         account = self._accounts.get(name)
@@ -169,6 +185,7 @@ class Pool:
             account.roll_day(now)
             account.tokens_today += usage
             account.tokens_total += usage
+            self._changes += 1
 
     def next_change(self, provider: ProviderName, now: float) -> float | None:
         """Earliest time an unusable account of the provider becomes usable (None: none will)."""
@@ -185,6 +202,52 @@ class Pool:
         """The account a conversation is pinned to, if the pin is still alive."""
         pin = self._pins.get((provider, key))
         return pin.account if pin is not None and self._pin_alive(pin, now) else None
+
+    # -- shared state (data/state.db) -------------------------------------------------------
+
+    @property
+    def changes(self) -> int:
+        """Grows on every change worth sharing; the sync service polls it to write soon."""
+        return self._changes
+
+    def export(self, now: float) -> list[AccountRecord]:
+        """What this pool learned about each account, for other processes and restarts."""
+        for account in self._accounts.values():
+            account.roll_day(now)
+        return [record_of(account) for account in self._accounts.values()]
+
+    def adopt(self, records: Iterable[AccountRecord]) -> None:
+        """Take these records' values as the accounts' learned state (already merged).
+
+        Records of unknown accounts (or of another provider) are ignored; settings,
+        ``in_flight`` and the dormant-touch mark stay as they are.
+        """
+        for record in records:
+            a = self._accounts.get(record.name)
+            if a is None or a.provider != record.provider:
+                continue
+            apply_record(a, record)
+
+    def export_pins(self, now: float) -> list[PinRecord]:
+        """Every live conversation pin."""
+        self._expire_pins(now)
+        return [
+            PinRecord(provider, key, pin.account, pin.last_used)
+            for (provider, key), pin in self._pins.items()
+        ]
+
+    def merge_pins(self, records: Iterable[PinRecord], now: float) -> None:
+        """Pins from elsewhere: the most recently used pin of a conversation wins."""
+        for record in records:
+            target = self._accounts.get(record.account)
+            if target is None or target.provider != record.provider:
+                continue
+            pin = _Pin(record.account, record.last_used)
+            if not self._pin_alive(pin, now):
+                continue
+            current = self._pins.get((record.provider, record.key))
+            if current is None or current.last_used < record.last_used:
+                self._pins[(record.provider, record.key)] = pin
 
     # -- snapshots --------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ the token endpoint once, and (4) writes the new tokens to the file before releas
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractAsyncContextManager, nullcontext
 
 import trio
 
@@ -20,6 +21,7 @@ from trio_pool.credentials.store import write_document_atomic
 from trio_pool.errors import CredentialsError, UpstreamError
 from trio_pool.providers import PROVIDER_REGISTRY
 from trio_pool.providers.base import Credentials, RefreshVerdict
+from trio_pool.state.store import StateStore
 from trio_pool.upstream.client import UpstreamClient
 
 log = logging.getLogger(__name__)
@@ -27,16 +29,28 @@ log = logging.getLogger(__name__)
 REFRESH_LEAD_S = 300.0  # refresh this long before expiry (Claude Code and Gemini CLI use 5 min)
 BACKOFF_FIRST_S = 5.0
 BACKOFF_MAX_S = 600.0
+# Gave up waiting for another process's refresh: its new token is in the file by then.
+LOCK_RETRY_S = 2.0
+LOCK_TTL_MARGIN_S = 30.0
 
 
 class Refresher:
     def __init__(
-        self, config: Config, registry: AccountRegistry, pool: Pool, client: UpstreamClient
+        self,
+        config: Config,
+        registry: AccountRegistry,
+        pool: Pool,
+        client: UpstreamClient,
+        *,
+        state: StateStore | None = None,
     ) -> None:
         self.config = config
         self.registry = registry
         self.pool = pool
         self.client = client
+        # The host-wide refresh lock lives in state.db; without a store only the
+        # in-process lock applies (one process, e.g. unit tests).
+        self.state = state
 
     def _token_url(self, account: PoolAccount) -> str:
         section = getattr(self.config, account.provider)
@@ -68,21 +82,43 @@ class Refresher:
                 return True
             if clock.now() < account.refresh_retry_at:
                 return False
-            # Another process (or the user's CLI) may have rotated the tokens already.
-            try:
-                document, on_disk = await trio.to_thread.run_sync(
-                    read_account_file, account.path, account.provider
-                )
-            except CredentialsError as exc:
-                log.warning(
-                    "credentials.refresh.unreadable account=%s reason=%s", account.name, exc
-                )
-                return False
-            if on_disk.access_token != stale.access_token:
-                self.registry.update_from_write(account, document, on_disk)
-                self.pool.clear_needs_relogin(account.name)
-                return True
-            return await self._call_token_endpoint(account, document, on_disk, reason)
+            async with self._host_lock(account) as held:
+                if not held:
+                    self._backoff(
+                        account, "another process held the refresh lock too long", LOCK_RETRY_S
+                    )
+                    return False
+                return await self._refresh_locked(account, reason=reason, stale=stale)
+
+    def _host_lock(self, account: PoolAccount) -> AbstractAsyncContextManager[bool]:
+        if self.state is None:
+            return nullcontext(True)
+        # The lock must outlive the slowest token call it covers, or a second process could
+        # take it while the first is still waiting for its answer.
+        ttl_s = (
+            self.config.upstream_connect_timeout_s
+            + self.config.upstream_first_byte_timeout_s
+            + LOCK_TTL_MARGIN_S
+        )
+        return self.state.refresh_lock(account.name, ttl_s=ttl_s)
+
+    async def _refresh_locked(
+        self, account: PoolAccount, *, reason: str, stale: Credentials
+    ) -> bool:
+        """Under both locks: re-read the file, then call the endpoint only if still stale."""
+        # Another process (or the user's CLI) may have rotated the tokens already.
+        try:
+            document, on_disk = await trio.to_thread.run_sync(
+                read_account_file, account.path, account.provider
+            )
+        except CredentialsError as exc:
+            log.warning("credentials.refresh.unreadable account=%s reason=%s", account.name, exc)
+            return False
+        if on_disk.access_token != stale.access_token:
+            self.registry.update_from_write(account, document, on_disk)
+            self.pool.clear_needs_relogin(account.name)
+            return True
+        return await self._call_token_endpoint(account, document, on_disk, reason)
 
     async def _call_token_endpoint(
         self,

@@ -7,10 +7,12 @@ file never stops the scan: it is reported with its path and reason, and the rest
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from trio_pool.errors import CredentialsError
 from trio_pool.providers.base import PROVIDERS, ProviderName
 
 MAX_FILE_BYTES = 1024 * 1024
+STALE_TEMP_S = 60.0  # a temp file this old has no live writer
 FILE_MODE = 0o600
 
 
@@ -127,6 +130,7 @@ def write_document_atomic(path: Path, document: Mapping[str, Any]) -> None:
     Readers see the old file or the new one, never a mix; the file ends up mode 0600.
     """
     data = dump_document(document)
+    _remove_stale_temps(path)
     try:
         fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
@@ -147,6 +151,18 @@ def write_document_atomic(path: Path, document: Mapping[str, Any]) -> None:
             temp.unlink()
         raise CredentialsError(f"{path}: cannot write ({exc.strerror or exc})") from None
     _fsync_directory(path.parent)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Delete temp files that a writer killed mid-write left behind (kill -9, power loss).
+
+    Only ones older than STALE_TEMP_S: a younger one may belong to a writer still running.
+    """
+    cutoff = time.time() - STALE_TEMP_S
+    for temp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if temp.stat().st_mtime < cutoff:
+                temp.unlink()
 
 
 def _fsync_directory(directory: Path) -> None:

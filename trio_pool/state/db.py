@@ -1,0 +1,220 @@
+"""data/state.db: the schema, its migrations and the row <-> record conversion.
+
+SQLite in WAL mode, shared by every trio-pool process of the host. Blocking on purpose: the
+shell runs these functions in one worker thread at a time (see ``store.StateStore``). Times
+are unix seconds. No column holds a token (design.md §2.2).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from trio_pool.accounts.model import AccountRecord, ObservedWindow
+from trio_pool.providers.base import PROVIDERS, ProviderName, QuotaWindow
+from trio_pool.state.merge import Stamps, StoredAccount
+
+BUSY_TIMEOUT_MS = 5000
+
+# Each entry upgrades the schema by one version; never edit a released entry, append one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO meta VALUES ('seq', 0);
+    CREATE TABLE accounts (
+        name TEXT PRIMARY KEY,
+        provider TEXT NOT NULL,
+        windows TEXT NOT NULL DEFAULT '[]',
+        cooldown_until REAL,
+        cooldown_reason TEXT NOT NULL DEFAULT '',
+        cooldown_level INTEGER NOT NULL DEFAULT 0,
+        cooldown_at REAL NOT NULL DEFAULT 0,
+        backoff_until REAL,
+        backoff_reason TEXT NOT NULL DEFAULT '',
+        backoff_level INTEGER NOT NULL DEFAULT 0,
+        backoff_at REAL NOT NULL DEFAULT 0,
+        penalty REAL NOT NULL DEFAULT 0,
+        penalty_at REAL NOT NULL DEFAULT 0,
+        relogin TEXT,
+        relogin_at REAL NOT NULL DEFAULT 0,
+        relogin_file_ns INTEGER,
+        last_used REAL,
+        writer TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        version INTEGER NOT NULL
+    );
+    CREATE INDEX accounts_by_version ON accounts (version);
+    CREATE TABLE counters (
+        account TEXT NOT NULL,
+        day INTEGER NOT NULL,
+        requests INTEGER NOT NULL DEFAULT 0,
+        input INTEGER NOT NULL DEFAULT 0,
+        cached INTEGER NOT NULL DEFAULT 0,
+        output INTEGER NOT NULL DEFAULT 0,
+        reasoning INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (account, day)
+    );
+    CREATE TABLE pins (
+        provider TEXT NOT NULL,
+        key TEXT NOT NULL,
+        account TEXT NOT NULL,
+        last_used REAL NOT NULL,
+        version INTEGER NOT NULL,
+        PRIMARY KEY (provider, key)
+    );
+    CREATE INDEX pins_by_version ON pins (version);
+    CREATE TABLE refresh_locks (
+        account TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        acquired_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+ACCOUNT_COLUMNS = (
+    "name, provider, windows, cooldown_until, cooldown_reason, cooldown_level, cooldown_at, "
+    "backoff_until, backoff_reason, backoff_level, backoff_at, penalty, penalty_at, "
+    "relogin, relogin_at, relogin_file_ns, last_used"
+)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the db at ``path``, WAL mode, migrated to the current schema.
+
+    ``check_same_thread=False``: the store hands the connection to one worker thread at a
+    time, never two at once.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    conn.execute("CREATE TABLE IF NOT EXISTS version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT MAX(version) FROM version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the migrations this db lacks, each in its own transaction; the new version.
+
+    A db written by a newer trio-pool (a version we do not know) is refused.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = schema_version(conn)
+        if current > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"state.db has schema version {current}; this trio-pool knows up to "
+                f"{SCHEMA_VERSION}"
+            )
+        for number in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[number - 1].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO version VALUES (?)", (number,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return SCHEMA_VERSION
+
+
+# -- row conversion (pure) ---------------------------------------------------------------
+
+
+def windows_to_json(windows: tuple[ObservedWindow, ...]) -> str:
+    return json.dumps(
+        [
+            {
+                "name": w.window.name,
+                "used": w.window.used,
+                "window_s": w.window.window_s,
+                "resets_at": w.window.resets_at,
+                "seen_at": w.seen_at,
+            }
+            for w in windows
+        ],
+        separators=(",", ":"),
+    )
+
+
+def windows_from_json(text: str) -> tuple[ObservedWindow, ...]:
+    """The stored windows; an entry that does not parse is dropped (the next reading fixes it)."""
+    try:
+        items = json.loads(text)
+    except ValueError:
+        return ()
+    result = []
+    for item in items if isinstance(items, list) else []:
+        try:
+            window = QuotaWindow(
+                str(item["name"]),
+                float(item["used"]),
+                None if item.get("window_s") is None else float(item["window_s"]),
+                None if item.get("resets_at") is None else float(item["resets_at"]),
+            )
+            result.append(ObservedWindow(window, float(item["seen_at"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return tuple(result)
+
+
+def account_params(stored: StoredAccount) -> tuple[Any, ...]:
+    r, s = stored.record, stored.stamps
+    return (
+        r.name,
+        r.provider,
+        windows_to_json(r.windows),
+        r.cooldown_until,
+        r.cooldown_reason,
+        r.quota_fallback_level,
+        s.cooldown_at,
+        r.backoff_until,
+        r.backoff_reason,
+        r.throttle_level,
+        s.backoff_at,
+        r.penalty,
+        r.penalty_at,
+        r.needs_relogin,
+        s.relogin_at,
+        s.relogin_file_ns,
+        r.last_used,
+    )
+
+
+def account_from_row(row: tuple[Any, ...]) -> StoredAccount | None:
+    """A stored account from a row in ACCOUNT_COLUMNS order; None for an unknown provider."""
+    (name, provider, windows, cd_until, cd_reason, cd_level, cd_at, bo_until, bo_reason,
+     bo_level, bo_at, penalty, penalty_at, relogin, relogin_at, relogin_ns, last_used) = row  # fmt: skip
+    if provider not in PROVIDERS:
+        return None
+    prov: ProviderName = provider
+    record = AccountRecord(
+        name=name,
+        provider=prov,
+        windows=windows_from_json(windows),
+        cooldown_until=cd_until,
+        cooldown_reason=cd_reason,
+        quota_fallback_level=cd_level,
+        backoff_until=bo_until,
+        backoff_reason=bo_reason,
+        throttle_level=bo_level,
+        penalty=penalty,
+        penalty_at=penalty_at,
+        needs_relogin=relogin,
+        last_used=last_used,
+    )
+    return StoredAccount(record, Stamps(cd_at, bo_at, relogin_at, relogin_ns))
