@@ -36,5 +36,14 @@ bench: $(STAMP)      ## direct vs through-proxy benchmark; prints ratios
 selftest: $(STAMP)
 	$(PY) -m trio_pool selftest
 
+# PyInstaller (the `build` group) is installed only for this target.
+BUILD_STAMP := $(VENV)/.installed-build
+$(BUILD_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --group build
+	touch $(BUILD_STAMP)
+
+binary: $(BUILD_STAMP)  ## dist/trio-pool: one executable, no Python needed beside it
+	bash build/build.sh $(PY)
+
 clean:
 	rm -rf $(VENV) build/.work dist .mypy_cache .ruff_cache .pytest_cache

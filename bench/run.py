@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 import trio
 
-from bench import procs, report
+from bench import procs, report, websocket
 from bench.client import Connection, ConnectionLost, encode_json_request, encode_request
 from bench.load import LoadResult, Target
 from bench.workloads import HOST, Plan, Workloads
@@ -217,13 +217,17 @@ def main(argv: list[str] | None = None) -> int:
             workloads.small = _targets(sim_port, proxy_port, tokens, stream=False)
             workloads.streaming = _targets(sim_port, proxy_port, tokens, stream=True)
             trio.run(workloads.run_all)
+            ws_plan = websocket.WsPlan().scaled(0.1) if args.quick else websocket.WsPlan()
+            ws_metrics, ws_runs = trio.run(
+                websocket.measure, ws_plan, sim, proxy, sim_port, proxy_port, workdir / "pool"
+            )
             proxy_log = proxy.log_tail(15)
         finally:
             for child in reversed(children):
                 child.stop()
         if profile_to is not None:
             print_profile(profile_to, 30)
-    metrics = build_metrics(workloads)
+    metrics = build_metrics(workloads) + ws_metrics
     print(f"\ntrio-pool benchmark ({os.cpu_count()} CPUs, Python {platform.python_version()})")
     print(report.table(metrics))
     print("\nruns (warm-ups included; every non-200 or malformed reply is an error):")
@@ -240,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": {label: report.load_json(r) for label, r in workloads.loads.items()},
         "rss_mib": workloads.rss,
         "simulator_saw": workloads.upstream,
+        "websocket_runs": ws_runs,
     }
     print(f"\nwritten to {report.write_json(document, args.output)}")
     return 1 if any(r.error_count for r in workloads.loads.values()) else 0

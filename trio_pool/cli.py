@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--watch", action="store_true", help="refresh every 2 seconds")
+    _add_accounts_commands(sub)
+    _add_service_command(sub)
     return parser
 
 
@@ -101,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": _cmd_demo,
         "selftest": _cmd_selftest,
         "status": _cmd_status,
+        "accounts": _cmd_accounts,
+        "setup": _cmd_setup,
+        "service": _cmd_service,
     }
     # except* so that errors raised inside trio nurseries (which arrive grouped) get the
     # same one-line treatment as plain ones.
@@ -195,3 +200,323 @@ def _cmd_status(args: argparse.Namespace) -> int:
             print("\x1b[2J\x1b[H", end="")
         once()
         time.sleep(2)
+
+
+# -- accounts and setup ----------------------------------------------------------------------
+
+PROVIDER_CHOICES = ("codex", "claude", "gemini")
+ADMIN_TOKEN_ENV = "TRIO_POOL_ADMIN_TOKEN"
+
+
+def _add_accounts_commands(sub: Any) -> None:
+    accounts = sub.add_parser("accounts", help="list, add, log in, remove and switch accounts")
+    verbs = accounts.add_subparsers(dest="accounts_command", metavar="ACTION", required=True)
+
+    def verb(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = verbs.add_parser(name, help=help_text)
+        _add_config_args(parser)
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
+        return parser
+
+    verb("list", "every pool account: email, plan, state, token expiry, window use")
+    add = verb("import", "take the login a CLI already has into the pool")
+    add.add_argument("provider", choices=PROVIDER_CHOICES)
+    add.add_argument("--from", dest="source", metavar="PATH", help="a credential file to import")
+    add.add_argument("--name", help="account name (default: the account's email)")
+    login = verb("login", "log in with the provider's OAuth flow; the login goes into the pool")
+    login.add_argument("provider", choices=PROVIDER_CHOICES)
+    login.add_argument("--name", help="account name (default: the account's email)")
+    login.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="headless: Codex device code, Claude/Gemini code paste",
+    )
+    login.add_argument("--server", metavar="URL", help="send the login to this remote trio-pool")
+    login.add_argument(
+        "--admin-token", metavar="T", help=f"the remote's admin_token (default ${ADMIN_TOKEN_ENV})"
+    )
+    login.add_argument("--timeout", type=float, default=300.0, metavar="S", help=argparse.SUPPRESS)
+    for name, text in (
+        ("remove", "delete an account's pool file"),
+        ("enable", "put an account back into rotation (config.toml)"),
+        ("disable", "take an account out of rotation (config.toml)"),
+        ("use", "write an account into the CLI's own credential file (backup first)"),
+    ):
+        verb(name, text).add_argument("name", metavar="NAME")
+    refresh = verb("refresh", "refresh access tokens now (no running proxy needed)")
+    refresh.add_argument("names", metavar="NAME", nargs="*")
+    refresh.add_argument("--all", action="store_true", help="every account")
+
+    setup = sub.add_parser("setup", help="point a CLI at the proxy (prints; --write applies)")
+    _add_config_args(setup)
+    setup.add_argument("provider", choices=PROVIDER_CHOICES)
+    setup.add_argument("--write", action="store_true", help="change the file (backup first)")
+    setup.add_argument("--undo", action="store_true", help="restore the file from its backup")
+    setup.add_argument("--url", help="the proxy's address (default: from the config's listen)")
+    setup.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _emit(args: argparse.Namespace, document: Any, text: str) -> None:
+    print(json.dumps(document, indent=2) if args.json else text)
+
+
+def _note(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _cmd_accounts(args: argparse.Namespace) -> int:
+    setup_logging("debug" if args.debug else "warning")
+    config = _config_from_args(args)
+    handlers: dict[str, Callable[[argparse.Namespace, Config], int]] = {
+        "list": _accounts_list,
+        "import": _accounts_import,
+        "login": _accounts_login,
+        "remove": _accounts_remove,
+        "enable": _accounts_enable,
+        "disable": _accounts_enable,
+        "use": _accounts_use,
+        "refresh": _accounts_refresh,
+    }
+    return handlers[args.accounts_command](args, config)
+
+
+def _accounts_list(args: argparse.Namespace, config: Config) -> int:
+    import time
+
+    from trio_pool.login.listing import live_accounts, render_accounts, row_document
+    from trio_pool.login.pooldir import list_accounts
+
+    rows = list_accounts(config)
+    live = trio.run(live_accounts, config) if rows else None
+    now = time.time()
+    document = {
+        "proxy_running": live is not None,
+        "accounts": [row_document(r, (live or {}).get(r.name), now) for r in rows],
+    }
+    _emit(args, document, render_accounts(rows, live, now))
+    return 0
+
+
+def _accounts_import(args: argparse.Namespace, config: Config) -> int:
+    import os
+
+    from trio_pool.login.importer import SHARED_LOGIN_WARNING, import_login
+
+    source = Path(args.source).expanduser() if args.source else None
+    done = import_login(
+        config.pool_dir,
+        args.provider,
+        source=source,
+        name=args.name,
+        env=os.environ,
+        home=Path.home(),
+        platform=sys.platform,
+    )
+    verb = "replaced" if done.replaced else "added"
+    document = {"name": done.name, "path": str(done.path), "source": str(done.source)}
+    _emit(args, {**document, "replaced": done.replaced}, f"{verb} {done.name} ({done.path})")
+    _note("warning: " + SHARED_LOGIN_WARNING.format(provider=args.provider))
+    return 0
+
+
+def _accounts_login(args: argparse.Namespace, config: Config) -> int:
+    import os
+    import webbrowser
+
+    from trio_pool.login.flows import LoginOptions, LoginUI, run_login
+    from trio_pool.login.pooldir import add_account, check_name
+    from trio_pool.login.remote import send_login
+    from trio_pool.upstream.client import UpstreamClient
+
+    if args.name:
+        check_name(args.name)
+    token = args.admin_token or os.environ.get(ADMIN_TOKEN_ENV)
+
+    async def read_code(prompt: str) -> str:
+        return await trio.to_thread.run_sync(input, prompt, abandon_on_cancel=True)
+
+    ui = LoginUI(
+        notify=_note,
+        read_code=read_code,
+        open_browser=None if args.no_browser else webbrowser.open,
+    )
+    options = LoginOptions(no_browser=args.no_browser, timeout_s=args.timeout)
+
+    async def run() -> dict[str, Any]:
+        client = UpstreamClient()
+        try:
+            result = await run_login(args.provider, config, client, ui, options)
+            # Google's email may come from userinfo only: name the account explicitly.
+            name = args.name or result.email
+            if args.server:
+                answer = await send_login(
+                    client, args.server, token, args.provider, result.document, name
+                )
+                return {"name": answer.get("name"), "server": args.server, **answer}
+        finally:
+            await client.aclose()
+        name, path, replaced = await trio.to_thread.run_sync(
+            add_account, config.pool_dir, args.provider, result.document, name
+        )
+        return {"name": name, "path": str(path), "replaced": replaced, "email": result.email}
+
+    done = trio.run(run)
+    where = f"on {done['server']}" if "server" in done else f"in {done.get('path')}"
+    _emit(
+        args,
+        done,
+        f"logged in: {done['name']} is {'replaced' if done.get('replaced') else 'in the pool'} ({where})",
+    )
+    return 0
+
+
+def _accounts_remove(args: argparse.Namespace, config: Config) -> int:
+    from trio_pool.login.manage import remove_account
+
+    path = remove_account(config, args.name)
+    _emit(args, {"removed": str(path)}, f"removed {path} (a running proxy drops it within 2 s)")
+    return 0
+
+
+def _accounts_enable(args: argparse.Namespace, config: Config) -> int:
+    from trio_pool.login import LoginError
+    from trio_pool.login.manage import set_disabled
+    from trio_pool.login.pooldir import find_account
+    from trio_pool.login.remote import admin_call
+    from trio_pool.upstream.client import UpstreamClient
+
+    disabled = args.accounts_command == "disable"
+    name = find_account(config, args.name).name
+    config_file = find_config_file(args.config) or Path("config.toml")
+    set_disabled(config_file, name, disabled)
+    live = "restart trio-pool to apply it to a running proxy (or set admin_token to apply live)"
+    if config.admin_token:
+
+        async def tell_proxy() -> str:
+            client = UpstreamClient()
+            try:
+                url = f"http://{config.listen_host}:{config.listen_port}"
+                await admin_call(
+                    client,
+                    url,
+                    config.admin_token,
+                    "POST",
+                    f"/api/accounts/{name}/{args.accounts_command}",
+                )
+                return "applied to the running proxy"
+            except LoginError:
+                return "the proxy is not running; it applies at the next start"
+            finally:
+                await client.aclose()
+
+        live = trio.run(tell_proxy)
+    document = {"name": name, "disabled": disabled, "config": str(config_file), "live": live}
+    _emit(args, document, f"{name} {args.accounts_command}d in {config_file}; {live}")
+    return 0
+
+
+def _accounts_use(args: argparse.Namespace, config: Config) -> int:
+    import os
+
+    from trio_pool.login.switch import use_account
+
+    done = use_account(config, args.name, env=os.environ, home=Path.home(), platform=sys.platform)
+    backup = str(done.backup) if done.backup else None
+    document = {"name": done.name, "target": str(done.target), "backup": backup}
+    text = f"{done.target} now holds {done.name}" + (
+        f" (previous file: {backup})" if backup else ""
+    )
+    _emit(args, {**document, "notes": list(done.notes)}, text)
+    for note in done.notes:
+        _note(f"note: {note}")
+    return 0
+
+
+def _accounts_refresh(args: argparse.Namespace, config: Config) -> int:
+    import time
+
+    from trio_pool.login.listing import _expiry
+    from trio_pool.login.manage import refresh_accounts
+    from trio_pool.upstream.client import UpstreamClient
+
+    if not args.names and not args.all:
+        print("trio-pool: name accounts to refresh, or pass --all", file=sys.stderr)
+        return 2
+
+    async def run() -> list[Any]:
+        client = UpstreamClient()
+        try:
+            return await refresh_accounts(config, None if args.all else args.names, client)
+        finally:
+            await client.aclose()
+
+    results = trio.run(run)
+    now = time.time()
+    width = max((len(r.name) for r in results), default=0)
+    lines = [
+        f"{r.name.ljust(width)}  "
+        + (f"ok, token expires {_expiry(r.expires_at, now)}" if r.ok else f"FAILED: {r.detail}")
+        for r in results
+    ]
+    document = [
+        {"name": r.name, "ok": r.ok, "detail": r.detail, "expires_at": r.expires_at}
+        for r in results
+    ]
+    _emit(args, document, "\n".join(lines) or "no accounts in the pool")
+    return 0 if all(r.ok for r in results) else 1
+
+
+def _cmd_setup(args: argparse.Namespace) -> int:
+    import os
+
+    from trio_pool.setup.clients import NEXT_STEPS, apply_setup, plan_setup, undo_setup
+
+    config = _config_from_args(args)
+    env, home = os.environ, Path.home()
+    if args.undo:
+        path, what = undo_setup(args.provider, env=env, home=home)
+        _emit(args, {"path": str(path), "undone": what}, f"{path}: {what}")
+        return 0
+    host = "127.0.0.1" if config.listen_host in ("0.0.0.0", "::", "") else config.listen_host
+    url = args.url or f"http://{host}:{config.listen_port}"
+    plan = plan_setup(args.provider, url, env=env, home=home)
+    document: dict[str, Any] = {"path": str(plan.path), "changed": plan.changed, "written": False}
+    if not plan.changed:
+        text = f"{plan.path} already points {args.provider} at {url}; nothing to change"
+    elif not args.write:
+        text = f"{plan.diff()}\nrun again with --write to apply this (a backup is kept)"
+        document["diff"] = plan.diff()
+    else:
+        backup = apply_setup(plan)
+        document |= {"written": True, "backup": str(backup)}
+        text = f"wrote {plan.path} (undo with `trio-pool setup {args.provider} --undo`)\nnext: {NEXT_STEPS[args.provider]}"
+    _emit(args, document, text)
+    return 0
+
+
+# -- service ----------------------------------------------------------------------------------
+
+
+def _add_service_command(sub: Any) -> None:
+    service = sub.add_parser("service", help="run the proxy as a systemd / launchd user service")
+    service.add_argument("action", choices=["install", "uninstall", "status"])
+    service.add_argument("--json", action="store_true", help="machine-readable status")
+
+
+def _cmd_service(args: argparse.Namespace) -> int:
+    from trio_pool import service
+
+    host = service.current_host()
+    if args.action == "status":
+        state = service.status(host)
+        print(json.dumps(state.as_json(), indent=2) if args.json else state.describe())
+        if not state.available:
+            print(f"hint: {state.hint}", file=sys.stderr)
+        return 0 if state.available else 1
+    try:
+        lines = service.install(host) if args.action == "install" else service.uninstall(host)
+    except service.ServiceError as exc:
+        print(f"trio-pool: {exc}\nhint: {exc.hint}", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0

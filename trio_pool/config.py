@@ -41,18 +41,30 @@ class CodexConfig:
     upstream: str = "https://chatgpt.com/backend-api/codex"
     backend: str = "https://chatgpt.com/backend-api"
     token_url: str = "https://auth.openai.com/oauth/token"
+    # Login (protocols.md §1.5): the issuer hosts the device page and the device redirect.
+    issuer: str = "https://auth.openai.com"
+    authorize_url: str = "https://auth.openai.com/oauth/authorize"
+    device_url: str = "https://auth.openai.com/api/accounts/deviceauth"
 
 
 @attrs.frozen
 class ClaudeConfig:
     upstream: str = "https://api.anthropic.com"
     token_url: str = "https://platform.claude.com/v1/oauth/token"
+    # Login (protocols.md §2.5); the manual redirect shows the user a code#state to paste.
+    authorize_url: str = "https://claude.com/cai/oauth/authorize"
+    manual_redirect_url: str = "https://platform.claude.com/oauth/code/callback"
+    profile_url: str = "https://api.anthropic.com/api/oauth/profile"
 
 
 @attrs.frozen
 class GeminiConfig:
     upstream: str = "https://cloudcode-pa.googleapis.com"
     token_url: str = "https://oauth2.googleapis.com/token"
+    # Login (protocols.md §3.5); the headless redirect shows the user a code to paste.
+    authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    manual_redirect_url: str = "https://codeassist.google.com/authcode"
+    userinfo_url: str = "https://www.googleapis.com/oauth2/v2/userinfo"
 
 
 @attrs.frozen
@@ -82,6 +94,8 @@ class Config:
     claude: ClaudeConfig = ClaudeConfig()
     gemini: GeminiConfig = GeminiConfig()
     accounts: dict[str, AccountSettings] = attrs.field(factory=dict)
+    # Turns on the management API (/api/*); callers send it as a Bearer token.
+    admin_token: str | None = attrs.field(default=None, repr=False)
 
     @property
     def listen_host(self) -> str:
@@ -145,6 +159,8 @@ def _validate(config: Config) -> list[str]:
         problems.append("routing.max_attempts: must be at least 1")
     if config.routing.sticky_strength < 0:
         problems.append("routing.sticky_strength: must not be negative")
+    if config.admin_token is not None and len(config.admin_token.strip()) < 16:
+        problems.append("admin_token: must be at least 16 characters (try `openssl rand -hex 24`)")
     for name in config.accounts:
         provider, _, stem = name.partition("/")
         if provider not in ("codex", "claude", "gemini") or not stem:

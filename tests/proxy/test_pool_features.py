@@ -81,3 +81,23 @@ def test_priority_tier_only_touches_responses_calls() -> None:
     assert with_priority_tier(models) is models
     garbage = PreparedRequest("POST", "http://x/responses", (), b"not json")
     assert with_priority_tier(garbage) is garbage
+
+
+async def test_side_calls_are_not_use_of_an_account(env: Env) -> None:
+    """Model lists and set-up calls need credentials but count as no request and pin nothing."""
+    async with httpcore.AsyncConnectionPool() as client:
+        for method, path in (
+            ("GET", "/v1/models?client_version=0.169.0"),
+            ("POST", "/v1internal:loadCodeAssist"),
+        ):
+            response = await client.request(
+                method,
+                env.base + path,
+                headers=[("session-id", "s-1")],
+                content=b"{}" if method == "POST" else b"",
+            )
+            assert response.status == 200
+    for view in env.running.proxy.pool.accounts(clock.now()):
+        assert view.requests_today == 0
+        assert view.pinned_conversations == 0
+        assert view.last_used is None

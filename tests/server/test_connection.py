@@ -204,6 +204,21 @@ async def test_client_hang_up_cancels_the_handler_at_once(serve: Serve) -> None:
         await cancelled.wait()
 
 
+async def test_head_request_gets_headers_and_no_body(serve: Serve) -> None:
+    """A HEAD answer carries the GET's Content-Length but no body, and the connection lives on."""
+    client = await serve(echo)
+    await client.send(
+        h11.Request(method="HEAD", target="/x", headers=[("host", "x")]), h11.EndOfMessage()
+    )
+    head, body = await client.response()
+    assert head.status_code == 200
+    assert dict(head.headers)[b"content-length"] == b"9"  # len("HEAD /x 0")
+    assert body == b""
+    client.h11.start_next_cycle()
+    await client.send(get("/y"), h11.EndOfMessage())
+    assert (await client.response())[1] == b"GET /y 0"
+
+
 async def test_handler_without_response_gets_500(serve: Serve) -> None:
     """A handler that returns without answering still produces a response."""
 

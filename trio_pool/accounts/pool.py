@@ -118,8 +118,13 @@ class Pool:
         now: float,
         *,
         exclude: frozenset[str] = frozenset(),
+        use: bool = True,
     ) -> Lease | Exhausted:
-        """Lease the best account for one attempt; ``exclude`` holds accounts already tried."""
+        """Lease the best account for one attempt; ``exclude`` holds accounts already tried.
+
+        ``use=False`` for side calls (model lists, set-up calls): they need credentials but
+        are not use of the account, so they touch no counters, pins or last-use times.
+        """
         self._expire_pins(now)
         candidates = [a for a in self._accounts.values() if a.provider == provider]
         status = {a.name: assess(a, now) for a in candidates}
@@ -143,13 +148,14 @@ class Pool:
         if chosen is None:
             dormant_touch = self.routing.dormant_touch
             chosen = min(eligible, key=lambda a: sort_key(a, now, dormant_touch=dormant_touch))
-        chosen.roll_day(now)
         chosen.in_flight += 1
-        chosen.requests_today += 1
-        chosen.last_used = now
-        chosen.touched = True
-        if use_pins and pin_key is not None:
-            self._pins[pin_key] = _Pin(chosen.name, now)
+        if use:
+            chosen.roll_day(now)
+            chosen.requests_today += 1
+            chosen.last_used = now
+            chosen.touched = True
+            if use_pins and pin_key is not None:
+                self._pins[pin_key] = _Pin(chosen.name, now)
         lease = Lease(
             account=chosen.name,
             provider=provider,

@@ -141,6 +141,10 @@ class Route:
     provider: ProviderName
     kind: RouteKind
     upstream_url: str  # absolute URL, query kept
+    # A model call (a turn). Side calls (model lists, plugin lists, Code Assist set-up) still
+    # need an account's credentials but are not use of its quota: they do not count as
+    # requests, do not pin a conversation and do not keep the account from usage polls.
+    inference: bool = True
 
 
 @attrs.frozen

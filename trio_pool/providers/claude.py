@@ -195,7 +195,8 @@ class ClaudeProvider:
         )
         if not accepted:
             return None
-        return Route(self.name, RouteKind.PROXY, join_url(upstreams["upstream"], path, head.query))
+        url = join_url(upstreams["upstream"], path, head.query)
+        return Route(self.name, RouteKind.PROXY, url, inference=path == "/v1/messages")
 
     def conversation_key(self, head: RequestHead, body: bytes | None) -> ConversationKey | None:
         header = (head.get("x-claude-code-session-id") or "").strip()

@@ -204,13 +204,14 @@ class CodexProvider:
                 return Route(self.name, RouteKind.PROXY, join_url(upstream, rest, query))
             # /v1/models is Claude's too: an anthropic-version header says which client it is.
             if rest == "/models" and method == "GET" and head.get("anthropic-version") is None:
-                return Route(self.name, RouteKind.PROXY, join_url(upstream, rest, query))
+                url = join_url(upstream, rest, query)
+                return Route(self.name, RouteKind.PROXY, url, inference=False)
         if path in USAGE_PATHS and method == "GET":
             url = join_url(upstreams["backend"], "/wham/usage", query)
             return Route(self.name, RouteKind.POOL_USAGE, url)
         if path.startswith("/backend-api/"):
             url = join_url(upstreams["backend"], path.removeprefix("/backend-api"), query)
-            return Route(self.name, RouteKind.PROXY, url)
+            return Route(self.name, RouteKind.PROXY, url, inference=False)
         return None
 
     def conversation_key(self, head: RequestHead, body: bytes | None) -> ConversationKey | None:

@@ -195,6 +195,11 @@ class GeminiEvents:
         return StreamEvent(usage=usage, complete=complete) if usage or complete else None
 
 
+# The model calls; loadCodeAssist, retrieveUserQuota, listExperiments, countTokens and the
+# rest are side calls.
+GENERATE_PATHS = frozenset({"/v1internal:streamGenerateContent", "/v1internal:generateContent"})
+
+
 class GeminiProvider:
     """The Gemini provider (stateless: every method is a function of its arguments)."""
 
@@ -204,7 +209,8 @@ class GeminiProvider:
         path = head.path
         if not path.startswith(("/v1internal:", "/v1internal/operations")):
             return None
-        return Route(self.name, RouteKind.PROXY, join_url(upstreams["upstream"], path, head.query))
+        url = join_url(upstreams["upstream"], path, head.query)
+        return Route(self.name, RouteKind.PROXY, url, inference=path in GENERATE_PATHS)
 
     def conversation_key(self, head: RequestHead, body: bytes | None) -> ConversationKey | None:
         if not body or (b'"session_id"' not in body and b'"user_prompt_id"' not in body):

@@ -36,7 +36,7 @@ from trio_pool.providers.base import (
     RouteKind,
 )
 from trio_pool.providers.codex import with_priority_tier
-from trio_pool.proxy import local
+from trio_pool.proxy import admin, local, websocket
 from trio_pool.proxy.relay import RelayResult, relay_response, response_headers
 from trio_pool.server.connection import Exchange
 from trio_pool.server.messages import RequestHead
@@ -93,7 +93,10 @@ class Proxy:
         if head.path == "/healthz":
             await local.healthz(exchange, self.pool, self.registry)
             return
-        route = find_route(head, self.upstreams)
+        if admin.is_admin_path(head.path):
+            await admin.handle(exchange, self)
+            return
+        route = find_route(head, self.upstreams) or websocket.realtime_route(head, self.upstreams)
         if route is None:
             provider = PROVIDER_REGISTRY[local.guess_provider(head)]
             await self._error(
@@ -110,14 +113,7 @@ class Proxy:
             await local.codex_pool_usage(exchange, self.pool)
             return
         if route.kind is RouteKind.WEBSOCKET:
-            # Codex falls back to HTTP when the upgrade is refused (real-clients.md).
-            await self._error(
-                exchange,
-                provider,
-                404,
-                "WebSocket transport is not available; use HTTP",
-                "not_found",
-            )
+            await websocket.serve_websocket(self, exchange, route, provider)
             return
         body = await self._read_body(exchange)
         await self._forward(exchange, route, provider, body)
@@ -153,7 +149,12 @@ class Proxy:
         self, exchange: Exchange, route: Route, provider: Provider, body: Body
     ) -> None:
         head = exchange.head
-        key = provider.conversation_key(head, body.held if body.replayable else None)
+        # Side calls carry session headers too, but only model calls pin a conversation.
+        key = (
+            provider.conversation_key(head, body.held if body.replayable else None)
+            if route.inference
+            else None
+        )
         tried: set[str] = set()
         failures: list[tuple[str, str]] = []
         last: Outcome | None = None
@@ -161,7 +162,9 @@ class Proxy:
         queue_deadline = clock.now() + self.config.routing.queue_wait_s
         while attempts < self.config.routing.max_attempts:
             now = clock.now()
-            decision = self.pool.choose(route.provider, key, now, exclude=frozenset(tried))
+            decision = self.pool.choose(
+                route.provider, key, now, exclude=frozenset(tried), use=route.inference
+            )
             if isinstance(decision, Exhausted):
                 wake = self.pool.next_change(route.provider, now)
                 if wake is not None and wake <= queue_deadline:

@@ -151,7 +151,8 @@ class Exchange:
         out = [(k, v) for k, v in headers if k not in ("content-length", "transfer-encoding")]
         out.append(("content-length", str(len(body))))
         await self.start_response(status, out)
-        await self.send(body)
+        if self.head.method != "HEAD":  # a HEAD answer has the GET's headers and no body
+            await self.send(body)
         await self.end()
 
     # -- protocol switch -------------------------------------------------------------------

@@ -15,11 +15,12 @@ import trio
 
 from trio_pool.server.connection import Exchange, ServerLimits
 from trio_pool.server.server import Shutdown, serve_listeners
-from trio_pool.testing import claude, codex, gemini, tokens, wire
+from trio_pool.testing import claude, codex, gemini, oauth, tokens, websocket, wire
 from trio_pool.testing.state import SimState
 
 log = logging.getLogger(__name__)
 
+WS_SUFFIXES = ("/responses", "/realtime")
 CODEX_SUFFIXES = ("/responses", "/responses/compact", "/models", "/wham/usage", "/api/codex/usage")
 
 
@@ -34,7 +35,9 @@ class SimUpstream:
         state.requests_total += 1
         path = ex.head.path
         try:
-            if path.startswith("/v1internal"):
+            if path in oauth.PATHS:
+                await oauth.handle(state, ex)
+            elif path.startswith("/v1internal"):
                 await gemini.handle(state, ex)
             elif path.startswith("/v1/messages") or path == "/api/oauth/usage":
                 await claude.handle(state, ex)
@@ -44,6 +47,8 @@ class SimUpstream:
                 await tokens.handle_claude(state, ex)
             elif path == "/token":
                 await tokens.handle_gemini(state, ex)
+            elif ex.head.wants_upgrade("websocket") and path.rstrip("/").endswith(WS_SUFFIXES):
+                await websocket.handle(state, ex)
             elif path.rstrip("/").endswith(CODEX_SUFFIXES):
                 await codex.handle(state, ex)
             elif path == "/api/hello":

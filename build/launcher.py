@@ -1,0 +1,3 @@
+from trio_pool.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Real Codex CLI, Claude Code and Gemini CLI (from npm) against `trio-pool demo`, offline.
+# Installs the CLIs once into a cache outside the repo, then runs e2e/real_clis.py.
+# Not part of CI: the CLIs weigh about 750 MB. See e2e/README.md.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(dirname "$here")"
+cache="${TRIO_POOL_E2E_CACHE:-$HOME/.cache/trio-pool-e2e}"
+python="${PYTHON:-$repo/.venv/bin/python}"
+# Pinned to the versions docs/real-clients.md was written against; override to try newer ones.
+codex_version="${CODEX_VERSION:-0.169.0}"
+claude_version="${CLAUDE_VERSION:-2.1.330}"
+gemini_version="${GEMINI_VERSION:-0.61.0}"
+
+command -v node >/dev/null || { echo "e2e: node (>= 20) is required" >&2; exit 2; }
+command -v npm >/dev/null || { echo "e2e: npm is required" >&2; exit 2; }
+node_major="$(node -p 'process.versions.node.split(".")[0]')"
+if [ "$node_major" -lt 20 ]; then
+  echo "e2e: node >= 20 is required (found $(node --version))" >&2
+  exit 2
+fi
+[ -x "$python" ] || { echo "e2e: $python not found; run 'make test' once to create .venv" >&2; exit 2; }
+
+stamp="$cache/.installed-codex-$codex_version-claude-$claude_version-gemini-$gemini_version"
+if [ ! -e "$stamp" ]; then
+  echo "e2e: installing the CLIs into $cache (about 750 MB, once)"
+  mkdir -p "$cache"
+  npm install --prefix "$cache" --no-fund --no-audit --loglevel=error \
+    "@openai/codex@$codex_version" \
+    "@anthropic-ai/claude-code@$claude_version" \
+    "@google/gemini-cli@$gemini_version"
+  rm -f "$cache"/.installed-*
+  touch "$stamp"
+fi
+
+bin="$cache/node_modules/.bin"
+scratch="$(mktemp -d)"
+echo "e2e: $("$bin/codex" --version), claude $("$bin/claude" --version), gemini $(HOME="$scratch" "$bin/gemini" --version)"
+rm -rf "$scratch"
+exec "$python" "$here/real_clis.py" --bin-dir "$bin" --repo "$repo" "$@"

@@ -1,0 +1,184 @@
+"""The management API under ``/api/accounts``: list, import, remove, refresh, enable, disable.
+
+Off (404) unless ``admin_token`` is set in the config; then every call needs
+``Authorization: Bearer <admin_token>``, compared in constant time. A refused call is
+logged with the client address, never with what it sent.
+
+enable/disable act on the running pool at once and last until the proxy restarts (a file
+change does not undo them); ``trio-pool accounts disable`` also writes config.toml.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import urllib.parse
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from trio_pool import clock
+from trio_pool.credentials.registry import collect
+from trio_pool.errors import CredentialsError
+from trio_pool.login import LoginError
+from trio_pool.login.listing import row_document
+from trio_pool.login.pooldir import add_account, list_accounts
+from trio_pool.providers import PROVIDER_REGISTRY
+from trio_pool.providers.base import PROVIDERS
+from trio_pool.server.connection import Exchange
+
+if TYPE_CHECKING:
+    from trio_pool.proxy.handler import Proxy
+
+log = logging.getLogger(__name__)
+
+JSON = [("content-type", "application/json"), ("cache-control", "no-store")]
+ACTIONS = ("refresh", "enable", "disable")
+PREFIX = "/api/accounts"
+
+
+def is_admin_path(path: str) -> bool:
+    """Only /api/accounts...: Codex itself uses /api/codex/usage with some base URLs."""
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
+async def _reply(ex: Exchange, status: int, document: Any) -> None:
+    await ex.respond(status, JSON, json.dumps(document, indent=2).encode() + b"\n")
+
+
+async def _error(ex: Exchange, status: int, kind: str, message: str) -> None:
+    headers = [("www-authenticate", "Bearer")] if status == 401 else []
+    body = json.dumps({"error": {"type": kind, "message": message}}).encode()
+    await ex.respond(status, [*JSON, *headers], body)
+
+
+def authorized(expected: str, header: str | None) -> bool:
+    scheme, _, token = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+async def handle(ex: Exchange, proxy: Proxy) -> None:
+    expected = proxy.config.admin_token
+    if expected is None:
+        await _error(ex, 404, "not_found", "the management API is off (set admin_token)")
+        return
+    if not authorized(expected, ex.head.get("authorization")):
+        log.warning(
+            "admin.unauthorized client=%s method=%s path=%s",
+            ex.client,
+            ex.head.method,
+            ex.head.path,
+        )
+        await _error(ex, 401, "unauthorized", "missing or wrong admin token")
+        return
+    parts = [urllib.parse.unquote(p) for p in ex.head.path.strip("/").split("/")]
+    method = ex.head.method
+    try:
+        if parts == ["api", "accounts"] and method == "GET":
+            await _list(ex, proxy)
+        elif parts == ["api", "accounts"] and method == "POST":
+            await _import(ex, proxy)
+        elif len(parts) == 4 and parts[:2] == ["api", "accounts"] and method == "DELETE":
+            await _remove(ex, proxy, f"{parts[2]}/{parts[3]}")
+        elif len(parts) == 5 and parts[:2] == ["api", "accounts"] and parts[4] in ACTIONS:
+            if method != "POST":
+                await _error(ex, 405, "method_not_allowed", f"use POST for {parts[4]}")
+            else:
+                await _action(ex, proxy, f"{parts[2]}/{parts[3]}", parts[4])
+        else:
+            await _error(ex, 404, "not_found", f"no management route {method} {ex.head.path}")
+    except LoginError as exc:
+        await _error(ex, 409, "conflict", str(exc))
+
+
+async def _rescan(proxy: Proxy) -> None:
+    """Bring the registry in step with the files now, not at the next reload tick."""
+    registry = proxy.registry
+    found = await trio.to_thread.run_sync(
+        collect, registry.config.pool_dir, registry.known_signatures()
+    )
+    registry.apply(found)
+
+
+async def _list(ex: Exchange, proxy: Proxy) -> None:
+    rows = await trio.to_thread.run_sync(list_accounts, proxy.registry.config)
+    now = clock.now()
+    live = {view.name: attrs.asdict(view) for view in proxy.pool.accounts(now)}
+    documents = [row_document(row, live.get(row.name), now) for row in rows]
+    await _reply(ex, 200, {"accounts": documents})
+
+
+async def _import(ex: Exchange, proxy: Proxy) -> None:
+    try:
+        request = json.loads(await ex.read_body())
+    except (ValueError, UnicodeDecodeError):
+        await _error(ex, 400, "invalid_request", "the body is not JSON")
+        return
+    provider = request.get("provider") if isinstance(request, dict) else None
+    document = request.get("document") if isinstance(request, dict) else None
+    name = request.get("name") if isinstance(request, dict) else None
+    if provider not in PROVIDERS or not isinstance(document, dict):
+        await _error(
+            ex, 400, "invalid_request", 'expected {"provider": ..., "document": {...}, "name"?}'
+        )
+        return
+    if name is not None and not isinstance(name, str):
+        await _error(ex, 400, "invalid_request", "name: expected a string")
+        return
+    try:
+        PROVIDER_REGISTRY[provider].parse_credentials(document)
+    except CredentialsError as exc:
+        await _error(ex, 400, "invalid_credentials", f"not a usable {provider} login: {exc}")
+        return
+    account, _path, replaced = await trio.to_thread.run_sync(
+        add_account, proxy.registry.config.pool_dir, provider, document, name
+    )
+    await _rescan(proxy)
+    log.info("admin.account.imported account=%s replaced=%s", account, replaced)
+    await _reply(ex, 201, {"name": account, "replaced": replaced})
+
+
+async def _remove(ex: Exchange, proxy: Proxy, name: str) -> None:
+    account = proxy.registry.get(name)
+    path = account.path if account is not None else None
+    if path is None:
+        await _error(ex, 404, "not_found", f"no account {name}")
+        return
+    await trio.to_thread.run_sync(path.unlink)
+    await _rescan(proxy)
+    log.info("admin.account.removed account=%s", name)
+    await _reply(ex, 200, {"name": name, "removed": True})
+
+
+async def _action(ex: Exchange, proxy: Proxy, name: str, action: str) -> None:
+    account = proxy.registry.get(name)
+    if account is None:
+        await _error(ex, 404, "not_found", f"no account {name}")
+        return
+    if action == "refresh":
+        ok = await proxy.refresher.refresh(account, reason="admin", stale=account.credentials)
+        if not ok:
+            await _error(ex, 502, "refresh_failed", f"refreshing {name} failed; see the proxy log")
+            return
+        document = {"name": name, "refreshed": True, "expires_at": account.credentials.expires_at}
+        await _reply(ex, 200, document)
+        return
+    disabled = action == "disable"
+    registry = proxy.registry
+    config = registry.config
+    settings = attrs.evolve(config.account_settings(name), disabled=disabled)
+    # The registry re-applies these settings whenever the file changes: keep them there.
+    registry.config = attrs.evolve(config, accounts={**config.accounts, name: settings})
+    proxy.pool.set_account(
+        name,
+        account.provider,
+        priority=settings.priority,
+        disabled=disabled,
+        plan=account.credentials.plan,
+    )
+    log.info("admin.account.%sd account=%s", action, name)
+    await _reply(ex, 200, {"name": name, "disabled": disabled, "until": "restart"})

@@ -1,0 +1,246 @@
+"""The trio-websocket boundary: open an outbound socket, adopt an inbound one, frames as values.
+
+Library errors become ours here and nowhere else: a refused handshake is ``HandshakeRefused``
+(with the upstream's status, headers and body, so the caller can classify it like an HTTP
+answer), other handshake failures are ``UpstreamConnectError`` / ``UpstreamTimeout``. Once
+open, ``WebSocket.receive()`` returns a message or a ``Closed`` value instead of raising.
+
+Inbound sockets: h11 has already parsed the handshake, and trio-websocket wants to parse it
+itself, so the head is rebuilt and replayed to it in front of the raw stream (``ReplayStream``),
+followed by the bytes h11 had read past the head. Nothing the client sent is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import attrs
+import trio
+import trio_websocket
+
+from trio_pool.errors import UpstreamConnectError, UpstreamError, UpstreamTimeout
+from trio_pool.server.messages import Headers, RequestHead, decode_headers, encode_headers
+
+log = logging.getLogger(__name__)
+
+# Codex sends whole turns (about 60-70 kB) as one message; 16 MiB leaves room for large inputs.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+# Messages buffered per direction: small, so a slow reader slows the sender (back-pressure).
+MESSAGE_QUEUE = 4
+RECEIVE_BYTES = 64 * 1024
+CLOSE_TIMEOUT_S = 2.0
+# Close codes that must never appear in a close frame (RFC 6455 §7.4.1): a lost upstream
+# (1006) is told to the client as 1011, a close without a code (1005) as a plain 1000.
+_UNSENDABLE = {1005: 1000, 1006: 1011, 1015: 1011}
+MAX_REASON_BYTES = 123
+
+
+class HandshakeRefused(UpstreamError):
+    """The upstream answered the upgrade with an HTTP status instead of 101."""
+
+    def __init__(self, status: int, headers: Headers, body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.status_hint = status
+        super().__init__(f"the upstream refused the WebSocket upgrade with {status}")
+
+
+@attrs.frozen
+class Closed:
+    """How a socket ended: its close code and reason (1006 when the TCP connection died)."""
+
+    code: int
+    reason: str = ""
+
+    @property
+    def sendable(self) -> Closed:
+        """This close as one we may put in a close frame (reason cut to 123 bytes)."""
+        reason = self.reason.encode()[:MAX_REASON_BYTES].decode(errors="ignore")
+        return Closed(_UNSENDABLE.get(self.code, self.code), reason)
+
+
+@attrs.define(eq=False)
+class WebSocket:
+    """One open socket (either side), with value-returning receive and forgiving send."""
+
+    conn: trio_websocket.WebSocketConnection
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self.conn.subprotocol
+
+    @property
+    def handshake_headers(self) -> Headers:
+        """The upstream's 101 headers (empty for an inbound socket)."""
+        return decode_headers(list(self.conn.handshake_headers))
+
+    async def receive(self) -> str | bytes | Closed:
+        try:
+            return await self.conn.get_message()
+        except trio_websocket.ConnectionClosed as exc:
+            reason = exc.reason
+            return Closed(1006) if reason is None else Closed(reason.code, reason.reason or "")
+
+    async def send(self, message: str | bytes) -> bool:
+        """Send one message; False when the socket is already closed."""
+        try:
+            await self.conn.send_message(message)
+        except trio_websocket.ConnectionClosed:
+            return False
+        return True
+
+    async def close(self, closed: Closed) -> None:
+        """Send a close frame and wait (bounded) for the answer; the stream is closed after."""
+        out = closed.sendable
+        with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
+            await self.conn.aclose(out.code, out.reason or None)
+
+
+@asynccontextmanager
+async def open_socket(
+    url: str,
+    headers: Headers | list[tuple[str, str]],
+    *,
+    subprotocols: tuple[str, ...] = (),
+    ssl_context: ssl.SSLContext | None = None,
+    connect_timeout_s: float = 15.0,
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
+) -> AsyncIterator[WebSocket]:
+    """An outbound socket to ``url`` sending ``headers``; closed (bounded) on exit."""
+    conn: trio_websocket.WebSocketConnection | None = None
+    where = url.split("?", 1)[0]
+    try:
+        async with trio_websocket.open_websocket_url(
+            url,
+            ssl_context if url.startswith("wss://") else None,
+            subprotocols=subprotocols or None,
+            extra_headers=encode_headers(list(headers)),
+            message_queue_size=MESSAGE_QUEUE,
+            max_message_size=max_message_bytes,
+            receive_buffer_size=RECEIVE_BYTES,
+            connect_timeout=connect_timeout_s,
+            disconnect_timeout=CLOSE_TIMEOUT_S,
+        ) as conn:
+            yield WebSocket(conn)
+    except trio_websocket.ConnectionRejected as exc:
+        await close_rejected(exc)
+        body = exc.body or b""
+        raise HandshakeRefused(exc.status_code, decode_headers(list(exc.headers)), body) from None
+    except trio_websocket.DisconnectionTimeout:
+        if conn is None:
+            raise UpstreamTimeout(f"{where} did not finish the WebSocket handshake") from None
+        log.debug("ws.upstream.close_timeout url=%s", where)
+    except trio_websocket.ConnectionTimeout:
+        raise UpstreamTimeout(f"connecting a WebSocket to {where} timed out") from None
+    except (trio_websocket.HandshakeError, OSError, trio.BrokenResourceError) as exc:
+        if conn is not None:
+            raise
+        cause = exc.__cause__ or exc
+        raise UpstreamConnectError(f"cannot open a WebSocket to {where}: {cause}") from exc
+    finally:
+        if conn is not None:
+            await release(conn)
+
+
+async def close_rejected(exc: trio_websocket.ConnectionRejected) -> None:
+    """Close the stream of a refused handshake, which trio-websocket leaves open.
+
+    The connection is only reachable from the frame that raised the refusal.
+    """
+    tb = exc.__traceback__
+    while tb is not None:
+        conn = tb.tb_frame.f_locals.get("self")
+        if isinstance(conn, trio_websocket.WebSocketConnection):
+            await release(conn)
+            return
+        tb = tb.tb_next
+
+
+async def release(conn: trio_websocket.WebSocketConnection) -> None:
+    """Close the TCP stream under a finished client socket.
+
+    trio-websocket 0.12 leaves it open when the server closed first (it waits for the
+    server's TCP close and then never closes its own end).
+    """
+    await trio.aclose_forcefully(conn._stream)
+
+
+class ReplayStream(trio.abc.Stream):
+    """A stream that first yields ``prefix``, then reads from ``inner``."""
+
+    def __init__(self, inner: trio.abc.Stream, prefix: bytes) -> None:
+        self._inner = inner
+        self._prefix = prefix
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self._prefix:
+            data, self._prefix = self._prefix, b""
+            return data
+        return bytes(await self._inner.receive_some(max_bytes))
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._inner.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def rebuild_head(head: RequestHead) -> bytes:
+    """The request head as bytes again, for the WebSocket library to parse."""
+    lines = [f"{head.method} {head.target} HTTP/1.1"]
+    lines += [f"{name}: {value}" for name, value in head.headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def handshake_problem(head: RequestHead) -> str | None:
+    """Why this is not a valid WebSocket handshake (answered with 400 before any upstream)."""
+    if head.method != "GET" or not head.wants_upgrade("websocket"):
+        return "a WebSocket handshake is a GET with Upgrade: websocket"
+    if not head.get("sec-websocket-key"):
+        return "the WebSocket handshake has no Sec-WebSocket-Key"
+    if (head.get("sec-websocket-version") or "").strip() != "13":
+        return "only WebSocket version 13 is supported"
+    if head.get("host") is None:
+        return "the WebSocket handshake has no Host header"
+    return None
+
+
+async def adopt(
+    nursery: trio.Nursery,
+    stream: trio.abc.Stream,
+    head: RequestHead,
+    trailing: bytes,
+    *,
+    headers: Headers | list[tuple[str, str]] = (),
+    subprotocol: str | None = None,
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
+) -> WebSocket | None:
+    """Accept a handshake that h11 already parsed (check ``handshake_problem`` first);
+    None when the client went away meanwhile.
+
+    No extension is negotiated: a 101 without Sec-WebSocket-Extensions makes Codex send
+    plain frames (real-clients.md §4).
+    """
+    replay = ReplayStream(stream, rebuild_head(head) + trailing)
+    try:
+        with trio.fail_after(CLOSE_TIMEOUT_S):
+            request = await trio_websocket.wrap_server_stream(
+                nursery,
+                replay,
+                message_queue_size=MESSAGE_QUEUE,
+                max_message_size=max_message_bytes,
+                receive_buffer_size=RECEIVE_BYTES,
+            )
+        extra = encode_headers(headers)
+        conn = await request.accept(subprotocol=subprotocol, extra_headers=extra)
+    except (trio.TooSlowError, trio_websocket.ConnectionClosed):
+        log.debug("ws.client.gone_during_accept path=%s", head.path)
+        return None
+    return WebSocket(conn)
