@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo run test check fmt bench binary selftest clean
+.PHONY: demo run test check fmt bench e2e binary selftest clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,12 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff format trio_pool tests bench
 	$(VENV)/bin/ruff check --fix trio_pool tests bench
 
-bench: $(STAMP)      ## direct vs through-proxy benchmark; prints ratios
+bench: $(STAMP)      ## direct vs through-proxy benchmark (ratios), then the routing simulation
 	$(PY) -m bench
+	$(PY) -m bench.routing_sim
+
+e2e: $(STAMP)        ## the real Codex, Claude and Gemini CLIs (from npm) through `demo`, offline; not in CI
+	bash e2e/run_real_clis.sh
 
 selftest: $(STAMP)
 	$(PY) -m trio_pool selftest

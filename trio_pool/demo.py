@@ -63,6 +63,7 @@ Codex CLI: add to ~/.codex/config.toml
     base_url = "{base}/v1"
     wire_api = "responses"
     requires_openai_auth = true
+    supports_websockets = true
 
 Claude Code:
     ANTHROPIC_BASE_URL={base} ANTHROPIC_AUTH_TOKEN=pool claude
