@@ -61,13 +61,16 @@ async def test_openai_sdk_streams_a_response_through_the_pool(env: Env) -> None:
     """Codex Responses over SSE: the SDK sees every event and the text arrives whole."""
 
     def run() -> tuple[str, list[str]]:
-        stream = openai_client(env).responses.create(model="gpt-5", input="hi", stream=True)
-        types: list[str] = []
-        text = ""
-        for event in stream:
-            types.append(event.type)
-            if event.type == "response.output_text.delta":
-                text += event.delta
+        # Closed clients: an SDK's pooled sockets left to the garbage collector would raise
+        # ResourceWarning in whatever test happens to run then.
+        with openai_client(env) as client:
+            stream = client.responses.create(model="gpt-5", input="hi", stream=True)
+            types: list[str] = []
+            text = ""
+            for event in stream:
+                types.append(event.type)
+                if event.type == "response.output_text.delta":
+                    text += event.delta
         return text, types
 
     text, types = await trio.to_thread.run_sync(run)
@@ -85,17 +88,17 @@ async def test_anthropic_sdk_streaming_and_non_streaming(env: Env) -> None:
     """Claude Messages: streaming and unary both work; the OAuth beta is added upstream."""
 
     def run() -> tuple[str, str]:
-        client = anthropic_client(env)
-        with client.messages.stream(
-            model="claude-opus-5-5", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
-        ) as stream:
-            streamed = "".join(stream.text_stream)
-        unary = client.messages.create(
-            model="claude-opus-5-5", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
-        )
-        block = unary.content[0]
-        assert block.type == "text"
-        return streamed, block.text
+        with anthropic_client(env) as client:
+            with client.messages.stream(
+                model="claude-opus-5-5", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+            ) as stream:
+                streamed = "".join(stream.text_stream)
+            unary = client.messages.create(
+                model="claude-opus-5-5", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+            )
+            block = unary.content[0]
+            assert block.type == "text"
+            return streamed, block.text
 
     streamed, unary_text = await trio.to_thread.run_sync(run)
     assert streamed == env.state.config.text
@@ -138,9 +141,10 @@ async def test_quota_429_fails_over_before_the_client_sees_it(env: Env) -> None:
     second.forced.clear()
 
     def run() -> str:
-        message = anthropic_client(env).messages.create(
-            model="m", max_tokens=8, messages=[{"role": "user", "content": "hi"}]
-        )
+        with anthropic_client(env) as client:
+            message = client.messages.create(
+                model="m", max_tokens=8, messages=[{"role": "user", "content": "hi"}]
+            )
         block = message.content[0]
         return block.text if block.type == "text" else ""
 
