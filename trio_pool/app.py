@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractContextManager
 from functools import partial
 
 import attrs
@@ -68,6 +69,12 @@ async def serve_proxy(
     pool = Pool(config.routing)
     registry = AccountRegistry(config, pool)
     await trio.to_thread.run_sync(registry.scan)
+    if not registry.accounts:
+        log.warning(
+            "pool.empty pool_dir=%s hint='copy a CLI login into pool/<codex|claude|gemini>/NAME.json "
+            "or run: trio-pool accounts import claude' (files added later are picked up)",
+            config.pool_dir,
+        )
     # Shared state (design.md §3.5): without it the proxy still serves, on its own.
     state: StateStore | None = None
     try:
@@ -159,13 +166,19 @@ async def _serve(
     )
 
 
-async def serve_until_signalled(running: Running) -> None:
-    """Block until SIGINT or SIGTERM, then begin a graceful shutdown."""
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            log.info(
-                "app.shutdown.begin signal=%s grace_s=%s",
-                signal.Signals(signum).name,
-                running.config.shutdown_grace_s,
-            )
-            return
+def shutdown_signals() -> AbstractContextManager[AsyncIterator[int]]:
+    """SIGINT and SIGTERM as a stream; open it before serving, so that a signal that arrives
+    while the proxy starts is a graceful shutdown, not the default (immediate) death."""
+    return trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
+
+
+async def wait_for_shutdown_signal(signals: AsyncIterator[int], running: Running) -> None:
+    """Wait for the first signal, then begin the graceful shutdown."""
+    async for signum in signals:
+        log.info(
+            "app.shutdown.begin signal=%s grace_s=%s",
+            signal.Signals(signum).name,
+            running.config.shutdown_grace_s,
+        )
+        break
+    running.shutdown.begin(running.config.shutdown_grace_s)

@@ -145,14 +145,14 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
 def _cmd_serve(args: argparse.Namespace) -> int:
     config = _config_from_args(args)
     setup_logging("debug" if args.debug else config.log_level)
-    from trio_pool.app import serve_proxy, serve_until_signalled
+    from trio_pool.app import serve_proxy, shutdown_signals, wait_for_shutdown_signal
 
     async def run() -> None:
-        async with trio.open_nursery() as nursery:
-            running = await nursery.start(serve_proxy, config)
-            log.info("app.started listen=%s pool_dir=%s", running.base_url, config.pool_dir)
-            await serve_until_signalled(running)
-            running.shutdown.begin(config.shutdown_grace_s)
+        with shutdown_signals() as signals:
+            async with trio.open_nursery() as nursery:
+                running = await nursery.start(serve_proxy, config)
+                log.info("app.started listen=%s pool_dir=%s", running.base_url, config.pool_dir)
+                await wait_for_shutdown_signal(signals, running)
 
     trio.run(run)
     return 0

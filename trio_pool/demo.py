@@ -18,7 +18,7 @@ import httpcore
 import trio
 
 from trio_pool import clock
-from trio_pool.app import Running, serve_proxy, serve_until_signalled
+from trio_pool.app import Running, serve_proxy, shutdown_signals, wait_for_shutdown_signal
 from trio_pool.config import ClaudeConfig, CodexConfig, Config, GeminiConfig, structure_config
 from trio_pool.providers.base import PROVIDERS
 from trio_pool.testing.issue import new_account
@@ -80,12 +80,14 @@ Status: trio-pool status --listen {base.removeprefix("http://")}      Stop: Ctrl
 
 
 async def run_demo(listen: str, say: Say) -> None:
-    with tempfile.TemporaryDirectory(prefix="trio-pool-demo-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="trio-pool-demo-") as tmp,
+        shutdown_signals() as signals,
+    ):
         async with trio.open_nursery() as nursery:
             running, _state, _sim = await start_demo(nursery, Path(tmp), listen)
             say(instructions(running.base_url))
-            await serve_until_signalled(running)
-            running.shutdown.begin(running.config.shutdown_grace_s)
+            await wait_for_shutdown_signal(signals, running)
             nursery.cancel_scope.deadline = (
                 trio.current_time() + running.config.shutdown_grace_s + 2
             )
