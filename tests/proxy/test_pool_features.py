@@ -101,3 +101,23 @@ async def test_side_calls_are_not_use_of_an_account(env: Env) -> None:
         assert view.requests_today == 0
         assert view.pinned_conversations == 0
         assert view.last_used is None
+
+
+async def test_a_request_waits_for_the_first_account_to_come_back(make_env: Any) -> None:
+    """With every account briefly backing off, the request waits (queue_wait_s) and succeeds
+    instead of failing the CLI (design.md §3.4)."""
+
+    def wait_a_little(config: Config) -> Config:
+        return attrs.evolve(config, routing=attrs.evolve(config.routing, queue_wait_s=5.0))
+
+    env = await make_env(accounts=[("claude", "a")], tweak=wait_a_little)
+    env.sim("claude/a").force("throttle", 1)  # a request-scoped 429: a short backoff only
+    async with httpcore.AsyncConnectionPool() as client:
+        response = await client.request(
+            "POST",
+            env.base + "/v1/messages",
+            headers=[("content-type", "application/json"), ("anthropic-version", "2023-06-01")],
+            content=json.dumps({"model": "m", "max_tokens": 8, "messages": []}).encode(),
+        )
+    assert response.status == 200
+    assert env.sim("claude/a").requests == 2
