@@ -27,6 +27,7 @@ from trio_pool.errors import UpstreamError
 from trio_pool.logs import bind
 from trio_pool.providers import PROVIDER_REGISTRY, find_route
 from trio_pool.providers.base import (
+    ConversationKey,
     Credentials,
     Outcome,
     OutcomeKind,
@@ -161,28 +162,16 @@ class Proxy:
         attempts = 0
         queue_deadline = clock.now() + self.config.routing.queue_wait_s
         while attempts < self.config.routing.max_attempts:
-            now = clock.now()
-            decision = self.pool.choose(
-                route.provider, key, now, exclude=frozenset(tried), use=route.inference
+            decision = await self.lease(
+                route.provider, key, tried, queue_deadline, use=route.inference
             )
             if isinstance(decision, Exhausted):
-                wake = self.pool.next_change(route.provider, now)
-                if wake is not None and wake <= queue_deadline:
-                    # Wait for the first account to come back rather than failing the CLI.
-                    await trio.sleep_until(
-                        clock.to_trio_deadline(max(wake, now + MIN_QUEUE_SLEEP_S))
-                    )
-                    tried.clear()
-                    continue
                 await self._exhausted(exchange, provider, decision, failures, last)
                 return
             attempts += 1
-            account = self.registry.get(decision.account)
-            if account is None:  # removed from the pool directory a moment ago
-                tried.add(decision.account)
-                self.pool.report(decision, Outcome(OutcomeKind.CLIENT_ERROR, reason="removed"), now)
+            account = self.account_for(decision, tried)
+            if account is None:
                 continue
-            bind(account=decision.account)
             outcome = await self._attempt(exchange, route, provider, decision, account, body)
             if outcome is None:
                 return
@@ -197,6 +186,41 @@ class Proxy:
                 outcome.reason,
             )
         await self._give_up(exchange, provider, failures, last)
+
+    async def lease(
+        self,
+        provider: ProviderName,
+        key: ConversationKey | None,
+        tried: set[str],
+        queue_deadline: float,
+        *,
+        use: bool = True,
+    ) -> Lease | Exhausted:
+        """The account for the next attempt. When none is usable, wait (until queue_deadline)
+        for the first to come back rather than failing the CLI (design.md §3.4); the waits
+        are not attempts, and after one every account may be tried again."""
+        while True:
+            now = clock.now()
+            decision = self.pool.choose(provider, key, now, exclude=frozenset(tried), use=use)
+            if not isinstance(decision, Exhausted):
+                return decision
+            wake = self.pool.next_change(provider, now)
+            if wake is None or wake > queue_deadline:
+                return decision
+            await trio.sleep_until(clock.to_trio_deadline(max(wake, now + MIN_QUEUE_SLEEP_S)))
+            tried.clear()
+
+    def account_for(self, lease: Lease, tried: set[str]) -> PoolAccount | None:
+        """The leased account's files, or None (lease ended) if it left the pool a moment ago."""
+        account = self.registry.get(lease.account)
+        if account is None:
+            tried.add(lease.account)
+            self.pool.report(
+                lease, Outcome(OutcomeKind.CLIENT_ERROR, reason="removed"), clock.now()
+            )
+            return None
+        bind(account=lease.account)
+        return account
 
     async def _attempt(
         self,

@@ -25,7 +25,6 @@ from trio_pool import clock
 from trio_pool.accounts.pool import Exhausted, Lease
 from trio_pool.credentials.registry import PoolAccount
 from trio_pool.errors import UpstreamError
-from trio_pool.logs import bind
 from trio_pool.providers.base import (
     ConversationKey,
     Credentials,
@@ -64,7 +63,6 @@ FAILOVER = frozenset(
 # Handshake fields trio-websocket writes itself (or that make no sense on a new connection).
 _OWN_FIELDS = ("host", "content-length", "accept-encoding")
 SHUTDOWN_CLOSE = Closed(1001, "trio-pool is shutting down")
-MIN_QUEUE_SLEEP_S = 0.05
 
 Report = Callable[[Outcome], None]
 
@@ -139,29 +137,16 @@ class SocketFlow:
         attempts = 0
         queue_deadline = clock.now() + routing.queue_wait_s
         while attempts < routing.max_attempts:
-            now = clock.now()
-            decision = proxy.pool.choose(route.provider, key, now, exclude=frozenset(tried))
+            decision = await proxy.lease(route.provider, key, tried, queue_deadline)
             if isinstance(decision, Exhausted):
-                wake = proxy.pool.next_change(route.provider, now)
-                if wake is not None and wake <= queue_deadline:
-                    await trio.sleep_until(
-                        clock.to_trio_deadline(max(wake, now + MIN_QUEUE_SLEEP_S))
-                    )
-                    tried.clear()
-                    continue
                 if refusal is None:
                     await proxy._exhausted(self.exchange, self.provider, decision, failures, last)
                     return
                 break
             attempts += 1
-            account = proxy.registry.get(decision.account)
+            account = proxy.account_for(decision, tried)
             if account is None:
-                tried.add(decision.account)
-                proxy.pool.report(
-                    decision, Outcome(OutcomeKind.CLIENT_ERROR, reason="removed"), now
-                )
                 continue
-            bind(account=decision.account)
             result = await self._attempt(decision, account)
             if result is None:
                 return
