@@ -44,13 +44,16 @@ def memory_mb(pid: int) -> dict[str, float]:
     return out
 
 
-def proxy_config(listen_port: int, sim_base: str, workdir: Path, *, log_level: str) -> str:
+def proxy_config(
+    listen_port: int, sim_base: str, workdir: Path, *, log_level: str, extra: tuple[str, ...] = ()
+) -> str:
     lines = [
         f'listen = "127.0.0.1:{listen_port}"',
         f'pool_dir = "{workdir / "pool"}"',
         f'data_dir = "{workdir / "data"}"',
         f'log_level = "{log_level}"',
         "shutdown_grace_s = 1",
+        *extra,  # top-level keys from --set, e.g. "ledger = false"
     ]
     for provider, values in urls(sim_base).items():
         lines.append(f"[{provider}]")
@@ -116,9 +119,16 @@ def start_simulator(workdir: Path, port: int, accounts: int) -> Child:
     return spawn("simulator", [*args, "--accounts", str(accounts)], workdir)
 
 
-def start_proxy(workdir: Path, port: int, sim_base: str, *, profile_to: Path | None) -> Child:
+def start_proxy(
+    workdir: Path,
+    port: int,
+    sim_base: str,
+    *,
+    profile_to: Path | None,
+    extra: tuple[str, ...] = (),
+) -> Child:
     config = workdir / "config.toml"
-    config.write_text(proxy_config(port, sim_base, workdir, log_level="warning"))
+    config.write_text(proxy_config(port, sim_base, workdir, log_level="warning", extra=extra))
     args = ["-m", "trio_pool", "serve", "--config", str(config)]
     if profile_to is not None:
         args = ["-m", "cProfile", "-o", str(profile_to), *args]

@@ -190,6 +190,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--output", type=Path, default=report.RESULTS, help="where to write the JSON"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help='a top-level config.toml line for the proxy, e.g. --set "ledger = false"',
+    )
     return parser.parse_args(argv)
 
 
@@ -208,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
             trio.run(wait_until_answers, sim, sim_port, control, 30.0)
             proxy_port = procs.free_port()
             sim_base = f"http://{HOST}:{sim_port}"
-            proxy = procs.start_proxy(workdir, proxy_port, sim_base, profile_to=profile_to)
+            proxy = procs.start_proxy(
+                workdir, proxy_port, sim_base, profile_to=profile_to, extra=tuple(args.set)
+            )
             children.append(proxy)
             health = encode_request("GET", "/healthz", f"{HOST}:{proxy_port}", [])
             trio.run(wait_until_answers, proxy, proxy_port, health, 30.0)

@@ -18,6 +18,7 @@ from trio_pool.credentials.registry import AccountRegistry
 from trio_pool.errors import TrioPoolError
 from trio_pool.proxy import local
 from trio_pool.proxy.handler import Proxy
+from trio_pool.proxy.metrics import Metrics
 from trio_pool.proxy.poller import serve_usage_polls
 from trio_pool.server.connection import ServerLimits
 from trio_pool.server.messages import RequestHead
@@ -25,6 +26,7 @@ from trio_pool.server.server import Shutdown, serve_http
 from trio_pool.state.store import StateStore
 from trio_pool.state.sync import serve_state_sync
 from trio_pool.upstream.client import Timeouts, UpstreamClient
+from trio_pool.usage.store import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +96,21 @@ async def serve_proxy(
         )
     )
     shutdown = Shutdown()
+    metrics = Metrics()
+    ledger = (
+        Ledger(retention_days=config.ledger_retention_days)
+        if config.ledger and state is not None
+        else None
+    )
     proxy = Proxy(
         config,
         pool,
         registry,
-        Refresher(config, registry, pool, upstream, state=state),
+        Refresher(config, registry, pool, upstream, state=state, metrics=metrics),
         upstream,
         shutdown,
+        metrics=metrics,
+        ledger=ledger,
     )
     limits = ServerLimits(
         max_body_bytes=config.max_body_bytes,
@@ -113,6 +123,9 @@ async def serve_proxy(
                 # Loaded before serving (a restart keeps cooldowns); synced until the
                 # server has drained, then a last write.
                 await background.start(partial(serve_state_sync, state, pool, file_ns=file_ns))
+                if ledger is not None:
+                    # Cancelled with the sync, after the server drained: a last flush then.
+                    await background.start(ledger.serve, state)
             try:
                 async with trio.open_nursery() as nursery:
                     addresses = await nursery.start(

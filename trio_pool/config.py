@@ -89,6 +89,9 @@ class Config:
     upstream_connect_timeout_s: float = 10.0
     upstream_first_byte_timeout_s: float = 120.0
     upstream_idle_timeout_s: float = 300.0
+    # The usage ledger in data/state.db (one row per proxied request) and how long it keeps rows.
+    ledger: bool = True
+    ledger_retention_days: float = 90.0
     routing: RoutingConfig = RoutingConfig()
     codex: CodexConfig = CodexConfig()
     claude: ClaudeConfig = ClaudeConfig()
@@ -155,6 +158,8 @@ def _validate(config: Config) -> list[str]:
             problems.append(f"{key}: must be greater than 0")
     if config.shutdown_grace_s < 0:
         problems.append("shutdown_grace_s: must not be negative")
+    if config.ledger_retention_days <= 0:
+        problems.append("ledger_retention_days: must be greater than 0")
     if config.routing.max_attempts < 1:
         problems.append("routing.max_attempts: must be at least 1")
     if config.routing.sticky_strength < 0:

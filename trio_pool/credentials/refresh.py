@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import AbstractAsyncContextManager, nullcontext
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -23,6 +24,9 @@ from trio_pool.providers import PROVIDER_REGISTRY
 from trio_pool.providers.base import Credentials, RefreshVerdict
 from trio_pool.state.store import StateStore
 from trio_pool.upstream.client import UpstreamClient
+
+if TYPE_CHECKING:
+    from trio_pool.proxy.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,7 @@ class Refresher:
         client: UpstreamClient,
         *,
         state: StateStore | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.registry = registry
@@ -51,6 +56,7 @@ class Refresher:
         # The host-wide refresh lock lives in state.db; without a store only the
         # in-process lock applies (one process, e.g. unit tests).
         self.state = state
+        self.metrics = metrics  # refreshes by result, for GET /metrics
 
     def _token_url(self, account: PoolAccount) -> str:
         section = getattr(self.config, account.provider)
@@ -151,6 +157,7 @@ class Refresher:
             account.refresh_failures = 0
             account.refresh_retry_at = 0.0
             log.info("credentials.refresh.ok account=%s", account.name)
+            self._count(account, "ok")
             return True
         if result.verdict is RefreshVerdict.PERMANENT:
             log.error(
@@ -162,6 +169,7 @@ class Refresher:
                 account.name.split("/", 1)[1],
             )
             self.pool.set_needs_relogin(account.name, result.reason or "refresh token rejected")
+            self._count(account, "rejected")
             return False
         self._backoff(
             account, result.reason or f"token endpoint answered {status}", result.retry_after_s
@@ -172,6 +180,7 @@ class Refresher:
         self, account: PoolAccount, reason: str, retry_after_s: float | None = None
     ) -> None:
         """A transient failure: try again later; the account stays in rotation while its token works."""
+        self._count(account, "failed")
         account.refresh_failures += 1
         delay = retry_after_s or min(
             BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (account.refresh_failures - 1)
@@ -183,3 +192,7 @@ class Refresher:
             reason,
             delay,
         )
+
+    def _count(self, account: PoolAccount, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.refresh(account.provider, account.name, result)

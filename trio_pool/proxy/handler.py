@@ -38,11 +38,14 @@ from trio_pool.providers.base import (
 )
 from trio_pool.providers.codex import with_priority_tier
 from trio_pool.proxy import admin, local, websocket
+from trio_pool.proxy.metrics import Metrics, serve_metrics
 from trio_pool.proxy.relay import RelayResult, relay_response, response_headers
 from trio_pool.server.connection import Exchange
 from trio_pool.server.messages import RequestHead
 from trio_pool.server.server import Shutdown
 from trio_pool.upstream.client import UpstreamClient
+from trio_pool.usage.ledger import Tally, failure_text, hash_key, model_of
+from trio_pool.usage.store import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +79,13 @@ class Proxy:
         refresher: Refresher,
         client: UpstreamClient,
         shutdown: Shutdown,
+        *,
+        metrics: Metrics | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics or Metrics()
+        self.ledger = ledger  # None: no ledger (turned off, or no state db)
         self.pool = pool
         self.registry = registry
         self.refresher = refresher
@@ -93,6 +101,10 @@ class Proxy:
         head = exchange.head
         if head.path == "/healthz":
             await local.healthz(exchange, self.pool, self.registry)
+            return
+        if head.path == "/metrics":
+            dropped = 0 if self.ledger is None else self.ledger.dropped
+            await serve_metrics(exchange, self.metrics, self.pool, ledger_dropped=dropped)
             return
         if admin.is_admin_path(head.path):
             await admin.handle(exchange, self)
@@ -156,6 +168,27 @@ class Proxy:
             if route.inference
             else None
         )
+        tally = Tally(
+            route.provider,
+            clock.now(),
+            trio.current_time(),
+            model=model_of(body.held, head.path),
+            conversation=hash_key(key.value if key is not None else None),
+        )
+        try:
+            await self._attempts(exchange, route, provider, body, key, tally)
+        finally:
+            self._finish(tally)
+
+    async def _attempts(
+        self,
+        exchange: Exchange,
+        route: Route,
+        provider: Provider,
+        body: Body,
+        key: ConversationKey | None,
+        tally: Tally,
+    ) -> None:
         tried: set[str] = set()
         failures: list[tuple[str, str]] = []
         last: Outcome | None = None
@@ -166,18 +199,24 @@ class Proxy:
                 route.provider, key, tried, queue_deadline, use=route.inference
             )
             if isinstance(decision, Exhausted):
-                await self._exhausted(exchange, provider, decision, failures, last)
+                tally.status = await self._exhausted(exchange, provider, decision, failures, last)
                 return
             attempts += 1
+            tally.attempts, tally.account = attempts, decision.account
             account = self.account_for(decision, tried)
             if account is None:
                 continue
-            outcome = await self._attempt(exchange, route, provider, decision, account, body)
+            outcome = await self._attempt(exchange, route, provider, decision, account, body, tally)
             if outcome is None:
+                self.metrics.attempt(route.provider, decision.account, "answered", failover=False)
                 return
             last = outcome
             tried.add(decision.account)
             failures.append((decision.account, outcome.reason or outcome.kind.value))
+            tally.failures.append(failure_text(*failures[-1]))
+            self.metrics.attempt(
+                route.provider, decision.account, outcome.kind.value, failover=True
+            )
             log.info(
                 "proxy.failover account=%s kind=%s status=%s reason=%s",
                 decision.account,
@@ -185,7 +224,18 @@ class Proxy:
                 outcome.status,
                 outcome.reason,
             )
-        await self._give_up(exchange, provider, failures, last)
+        tally.status = await self._give_up(exchange, provider, failures, last)
+
+    def _finish(self, tally: Tally) -> None:
+        """The request's ledger row and metrics: no await, no disk (the flusher writes)."""
+        row = tally.row(trio.current_time())
+        self.metrics.request(row.provider, row.account, row.status)
+        if row.account is not None and tally.usage is not None:
+            self.metrics.tokens(row.provider, row.account, tally.usage)
+        if 200 <= row.status < 300:
+            self.metrics.stream_duration(row.provider, row.duration_ms / 1000)
+        if self.ledger is not None:
+            self.ledger.record(row)
 
     async def lease(
         self,
@@ -230,6 +280,7 @@ class Proxy:
         lease: Lease,
         account: PoolAccount,
         body: Body,
+        tally: Tally,
     ) -> Outcome | None:
         """One account's try. None: an answer reached the client. An Outcome: fail over."""
         reported = False
@@ -248,7 +299,7 @@ class Proxy:
             may_refresh = body.replayable
             while True:
                 outcome = await self._send(
-                    exchange, route, provider, lease, account, credentials, body, report
+                    exchange, route, provider, lease, account, credentials, body, report, tally
                 )
                 if outcome is None:
                     return None
@@ -275,6 +326,7 @@ class Proxy:
         credentials: Credentials,
         body: Body,
         report: Callable[[Outcome], None],
+        tally: Tally,
     ) -> Outcome | None:
         prepared = provider.prepare(route, exchange.head, body.held, credentials)
         if lease.fast and route.provider == "codex" and body.replayable:
@@ -297,7 +349,9 @@ class Proxy:
                 prepared.method, prepared.url, headers, content
             ) as response:
                 now = clock.now()
+                tally.ttfb_s = trio.current_time() - tally.started
                 if 200 <= response.status < 300:
+                    tally.status = response.status
                     quota = provider.read_quota(response.headers, now)
                     if quota is not None:
                         self.pool.observe(account.name, quota, now)
@@ -314,6 +368,7 @@ class Proxy:
                             self.pool.observe(account.name, result.quota, now)
                         if result.usage is not None:
                             self.pool.record_usage(account.name, result.usage, now)
+                        tally.usage, tally.bytes = result.usage, result.bytes_sent
                         report(result.outcome)
                         _log_done(exchange.head, response.status, started, result)
                     return None
@@ -323,6 +378,7 @@ class Proxy:
                     return outcome
                 # Not the account's fault (a 400, a 404) or not replayable: pass it on as is.
                 report(outcome)
+                tally.status, tally.bytes = response.status, len(error_body)
                 await exchange.respond(
                     response.status, response_headers(response.headers), error_body
                 )
@@ -335,7 +391,7 @@ class Proxy:
             outcome = Outcome(kind, None, reason=str(exc))
             if not body.replayable:
                 report(outcome)
-                await self._error(
+                tally.status = await self._error(
                     exchange, provider, exc.status_hint, f"{account.name}: {exc}", "upstream_error"
                 )
                 return None
@@ -351,12 +407,14 @@ class Proxy:
         message: str,
         kind: str,
         retry_after_s: float | None = None,
-    ) -> None:
+    ) -> int:
+        """Answer with the provider's error shape; the status sent."""
         headers, payload = provider.error_response(status, message, kind=kind)
         if retry_after_s is not None:
             headers.append(("retry-after", str(max(1, math.ceil(retry_after_s)))))
         await exchange.respond(status, headers, payload)
         _log_done(exchange.head, status, None)
+        return status
 
     async def _exhausted(
         self,
@@ -365,19 +423,18 @@ class Proxy:
         decision: Exhausted,
         failures: list[tuple[str, str]],
         last: Outcome | None,
-    ) -> None:
+    ) -> int:
         reasons = dict(decision.reasons)
         reasons.update(failures)
         if not reasons:
             message = f"no {provider.name} accounts in the pool (add login files to pool/{provider.name}/)"
-            await self._error(exchange, provider, 503, message, "no_accounts")
-            return
+            return await self._error(exchange, provider, 503, message, "no_accounts")
         retry_after = (
             None if decision.retry_at is None else max(1.0, decision.retry_at - clock.now())
         )
         detail = "; ".join(f"{name}: {why}" for name, why in sorted(reasons.items()))
         message = f"every {provider.name} account in the pool is unavailable: {detail}"
-        await self._error(exchange, provider, 429, message, "pool_exhausted", retry_after)
+        return await self._error(exchange, provider, 429, message, "pool_exhausted", retry_after)
 
     async def _give_up(
         self,
@@ -385,17 +442,16 @@ class Proxy:
         provider: Provider,
         failures: list[tuple[str, str]],
         last: Outcome | None,
-    ) -> None:
+    ) -> int:
         detail = "; ".join(f"{name}: {why}" for name, why in failures)
         message = f"{len(failures)} account(s) tried, none answered: {detail}"
         if last is not None and last.kind in (OutcomeKind.QUOTA, OutcomeKind.THROTTLED):
             retry_after = None if last.retry_at is None else max(1.0, last.retry_at - clock.now())
-            await self._error(
+            return await self._error(
                 exchange, provider, 429, message, "pool_exhausted", retry_after or 1.0
             )
-        else:
-            status = 504 if last is not None and "timed out" in last.reason else 502
-            await self._error(exchange, provider, status, message, "upstream_error")
+        status = 504 if last is not None and "timed out" in last.reason else 502
+        return await self._error(exchange, provider, status, message, "upstream_error")
 
 
 async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -50,6 +50,7 @@ from trio_pool.upstream.websocket import (
     handshake_problem,
     open_socket,
 )
+from trio_pool.usage.ledger import Tally, failure_text, hash_key, model_of
 
 if TYPE_CHECKING:
     from trio_pool.proxy.handler import Proxy
@@ -125,10 +126,25 @@ class SocketFlow:
     route: Route
     provider: Provider
     observe: bool
+    # One ledger row per socket (not per turn): its turns' tokens go to the pool's counters.
+    tally: Tally | None = None
 
     async def run(self) -> None:
-        proxy, route = self.proxy, self.route
         key = session_key(self.provider, self.exchange.head)
+        self.tally = tally = Tally(
+            self.route.provider,
+            clock.now(),
+            trio.current_time(),
+            model=model_of(b"", self.exchange.head.path),
+            conversation=hash_key(key.value if key is not None else None),
+        )
+        try:
+            await self._run(key, tally)
+        finally:
+            self.proxy._finish(tally)
+
+    async def _run(self, key: ConversationKey | None, tally: Tally) -> None:
+        proxy, route = self.proxy, self.route
         routing = proxy.config.routing
         tried: set[str] = set()
         failures: list[tuple[str, str]] = []
@@ -140,10 +156,13 @@ class SocketFlow:
             decision = await proxy.lease(route.provider, key, tried, queue_deadline)
             if isinstance(decision, Exhausted):
                 if refusal is None:
-                    await proxy._exhausted(self.exchange, self.provider, decision, failures, last)
+                    tally.status = await proxy._exhausted(
+                        self.exchange, self.provider, decision, failures, last
+                    )
                     return
                 break
             attempts += 1
+            tally.attempts, tally.account = attempts, decision.account
             account = proxy.account_for(decision, tried)
             if account is None:
                 continue
@@ -154,6 +173,7 @@ class SocketFlow:
             refusal = refused or refusal
             tried.add(decision.account)
             failures.append((decision.account, last.reason or last.kind.value))
+            tally.failures.append(failure_text(*failures[-1]))
             log.info(
                 "ws.failover account=%s kind=%s status=%s reason=%s",
                 decision.account,
@@ -164,7 +184,7 @@ class SocketFlow:
         if refusal is not None:
             await self._pass_refusal(refusal)
         else:
-            await proxy._give_up(self.exchange, self.provider, failures, last)
+            tally.status = await proxy._give_up(self.exchange, self.provider, failures, last)
 
     async def _attempt(
         self, lease: Lease, account: PoolAccount
@@ -246,6 +266,8 @@ class SocketFlow:
                         report(Outcome(OutcomeKind.CLIENT_ERROR, reason="client went away"))
                         return
                     log.info("ws.open path=%s account=%s", head.path, account.name)
+                    if self.tally is not None:
+                        self.tally.status = 101
                     watcher = FrameWatcher(self.proxy.pool, self.provider, account.name, report)
                     ended = await self._relay(client, upstream, watcher if self.observe else None)
                     report(watcher.final(ended))
@@ -291,5 +313,7 @@ class SocketFlow:
         return ended[0] if ended else (1000, "client")
 
     async def _pass_refusal(self, refused: HandshakeRefused) -> None:
+        if self.tally is not None:
+            self.tally.status = refused.status
         await self.exchange.respond(refused.status, response_headers(refused.headers), refused.body)
         log.info("ws.refused status=%d path=%s", refused.status, self.exchange.head.path)

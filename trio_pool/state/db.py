@@ -72,6 +72,44 @@ MIGRATIONS: tuple[str, ...] = (
         expires_at REAL NOT NULL
     );
     """,
+    # 2: the usage ledger (trio_pool/usage): one row per proxied request, hourly rollups.
+    """
+    CREATE TABLE usage (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        user TEXT,
+        provider TEXT NOT NULL,
+        account TEXT,
+        model TEXT,
+        conversation TEXT,
+        status INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        failures TEXT NOT NULL DEFAULT '[]',
+        ttfb_ms REAL,
+        duration_ms REAL NOT NULL,
+        input INTEGER NOT NULL DEFAULT 0,
+        cached INTEGER NOT NULL DEFAULT 0,
+        output INTEGER NOT NULL DEFAULT 0,
+        reasoning INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX usage_by_at ON usage (at);
+    CREATE TABLE usage_hourly (
+        provider TEXT NOT NULL,
+        account TEXT NOT NULL,
+        model TEXT NOT NULL,
+        hour INTEGER NOT NULL,
+        requests INTEGER NOT NULL DEFAULT 0,
+        errors INTEGER NOT NULL DEFAULT 0,
+        input INTEGER NOT NULL DEFAULT 0,
+        cached INTEGER NOT NULL DEFAULT 0,
+        output INTEGER NOT NULL DEFAULT 0,
+        reasoning INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (provider, account, model, hour)
+    );
+    CREATE INDEX usage_hourly_by_hour ON usage_hourly (hour);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -94,6 +132,9 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
+        # A small page cache: the ledger only appends, and SQLite's default (2 MB) showed up
+        # as RSS growing for the first tens of thousands of requests.
+        conn.execute("PRAGMA cache_size = -512")
         migrate(conn)
     except BaseException:
         conn.close()

@@ -1,0 +1,147 @@
+"""GET /metrics: in-memory counters in the Prometheus text exposition format (0.0.4).
+
+Fed from the same points as the usage ledger (a request's end, each upstream attempt, each
+refresh). Labels are provider, account names, statuses and kinds: never a token or a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from trio_pool import clock
+from trio_pool.accounts.model import AccountView
+from trio_pool.accounts.pool import Pool
+from trio_pool.providers.base import TokenUsage
+from trio_pool.server.connection import Exchange
+
+Labels = tuple[tuple[str, str], ...]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+DURATION_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0)
+STATES = ("ok", "cooling", "backoff", "needs_relogin", "disabled")
+
+_HELP = {
+    "trio_pool_requests_total": ("counter", "Proxied requests by the status the client got."),
+    "trio_pool_tokens_total": ("counter", "Tokens reported by the upstreams' usage events."),
+    "trio_pool_upstream_attempts_total": ("counter", "Upstream attempts by outcome."),
+    "trio_pool_failovers_total": ("counter", "Attempts that failed over to another account."),
+    "trio_pool_refreshes_total": ("counter", "Access token refreshes by result."),
+}
+
+
+def escape(value: str) -> str:
+    """A label value as the exposition format wants it inside double quotes."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(labels: Labels) -> str:
+    if not labels:
+        return ""
+    return "{" + ",".join(f'{k}="{escape(v)}"' for k, v in labels) + "}"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+class Metrics:
+    """Counters and one histogram, kept in memory for the life of the process."""
+
+    def __init__(self) -> None:
+        self._counters: dict[str, dict[Labels, float]] = {name: {} for name in _HELP}
+        # provider -> (count per bucket, +Inf count, sum)
+        self._durations: dict[str, tuple[list[int], int, float]] = {}
+
+    def _add(self, name: str, labels: Labels, amount: float = 1.0) -> None:
+        series = self._counters[name]
+        series[labels] = series.get(labels, 0.0) + amount
+
+    def request(self, provider: str, account: str | None, status: int) -> None:
+        labels = (("provider", provider), ("account", account or ""), ("status", str(status)))
+        self._add("trio_pool_requests_total", labels)
+
+    def tokens(self, provider: str, account: str, usage: TokenUsage) -> None:
+        for kind in ("input", "cached", "output", "reasoning"):
+            amount = getattr(usage, kind)
+            if amount:
+                labels = (("provider", provider), ("account", account), ("kind", kind))
+                self._add("trio_pool_tokens_total", labels, amount)
+
+    def attempt(self, provider: str, account: str, outcome: str, *, failover: bool) -> None:
+        labels = (("provider", provider), ("account", account), ("outcome", outcome))
+        self._add("trio_pool_upstream_attempts_total", labels)
+        if failover:
+            self._add("trio_pool_failovers_total", labels)
+
+    def stream_duration(self, provider: str, seconds: float) -> None:
+        counts, total, summed = self._durations.get(provider, ([0] * len(DURATION_BUCKETS), 0, 0.0))
+        for i, bound in enumerate(DURATION_BUCKETS):
+            if seconds <= bound:
+                counts[i] += 1
+        self._durations[provider] = (counts, total + 1, summed + seconds)
+
+    def refresh(self, provider: str, account: str, result: str) -> None:
+        labels = (("provider", provider), ("account", account), ("result", result))
+        self._add("trio_pool_refreshes_total", labels)
+
+    def count(self, name: str, **labels: str) -> float:
+        """One series' value (for tests and the status page)."""
+        return self._counters[name].get(tuple(labels.items()), 0.0)
+
+    def render(self, accounts: Sequence[AccountView], *, ledger_dropped: int) -> str:
+        lines: list[str] = []
+        for name, (kind, text) in _HELP.items():
+            lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+            for labels, value in sorted(self._counters[name].items()):
+                lines.append(f"{name}{_labels(labels)} {_number(value)}")
+        lines += self._render_durations()
+        lines += _render_accounts(accounts)
+        name = "trio_pool_ledger_rows_dropped_total"
+        lines += [
+            f"# HELP {name} Ledger rows dropped because the state db did not keep up.",
+            f"# TYPE {name} counter",
+            f"{name} {ledger_dropped}",
+        ]
+        return "\n".join(lines) + "\n"
+
+    def _render_durations(self) -> list[str]:
+        name = "trio_pool_stream_duration_seconds"
+        lines = [
+            f"# HELP {name} Time from a request's arrival to the end of its relayed answer.",
+            f"# TYPE {name} histogram",
+        ]
+        for provider, (counts, total, summed) in sorted(self._durations.items()):
+            base = (("provider", provider),)
+            for bound, count in zip(DURATION_BUCKETS, counts, strict=True):
+                lines.append(f"{name}_bucket{_labels((*base, ('le', _number(bound))))} {count}")
+            lines.append(f"{name}_bucket{_labels((*base, ('le', '+Inf')))} {total}")
+            lines.append(f"{name}_sum{_labels(base)} {_number(summed)}")
+            lines.append(f"{name}_count{_labels(base)} {total}")
+        return lines
+
+
+def _render_accounts(accounts: Iterable[AccountView]) -> list[str]:
+    state, window = "trio_pool_account_state", "trio_pool_window_used_ratio"
+    states = [
+        f"# HELP {state} 1 for the state each account is in, 0 for the others.",
+        f"# TYPE {state} gauge",
+    ]
+    windows = [
+        f"# HELP {window} Used fraction of each account's quota window (last reading).",
+        f"# TYPE {window} gauge",
+    ]
+    for view in sorted(accounts, key=lambda v: v.name):
+        base = (("provider", view.provider), ("account", view.name))
+        for name in STATES:
+            value = int(view.state == name)
+            states.append(f"{state}{_labels((*base, ('state', name)))} {value}")
+        for w in view.windows:
+            windows.append(f"{window}{_labels((*base, ('window', w.name)))} {_number(w.used)}")
+    return states + windows
+
+
+async def serve_metrics(
+    exchange: Exchange, metrics: Metrics, pool: Pool, *, ledger_dropped: int
+) -> None:
+    text = metrics.render(pool.accounts(clock.now()), ledger_dropped=ledger_dropped)
+    await exchange.respond(200, [("content-type", CONTENT_TYPE)], text.encode())

@@ -1,0 +1,237 @@
+"""The ledger on disk: batched writes to state.db and the trio service that flushes them.
+
+Requests append rows to ``Ledger.record`` (no await, no disk); ``Ledger.serve`` writes
+what has gathered every FLUSH_S or FLUSH_ROWS rows, in one transaction through the
+StateStore's worker thread, and prunes rows past the retention once an hour. On
+shutdown whatever is buffered is written before the store closes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import trio
+
+from trio_pool import clock
+from trio_pool.errors import StateError
+from trio_pool.providers.base import TokenUsage
+from trio_pool.state.store import StateStore
+from trio_pool.usage.ledger import (
+    HOUR_S,
+    LedgerBuffer,
+    LedgerRow,
+    RollupKey,
+    RollupTotals,
+    hour_of,
+    rollup,
+)
+
+log = logging.getLogger(__name__)
+
+FLUSH_S = 1.0
+FLUSH_ROWS = 200
+PRUNE_EVERY_S = float(HOUR_S)
+DAY_S = 86400.0
+
+_ROW_COLUMNS = (
+    "at, user, provider, account, model, conversation, status, attempts, failures, "
+    "ttfb_ms, duration_ms, input, cached, output, reasoning, bytes"
+)
+
+
+# -- blocking SQL (runs in the store's worker thread) -------------------------------------
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _row_params(row: LedgerRow) -> tuple[Any, ...]:
+    u = row.usage
+    return (
+        row.at,
+        row.user,
+        row.provider,
+        row.account,
+        row.model,
+        row.conversation,
+        row.status,
+        row.attempts,
+        json.dumps(list(row.failures)),
+        row.ttfb_ms,
+        row.duration_ms,
+        u.input,
+        u.cached,
+        u.output,
+        u.reasoning,
+        row.bytes,
+    )
+
+
+def insert_rows(conn: sqlite3.Connection, rows: Sequence[LedgerRow]) -> None:
+    """The rows and their rollups, in one transaction."""
+    with _transaction(conn):
+        conn.executemany(
+            f"INSERT INTO usage ({_ROW_COLUMNS}) VALUES ({', '.join('?' * 16)})",
+            [_row_params(r) for r in rows],
+        )
+        conn.executemany(
+            "INSERT INTO usage_hourly (provider, account, model, hour, requests, errors, "
+            "input, cached, output, reasoning, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (provider, account, model, hour) DO UPDATE SET "
+            "requests = requests + excluded.requests, errors = errors + excluded.errors, "
+            "input = input + excluded.input, cached = cached + excluded.cached, "
+            "output = output + excluded.output, reasoning = reasoning + excluded.reasoning, "
+            "bytes = bytes + excluded.bytes",
+            [
+                (
+                    k.provider,
+                    k.account,
+                    k.model,
+                    k.hour,
+                    t.requests,
+                    t.errors,
+                    t.usage.input,
+                    t.usage.cached,
+                    t.usage.output,
+                    t.usage.reasoning,
+                    t.bytes,
+                )
+                for k, t in rollup(rows).items()
+            ],
+        )
+
+
+def prune(conn: sqlite3.Connection, before: float) -> int:
+    """Delete rows (and whole hours of rollups) older than ``before``; rows deleted."""
+    with _transaction(conn):
+        deleted = conn.execute("DELETE FROM usage WHERE at < ?", (before,)).rowcount
+        conn.execute("DELETE FROM usage_hourly WHERE hour + ? <= ?", (HOUR_S, before))
+    return int(deleted)
+
+
+def read_rows(conn: sqlite3.Connection, since: float = 0.0) -> list[LedgerRow]:
+    found = conn.execute(
+        f"SELECT {_ROW_COLUMNS} FROM usage WHERE at >= ? ORDER BY id", (since,)
+    ).fetchall()
+    return [_row_from(values) for values in found]
+
+
+def _row_from(values: tuple[Any, ...]) -> LedgerRow:
+    at, user, provider, account, model, conv, status, attempts, failures, ttfb, duration = values[
+        :11
+    ]
+    return LedgerRow(
+        at=at,
+        user=user,
+        provider=provider,
+        account=account,
+        model=model,
+        conversation=conv,
+        status=status,
+        attempts=attempts,
+        failures=tuple(json.loads(failures)),
+        ttfb_ms=ttfb,
+        duration_ms=duration,
+        usage=TokenUsage(*values[11:15]),
+        bytes=values[15],
+    )
+
+
+def read_rollups(conn: sqlite3.Connection, since: float = 0.0) -> dict[RollupKey, RollupTotals]:
+    found = conn.execute(
+        "SELECT provider, account, model, hour, requests, errors, input, cached, output, "
+        "reasoning, bytes FROM usage_hourly WHERE hour >= ?",
+        (hour_of(since),),
+    ).fetchall()
+    return {
+        RollupKey(p, a, m, h): RollupTotals(n, e, TokenUsage(i, c, o, r), b)
+        for (p, a, m, h, n, e, i, c, o, r, b) in found
+    }
+
+
+# -- the service --------------------------------------------------------------------------
+
+
+class Ledger:
+    """The request side (``record``) and the disk side (``serve``) of the ledger."""
+
+    def __init__(self, *, retention_days: float, buffer: LedgerBuffer | None = None) -> None:
+        self.retention_days = retention_days
+        self.buffer = LedgerBuffer() if buffer is None else buffer
+        self._wake = trio.Event()
+        self._warned = False
+
+    @property
+    def dropped(self) -> int:
+        return self.buffer.dropped
+
+    def record(self, row: LedgerRow) -> None:
+        """Keep ``row`` for the next flush. Never waits; a full buffer drops it (counted)."""
+        if not self.buffer.append(row):
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "ledger.buffer.full rows=%d (the state db is not keeping up; rows are "
+                    "dropped and counted in trio_pool_ledger_rows_dropped_total)",
+                    self.buffer.limit,
+                )
+            return
+        if len(self.buffer) >= FLUSH_ROWS:
+            self._wake.set()
+
+    async def flush(self, store: StateStore) -> int:
+        """Write every buffered row; rows written. A failed write puts its batch back."""
+        written = 0
+        while len(self.buffer):
+            batch = self.buffer.take(FLUSH_ROWS)
+            try:
+                await store.run(insert_rows, batch)
+            except StateError as exc:
+                self.buffer.put_back(batch)
+                log.error("ledger.flush.failed rows=%d reason=%s", len(batch), exc)
+                break
+            written += len(batch)
+        return written
+
+    async def prune(self, store: StateStore, now: float) -> None:
+        try:
+            deleted = await store.run(prune, now - self.retention_days * DAY_S)
+        except StateError as exc:
+            log.error("ledger.prune.failed reason=%s", exc)
+            return
+        if deleted:
+            log.info("ledger.pruned rows=%d retention_days=%s", deleted, self.retention_days)
+
+    async def serve(
+        self, store: StateStore, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Flush until cancelled; then a last, shielded flush (nothing buffered is lost)."""
+        next_prune = -math.inf
+        task_status.started()
+        try:
+            while True:
+                with trio.move_on_after(FLUSH_S):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+                await self.flush(store)
+                now = clock.now()
+                if now >= next_prune:
+                    next_prune = now + PRUNE_EVERY_S
+                    await self.prune(store, now)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.flush(store)
