@@ -12,7 +12,6 @@ larger ones stream straight to one account.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import AsyncIterator, Callable, Mapping
 
 import attrs
@@ -37,11 +36,10 @@ from trio_pool.providers.base import (
     RouteKind,
 )
 from trio_pool.providers.codex import with_priority_tier
-from trio_pool.proxy import admin, local, websocket
+from trio_pool.proxy import admin, answers, local, websocket
 from trio_pool.proxy.metrics import Metrics, serve_metrics
 from trio_pool.proxy.relay import RelayResult, relay_response, response_headers
 from trio_pool.server.connection import Exchange
-from trio_pool.server.messages import RequestHead
 from trio_pool.server.server import Shutdown
 from trio_pool.upstream.client import UpstreamClient
 from trio_pool.usage.ledger import Tally, failure_text, hash_key, model_of
@@ -112,7 +110,7 @@ class Proxy:
         route = find_route(head, self.upstreams) or websocket.realtime_route(head, self.upstreams)
         if route is None:
             provider = PROVIDER_REGISTRY[local.guess_provider(head)]
-            await self._error(
+            await answers.send_error(
                 exchange,
                 provider,
                 404,
@@ -199,7 +197,7 @@ class Proxy:
                 route.provider, key, tried, queue_deadline, use=route.inference
             )
             if isinstance(decision, Exhausted):
-                tally.status = await self._exhausted(exchange, provider, decision, failures, last)
+                tally.status = await answers.send_exhausted(exchange, provider, decision, failures)
                 return
             attempts += 1
             tally.attempts, tally.account = attempts, decision.account
@@ -224,7 +222,7 @@ class Proxy:
                 outcome.status,
                 outcome.reason,
             )
-        tally.status = await self._give_up(exchange, provider, failures, last)
+        tally.status = await answers.send_give_up(exchange, provider, failures, last)
 
     def _finish(self, tally: Tally) -> None:
         """The request's ledger row and metrics: no await, no disk (the flusher writes)."""
@@ -370,7 +368,7 @@ class Proxy:
                             self.pool.record_usage(account.name, result.usage, now)
                         tally.usage, tally.bytes = result.usage, result.bytes_sent
                         report(result.outcome)
-                        _log_done(exchange.head, response.status, started, result)
+                        answers.log_done(exchange.head, response.status, started, result)
                     return None
                 error_body = await response.read_all()
                 outcome = provider.classify(response.status, response.headers, error_body, now)
@@ -382,7 +380,7 @@ class Proxy:
                 await exchange.respond(
                     response.status, response_headers(response.headers), error_body
                 )
-                _log_done(exchange.head, response.status, started)
+                answers.log_done(exchange.head, response.status, started)
                 return None
         except UpstreamError as exc:
             if exchange.response_started:
@@ -391,67 +389,11 @@ class Proxy:
             outcome = Outcome(kind, None, reason=str(exc))
             if not body.replayable:
                 report(outcome)
-                tally.status = await self._error(
+                tally.status = await answers.send_error(
                     exchange, provider, exc.status_hint, f"{account.name}: {exc}", "upstream_error"
                 )
                 return None
             return outcome
-
-    # -- answers the proxy makes itself ------------------------------------------------------
-
-    async def _error(
-        self,
-        exchange: Exchange,
-        provider: Provider,
-        status: int,
-        message: str,
-        kind: str,
-        retry_after_s: float | None = None,
-    ) -> int:
-        """Answer with the provider's error shape; the status sent."""
-        headers, payload = provider.error_response(status, message, kind=kind)
-        if retry_after_s is not None:
-            headers.append(("retry-after", str(max(1, math.ceil(retry_after_s)))))
-        await exchange.respond(status, headers, payload)
-        _log_done(exchange.head, status, None)
-        return status
-
-    async def _exhausted(
-        self,
-        exchange: Exchange,
-        provider: Provider,
-        decision: Exhausted,
-        failures: list[tuple[str, str]],
-        last: Outcome | None,
-    ) -> int:
-        reasons = dict(decision.reasons)
-        reasons.update(failures)
-        if not reasons:
-            message = f"no {provider.name} accounts in the pool (add login files to pool/{provider.name}/)"
-            return await self._error(exchange, provider, 503, message, "no_accounts")
-        retry_after = (
-            None if decision.retry_at is None else max(1.0, decision.retry_at - clock.now())
-        )
-        detail = "; ".join(f"{name}: {why}" for name, why in sorted(reasons.items()))
-        message = f"every {provider.name} account in the pool is unavailable: {detail}"
-        return await self._error(exchange, provider, 429, message, "pool_exhausted", retry_after)
-
-    async def _give_up(
-        self,
-        exchange: Exchange,
-        provider: Provider,
-        failures: list[tuple[str, str]],
-        last: Outcome | None,
-    ) -> int:
-        detail = "; ".join(f"{name}: {why}" for name, why in failures)
-        message = f"{len(failures)} account(s) tried, none answered: {detail}"
-        if last is not None and last.kind in (OutcomeKind.QUOTA, OutcomeKind.THROTTLED):
-            retry_after = None if last.retry_at is None else max(1.0, last.retry_at - clock.now())
-            return await self._error(
-                exchange, provider, 429, message, "pool_exhausted", retry_after or 1.0
-            )
-        status = 504 if last is not None and "timed out" in last.reason else 502
-        return await self._error(exchange, provider, status, message, "upstream_error")
 
 
 async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -459,24 +401,3 @@ async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[byte
         yield first
     async for chunk in rest:
         yield chunk
-
-
-def _log_done(
-    head: RequestHead, status: int, started: float | None, result: RelayResult | None = None
-) -> None:
-    # The account is already in the log context (bind) when one was chosen.
-    ms = (trio.current_time() - started) * 1000 if started is not None else 0.0
-    extra = ""
-    if result is not None:
-        usage = result.usage
-        extra = f" bytes={result.bytes_sent} complete={result.complete}"
-        if usage is not None:
-            extra += f" tokens_in={usage.input} tokens_out={usage.output}"
-    log.info(
-        "request.done method=%s path=%s status=%d ms=%.1f%s",
-        head.method,
-        head.path,
-        status,
-        ms,
-        extra,
-    )

@@ -36,6 +36,7 @@ from trio_pool.providers.base import (
     RouteKind,
 )
 from trio_pool.providers.wire import join_url, websocket_url
+from trio_pool.proxy import answers
 from trio_pool.proxy.relay import response_headers
 from trio_pool.proxy.ws_frames import FrameWatcher
 from trio_pool.server.connection import Exchange
@@ -113,7 +114,7 @@ async def serve_websocket(
     """Answer one upgrade: refuse it, or relay the socket on one pooled account."""
     problem = handshake_problem(exchange.head)
     if problem is not None:
-        await proxy._error(exchange, provider, 400, problem, "invalid_request_error")
+        await answers.send_error(exchange, provider, 400, problem, "invalid_request_error")
         return
     observe = route.upstream_url.split("?", 1)[0].endswith("/responses")
     await SocketFlow(proxy, exchange, route, provider, observe).run()
@@ -156,8 +157,8 @@ class SocketFlow:
             decision = await proxy.lease(route.provider, key, tried, queue_deadline)
             if isinstance(decision, Exhausted):
                 if refusal is None:
-                    tally.status = await proxy._exhausted(
-                        self.exchange, self.provider, decision, failures, last
+                    tally.status = await answers.send_exhausted(
+                        self.exchange, self.provider, decision, failures
                     )
                     return
                 break
@@ -184,7 +185,7 @@ class SocketFlow:
         if refusal is not None:
             await self._pass_refusal(refusal)
         else:
-            tally.status = await proxy._give_up(self.exchange, self.provider, failures, last)
+            tally.status = await answers.send_give_up(self.exchange, self.provider, failures, last)
 
     async def _attempt(
         self, lease: Lease, account: PoolAccount
