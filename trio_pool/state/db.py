@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +120,19 @@ ACCOUNT_COLUMNS = (
     "backoff_until, backoff_reason, backoff_level, backoff_at, penalty, penalty_at, "
     "relogin, relogin_at, relogin_file_ns, last_used"
 )
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection, *, write: bool = True) -> Iterator[None]:
+    """One transaction; a writing one takes the write lock up front (BEGIN IMMEDIATE), so
+    it waits for other processes at the start rather than failing half-way."""
+    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def connect(path: Path) -> sqlite3.Connection:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import attrs
 
@@ -37,17 +36,6 @@ class Pulled:
     counters: dict[str, Counters]
     pins: list[PinRecord]
     version: int
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def _read_account(conn: sqlite3.Connection, name: str) -> StoredAccount | None:
@@ -123,7 +111,7 @@ def exchange(
 ) -> Pulled:
     """Write our changes, then read what changed since version ``since`` (ours included),
     every account named in ``fetch`` or pushed, and every account's counters."""
-    with _transaction(conn, write=bool(pushes or pins)):
+    with db.transaction(conn, write=bool(pushes or pins)):
         version = int(conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
         if pushes or pins:
             version += 1
@@ -157,7 +145,7 @@ def exchange(
 
 def prune_pins(conn: sqlite3.Connection, before: float) -> int:
     """Forget pins idle since before ``before``; how many went."""
-    with _transaction(conn, write=True):
+    with db.transaction(conn):
         return conn.execute("DELETE FROM pins WHERE last_used < ?", (before,)).rowcount
 
 
@@ -166,7 +154,7 @@ def prune_pins(conn: sqlite3.Connection, before: float) -> int:
 
 def try_lock(conn: sqlite3.Connection, account: str, holder: str, now: float, ttl_s: float) -> bool:
     """Take ``account``'s refresh lock if it is free, expired, ours, or its holder died."""
-    with _transaction(conn, write=True):
+    with db.transaction(conn):
         row = conn.execute(
             "SELECT holder, expires_at FROM refresh_locks WHERE account = ?", (account,)
         ).fetchone()
@@ -198,7 +186,7 @@ def _alive(holder: str) -> bool:
 
 def unlock(conn: sqlite3.Connection, account: str, holder: str) -> bool:
     """Release ``account``'s lock if ``holder`` still holds it; True if it did."""
-    with _transaction(conn, write=True):
+    with db.transaction(conn):
         cursor = conn.execute(
             "DELETE FROM refresh_locks WHERE account = ? AND holder = ?", (account, holder)
         )

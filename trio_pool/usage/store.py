@@ -12,8 +12,7 @@ import json
 import logging
 import math
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import trio
@@ -21,6 +20,7 @@ import trio
 from trio_pool import clock
 from trio_pool.errors import StateError
 from trio_pool.providers.base import TokenUsage
+from trio_pool.state.db import transaction
 from trio_pool.state.store import StateStore
 from trio_pool.usage.ledger import (
     HOUR_S,
@@ -48,17 +48,6 @@ _ROW_COLUMNS = (
 # -- blocking SQL (runs in the store's worker thread) -------------------------------------
 
 
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 def _row_params(row: LedgerRow) -> tuple[Any, ...]:
     u = row.usage
     return (
@@ -83,7 +72,7 @@ def _row_params(row: LedgerRow) -> tuple[Any, ...]:
 
 def insert_rows(conn: sqlite3.Connection, rows: Sequence[LedgerRow]) -> None:
     """The rows and their rollups, in one transaction."""
-    with _transaction(conn):
+    with transaction(conn):
         conn.executemany(
             f"INSERT INTO usage ({_ROW_COLUMNS}) VALUES ({', '.join('?' * 16)})",
             [_row_params(r) for r in rows],
@@ -117,7 +106,7 @@ def insert_rows(conn: sqlite3.Connection, rows: Sequence[LedgerRow]) -> None:
 
 def prune(conn: sqlite3.Connection, before: float) -> int:
     """Delete rows (and whole hours of rollups) older than ``before``; rows deleted."""
-    with _transaction(conn):
+    with transaction(conn):
         deleted = conn.execute("DELETE FROM usage WHERE at < ?", (before,)).rowcount
         conn.execute("DELETE FROM usage_hourly WHERE hour + ? <= ?", (HOUR_S, before))
     return int(deleted)
