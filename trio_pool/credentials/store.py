@@ -129,16 +129,22 @@ def write_document_atomic(path: Path, document: Mapping[str, Any]) -> None:
 
     Readers see the old file or the new one, never a mix; the file ends up mode 0600.
     """
-    data = dump_document(document)
     _remove_stale_temps(path)
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        replace_file(path, dump_document(document), mode=FILE_MODE)
     except OSError as exc:
         raise CredentialsError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def replace_file(path: Path, data: bytes, *, mode: int) -> None:
+    """Replace ``path`` with ``data`` atomically: a temp file in the same directory, written,
+    fsynced and renamed over it, then the directory fsynced. Readers see the old file or the
+    new one, never a mix; a failed write leaves no temp file. Raises OSError."""
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     temp = Path(temp_name)
     try:
         try:
-            os.fchmod(fd, FILE_MODE)
+            os.fchmod(fd, mode)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
@@ -146,10 +152,10 @@ def write_document_atomic(path: Path, document: Mapping[str, Any]) -> None:
         finally:
             os.close(fd)
         os.replace(temp, path)
-    except OSError as exc:
+    except OSError:
         with contextlib.suppress(OSError):
             temp.unlink()
-        raise CredentialsError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise
     _fsync_directory(path.parent)
 
 

@@ -10,7 +10,7 @@ import os
 import time
 from pathlib import Path
 
-from trio_pool.credentials.store import FILE_MODE
+from trio_pool.credentials.store import FILE_MODE, replace_file
 
 SUFFIX = ".bak"
 
@@ -57,13 +57,4 @@ def write_text_atomic(path: Path, text: str) -> None:
         mode = path.stat().st_mode & 0o777
     except FileNotFoundError:
         mode = FILE_MODE
-    temp = path.with_name(f".{path.name}.trio-pool.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        view = memoryview(text.encode())
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, path)
+    replace_file(path, text.encode(), mode=mode)
