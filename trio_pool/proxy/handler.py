@@ -281,13 +281,10 @@ class Proxy:
         tally: Tally,
     ) -> Outcome | None:
         """One account's try. None: an answer reached the client. An Outcome: fail over."""
-        reported = False
 
         def report(outcome: Outcome) -> None:
-            nonlocal reported
-            if not reported:
-                reported = True
-                self.pool.report(lease, outcome, clock.now())
+            # The pool ignores a second report of a lease: the first outcome stands.
+            self.pool.report(lease, outcome, clock.now())
 
         try:
             credentials = await self.refresher.fresh_credentials(account)

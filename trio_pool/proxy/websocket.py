@@ -191,13 +191,10 @@ class SocketFlow:
         self, lease: Lease, account: PoolAccount
     ) -> tuple[Outcome, HandshakeRefused | None] | None:
         """One account's try. None: the client got an answer or a socket. Else fail over."""
-        reported = False
 
         def report(outcome: Outcome) -> None:
-            nonlocal reported
-            if not reported:
-                reported = True
-                self.proxy.pool.report(lease, outcome, clock.now())
+            # The pool ignores a second report of a lease: the first outcome stands.
+            self.proxy.pool.report(lease, outcome, clock.now())
 
         refresher = self.proxy.refresher
         try:
