@@ -55,7 +55,7 @@ async def test_rollups_in_the_db_sum_the_rows_per_hour(tmp_path: Path) -> None:
     finally:
         await store.aclose()
     assert stored == rollup(rows)
-    first = stored[RollupKey("claude", "claude/a", "m", int(T0))]
+    first = stored[RollupKey("claude", "claude/a", "m", "", int(T0))]
     assert first.requests == 6
     assert first.errors == 2
     assert first.usage == TokenUsage(60, 24, 30, 6)

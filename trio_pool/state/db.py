@@ -112,6 +112,55 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX usage_hourly_by_hour ON usage_hourly (hour);
     """,
+    # 3: shared mode (trio_pool/auth): users, their pool keys (sha256 only), settings (the
+    # admin password's scrypt hash, the session-signing secret); rollups gain the user and
+    # the failed attempts that failover absorbed, rebuilt from the rows.
+    """
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL DEFAULT 'user',
+        created_at REAL NOT NULL,
+        rpm INTEGER,
+        streams INTEGER,
+        share_pct REAL
+    );
+    CREATE TABLE pool_keys (
+        id TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        prefix TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        last_used_at REAL,
+        revoked_at REAL
+    );
+    CREATE INDEX pool_keys_by_user ON pool_keys (user);
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE INDEX usage_by_user ON usage (user, at);
+    DROP TABLE usage_hourly;
+    CREATE TABLE usage_hourly (
+        provider TEXT NOT NULL,
+        account TEXT NOT NULL,
+        model TEXT NOT NULL,
+        user TEXT NOT NULL,
+        hour INTEGER NOT NULL,
+        requests INTEGER NOT NULL DEFAULT 0,
+        errors INTEGER NOT NULL DEFAULT 0,
+        failovers INTEGER NOT NULL DEFAULT 0,
+        input INTEGER NOT NULL DEFAULT 0,
+        cached INTEGER NOT NULL DEFAULT 0,
+        output INTEGER NOT NULL DEFAULT 0,
+        reasoning INTEGER NOT NULL DEFAULT 0,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (provider, account, model, user, hour)
+    );
+    CREATE INDEX usage_hourly_by_hour ON usage_hourly (hour);
+    INSERT INTO usage_hourly
+        SELECT provider, COALESCE(account, ''), COALESCE(model, ''), COALESCE(user, ''),
+               CAST(at / 3600 AS INTEGER) * 3600, COUNT(*), SUM(status >= 400),
+               SUM(CASE WHEN status < 400 AND attempts > 1 THEN attempts - 1 ELSE 0 END), SUM(input), SUM(cached), SUM(output),
+               SUM(reasoning), SUM(bytes)
+        FROM usage GROUP BY 1, 2, 3, 4, 5;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -52,6 +52,7 @@ class RollupKey:
     provider: str
     account: str  # "" when no account was chosen
     model: str  # "" when unknown
+    user: str  # "" in local mode
     hour: int  # unix seconds at the start of the hour
 
 
@@ -59,6 +60,7 @@ class RollupKey:
 class RollupTotals:
     requests: int = 0
     errors: int = 0  # status >= 400
+    failovers: int = 0  # failed attempts before an answer that reached the client
     usage: TokenUsage = attrs.field(factory=TokenUsage)
     bytes: int = 0
 
@@ -66,6 +68,7 @@ class RollupTotals:
         return RollupTotals(
             self.requests + other.requests,
             self.errors + other.errors,
+            self.failovers + other.failovers,
             self.usage + other.usage,
             self.bytes + other.bytes,
         )
@@ -95,15 +98,22 @@ def hour_of(at: float) -> int:
 
 
 def rollup_key(row: LedgerRow) -> RollupKey:
-    return RollupKey(row.provider, row.account or "", row.model or "", hour_of(row.at))
+    return RollupKey(
+        row.provider, row.account or "", row.model or "", row.user or "", hour_of(row.at)
+    )
+
+
+def failovers_of(row: LedgerRow) -> int:
+    """Failed attempts the client never saw: those before an answer it got."""
+    return max(0, row.attempts - 1) if row.status < 400 else 0
 
 
 def rollup(rows: Iterable[LedgerRow]) -> dict[RollupKey, RollupTotals]:
-    """The rows' sums per (provider, account, model, hour)."""
+    """The rows' sums per (provider, account, model, user, hour)."""
     totals: dict[RollupKey, RollupTotals] = {}
     for row in rows:
         key = rollup_key(row)
-        add = RollupTotals(1, int(row.status >= 400), row.usage, row.bytes)
+        add = RollupTotals(1, int(row.status >= 400), failovers_of(row), row.usage, row.bytes)
         totals[key] = totals.get(key, RollupTotals()) + add
     return totals
 

@@ -78,10 +78,12 @@ def insert_rows(conn: sqlite3.Connection, rows: Sequence[LedgerRow]) -> None:
             [_row_params(r) for r in rows],
         )
         conn.executemany(
-            "INSERT INTO usage_hourly (provider, account, model, hour, requests, errors, "
-            "input, cached, output, reasoning, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (provider, account, model, hour) DO UPDATE SET "
+            "INSERT INTO usage_hourly (provider, account, model, user, hour, requests, errors, "
+            "failovers, input, cached, output, reasoning, bytes) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (provider, account, model, user, hour) DO UPDATE SET "
             "requests = requests + excluded.requests, errors = errors + excluded.errors, "
+            "failovers = failovers + excluded.failovers, "
             "input = input + excluded.input, cached = cached + excluded.cached, "
             "output = output + excluded.output, reasoning = reasoning + excluded.reasoning, "
             "bytes = bytes + excluded.bytes",
@@ -90,9 +92,11 @@ def insert_rows(conn: sqlite3.Connection, rows: Sequence[LedgerRow]) -> None:
                     k.provider,
                     k.account,
                     k.model,
+                    k.user,
                     k.hour,
                     t.requests,
                     t.errors,
+                    t.failovers,
                     t.usage.input,
                     t.usage.cached,
                     t.usage.output,
@@ -142,13 +146,13 @@ def _row_from(values: tuple[Any, ...]) -> LedgerRow:
 
 def read_rollups(conn: sqlite3.Connection, since: float = 0.0) -> dict[RollupKey, RollupTotals]:
     found = conn.execute(
-        "SELECT provider, account, model, hour, requests, errors, input, cached, output, "
-        "reasoning, bytes FROM usage_hourly WHERE hour >= ?",
+        "SELECT provider, account, model, user, hour, requests, errors, failovers, input, "
+        "cached, output, reasoning, bytes FROM usage_hourly WHERE hour >= ?",
         (hour_of(since),),
     ).fetchall()
     return {
-        RollupKey(p, a, m, h): RollupTotals(n, e, TokenUsage(i, c, o, r), b)
-        for (p, a, m, h, n, e, i, c, o, r, b) in found
+        RollupKey(p, a, m, u, h): RollupTotals(n, e, f, TokenUsage(i, c, o, r), b)
+        for (p, a, m, u, h, n, e, f, i, c, o, r, b) in found
     }
 
 
