@@ -45,12 +45,18 @@ def memory_mb(pid: int) -> dict[str, float]:
 
 
 def proxy_config(
-    listen_port: int, sim_base: str, workdir: Path, *, log_level: str, extra: tuple[str, ...] = ()
+    listen_port: int,
+    sim_base: str,
+    workdir: Path,
+    *,
+    log_level: str,
+    extra: tuple[str, ...] = (),
+    data: str = "data",
 ) -> str:
     lines = [
         f'listen = "127.0.0.1:{listen_port}"',
         f'pool_dir = "{workdir / "pool"}"',
-        f'data_dir = "{workdir / "data"}"',
+        f'data_dir = "{workdir / data}"',
         f'log_level = "{log_level}"',
         "shutdown_grace_s = 1",
         *extra,  # top-level keys from --set, e.g. "ledger = false"
@@ -126,10 +132,16 @@ def start_proxy(
     *,
     profile_to: Path | None,
     extra: tuple[str, ...] = (),
+    name: str = "proxy",
 ) -> Child:
-    config = workdir / "config.toml"
-    config.write_text(proxy_config(port, sim_base, workdir, log_level="warning", extra=extra))
+    """A proxy on the simulator's pool; ``name`` names its config, log and data dir (one
+    state.db per proxy, so that two proxies of one run never share a write lock)."""
+    config = workdir / f"{name}.toml"
+    text = proxy_config(
+        port, sim_base, workdir, log_level="warning", extra=extra, data=f"{name}-data"
+    )
+    config.write_text(text)
     args = ["-m", "trio_pool", "serve", "--config", str(config)]
     if profile_to is not None:
         args = ["-m", "cProfile", "-o", str(profile_to), *args]
-    return spawn("proxy", args, workdir)
+    return spawn(name, args, workdir)

@@ -17,13 +17,14 @@ import shutil
 import sys
 import tempfile
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import attrs
 import trio
 
-from bench import procs, report, websocket
+from bench import ledger_cost, procs, report, websocket
 from bench.client import Connection, ConnectionLost, encode_json_request, encode_request
 from bench.load import LoadResult, Target
 from bench.workloads import HOST, Plan, Workloads
@@ -38,14 +39,18 @@ def claude_tokens(pool_dir: Path) -> list[str]:
     return [json.loads(f.read_text())["claudeAiOauth"]["accessToken"] for f in files]
 
 
-def message_requests(port: int, tokens: list[str], *, stream: bool) -> list[bytes]:
-    """The same Claude request, one per bearer token (the proxy gets a placeholder token)."""
-    body = {
+def message_body(*, stream: bool) -> dict[str, Any]:
+    return {
         "model": "claude-sonnet-4-5",
         "max_tokens": 64,
         "stream": stream,
         "messages": [{"role": "user", "content": "Say hello."}],
     }
+
+
+def message_requests(port: int, tokens: list[str], *, stream: bool) -> list[bytes]:
+    """The same Claude request, one per bearer token (the proxy gets a placeholder token)."""
+    body = message_body(stream=stream)
     out = []
     for token in tokens:
         headers = [
@@ -197,63 +202,116 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help='a top-level config.toml line for the proxy, e.g. --set "ledger = false"',
     )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--ledger-only",
+        action="store_true",
+        help="only the ledger's on/off rounds (bench/ledger_cost.py)",
+    )
+    which.add_argument("--no-ledger", action="store_true", help="skip the ledger's on/off rounds")
     return parser.parse_args(argv)
+
+
+async def proxy_ready(child: procs.Child, port: int) -> None:
+    await wait_until_answers(
+        child, port, encode_request("GET", "/healthz", f"{HOST}:{port}", []), 30.0
+    )
+
+
+def proxy_runs(
+    args: argparse.Namespace, plan: Plan, workdir: Path, sim: procs.Child, sim_port: int
+) -> tuple[Workloads, list[report.Metric], dict[str, Any], str]:
+    """The direct-versus-proxy workloads and the WebSocket figures, on one proxy."""
+    profile_to = workdir / "proxy.prof" if args.profile else None
+    proxy_port = procs.free_port()
+    sim_base = f"http://{HOST}:{sim_port}"
+    proxy = procs.start_proxy(
+        workdir, proxy_port, sim_base, profile_to=profile_to, extra=tuple(args.set)
+    )
+    try:
+        trio.run(proxy_ready, proxy, proxy_port)
+        tokens = claude_tokens(workdir / "pool")
+        workloads = Workloads(plan, sim, proxy, sim_port, proxy_port)
+        workloads.small = _targets(sim_port, proxy_port, tokens, stream=False)
+        workloads.streaming = _targets(sim_port, proxy_port, tokens, stream=True)
+        trio.run(workloads.run_all)
+        ws_plan = websocket.WsPlan().scaled(0.1) if args.quick else websocket.WsPlan()
+        ws_metrics, ws_runs = trio.run(
+            websocket.measure, ws_plan, sim, proxy, sim_port, proxy_port, workdir / "pool"
+        )
+        proxy_log = proxy.log_tail(15)
+    finally:
+        proxy.stop()
+    if profile_to is not None:
+        print_profile(profile_to, 30)
+    return workloads, ws_metrics, ws_runs, proxy_log
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     plan = Plan().scaled(0.1) if args.quick else Plan()
+    ledger_plan = ledger_cost.LedgerPlan()
+    ledger_plan = ledger_plan.scaled(0.25) if args.quick else ledger_plan
+    workloads: Workloads | None = None
+    paired: ledger_cost.Paired | None = None
+    ws_metrics: list[report.Metric] = []
+    ws_runs: dict[str, Any] = {}
+    proxy_log = ""
     with tempfile.TemporaryDirectory(prefix="trio-pool-bench-") as tmp:
         workdir = Path(tmp)
-        children: list[procs.Child] = []
-        profile_to = workdir / "proxy.prof" if args.profile else None
+        sim_port = procs.free_port()
+        sim = procs.start_simulator(workdir, sim_port, args.accounts)
         try:
-            sim_port = procs.free_port()
-            sim = procs.start_simulator(workdir, sim_port, args.accounts)
-            children.append(sim)
             control = encode_request("POST", "/bench/config", f"{HOST}:{sim_port}", [], b"{}")
             trio.run(wait_until_answers, sim, sim_port, control, 30.0)
-            proxy_port = procs.free_port()
-            sim_base = f"http://{HOST}:{sim_port}"
-            proxy = procs.start_proxy(
-                workdir, proxy_port, sim_base, profile_to=profile_to, extra=tuple(args.set)
-            )
-            children.append(proxy)
-            health = encode_request("GET", "/healthz", f"{HOST}:{proxy_port}", [])
-            trio.run(wait_until_answers, proxy, proxy_port, health, 30.0)
-            tokens = claude_tokens(workdir / "pool")
-            workloads = Workloads(plan, sim, proxy, sim_port, proxy_port)
-            workloads.small = _targets(sim_port, proxy_port, tokens, stream=False)
-            workloads.streaming = _targets(sim_port, proxy_port, tokens, stream=True)
-            trio.run(workloads.run_all)
-            ws_plan = websocket.WsPlan().scaled(0.1) if args.quick else websocket.WsPlan()
-            ws_metrics, ws_runs = trio.run(
-                websocket.measure, ws_plan, sim, proxy, sim_port, proxy_port, workdir / "pool"
-            )
-            proxy_log = proxy.log_tail(15)
+            if not args.ledger_only:
+                workloads, ws_metrics, ws_runs, proxy_log = proxy_runs(
+                    args, plan, workdir, sim, sim_port
+                )
+            if not args.no_ledger:
+                paired = ledger_cost.measure(
+                    ledger_plan,
+                    workdir,
+                    f"http://{HOST}:{sim_port}",
+                    tuple(args.set),
+                    partial(message_requests, tokens=["pool"], stream=False),
+                    proxy_ready,
+                )
         finally:
-            for child in reversed(children):
-                child.stop()
-        if profile_to is not None:
-            print_profile(profile_to, 30)
-    metrics = build_metrics(workloads) + ws_metrics
-    print(f"\ntrio-pool benchmark ({os.cpu_count()} CPUs, Python {platform.python_version()})")
-    print(report.table(metrics))
-    print("\nruns (warm-ups included; every non-200 or malformed reply is an error):")
-    print(report.counts(workloads.loads, workloads.upstream))
-    if proxy_log:
-        print(f"\nproxy log (last lines, log_level=warning):\n{proxy_log}")
+            sim.stop()
+    metrics = [] if workloads is None else build_metrics(workloads)
+    metrics += ws_metrics
     document: dict[str, Any] = {
         "finished_at": datetime.now(UTC).isoformat(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "profiled": bool(args.profile),
         "plan": attrs.asdict(plan),
-        "metrics": [metric.as_json() for metric in metrics],
-        "runs": {label: report.load_json(r) for label, r in workloads.loads.items()},
-        "rss_mib": workloads.rss,
-        "simulator_saw": workloads.upstream,
-        "websocket_runs": ws_runs,
     }
+    ledger_lines: list[str] = []
+    if paired is not None:
+        body = json.dumps(message_body(stream=False), separators=(",", ":")).encode()
+        code = trio.run(ledger_cost.code_cost, ledger_plan.code_rows, body, "/v1/messages")
+        metrics += ledger_cost.metrics(paired, code)
+        ledger_lines = ledger_cost.summary(ledger_plan, paired, code)
+        document["ledger"] = ledger_cost.as_json(paired, code)
+    print(f"\ntrio-pool benchmark ({os.cpu_count()} CPUs, Python {platform.python_version()})")
+    print(report.table(metrics))
+    if ledger_lines:
+        print("\n" + "\n".join(ledger_lines))
+    errors = 0 if paired is None else paired.errors
+    if workloads is not None:
+        print("\nruns (warm-ups included; every non-200 or malformed reply is an error):")
+        print(report.counts(workloads.loads, workloads.upstream))
+        errors += sum(r.error_count for r in workloads.loads.values())
+        document |= {
+            "runs": {label: report.load_json(r) for label, r in workloads.loads.items()},
+            "rss_mib": workloads.rss,
+            "simulator_saw": workloads.upstream,
+            "websocket_runs": ws_runs,
+        }
+    if proxy_log:
+        print(f"\nproxy log (last lines, log_level=warning):\n{proxy_log}")
+    document["metrics"] = [metric.as_json() for metric in metrics]
     print(f"\nwritten to {report.write_json(document, args.output)}")
-    return 1 if any(r.error_count for r in workloads.loads.values()) else 0
+    return 1 if errors else 0

@@ -38,4 +38,7 @@ bin="$cache/node_modules/.bin"
 scratch="$(mktemp -d)"
 echo "e2e: $("$bin/codex" --version), claude $("$bin/claude" --version), gemini $(HOME="$scratch" "$bin/gemini" --version)"
 rm -rf "$scratch"
-exec "$python" "$here/real_clis.py" --bin-dir "$bin" --repo "$repo" "$@"
+# --keys: each CLI set up by `trio-pool setup --key` alone (no login), checked for the key.
+script="real_clis.py"
+for arg in "$@"; do [ "$arg" = "--keys" ] && script="real_clis_keys.py"; done
+exec "$python" "$here/$script" --bin-dir "$bin" --repo "$repo" "$@"

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import stat
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from trio_pool.cli import main
 from trio_pool.login import LoginError
+from trio_pool.logs import mask
 from trio_pool.setup.clients import apply_setup, plan_setup, undo_setup
 
 URL = "http://127.0.0.1:8989"
+KEY = "tp-" + "k" * 36 + "WXYZ"
+OTHER_KEY = "tp-" + "o" * 36 + "ABCD"
 CODEX_BEFORE = """# my codex settings
 model = "gpt-5"  # the usual one
 
@@ -92,6 +97,128 @@ def test_gemini_env_line_replaced_and_undo_removes_new_file(tmp_path: Path) -> N
 
 
 def test_bad_url_is_refused(tmp_path: Path) -> None:
-    """--url must be http(s)://HOST:PORT."""
-    with pytest.raises(LoginError, match="--url"):
+    """--server must be http(s)://HOST:PORT."""
+    with pytest.raises(LoginError, match="--server"):
         plan_setup("claude", "127.0.0.1:8989/x", env={}, home=tmp_path)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _carried_key(client: str, text: str) -> str:
+    """The key where each CLI picks it up (checked against the real CLIs)."""
+    if client == "codex":
+        block = tomllib.loads(text)["model_providers"]["trio-pool"]
+        assert block["requires_openai_auth"] is False  # else Codex asks for a ChatGPT login
+        return str(block["http_headers"]["x-trio-pool-key"])
+    if client == "claude":
+        return str(json.loads(text)["env"]["ANTHROPIC_AUTH_TOKEN"])
+    lines = dict(line.split("=", 1) for line in text.splitlines())
+    assert lines["GOOGLE_GENAI_USE_GCA"] == "true"
+    return lines["GOOGLE_CLOUD_ACCESS_TOKEN"]
+
+
+@pytest.mark.parametrize("client", ["codex", "claude", "gemini"])
+def test_key_is_written_0600_idempotently_and_undone(client: str, tmp_path: Path) -> None:
+    """--key puts the key where the CLI sends it, in a 0600 file; again: no change; --undo."""
+    plan = plan_setup(client, URL, env={}, home=tmp_path, key=KEY)  # type: ignore[arg-type]
+    apply_setup(plan)
+    assert _carried_key(client, plan.path.read_text()) == KEY
+    assert _mode(plan.path) == 0o600
+    again = plan_setup(client, URL, env={}, home=tmp_path, key=KEY)  # type: ignore[arg-type]
+    assert not again.changed
+    assert apply_setup(again) is None
+    undo_setup(client, env={}, home=tmp_path)  # type: ignore[arg-type]
+    assert not plan.path.exists()
+
+
+def test_key_makes_an_existing_file_0600_and_undo_restores_it(tmp_path: Path) -> None:
+    """A 0644 settings.json that gains a key becomes 0600; --undo brings back the old text."""
+    path = tmp_path / ".claude" / "settings.json"
+    path.parent.mkdir()
+    before = '{"env": {"FOO": "1"}}'
+    path.write_text(before)
+    path.chmod(0o644)
+    apply_setup(plan_setup("claude", URL, env={}, home=tmp_path, key=KEY))
+    assert _mode(path) == 0o600
+    assert json.loads(path.read_text())["env"]["FOO"] == "1"
+    undo_setup("claude", env={}, home=tmp_path)
+    assert path.read_text() == before
+
+
+def test_unchanged_file_with_key_is_still_made_0600(tmp_path: Path) -> None:
+    """A file that already carries the key but is world-readable is tightened, not rewritten."""
+    plan = plan_setup("gemini", URL, env={}, home=tmp_path, key=KEY)
+    apply_setup(plan)
+    plan.path.chmod(0o644)
+    assert apply_setup(plan_setup("gemini", URL, env={}, home=tmp_path, key=KEY)) is None
+    assert _mode(plan.path) == 0o600
+
+
+def test_gemini_key_lines_replace_existing_ones(tmp_path: Path) -> None:
+    """Existing token lines (also `export` ones) are replaced, other lines kept in place."""
+    path = tmp_path / ".gemini" / ".env"
+    path.parent.mkdir()
+    path.write_text("FOO=1\nexport GOOGLE_CLOUD_ACCESS_TOKEN=pool\nGOOGLE_GENAI_USE_GCA=false\n")
+    apply_setup(plan_setup("gemini", URL, env={}, home=tmp_path, key=KEY))
+    assert path.read_text().splitlines() == [
+        "FOO=1",
+        f"GOOGLE_CLOUD_ACCESS_TOKEN={KEY}",
+        "GOOGLE_GENAI_USE_GCA=true",
+        f"CODE_ASSIST_ENDPOINT={URL}",
+    ]
+
+
+def test_codex_keeps_other_http_headers(tmp_path: Path) -> None:
+    """A header the user added to the trio-pool provider stays beside the key header."""
+    path = tmp_path / ".codex" / "config.toml"
+    path.parent.mkdir()
+    path.write_text('[model_providers.trio-pool]\nhttp_headers = { "x-mine" = "1" }\n')
+    apply_setup(plan_setup("codex", URL, env={}, home=tmp_path, key=KEY))
+    headers = tomllib.loads(path.read_text())["model_providers"]["trio-pool"]["http_headers"]
+    assert headers == {"x-mine": "1", "x-trio-pool-key": KEY}
+
+
+@pytest.mark.parametrize("client", ["codex", "claude", "gemini"])
+def test_diff_and_repr_mask_the_keys(client: str, tmp_path: Path) -> None:
+    """The diff shows masked keys only, the new one and the one it replaces; repr shows none."""
+    apply_setup(plan_setup(client, URL, env={}, home=tmp_path, key=OTHER_KEY))  # type: ignore[arg-type]
+    plan = plan_setup(client, URL, env={}, home=tmp_path, key=KEY)  # type: ignore[arg-type]
+    diff = plan.diff()
+    assert mask(KEY) in diff
+    assert mask(OTHER_KEY) in diff
+    assert KEY not in diff
+    assert OTHER_KEY not in diff
+    assert KEY not in repr(plan)
+
+
+def test_bad_key_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    """A key that would break the file's syntax is refused, and the message does not show it."""
+    with pytest.raises(LoginError, match="--key") as info:
+        plan_setup("gemini", URL, env={}, home=tmp_path, key='tp-abc"def ghi')
+    assert "abc" not in str(info.value)
+
+
+def test_cli_setup_key_masks_and_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`trio-pool setup claude --server URL --key KEY`: the printed diff masks the key; --write
+    stores it 0600."""
+    for name in ("CLAUDE_CONFIG_DIR", "TRIO_POOL_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    argv = ["setup", "claude", "--server", "http://10.0.0.2:8989", "--key", KEY]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert mask(KEY) in printed
+    assert KEY not in printed
+    assert main([*argv, "--write"]) == 0
+    assert KEY not in capsys.readouterr().out
+    path = tmp_path / ".claude" / "settings.json"
+    assert json.loads(path.read_text())["env"] == {
+        "ANTHROPIC_BASE_URL": "http://10.0.0.2:8989",
+        "ANTHROPIC_AUTH_TOKEN": KEY,
+    }
+    assert _mode(path) == 0o600

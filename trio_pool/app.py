@@ -12,10 +12,12 @@ import attrs
 import trio
 
 from trio_pool.accounts.pool import Pool
-from trio_pool.config import Config
+from trio_pool.auth.directory import Directory
+from trio_pool.config import Config, is_loopback, non_loopback_problem
 from trio_pool.credentials.refresh import Refresher
 from trio_pool.credentials.registry import AccountRegistry
-from trio_pool.errors import TrioPoolError
+from trio_pool.dashboard.data_api import serve_burn_sampler
+from trio_pool.errors import ConfigError, TrioPoolError
 from trio_pool.proxy import local
 from trio_pool.proxy.handler import Proxy
 from trio_pool.proxy.metrics import Metrics
@@ -88,6 +90,16 @@ async def serve_proxy(
         account = registry.get(name)
         return None if account is None else account.signature[0]
 
+    directory = Directory(state, friend_code=config.friend_code)
+    try:
+        await directory.start()
+    except TrioPoolError as exc:
+        log.error("auth.unavailable reason=%s", exc)
+    if not is_loopback(config.listen_host) and not directory.shared:
+        if state is not None:
+            await state.aclose()
+        raise ConfigError([non_loopback_problem(config.listen_host)])
+
     upstream = client or UpstreamClient(
         Timeouts(
             connect_s=config.upstream_connect_timeout_s,
@@ -111,6 +123,8 @@ async def serve_proxy(
         shutdown,
         metrics=metrics,
         ledger=ledger,
+        state=state,
+        directory=directory,
     )
     limits = ServerLimits(
         max_body_bytes=config.max_body_bytes,
@@ -131,8 +145,12 @@ async def serve_proxy(
                     addresses = await nursery.start(
                         _serve, proxy, config.listen_host, config.listen_port, limits, shutdown
                     )
+                    proxy.self_url = _loopback_url(addresses[0])
                     # Background services stop as soon as shutdown begins; the server drains.
                     nursery.start_soon(_until_shutdown, shutdown, registry.serve_reload)
+                    nursery.start_soon(_until_shutdown, shutdown, directory.serve)
+                    sampler = partial(serve_burn_sampler, pool, proxy.burn)
+                    nursery.start_soon(_until_shutdown, shutdown, sampler)
                     polls = partial(
                         serve_usage_polls,
                         registry,
@@ -150,6 +168,16 @@ async def serve_proxy(
             await state.aclose()
         if client is None:
             await upstream.aclose()
+
+
+def _loopback_url(address: tuple[str, int]) -> str:
+    """The proxy as seen from this machine (a wildcard listen is reached on loopback)."""
+    host, port = address[:2]
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 async def _until_shutdown(shutdown: Shutdown, service: Callable[[], Awaitable[None]]) -> None:

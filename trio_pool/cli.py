@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--watch", action="store_true", help="refresh every 2 seconds")
     _add_accounts_commands(sub)
+    _add_users_commands(sub)
     _add_service_command(sub)
     return parser
 
@@ -106,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "accounts": _cmd_accounts,
         "setup": _cmd_setup,
         "service": _cmd_service,
+        "users": _cmd_users,
+        "password": _cmd_password,
     }
     # except* so that errors raised inside trio nurseries (which arrive grouped) get the
     # same one-line treatment as plain ones.
@@ -252,7 +255,16 @@ def _add_accounts_commands(sub: Any) -> None:
     setup.add_argument("provider", choices=PROVIDER_CHOICES)
     setup.add_argument("--write", action="store_true", help="change the file (backup first)")
     setup.add_argument("--undo", action="store_true", help="restore the file from its backup")
-    setup.add_argument("--url", help="the proxy's address (default: from the config's listen)")
+    setup.add_argument(
+        "--server",
+        "--url",
+        dest="url",
+        metavar="URL",
+        help="the proxy's address (default: from the config's listen, http://127.0.0.1:8989)",
+    )
+    setup.add_argument(
+        "--key", metavar="KEY", help="your pool key (shared pool): no login of your own needed"
+    )
     setup.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -469,7 +481,13 @@ def _accounts_refresh(args: argparse.Namespace, config: Config) -> int:
 def _cmd_setup(args: argparse.Namespace) -> int:
     import os
 
-    from trio_pool.setup.clients import NEXT_STEPS, apply_setup, plan_setup, undo_setup
+    from trio_pool.setup.clients import (
+        KEY_NEXT_STEPS,
+        NEXT_STEPS,
+        apply_setup,
+        plan_setup,
+        undo_setup,
+    )
 
     config = _config_from_args(args)
     env, home = os.environ, Path.home()
@@ -479,9 +497,12 @@ def _cmd_setup(args: argparse.Namespace) -> int:
         return 0
     host = "127.0.0.1" if config.listen_host in ("0.0.0.0", "::", "") else config.listen_host
     url = args.url or f"http://{host}:{config.listen_port}"
-    plan = plan_setup(args.provider, url, env=env, home=home)
+    plan = plan_setup(args.provider, url, env=env, home=home, key=args.key)
     document: dict[str, Any] = {"path": str(plan.path), "changed": plan.changed, "written": False}
+    next_step = (NEXT_STEPS if args.key is None else KEY_NEXT_STEPS)[args.provider]
     if not plan.changed:
+        if args.write:
+            apply_setup(plan)  # writes nothing; only makes a file holding the key 0600
         text = f"{plan.path} already points {args.provider} at {url}; nothing to change"
     elif not args.write:
         text = f"{plan.diff()}\nrun again with --write to apply this (a backup is kept)"
@@ -489,7 +510,10 @@ def _cmd_setup(args: argparse.Namespace) -> int:
     else:
         backup = apply_setup(plan)
         document |= {"written": True, "backup": str(backup)}
-        text = f"wrote {plan.path} (undo with `trio-pool setup {args.provider} --undo`)\nnext: {NEXT_STEPS[args.provider]}"
+        text = (
+            f"wrote {plan.path} (undo with `trio-pool setup {args.provider} --undo`)\n"
+            f"next: {next_step}"
+        )
     _emit(args, document, text)
     return 0
 
@@ -519,4 +543,82 @@ def _cmd_service(args: argparse.Namespace) -> int:
         print(f"trio-pool: {exc}\nhint: {exc.hint}", file=sys.stderr)
         return 1
     print("\n".join(lines))
+    return 0
+
+
+def _add_users_commands(sub: Any) -> None:
+    users = sub.add_parser("users", help="people who share this pool, and their pool keys")
+    verbs = users.add_subparsers(dest="users_command", metavar="ACTION", required=True)
+
+    def verb(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = verbs.add_parser(name, help=help_text)
+        _add_config_args(parser)
+        return parser
+
+    verb("list", "every user, their keys (ids) and limits").add_argument(
+        "--json", action="store_true"
+    )
+    for name, text in (("add", "add a user and print their key"), ("limits", "set limits")):
+        parser = verb(name, text)
+        parser.add_argument("name")
+        parser.add_argument("--rpm", type=int, help="requests per minute")
+        parser.add_argument("--streams", type=int, help="requests at once")
+        parser.add_argument("--share", type=float, help="percent of the pool's window quota")
+    verb("remove", "remove a user and their keys").add_argument("name")
+    verb("key", "issue another key for a user").add_argument("name")
+    verb("revoke", "revoke a key by its id (see users list)").add_argument("key_id")
+    password = sub.add_parser("password", help="set the dashboard's admin password")
+    _add_config_args(password)
+    password.add_argument(
+        "--stdin", action="store_true", help="read the password from standard input"
+    )
+
+
+def _cmd_users(args: argparse.Namespace) -> int:
+    from trio_pool.auth.manage import render_users, run_with_directory, user_documents
+    from trio_pool.auth.model import UserLimits
+
+    config = _config_from_args(args)
+    verb = args.users_command
+    if verb == "list":
+        documents = run_with_directory(config, user_documents)
+        _emit(args, {"users": documents}, render_users(documents))
+        return 0
+    if verb in ("add", "limits"):
+        limits = UserLimits(args.rpm, args.streams, args.share)
+        if verb == "limits":
+            run_with_directory(config, lambda d: d.set_limits(args.name, limits))
+            print(f"limits of {args.name} set")
+            return 0
+        user, key = run_with_directory(config, lambda d: d.add_user(args.name, limits))
+        print(f"added {user.name}; their pool key (shown only now):\n  {key}")
+        _note(f"next: trio-pool setup claude|codex|gemini --write --key {key}")
+        return 0
+    if verb == "remove":
+        run_with_directory(config, lambda d: d.remove_user(args.name))
+        print(f"removed {args.name} and their keys")
+    elif verb == "key":
+        record, key = run_with_directory(config, lambda d: d.issue_key(args.name))
+        print(f"new key {record.id} for {args.name} (shown only now):\n  {key}")
+    else:
+        run_with_directory(config, lambda d: d.revoke_key(args.key_id))
+        print(f"revoked key {args.key_id}")
+    return 0
+
+
+def _cmd_password(args: argparse.Namespace) -> int:
+    import getpass
+
+    from trio_pool.auth.manage import run_with_directory
+
+    config = _config_from_args(args)
+    if args.stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("new admin password: ")
+        if getpass.getpass("again: ") != password:
+            print("trio-pool: the two passwords differ; nothing changed", file=sys.stderr)
+            return 2
+    run_with_directory(config, lambda d: d.set_password(password))
+    print("admin password set; sign in on the dashboard as admin")
     return 0

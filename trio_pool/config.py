@@ -23,6 +23,7 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 
 CONFIG_ENV = "TRIO_POOL_CONFIG"
 INMEM_BODY_ENV = "PROXY_MAX_INMEM_BODY_BYTES"
+MIN_FRIEND_CODE = 8
 
 
 @attrs.frozen
@@ -97,8 +98,11 @@ class Config:
     claude: ClaudeConfig = ClaudeConfig()
     gemini: GeminiConfig = GeminiConfig()
     accounts: dict[str, AccountSettings] = attrs.field(factory=dict)
-    # Turns on the management API (/api/*); callers send it as a Bearer token.
+    # Scripts send it as a Bearer token to the management API (/api/*).
     admin_token: str | None = attrs.field(default=None, repr=False)
+    # Shared mode: friends who know the code sign up on the dashboard for their own pool key.
+    friend_code: str | None = attrs.field(default=None, repr=False)
+    friend_name: str = "trio-pool"  # what the dashboard calls this pool
 
     @property
     def listen_host(self) -> str:
@@ -132,6 +136,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def non_loopback_problem(host: str) -> str:
+    return (
+        f"listen: {host!r} is not a loopback address; trio-pool only listens beyond this "
+        "machine in shared mode, where every caller needs a pool key (set friend_code, or add "
+        "a user: trio-pool users add NAME)"
+    )
+
+
 def _validate(config: Config) -> list[str]:
     problems = []
     try:
@@ -139,11 +151,10 @@ def _validate(config: Config) -> list[str]:
     except ValueError as exc:
         problems.append(f"listen: {exc}")
     else:
-        if not is_loopback(host):
-            problems.append(
-                f"listen: {host!r} is not a loopback address; trio-pool only listens beyond "
-                "this machine once caller authentication is configured"
-            )
+        # Beyond loopback only in shared mode; users live in state.db, so serve_proxy
+        # checks again with them once it has read it.
+        if not is_loopback(host) and config.friend_code is None:
+            problems.append(non_loopback_problem(host))
     for key in ("max_inmem_body_bytes", "max_body_bytes"):
         if getattr(config, key) < 0:
             problems.append(f"{key}: must not be negative")
@@ -164,6 +175,11 @@ def _validate(config: Config) -> list[str]:
         problems.append("routing.max_attempts: must be at least 1")
     if config.routing.sticky_strength < 0:
         problems.append("routing.sticky_strength: must not be negative")
+    if config.friend_code is not None and len(config.friend_code.strip()) < MIN_FRIEND_CODE:
+        problems.append(
+            f"friend_code: must be at least {MIN_FRIEND_CODE} characters (it is guessable "
+            "otherwise; try `openssl rand -hex 6`)"
+        )
     if config.admin_token is not None and len(config.admin_token.strip()) < 16:
         problems.append("admin_token: must be at least 16 characters (try `openssl rand -hex 24`)")
     for name in config.accounts:

@@ -71,3 +71,13 @@ class UpstreamTimeout(UpstreamError):
 
 class UpstreamProtocolError(UpstreamError):
     """The provider broke the connection or sent something that is not HTTP."""
+
+
+class AuthError(TrioPoolError):
+    """A shared-mode request cannot be done as asked (a name taken, no such user or key)."""
+
+    status_hint = 400
+
+    def __init__(self, message: str, status_hint: int = 400) -> None:
+        self.status_hint = status_hint
+        super().__init__(message)

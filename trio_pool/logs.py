@@ -25,6 +25,7 @@ _SECRET_PATTERNS = re.compile(
     r"|(ya29\.[A-Za-z0-9_\-.]{8,})"  # Google access tokens
     r"|(1//[A-Za-z0-9_\-]{8,})"  # Google refresh tokens
     r"|(rt_[A-Za-z0-9_\-.]{8,})"  # OpenAI refresh tokens
+    r"|(tp-[A-Za-z0-9_\-]{8,})"  # trio-pool's own pool keys
     r"|(eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*)"  # JWTs
     r"|((?i:bearer)\s+[A-Za-z0-9_\-.~+/=]{8,})"
 )

@@ -49,14 +49,15 @@ async def call(
     return response.status, json.loads(response.content or b"{}")
 
 
-@pytest.mark.parametrize(("method", "path"), ROUTES)
-async def test_api_is_off_without_admin_token(
-    make_env: Callable[..., Any], method: str, path: str
+async def test_without_admin_token_the_local_browser_is_admin_but_changes_need_the_header(
+    make_env: Callable[..., Any],
 ) -> None:
-    """With no admin_token in the config every management route is 404."""
+    """Local mode, no admin_token: loopback may read; a change without x-trio-pool is a 403."""
     env = await make_env()
-    status, _ = await call(env, method, path)
-    assert status == 404
+    status, _ = await call(env, "GET", "/api/accounts", token=None)
+    assert status == 200
+    status, body = await call(env, "POST", "/api/accounts/codex/a/disable", token=None)
+    assert (status, body["error"]["type"]) == (403, "forbidden")
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)

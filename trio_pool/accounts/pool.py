@@ -20,6 +20,7 @@ from trio_pool.accounts.model import (
     PoolUsage,
     apply_record,
     record_of,
+    window_length,
 )
 from trio_pool.accounts.routing import Availability, assess, clearly_better, sort_key, wants_fast
 from trio_pool.accounts.snapshot import account_view, aggregate_usage
@@ -184,6 +185,20 @@ class Pool:
         if name in self._accounts:
             cooldown.apply_reading(self._accounts[name], reading, now)
             self._changes += 1
+
+    def window_use(self, name: str, now: float) -> dict[str, tuple[float, float | None]]:
+        """Each window of the account: (used fraction now, window length if known)."""
+        account = self._accounts.get(name)
+        if account is None:
+            return {}
+        return {n: (w.used_at(now), window_length(w.window)) for n, w in account.windows.items()}
+
+    def provider_size(self, name: str) -> int:
+        """How many accounts the provider of account ``name`` has (0 for an unknown name)."""
+        account = self._accounts.get(name)
+        if account is None:
+            return 0
+        return sum(1 for a in self._accounts.values() if a.provider == account.provider)
 
     def record_usage(self, name: str, usage: TokenUsage, now: float) -> None:
         account = self._accounts.get(name)

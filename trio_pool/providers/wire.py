@@ -25,6 +25,10 @@ CLIENT_CREDENTIAL_HEADERS = (
     "chatgpt-account-id",
     "cookie",
     "x-goog-api-key",
+    # trio-pool's own caller credentials (shared mode): never forwarded upstream.
+    "x-trio-pool-key",
+    "x-trio-pool-internal",
+    "x-trio-pool-user",
     "host",
     "content-length",
 )

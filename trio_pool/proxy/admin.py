@@ -1,7 +1,7 @@
 """The management API under ``/api/accounts``: list, import, remove, refresh, enable, disable.
 
-Off (404) unless ``admin_token`` is set in the config; then every call needs
-``Authorization: Bearer <admin_token>``, compared in constant time. A refused call is
+Admins only (``dashboard.routes`` decides): scripts send ``admin_token`` as a Bearer,
+compared in constant time; the dashboard sends its session cookie. A refused call is
 logged with the client address, never with what it sent.
 
 enable/disable act on the running pool at once and last until the proxy restarts (a file
@@ -62,19 +62,7 @@ def authorized(expected: str, header: str | None) -> bool:
 
 
 async def handle(ex: Exchange, proxy: Proxy) -> None:
-    expected = proxy.config.admin_token
-    if expected is None:
-        await _error(ex, 404, "not_found", "the management API is off (set admin_token)")
-        return
-    if not authorized(expected, ex.head.get("authorization")):
-        log.warning(
-            "admin.unauthorized client=%s method=%s path=%s",
-            ex.client,
-            ex.head.method,
-            ex.head.path,
-        )
-        await _error(ex, 401, "unauthorized", "missing or wrong admin token")
-        return
+    """An admin's call (the dashboard's router has checked who is calling)."""
     parts = [urllib.parse.unquote(p) for p in ex.head.path.strip("/").split("/")]
     method = ex.head.method
     try:

@@ -12,16 +12,22 @@ larger ones stream straight to one account.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 import attrs
 import trio
 
 from trio_pool import clock
 from trio_pool.accounts.pool import Exhausted, Lease, Pool
+from trio_pool.auth.directory import Directory
 from trio_pool.config import Config
 from trio_pool.credentials.refresh import Refresher
 from trio_pool.credentials.registry import AccountRegistry, PoolAccount
+from trio_pool.dashboard import routes
+from trio_pool.dashboard.live import LiveFeed, end_document, start_document
+from trio_pool.dashboard.overview import BurnHistory
 from trio_pool.errors import UpstreamError
 from trio_pool.logs import bind
 from trio_pool.providers import PROVIDER_REGISTRY, find_route
@@ -32,15 +38,17 @@ from trio_pool.providers.base import (
     OutcomeKind,
     Provider,
     ProviderName,
+    QuotaReading,
     Route,
     RouteKind,
 )
 from trio_pool.providers.codex import with_priority_tier
-from trio_pool.proxy import admin, answers, local, websocket
+from trio_pool.proxy import answers, gate, local, websocket
 from trio_pool.proxy.metrics import Metrics, serve_metrics
 from trio_pool.proxy.relay import RelayResult, relay_response, response_headers
 from trio_pool.server.connection import Exchange
 from trio_pool.server.server import Shutdown
+from trio_pool.state.store import StateStore
 from trio_pool.upstream.client import UpstreamClient
 from trio_pool.usage.ledger import Tally, failure_text, hash_key, model_of
 from trio_pool.usage.store import Ledger
@@ -80,10 +88,20 @@ class Proxy:
         *,
         metrics: Metrics | None = None,
         ledger: Ledger | None = None,
+        state: StateStore | None = None,
+        directory: Directory | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics or Metrics()
         self.ledger = ledger  # None: no ledger (turned off, or no state db)
+        self.state = state  # None: no state db (the dashboard shows no history)
+        self.directory = directory or Directory(None, friend_code=config.friend_code)
+        self.live = LiveFeed()
+        self.burn = BurnHistory()  # the Overview page's "how fast is it being used"
+        # The dashboard's "Try it" calls the proxy over loopback with this secret.
+        self.self_url = ""
+        self.internal_token = secrets.token_urlsafe(32)
+        self._request_ids = 0
         self.pool = pool
         self.registry = registry
         self.refresher = refresher
@@ -98,17 +116,22 @@ class Proxy:
     async def handle(self, exchange: Exchange) -> None:
         head = exchange.head
         if head.path == "/healthz":
-            await local.healthz(exchange, self.pool, self.registry)
+            await local.healthz(exchange, self.pool, self.registry, full=self._insider(exchange))
             return
         if head.path == "/metrics":
+            if not self._insider(exchange):
+                await answers.send_error(
+                    exchange, PROVIDER_REGISTRY["codex"], 401, "admins only", "unauthorized"
+                )
+                return
             dropped = 0 if self.ledger is None else self.ledger.dropped
             await serve_metrics(exchange, self.metrics, self.pool, ledger_dropped=dropped)
             return
-        if admin.is_admin_path(head.path):
-            await admin.handle(exchange, self)
-            return
         route = find_route(head, self.upstreams) or websocket.realtime_route(head, self.upstreams)
         if route is None:
+            if routes.is_dashboard_path(head.path):
+                await routes.handle(exchange, self)
+                return
             provider = PROVIDER_REGISTRY[local.guess_provider(head)]
             await answers.send_error(
                 exchange,
@@ -120,14 +143,25 @@ class Proxy:
             return
         provider = PROVIDER_REGISTRY[route.provider]
         bind(provider=route.provider)
-        if route.kind is RouteKind.POOL_USAGE:
-            await local.codex_pool_usage(exchange, self.pool)
+        admitted = await gate.admit(self, exchange, provider)
+        if admitted is None:
             return
-        if route.kind is RouteKind.WEBSOCKET:
-            await websocket.serve_websocket(self, exchange, route, provider)
-            return
-        body = await self._read_body(exchange)
-        await self._forward(exchange, route, provider, body)
+        try:
+            if route.kind is RouteKind.POOL_USAGE:
+                await local.codex_pool_usage(exchange, self.pool)
+            elif route.kind is RouteKind.WEBSOCKET:
+                await websocket.serve_websocket(self, exchange, route, provider, admitted.user)
+            else:
+                body = await self._read_body(exchange)
+                await self._forward(exchange, route, provider, body, admitted.user)
+        finally:
+            admitted.release(self)
+
+    def _insider(self, exchange: Exchange) -> bool:
+        """Health details and metrics: local mode, this machine, or an admin."""
+        if not self.directory.shared:
+            return True
+        return routes.caller_of(self, exchange)[0].is_admin or routes.is_local_client(exchange)
 
     async def _read_body(self, exchange: Exchange) -> Body:
         limit = self.config.max_inmem_body_bytes
@@ -157,7 +191,7 @@ class Proxy:
     # -- the attempt loop ------------------------------------------------------------------
 
     async def _forward(
-        self, exchange: Exchange, route: Route, provider: Provider, body: Body
+        self, exchange: Exchange, route: Route, provider: Provider, body: Body, user: str | None
     ) -> None:
         head = exchange.head
         # Side calls carry session headers too, but only model calls pin a conversation.
@@ -172,7 +206,9 @@ class Proxy:
             trio.current_time(),
             model=model_of(body.held, head.path),
             conversation=hash_key(key.value if key is not None else None),
+            user=user,
         )
+        self.started(tally, head.path)
         try:
             await self._attempts(exchange, route, provider, body, key, tally)
         finally:
@@ -224,9 +260,36 @@ class Proxy:
             )
         tally.status = await answers.send_give_up(exchange, provider, failures, last)
 
+    def started(self, tally: Tally, path: str) -> None:
+        """The Live page's "start" event; the request's id is kept on the tally."""
+        tally.id = self.live.next_id()
+        tally.path = path
+        self.live.publish("start", _start_document(tally))
+
+    def observe(self, tally: Tally, account: str, quota: QuotaReading, now: float) -> None:
+        """A quota reading; in shared mode, what the user's request moved is theirs."""
+        if tally.user is None:
+            self.pool.observe(account, quota, now)
+            return
+        before = self.pool.window_use(account, now)
+        self.pool.observe(account, quota, now)
+        size = max(1, self.pool.provider_size(account))
+        for window, (used, window_s) in self.pool.window_use(account, now).items():
+            moved = used - before.get(window, (0.0, None))[0]
+            if moved > 0 and window_s:
+                self.directory.limiter.moved(
+                    tally.user,
+                    tally.provider,
+                    window,
+                    share=moved / size,
+                    window_s=window_s,
+                    now=now,
+                )
+
     def _finish(self, tally: Tally) -> None:
         """The request's ledger row and metrics: no await, no disk (the flusher writes)."""
         row = tally.row(trio.current_time())
+        self.live.publish("end", end_document(_start_document(tally), row))
         self.metrics.request(row.provider, row.account, row.status)
         if row.account is not None and tally.usage is not None:
             self.metrics.tokens(row.provider, row.account, tally.usage)
@@ -257,6 +320,12 @@ class Proxy:
                 return decision
             await trio.sleep_until(clock.to_trio_deadline(max(wake, now + MIN_QUEUE_SLEEP_S)))
             tried.clear()
+
+    def _internal_headers(self, exchange: Exchange, account: PoolAccount) -> list[tuple[str, str]]:
+        """The answering account, told only to the proxy's own calls (the dashboard's Try it)."""
+        if gate.is_internal(self, exchange.head):
+            return [("x-trio-pool-account", account.name)]
+        return []
 
     def account_for(self, lease: Lease, tried: set[str]) -> PoolAccount | None:
         """The leased account's files, or None (lease ended) if it left the pool a moment ago."""
@@ -349,18 +418,24 @@ class Proxy:
                     tally.status = response.status
                     quota = provider.read_quota(response.headers, now)
                     if quota is not None:
-                        self.pool.observe(account.name, quota, now)
+                        self.observe(tally, account.name, quota, now)
                     observer = provider.observer(exchange.head, response.headers, now)
                     result = RelayResult(Outcome(OutcomeKind.OK, response.status, quota=quota))
                     try:
                         await relay_response(
-                            exchange, response, provider, observer, self.shutdown, result
+                            exchange,
+                            response,
+                            provider,
+                            observer,
+                            self.shutdown,
+                            result,
+                            extra_headers=self._internal_headers(exchange, account),
                         )
                     finally:
                         # Also after a client hang-up: tokens already spent are counted.
                         now = clock.now()
                         if result.quota is not None:
-                            self.pool.observe(account.name, result.quota, now)
+                            self.observe(tally, account.name, result.quota, now)
                         if result.usage is not None:
                             self.pool.record_usage(account.name, result.usage, now)
                         tally.usage, tally.bytes = result.usage, result.bytes_sent
@@ -374,8 +449,11 @@ class Proxy:
                 # Not the account's fault (a 400, a 404) or not replayable: pass it on as is.
                 report(outcome)
                 tally.status, tally.bytes = response.status, len(error_body)
+                headers = response_headers(response.headers)
                 await exchange.respond(
-                    response.status, response_headers(response.headers), error_body
+                    response.status,
+                    [*headers, *self._internal_headers(exchange, account)],
+                    error_body,
                 )
                 answers.log_done(exchange.head, response.status, started)
                 return None
@@ -391,6 +469,10 @@ class Proxy:
                 )
                 return None
             return outcome
+
+
+def _start_document(tally: Tally) -> dict[str, Any]:
+    return start_document(tally.id, tally.at, tally.provider, tally.user, tally.model, tally.path)
 
 
 async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

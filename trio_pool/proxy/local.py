@@ -57,8 +57,14 @@ def health_document(pool: Pool, registry: AccountRegistry) -> dict[str, Any]:
     }
 
 
-async def healthz(exchange: Exchange, pool: Pool, registry: AccountRegistry) -> None:
-    body = json.dumps(health_document(pool, registry), indent=2).encode()
+async def healthz(
+    exchange: Exchange, pool: Pool, registry: AccountRegistry, *, full: bool = True
+) -> None:
+    """The pool's health; ``full=False`` (a stranger to a shared pool): only that it is up."""
+    document = health_document(pool, registry)
+    if not full:
+        document = {"status": document["status"], "version": document["version"]}
+    body = json.dumps(document, indent=2).encode()
     await exchange.respond(200, JSON, body)
 
 

@@ -26,6 +26,7 @@ _HELP = {
     "trio_pool_upstream_attempts_total": ("counter", "Upstream attempts by outcome."),
     "trio_pool_failovers_total": ("counter", "Attempts that failed over to another account."),
     "trio_pool_refreshes_total": ("counter", "Access token refreshes by result."),
+    "trio_pool_user_limited_total": ("counter", "Requests refused by a user's own limit."),
 }
 
 
@@ -72,6 +73,9 @@ class Metrics:
         self._add("trio_pool_upstream_attempts_total", labels)
         if failover:
             self._add("trio_pool_failovers_total", labels)
+
+    def limited(self, user: str, limit: str) -> None:
+        self._add("trio_pool_user_limited_total", (("user", user), ("limit", limit)))
 
     def stream_duration(self, provider: str, seconds: float) -> None:
         counts, total, summed = self._durations.get(provider, ([0] * len(DURATION_BUCKETS), 0, 0.0))

@@ -64,13 +64,16 @@ async def relay_response(
     observer: StreamObserver,
     shutdown: Shutdown,
     result: RelayResult,
+    *,
+    extra_headers: list[tuple[str, str]] | None = None,
 ) -> None:
     """Relay into ``result``, which the caller owns, so that what was seen before a client
     hang-up (cancellation) is still there for the pool and the log."""
     sse = is_event_stream(response.headers)
     # With a declared length nothing can be appended: a failure must end the body broken.
     can_append = not any(k == "content-length" for k, _ in response.headers)
-    await exchange.start_response(response.status, response_headers(response.headers))
+    headers = response_headers(response.headers)
+    await exchange.start_response(response.status, [*headers, *(extra_headers or [])])
     failure: str | None = None
     with shutdown.stream_scope() as scope:
         try:

@@ -109,7 +109,7 @@ def session_key(provider: Provider, head: RequestHead) -> ConversationKey | None
 
 
 async def serve_websocket(
-    proxy: Proxy, exchange: Exchange, route: Route, provider: Provider
+    proxy: Proxy, exchange: Exchange, route: Route, provider: Provider, user: str | None = None
 ) -> None:
     """Answer one upgrade: refuse it, or relay the socket on one pooled account."""
     problem = handshake_problem(exchange.head)
@@ -117,7 +117,7 @@ async def serve_websocket(
         await answers.send_error(exchange, provider, 400, problem, "invalid_request_error")
         return
     observe = route.upstream_url.split("?", 1)[0].endswith("/responses")
-    await SocketFlow(proxy, exchange, route, provider, observe).run()
+    await SocketFlow(proxy, exchange, route, provider, observe, user).run()
 
 
 @attrs.define(eq=False)
@@ -127,6 +127,7 @@ class SocketFlow:
     route: Route
     provider: Provider
     observe: bool
+    user: str | None = None  # shared mode: whose key opened the socket
     # One ledger row per socket (not per turn): its turns' tokens go to the pool's counters.
     tally: Tally | None = None
 
@@ -138,7 +139,9 @@ class SocketFlow:
             trio.current_time(),
             model=model_of(b"", self.exchange.head.path),
             conversation=hash_key(key.value if key is not None else None),
+            user=self.user,
         )
+        self.proxy.started(tally, self.exchange.head.path)
         try:
             await self._run(key, tally)
         finally:
@@ -247,8 +250,8 @@ class SocketFlow:
         ) as upstream:
             now = clock.now()
             quota = self.provider.read_quota(upstream.handshake_headers, now)
-            if quota is not None:
-                self.proxy.pool.observe(account.name, quota, now)
+            if quota is not None and self.tally is not None:
+                self.proxy.observe(self.tally, account.name, quota, now)
             stream, trailing = self.exchange.detach()
             try:
                 async with trio.open_nursery() as nursery:
@@ -269,6 +272,8 @@ class SocketFlow:
                     watcher = FrameWatcher(self.proxy.pool, self.provider, account.name, report)
                     ended = await self._relay(client, upstream, watcher if self.observe else None)
                     report(watcher.final(ended))
+                    if self.tally is not None:
+                        self.tally.usage = watcher.usage
                     log.info("ws.closed code=%d who=%s frames=%d", *ended, watcher.frames)
                     nursery.cancel_scope.cancel()
             finally:

@@ -17,7 +17,7 @@ import attrs
 
 from trio_pool import clock
 from trio_pool.accounts.pool import Pool
-from trio_pool.providers.base import Outcome, OutcomeKind, Provider, QuotaReading
+from trio_pool.providers.base import Outcome, OutcomeKind, Provider, QuotaReading, TokenUsage
 from trio_pool.providers.codex import CodexEvents, inband_failure
 from trio_pool.providers.observe import parse_wanted
 from trio_pool.providers.wire import as_str, dig
@@ -58,6 +58,7 @@ class FrameWatcher:
     frames: int = 0
     failure: Outcome | None = None
     quota: QuotaReading | None = None
+    usage: TokenUsage | None = None  # the socket's turns, summed for its ledger row
 
     def on_message(self, message: str | bytes) -> None:
         self.frames += 1
@@ -80,6 +81,7 @@ class FrameWatcher:
             self.pool.observe(self.account, event.quota, now)
         if event.usage is not None:
             self.pool.record_usage(self.account, event.usage, now)
+            self.usage = event.usage if self.usage is None else self.usage + event.usage
         if event.failure is not None:
             self._failed(event.failure)
 

@@ -1,2 +1,3 @@
-"""``trio-pool setup codex|claude|gemini``: point a CLI at the proxy (clients) with a backup
-of every file changed first (backup), so ``--undo`` can put it back."""
+"""``trio-pool setup codex|claude|gemini``: point a CLI at the proxy (edits: the pure text
+edits; clients: plan, write with a backup, --undo), and the SETUP document of how to do it by
+hand or with the command, with or without a pool key (instructions)."""

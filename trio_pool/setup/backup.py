@@ -51,10 +51,12 @@ def latest_backup(path: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` through a temporary file, keeping its mode (new files: 0600)."""
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = FILE_MODE
+def write_text_atomic(path: Path, text: str, mode: int | None = None) -> None:
+    """Replace ``path`` through a temporary file with ``mode``; by default its current mode
+    (new files: 0600)."""
+    if mode is None:
+        try:
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            mode = FILE_MODE
     replace_file(path, text.encode(), mode=mode)

@@ -163,6 +163,9 @@ class Tally:
     ttfb_s: float | None = None
     usage: TokenUsage | None = None
     bytes: int = 0
+    user: str | None = None  # shared mode: whose key the request carried
+    id: int = 0  # the Live page's id for the request
+    path: str = ""
 
     def row(self, ended: float) -> LedgerRow:
         """The row, ``ended`` on the monotonic clock. A client that left before any answer
@@ -180,4 +183,5 @@ class Tally:
             duration_ms=round((ended - self.started) * 1000, 1),
             usage=self.usage or TokenUsage(),
             bytes=self.bytes,
+            user=self.user,
         )

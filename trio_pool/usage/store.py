@@ -8,6 +8,7 @@ shutdown whatever is buffered is written before the store closes.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -29,13 +30,14 @@ from trio_pool.usage.ledger import (
     RollupKey,
     RollupTotals,
     hour_of,
-    rollup,
 )
 
 log = logging.getLogger(__name__)
 
 FLUSH_S = 1.0
-FLUSH_ROWS = 200
+FLUSH_ROWS = 1000  # one transaction per second up to 1000 requests/s
+# Rows per INSERT statement: 60 x 16 parameters stays under the 999 of older SQLite builds.
+INSERT_CHUNK = 60
 PRUNE_EVERY_S = float(HOUR_S)
 DAY_S = 86400.0
 
@@ -43,6 +45,7 @@ _ROW_COLUMNS = (
     "at, user, provider, account, model, conversation, status, attempts, failures, "
     "ttfb_ms, duration_ms, input, cached, output, reasoning, bytes"
 )
+_ROW_WIDTH = 16
 
 
 # -- blocking SQL (runs in the store's worker thread) -------------------------------------
@@ -59,7 +62,7 @@ def _row_params(row: LedgerRow) -> tuple[Any, ...]:
         row.conversation,
         row.status,
         row.attempts,
-        json.dumps(list(row.failures)),
+        json.dumps(row.failures) if row.failures else "[]",
         row.ttfb_ms,
         row.duration_ms,
         u.input,
@@ -70,42 +73,64 @@ def _row_params(row: LedgerRow) -> tuple[Any, ...]:
     )
 
 
+@functools.lru_cache(maxsize=INSERT_CHUNK)
+def _insert_sql(rows: int) -> str:
+    one = f"({', '.join('?' * _ROW_WIDTH)})"
+    return f"INSERT INTO usage ({_ROW_COLUMNS}) VALUES {', '.join([one] * rows)}"
+
+
+# The rollups of the rows just inserted (ids above the previous largest), summed in SQLite
+# like ledger.rollup() sums them in Python (migration 3 rebuilds them the same way).
+_ROLLUP_SQL = (
+    "INSERT INTO usage_hourly (provider, account, model, user, hour, requests, errors, "
+    "failovers, input, cached, output, reasoning, bytes) "
+    "SELECT provider, COALESCE(account, ''), COALESCE(model, ''), COALESCE(user, ''), "
+    f"CAST(at / {HOUR_S} AS INTEGER) * {HOUR_S}, COUNT(*), SUM(status >= 400), "
+    "SUM(CASE WHEN status < 400 AND attempts > 1 THEN attempts - 1 ELSE 0 END), "
+    "SUM(input), SUM(cached), SUM(output), SUM(reasoning), SUM(bytes) "
+    "FROM usage WHERE id > ? GROUP BY 1, 2, 3, 4, 5 "
+    "ON CONFLICT (provider, account, model, user, hour) DO UPDATE SET "
+    "requests = requests + excluded.requests, errors = errors + excluded.errors, "
+    "failovers = failovers + excluded.failovers, "
+    "input = input + excluded.input, cached = cached + excluded.cached, "
+    "output = output + excluded.output, reasoning = reasoning + excluded.reasoning, "
+    "bytes = bytes + excluded.bytes"
+)
+
+
+Statement = tuple[str, list[Any]]
+
+
+def insert_statements(rows: Sequence[LedgerRow]) -> list[Statement]:
+    """The INSERTs of ``rows``, INSERT_CHUNK rows per statement, parameters flattened.
+
+    Built on the event loop, so that the worker thread runs little Python: while it holds
+    the GIL, the loop waits for it, and each hand-over costs both threads.
+    """
+    statements = []
+    for start in range(0, len(rows), INSERT_CHUNK):
+        chunk = rows[start : start + INSERT_CHUNK]
+        flat = [value for row in chunk for value in _row_params(row)]
+        statements.append((_insert_sql(len(chunk)), flat))
+    return statements
+
+
+def write_statements(conn: sqlite3.Connection, statements: Sequence[Statement]) -> None:
+    """Rows from insert_statements() and their rollups, in one transaction.
+
+    Few statements on purpose: each one lets go of the GIL and takes it back, which costs
+    more than a row when the event loop is busy (so no executemany of one row at a time).
+    """
+    with transaction(conn):
+        (last,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM usage").fetchone()
+        for sql, params in statements:
+            conn.execute(sql, params)
+        conn.execute(_ROLLUP_SQL, (last,))
+
+
 def insert_rows(conn: sqlite3.Connection, rows: Sequence[LedgerRow]) -> None:
     """The rows and their rollups, in one transaction."""
-    with transaction(conn):
-        conn.executemany(
-            f"INSERT INTO usage ({_ROW_COLUMNS}) VALUES ({', '.join('?' * 16)})",
-            [_row_params(r) for r in rows],
-        )
-        conn.executemany(
-            "INSERT INTO usage_hourly (provider, account, model, user, hour, requests, errors, "
-            "failovers, input, cached, output, reasoning, bytes) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (provider, account, model, user, hour) DO UPDATE SET "
-            "requests = requests + excluded.requests, errors = errors + excluded.errors, "
-            "failovers = failovers + excluded.failovers, "
-            "input = input + excluded.input, cached = cached + excluded.cached, "
-            "output = output + excluded.output, reasoning = reasoning + excluded.reasoning, "
-            "bytes = bytes + excluded.bytes",
-            [
-                (
-                    k.provider,
-                    k.account,
-                    k.model,
-                    k.user,
-                    k.hour,
-                    t.requests,
-                    t.errors,
-                    t.failovers,
-                    t.usage.input,
-                    t.usage.cached,
-                    t.usage.output,
-                    t.usage.reasoning,
-                    t.bytes,
-                )
-                for k, t in rollup(rows).items()
-            ],
-        )
+    write_statements(conn, insert_statements(rows))
 
 
 def prune(conn: sqlite3.Connection, before: float) -> int:
@@ -192,7 +217,7 @@ class Ledger:
         while len(self.buffer):
             batch = self.buffer.take(FLUSH_ROWS)
             try:
-                await store.run(insert_rows, batch)
+                await store.run(write_statements, insert_statements(batch))
             except StateError as exc:
                 self.buffer.put_back(batch)
                 log.error("ledger.flush.failed rows=%d reason=%s", len(batch), exc)

@@ -1,0 +1,86 @@
+"""The SETUP document: one-liners and manual snippets for each CLI, filled in or templated."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+from trio_pool.setup.instructions import PLACEHOLDER, instructions
+
+ADDRESS = "http://192.168.1.20:8989"
+KEY = "tp-" + "a" * 36 + "Q9_-"
+
+
+def _steps(document: dict[str, object], client: str) -> list[dict[str, str]]:
+    clients = document["clients"]
+    assert isinstance(clients, list)
+    (found,) = [c for c in clients if c["client"] == client]
+    steps: list[dict[str, str]] = found["steps"]
+    return steps
+
+
+def test_document_shape_follows_the_contract() -> None:
+    """address, then codex/claude/gemini, each with a title and labelled steps of known kinds."""
+    document = instructions(ADDRESS + "/", KEY)
+    assert document["address"] == ADDRESS
+    assert [c["client"] for c in document["clients"]] == ["codex", "claude", "gemini"]
+    for client in document["clients"]:
+        assert client["title"]
+        for step in client["steps"]:
+            assert set(step) == {"label", "kind", "text"}
+            assert step["kind"] in {"shell", "toml", "json", "env", "text"}
+    json.dumps(document)  # plain JSON all the way down
+
+
+def test_one_liner_carries_address_and_key() -> None:
+    """The first step of each client is the `trio-pool setup` line with --server and --key."""
+    document = instructions(ADDRESS, KEY)
+    for client in ("codex", "claude", "gemini"):
+        first = _steps(document, client)[0]
+        assert first["kind"] == "shell"
+        assert first["text"] == f"trio-pool setup {client} --write --server {ADDRESS} --key {KEY}"
+
+
+def test_manual_snippets_put_the_key_where_each_cli_sends_it() -> None:
+    """Codex header + no ChatGPT login, Claude ANTHROPIC_AUTH_TOKEN, Gemini GCA access token."""
+    document = instructions(ADDRESS, KEY)
+    codex = tomllib.loads(_steps(document, "codex")[1]["text"])
+    block = codex["model_providers"]["trio-pool"]
+    assert codex["model_provider"] == "trio-pool"
+    assert block["base_url"] == f"{ADDRESS}/v1"
+    assert block["requires_openai_auth"] is False
+    assert block["http_headers"] == {"x-trio-pool-key": KEY}
+    claude = json.loads(_steps(document, "claude")[1]["text"])
+    assert claude["env"] == {"ANTHROPIC_BASE_URL": ADDRESS, "ANTHROPIC_AUTH_TOKEN": KEY}
+    assert f"export ANTHROPIC_AUTH_TOKEN={KEY}" in _steps(document, "claude")[2]["text"]
+    gemini = _steps(document, "gemini")[1]
+    assert gemini["kind"] == "env"
+    assert gemini["text"].splitlines() == [
+        f"CODE_ASSIST_ENDPOINT={ADDRESS}",
+        "GOOGLE_GENAI_USE_GCA=true",
+        f"GOOGLE_CLOUD_ACCESS_TOKEN={KEY}",
+    ]
+
+
+def test_placeholder_when_no_key_and_filling_it_gives_the_keyed_document() -> None:
+    """key=None: `{{KEY}}` wherever the key goes; substituting it equals the filled document."""
+    templated = json.dumps(instructions(ADDRESS, None))
+    assert PLACEHOLDER == "{{KEY}}"
+    assert templated.count(PLACEHOLDER) == 7  # 3 one-liners, 3 snippets, 1 export line
+    assert json.loads(templated.replace(PLACEHOLDER, KEY)) == instructions(ADDRESS, KEY)
+
+
+def test_local_mode_has_no_key_lines() -> None:
+    """shared=False: no key, no placeholder, Codex keeps its own login."""
+    document = instructions(ADDRESS, None, shared=False)
+    text = json.dumps(document)
+    assert PLACEHOLDER not in text
+    assert "--key" not in text
+    for client in ("codex", "claude", "gemini"):
+        snippets = "".join(s["text"] for s in _steps(document, client) if s["kind"] != "text")
+        assert ADDRESS in snippets
+        assert "ANTHROPIC_AUTH_TOKEN" not in snippets
+        assert "GOOGLE_CLOUD_ACCESS_TOKEN" not in snippets
+    codex = tomllib.loads(_steps(document, "codex")[1]["text"])
+    assert codex["model_providers"]["trio-pool"]["requires_openai_auth"] is True
+    assert "http_headers" not in codex["model_providers"]["trio-pool"]

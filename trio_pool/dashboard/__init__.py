@@ -1,0 +1,1 @@
+"""The dashboard: the live request feed, the JSON API the page reads and the Try-it call."""

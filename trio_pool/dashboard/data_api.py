@@ -1,0 +1,253 @@
+"""The dashboard's data API: overview, pool, usage, requests, live feed, setup, Try it.
+
+The lead's router has already checked that the caller may view; ``handle`` answers the
+routes below and returns False for any other path. Reads of the ledger run on the state
+store's worker thread; with no state db the answers are empty, never an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import urllib.parse
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+import attrs
+import trio
+
+from trio_pool import clock
+from trio_pool.accounts.pool import Pool
+from trio_pool.auth.directory import Directory
+from trio_pool.auth.model import Caller
+from trio_pool.dashboard import http, try_it
+from trio_pool.dashboard.live import LiveFeed, serve_live
+from trio_pool.dashboard.overview import BurnHistory, overview_document
+from trio_pool.errors import StateError
+from trio_pool.providers.base import PROVIDERS
+from trio_pool.server.connection import Exchange
+from trio_pool.server.server import Shutdown
+from trio_pool.setup.instructions import instructions
+from trio_pool.state.store import StateStore
+from trio_pool.upstream.client import UpstreamClient
+from trio_pool.usage import queries
+from trio_pool.usage.ledger import HOUR_S, hour_of
+
+log = logging.getLogger(__name__)
+
+DAY_S = 86400.0
+USAGE_HOURS = (24, 168, 720)
+USAGE_BY = ("provider", "account", "model", "user")
+MAX_REQUESTS = 200
+SAMPLE_EVERY_S = 60.0
+KEY_RE = re.compile(r"^tp-[A-Za-z0-9_-]{40}$")
+
+
+class HasProblems(Protocol):
+    @property
+    def problems(self) -> Mapping[str, str]: ...
+
+
+class DashboardProxy(Protocol):
+    """What the data API uses of the proxy (read-only, so the real Proxy fits)."""
+
+    @property
+    def pool(self) -> Pool: ...
+    @property
+    def registry(self) -> HasProblems: ...
+    @property
+    def client(self) -> UpstreamClient: ...
+    @property
+    def shutdown(self) -> Shutdown: ...
+    @property
+    def state(self) -> StateStore | None: ...
+    @property
+    def live(self) -> LiveFeed: ...
+    @property
+    def burn(self) -> BurnHistory: ...
+    @property
+    def self_url(self) -> str: ...
+    @property
+    def internal_token(self) -> str: ...
+    @property
+    def directory(self) -> Directory: ...
+
+
+Route = Callable[[Exchange, DashboardProxy, Caller], Awaitable[None]]
+
+
+async def handle(ex: Exchange, proxy: DashboardProxy, caller: Caller, parts: list[str]) -> bool:
+    """Answer ``/api/<name>`` if it is one of ours; False (nothing sent) otherwise."""
+    if len(parts) != 2 or parts[0] != "api" or parts[1] not in ROUTES:
+        return False
+    methods = ROUTES[parts[1]]
+    route = methods.get(ex.head.method)
+    if route is None:
+        allow = ", ".join(sorted(methods))
+        await http.error(ex, 405, "method_not_allowed", f"use {allow}", headers=[("allow", allow)])
+        return True
+    if ex.head.method == "POST" and not _csrf_ok(ex):
+        await http.error(
+            ex, 403, "forbidden", "send content-type: application/json and x-trio-pool: 1"
+        )
+        return True
+    try:
+        await route(ex, proxy, caller)
+    except StateError as exc:
+        log.error("dashboard.state.failed path=%s reason=%s", ex.head.path, exc)
+        if not ex.response_started:
+            await http.error(ex, 503, "state_unavailable", "the state db cannot be read now")
+    return True
+
+
+def _csrf_ok(ex: Exchange) -> bool:
+    content_type = (ex.head.get("content-type") or "").split(";")[0].strip().lower()
+    return content_type == "application/json" and ex.head.get("x-trio-pool") == "1"
+
+
+def _query(ex: Exchange) -> dict[str, str]:
+    return {k: v[-1] for k, v in urllib.parse.parse_qs(ex.head.query).items()}
+
+
+# -- routes -------------------------------------------------------------------------------
+
+
+async def _overview(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None:
+    now = clock.now()
+    usages = {name: proxy.pool.pool_usage(name, now) for name in PROVIDERS}
+    for usage in usages.values():
+        proxy.burn.observe(usage, now)
+    last_24h: dict[str, int] = {}
+    if proxy.state is not None:
+        last_24h = await proxy.state.run(queries.totals_since, now - DAY_S)
+    views = proxy.pool.accounts(now)
+    await http.reply(ex, 200, overview_document(usages, views, proxy.burn, last_24h, now))
+
+
+async def _pool(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None:
+    now = clock.now()
+    views = sorted(proxy.pool.accounts(now), key=lambda v: (v.provider, v.name))
+    accounts = [{**attrs.asdict(v), "disabled": v.state == "disabled"} for v in views]
+    problems = [
+        {"account": name, "reason": why} for name, why in sorted(proxy.registry.problems.items())
+    ]
+    await http.reply(ex, 200, {"now": now, "accounts": accounts, "problems": problems})
+
+
+async def _usage(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None:
+    query = _query(ex)
+    hours_text, by = query.get("hours", "24"), query.get("by", "provider")
+    if not hours_text.isdigit() or int(hours_text) not in USAGE_HOURS:
+        hours_list = "|".join(map(str, USAGE_HOURS))
+        await http.error(ex, 400, "invalid_request", f"hours: expected {hours_list}")
+        return
+    if by not in USAGE_BY:
+        await http.error(ex, 400, "invalid_request", f"by: expected {'|'.join(USAGE_BY)}")
+        return
+    until_hour = hour_of(clock.now())
+    since_hour = until_hour - (int(hours_text) - 1) * HOUR_S
+    if proxy.state is None:
+        document = queries.empty_series(since_hour, until_hour, by)
+    else:
+        document = await proxy.state.run(queries.usage_series, since_hour, until_hour, by)
+    await http.reply(ex, 200, document)
+
+
+async def _requests(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None:
+    text = _query(ex).get("limit", "50")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_REQUESTS:
+        await http.error(ex, 400, "invalid_request", f"limit: expected 1..{MAX_REQUESTS}")
+        return
+    limit = int(text)
+    documents = proxy.live.recent(limit)
+    if len(documents) < limit and proxy.state is not None:
+        # After a restart (or with other processes) the ledger has what memory lacks.
+        stored = await proxy.state.run(queries.recent_rows, limit)
+        documents = merge_requests(documents, stored, limit)
+    await http.reply(ex, 200, {"requests": documents})
+
+
+def merge_requests(
+    live: list[dict[str, Any]], stored: list[dict[str, Any]], limit: int
+) -> list[dict[str, Any]]:
+    """Memory's documents plus the ledger's that memory does not hold, newest first."""
+
+    def key(d: dict[str, Any]) -> tuple[Any, ...]:
+        return (round(float(d["at"]), 3), d["provider"], d.get("account"), d.get("status"))
+
+    seen = {key(d) for d in live}
+    merged = live + [d for d in stored if key(d) not in seen]
+    merged.sort(key=lambda d: float(d["at"]), reverse=True)
+    return merged[:limit]
+
+
+async def _live(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None:
+    await serve_live(ex, proxy.live, proxy.shutdown)
+
+
+def public_address(ex: Exchange, self_url: str) -> str:
+    """The address the caller reached us at (what their CLIs should use), else self_url."""
+    host = ex.head.get("host")
+    if not host or not re.fullmatch(r"[A-Za-z0-9.\-:\[\]]{1,255}", host):
+        return self_url.rstrip("/")
+    proto = (ex.head.get("x-forwarded-proto") or "http").split(",")[0].strip().lower()
+    return f"{'https' if proto == 'https' else 'http'}://{host}"
+
+
+async def _setup_get(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None:
+    address = public_address(ex, proxy.self_url)
+    await http.reply(ex, 200, instructions(address, None, shared=proxy.directory.shared))
+
+
+async def _setup_post(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None:
+    document = await http.read_json(ex)
+    if document is None:
+        return
+    key = document.get("key")
+    if not isinstance(key, str) or not KEY_RE.match(key):
+        await http.error(ex, 400, "invalid_request", 'key: expected "tp-" and 40 characters')
+        return
+    await http.reply(ex, 200, instructions(public_address(ex, proxy.self_url), key))
+
+
+async def _try(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None:
+    document = await http.read_json(ex)
+    if document is None:
+        return
+    try:
+        request = try_it.parse_try(document)
+    except try_it.TryInputError as exc:
+        await http.error(ex, 400, "invalid_request", str(exc))
+        return
+    answer = await try_it.try_request(
+        proxy.client, proxy.self_url, proxy.internal_token, caller.name, request
+    )
+    await http.reply(ex, 200, answer)
+
+
+ROUTES: dict[str, dict[str, Route]] = {
+    "overview": {"GET": _overview},
+    "pool": {"GET": _pool},
+    "usage": {"GET": _usage},
+    "requests": {"GET": _requests},
+    "live": {"GET": _live},
+    "setup": {"GET": _setup_get, "POST": _setup_post},
+    "try": {"POST": _try},
+}
+
+
+async def serve_burn_sampler(
+    pool: Pool,
+    history: BurnHistory,
+    *,
+    interval_s: float = SAMPLE_EVERY_S,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Sample each provider's pooled window use every ``interval_s``, so the Overview's
+    burn rate has a history even when nobody has the page open."""
+    task_status.started()
+    while True:
+        now = clock.now()
+        for provider in PROVIDERS:
+            history.observe(pool.pool_usage(provider, now), now)
+        await trio.sleep(interval_s)

@@ -1,0 +1,50 @@
+"""JSON answers and requests for the dashboard's API (errors as ``{"error": {...}}``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from trio_pool.server.connection import Exchange
+
+JSON = [("content-type", "application/json"), ("cache-control", "no-store")]
+MAX_JSON_BYTES = 64 * 1024
+
+
+async def reply(
+    ex: Exchange, status: int, document: Any, headers: list[tuple[str, str]] | None = None
+) -> None:
+    await ex.respond(status, [*JSON, *(headers or [])], json.dumps(document).encode())
+
+
+async def error(
+    ex: Exchange,
+    status: int,
+    kind: str,
+    message: str,
+    *,
+    retry_after_s: float | None = None,
+    headers: list[tuple[str, str]] | None = None,
+) -> None:
+    extra = list(headers or [])
+    if retry_after_s is not None:
+        extra.append(("retry-after", str(max(1, math.ceil(retry_after_s)))))
+    await reply(ex, status, {"error": {"type": kind, "message": message}}, extra)
+
+
+async def read_json(ex: Exchange) -> dict[str, Any] | None:
+    """The request's JSON object, or None after answering 400 (not JSON, too big, not {})."""
+    body = await ex.read_body()
+    if len(body) > MAX_JSON_BYTES:
+        await error(ex, 413, "too_large", f"the body is over {MAX_JSON_BYTES} bytes")
+        return None
+    try:
+        document = json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        await error(ex, 400, "invalid_request", "the body is not JSON")
+        return None
+    if not isinstance(document, dict):
+        await error(ex, 400, "invalid_request", "expected a JSON object")
+        return None
+    return document

@@ -1,0 +1,167 @@
+"""The dashboard's front door: the page, its assets, and who is calling the API.
+
+Callers (``auth.model.Caller``): the ``admin_token`` as a Bearer (scripts), a signed
+session cookie (the page), or, in local mode with neither an admin password nor an
+``admin_token``, any browser on this machine. That last one is guarded: the Host header must name loopback (a DNS-rebinding
+page cannot pass), and like every cookie or implicit caller it must send ``x-trio-pool: 1``
+on changes, which a cross-site form or fetch cannot do without a CORS preflight we never
+answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+from importlib import resources
+from typing import TYPE_CHECKING
+
+from trio_pool import clock
+from trio_pool.auth.model import ANONYMOUS, LOCAL_ADMIN, Caller
+from trio_pool.auth.session import cookie_value
+from trio_pool.config import is_loopback
+from trio_pool.dashboard import auth_api, data_api
+from trio_pool.dashboard.http import error
+from trio_pool.proxy import admin
+from trio_pool.server.connection import Exchange
+from trio_pool.server.messages import RequestHead
+
+if TYPE_CHECKING:
+    from trio_pool.proxy.handler import Proxy
+
+log = logging.getLogger(__name__)
+
+ASSET_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+# The page loads nothing from anywhere else and cannot be framed.
+PAGE_HEADERS = [
+    (
+        "content-security-policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+    ("cache-control", "no-cache"),
+]
+CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_assets: dict[str, bytes] = {}
+
+
+def is_dashboard_path(path: str) -> bool:
+    return path in ("/", "/index.html", "/favicon.ico") or path.startswith(("/assets/", "/api/"))
+
+
+def _client_host(ex: Exchange) -> str:
+    return ex.client.rpartition(":")[0].strip("[]")
+
+
+def is_local_client(ex: Exchange) -> bool:
+    """A caller on this machine (and asking for this machine by name: no DNS rebinding)."""
+    return is_loopback(_client_host(ex)) and _host_is_loopback(ex.head)
+
+
+def _host_is_loopback(head: RequestHead) -> bool:
+    host = (head.get("host") or "").strip()
+    if host.startswith("["):
+        name = host[1:].partition("]")[0]
+    else:
+        name = host.rpartition(":")[0] if host.count(":") == 1 else host
+    return is_loopback(name)
+
+
+def caller_of(proxy: Proxy, ex: Exchange) -> tuple[Caller, bool]:
+    """Who is calling, and whether they came with a header credential (no CSRF risk)."""
+    head = ex.head
+    token = proxy.config.admin_token
+    if token is not None and head.get("authorization") is not None:
+        # A script's credential: right, or refused outright (never a fallback below).
+        if admin.authorized(token, head.get("authorization")):
+            return LOCAL_ADMIN, True
+        log.warning("admin.unauthorized reason=wrong_token client=%s path=%s", ex.client, head.path)
+        return ANONYMOUS, True
+    directory = proxy.directory
+    cookie = cookie_value(head.get_all("cookie"))
+    if cookie is not None:
+        caller = directory.session_caller(cookie, clock.now())
+        if caller is not None:
+            return caller, False
+    if (
+        not directory.shared
+        and directory.password_hash is None
+        and token is None
+        and is_local_client(ex)
+    ):
+        return LOCAL_ADMIN, False
+    return ANONYMOUS, False
+
+
+async def handle(ex: Exchange, proxy: Proxy) -> None:
+    path = ex.head.path
+    if not path.startswith("/api/"):
+        await _asset(ex, path)
+        return
+    caller, by_header = caller_of(proxy, ex)
+    parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")]
+    # A cookie or the implicit local admin could be ridden by another site's form; so could
+    # sign-in and sign-up. (A stranger's other changes are refused below as unauthorized.)
+    exposed = caller.can_view or parts[:2] in (["api", "join"], ["api", "session"])
+    if (
+        ex.head.method in CHANGES
+        and exposed
+        and not by_header
+        and ex.head.get("x-trio-pool") != "1"
+    ):
+        await error(ex, 403, "forbidden", "changes need the header x-trio-pool: 1")
+        return
+    if await auth_api.handle(ex, proxy, caller, parts):
+        return
+    if admin.is_admin_path(path):
+        if not caller.is_admin:
+            await _refuse(ex, caller)
+            return
+        await admin.handle(ex, proxy)
+        return
+    if not caller.can_view:
+        await _refuse(ex, caller)
+        return
+    if not await data_api.handle(ex, proxy, caller, parts):
+        await error(ex, 404, "not_found", f"no dashboard API {ex.head.method} {path}")
+
+
+async def _refuse(ex: Exchange, caller: Caller) -> None:
+    if caller.can_view:
+        await error(ex, 403, "forbidden", "this needs the pool's admin")
+        return
+    log.warning("admin.unauthorized reason=no_session client=%s path=%s", ex.client, ex.head.path)
+    await error(ex, 401, "unauthorized", "sign in first")
+
+
+async def _asset(ex: Exchange, path: str) -> None:
+    name = "index.html" if path in ("/", "/index.html") else path.removeprefix("/assets/")
+    if path == "/favicon.ico":
+        name = "favicon.svg"
+    body = _load(name)
+    if body is None:
+        await error(ex, 404, "not_found", f"no such file {path}")
+        return
+    kind = ASSET_TYPES.get("." + name.rpartition(".")[2], "application/octet-stream")
+    await ex.respond(200, [("content-type", kind), *PAGE_HEADERS], body)
+
+
+def _load(name: str) -> bytes | None:
+    """A file of the packaged page (kept in memory after the first read)."""
+    if name in _assets:
+        return _assets[name]
+    if "/" in name or name.startswith(".") or "." not in name:
+        return None
+    try:
+        body = resources.files("trio_pool.dashboard").joinpath("static", name).read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+    _assets[name] = body
+    return body

@@ -1,0 +1,118 @@
+"""The text edits that point each CLI at the proxy: old file text in, new file text out. Pure.
+
+Without a pool key each edit is the local-mode one (the CLI keeps its own login, the proxy
+swaps the credential). With a key (shared mode) the CLI carries the key where it sends its
+credential, and needs no account of its own. Checked against the real CLIs
+(e2e/real_clis.py --keys):
+
+- Codex: ``requires_openai_auth = false`` (with ``true`` and no auth.json the TUI stops at
+  its sign-in screen) and ``http_headers = { "x-trio-pool-key" = KEY }``, which Codex sends
+  on the HTTP POST and on the WebSocket upgrade alike.
+- Claude Code: ``ANTHROPIC_AUTH_TOKEN`` in settings.json's ``env`` -> ``Authorization:
+  Bearer KEY``, and no OAuth beta; it wins over a ``.credentials.json`` login and over the
+  same variable in the shell.
+- Gemini CLI: ``GOOGLE_GENAI_USE_GCA=true`` + ``GOOGLE_CLOUD_ACCESS_TOKEN`` -> ``Authorization:
+  Bearer KEY``; it wins over a cached ``oauth_creds.json`` login and needs no Google call.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import tomlkit
+import tomlkit.exceptions
+
+from trio_pool.login import LoginError
+
+PROVIDER_ID = "trio-pool"
+KEY_HEADER = "x-trio-pool-key"
+NEXT_STEPS: dict[str, str] = {
+    "codex": "Codex still needs a login of its own in auth.json (any ChatGPT login; the proxy "
+    "replaces it with a pooled account's). Start `codex` as usual.",
+    "claude": "Start `claude` as usual. Without a Claude login of its own, also set "
+    "ANTHROPIC_AUTH_TOKEN=pool (any value: the proxy supplies the real token).",
+    "gemini": "Start `gemini` from a directory without its own .env. Without a Google login of "
+    "its own, also set GOOGLE_GENAI_USE_GCA=true GOOGLE_CLOUD_ACCESS_TOKEN=pool.",
+}
+KEY_NEXT_STEPS: dict[str, str] = {
+    "codex": "Start `codex`: no ChatGPT login needed, your pool key admits you.",
+    "claude": "Start `claude`: no Claude login needed, your pool key admits you.",
+    "gemini": "Start `gemini` from a directory without its own .env: no Google login needed.",
+}
+
+
+def codex_config(text: str, url: str, key: str | None = None) -> str:
+    """config.toml: the trio-pool provider, selected, comments and other settings kept."""
+    try:
+        document = tomlkit.parse(text)
+    except tomlkit.exceptions.ParseError as exc:
+        raise LoginError(f"config.toml is not valid TOML ({exc}); fix it first") from None
+    document["model_provider"] = PROVIDER_ID
+    document["chatgpt_base_url"] = f"{url}/backend-api"
+    providers = document.get("model_providers")
+    if providers is None:
+        providers = tomlkit.table(is_super_table=True)
+        document["model_providers"] = providers
+    block = providers.get(PROVIDER_ID)
+    if block is None:
+        block = tomlkit.table()
+        providers[PROVIDER_ID] = block
+    values: dict[str, Any] = {
+        "name": PROVIDER_ID,
+        "base_url": f"{url}/v1",
+        "wire_api": "responses",
+        "requires_openai_auth": key is None,
+        "supports_websockets": True,
+    }
+    for name, value in values.items():
+        if block.get(name) != value:
+            block[name] = value
+    if key is not None:
+        headers = block.get("http_headers")
+        if not isinstance(headers, dict):
+            headers = tomlkit.inline_table()
+            block["http_headers"] = headers
+        if headers.get(KEY_HEADER) != key:
+            headers[KEY_HEADER] = key
+    return tomlkit.dumps(document)
+
+
+def claude_settings(text: str, url: str, key: str | None = None) -> str:
+    """settings.json: ``env.ANTHROPIC_BASE_URL`` (and the key as ``ANTHROPIC_AUTH_TOKEN``)."""
+    try:
+        document = json.loads(text) if text.strip() else {}
+    except ValueError:
+        raise LoginError("settings.json is not valid JSON; fix it first") from None
+    if not isinstance(document, dict) or not isinstance(document.get("env", {}), dict):
+        raise LoginError("settings.json: expected an object with an object `env`")
+    wanted = {"ANTHROPIC_BASE_URL": url}
+    if key is not None:
+        wanted["ANTHROPIC_AUTH_TOKEN"] = key
+    env = document.get("env", {})
+    if all(env.get(name) == value for name, value in wanted.items()):
+        return text  # already set: keep the user's formatting
+    document["env"] = env | wanted
+    return json.dumps(document, indent=2) + "\n"
+
+
+def gemini_env(text: str, url: str, key: str | None = None) -> str:
+    """.env: ``CODE_ASSIST_ENDPOINT`` (and the key as a Code Assist access token)."""
+    wanted = {"CODE_ASSIST_ENDPOINT": url}
+    if key is not None:
+        wanted |= {"GOOGLE_GENAI_USE_GCA": "true", "GOOGLE_CLOUD_ACCESS_TOKEN": key}
+    lines = text.splitlines()
+    for name, value in wanted.items():
+        pattern = re.compile(rf"^\s*(?:export\s+)?{name}\s*=")
+        found = [i for i, existing in enumerate(lines) if pattern.match(existing)]
+        line = f"{name}={value}"
+        if found:  # the first one is replaced in place, later duplicates dropped
+            lines[found[0]] = line
+            lines = [existing for i, existing in enumerate(lines) if i not in found[1:]]
+        else:
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+EDITS = {"codex": codex_config, "claude": claude_settings, "gemini": gemini_env}

@@ -1,0 +1,167 @@
+"""What the dashboard reads from the ledger: hourly series, totals, recent rows, per user.
+
+Blocking SQL on purpose: run through ``StateStore.run(fn, *args)`` (its worker thread).
+Pure apart from the connection; every time is passed in.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any, Literal
+
+from trio_pool.usage.ledger import HOUR_S
+
+By = Literal["user", "account", "model", "provider"]
+BY_COLUMNS: dict[str, str] = {
+    "user": "user",
+    "account": "account",
+    "model": "model",
+    "provider": "provider",
+}
+MAX_SERIES = 12  # the rest is folded into OTHER
+OTHER = "other"
+# What an empty key column means, per grouping (the rollups store "" for "none").
+EMPTY_LABELS: dict[str, str] = {
+    "user": "(local)",
+    "account": "(none)",
+    "model": "(unknown)",
+    "provider": "(none)",
+}
+TOTAL_KEYS = ("requests", "errors", "failovers", "input", "cached", "output", "reasoning")
+
+
+def hours_between(since_hour: int, until_hour: int) -> list[int]:
+    """Every hour start from ``since_hour`` to ``until_hour``, both included."""
+    first = since_hour - since_hour % HOUR_S
+    return list(range(first, until_hour + 1, HOUR_S))
+
+
+def usage_series(
+    conn: sqlite3.Connection, since_hour: int, until_hour: int, by: str
+) -> dict[str, Any]:
+    """GET /api/usage: per-hour requests and tokens (input + output) per ``by`` value,
+    zero-filled, largest first, at most MAX_SERIES series."""
+    column = BY_COLUMNS[by]  # a KeyError here is a caller bug: the API checks ``by``
+    hours = hours_between(since_hour, until_hour)
+    index = {hour: i for i, hour in enumerate(hours)}
+    found = conn.execute(
+        f"SELECT {column}, hour, SUM(requests), SUM(input + output) FROM usage_hourly "
+        "WHERE hour >= ? AND hour <= ? GROUP BY 1, 2",
+        (hours[0] if hours else since_hour, until_hour),
+    ).fetchall()
+    series: dict[str, tuple[list[int], list[int]]] = {}
+    for key, hour, requests, tokens in found:
+        label = key or EMPTY_LABELS[by]
+        requests_by_hour, tokens_by_hour = series.setdefault(
+            label, ([0] * len(hours), [0] * len(hours))
+        )
+        i = index.get(int(hour))
+        if i is not None:
+            requests_by_hour[i] += int(requests or 0)
+            tokens_by_hour[i] += int(tokens or 0)
+    ranked = sorted(series.items(), key=lambda item: (-sum(item[1][1]), -sum(item[1][0]), item[0]))
+    if len(ranked) > MAX_SERIES:
+        rest = ranked[MAX_SERIES - 1 :]
+        folded = (
+            [sum(r[1][0][i] for r in rest) for i in range(len(hours))],
+            [sum(r[1][1][i] for r in rest) for i in range(len(hours))],
+        )
+        ranked = [*ranked[: MAX_SERIES - 1], (OTHER, folded)]
+    totals = conn.execute(
+        "SELECT COALESCE(SUM(requests), 0), COALESCE(SUM(errors), 0), "
+        "COALESCE(SUM(failovers), 0), COALESCE(SUM(input), 0), COALESCE(SUM(cached), 0), "
+        "COALESCE(SUM(output), 0), COALESCE(SUM(reasoning), 0) FROM usage_hourly "
+        "WHERE hour >= ? AND hour <= ?",
+        (hours[0] if hours else since_hour, until_hour),
+    ).fetchone()
+    return {
+        "by": by,
+        "hours": hours,
+        "series": [
+            {"label": label, "requests": requests, "tokens": tokens}
+            for label, (requests, tokens) in ranked
+        ],
+        "totals": dict(zip(TOTAL_KEYS, (int(v) for v in totals), strict=True)),
+    }
+
+
+def empty_series(since_hour: int, until_hour: int, by: str) -> dict[str, Any]:
+    """The /api/usage document when there is no ledger: the hours, no series, zero totals."""
+    return {
+        "by": by,
+        "hours": hours_between(since_hour, until_hour),
+        "series": [],
+        "totals": dict.fromkeys(TOTAL_KEYS, 0),
+    }
+
+
+def totals_since(conn: sqlite3.Connection, since: float) -> dict[str, int]:
+    """Requests, tokens (input + output), errors and failovers of the rows since ``since``
+    (exact to the second, unlike the hourly rollups)."""
+    row = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(input + output), 0), "
+        "COALESCE(SUM(status >= 400), 0), "
+        "COALESCE(SUM(CASE WHEN status < 400 AND attempts > 1 THEN attempts - 1 ELSE 0 END), 0) "
+        "FROM usage WHERE at >= ?",
+        (since,),
+    ).fetchone()
+    requests, tokens, errors, failovers = (int(v) for v in row)
+    return {"requests": requests, "tokens": tokens, "errors": errors, "failovers": failovers}
+
+
+def recent_rows(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+    """The newest ``limit`` ledger rows as live "end" documents, newest first.
+
+    The ledger keeps no path, so ``path`` is null; ``id`` is the row's negated rowid, so it
+    never collides with the live feed's (positive) ids.
+    """
+    found = conn.execute(
+        "SELECT id, at, user, provider, account, model, status, attempts, failures, ttfb_ms, "
+        "duration_ms, input, cached, output, reasoning, bytes FROM usage "
+        "ORDER BY at DESC, id DESC LIMIT ?",
+        (max(0, limit),),
+    ).fetchall()
+    documents = []
+    for (rowid, at, user, provider, account, model, status, attempts, failures, ttfb,
+         duration, n_in, cached, n_out, reasoning, size) in found:  # fmt: skip
+        documents.append(
+            {
+                "id": -int(rowid),
+                "at": at,
+                "provider": provider,
+                "user": user,
+                "model": model,
+                "path": None,
+                "account": account,
+                "status": status,
+                "attempts": attempts,
+                "failures": _failures(failures),
+                "ttfb_ms": ttfb,
+                "duration_ms": duration,
+                "input": n_in,
+                "cached": cached,
+                "output": n_out,
+                "reasoning": reasoning,
+                "bytes": size,
+            }
+        )
+    return documents
+
+
+def _failures(text: str) -> list[str]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def user_usage(conn: sqlite3.Connection, since: float) -> dict[str, tuple[int, int]]:
+    """Per user ("" for local, no-key requests): (requests, tokens) since ``since``."""
+    found = conn.execute(
+        "SELECT COALESCE(user, ''), COUNT(*), COALESCE(SUM(input + output), 0) FROM usage "
+        "WHERE at >= ? GROUP BY 1",
+        (since,),
+    ).fetchall()
+    return {user: (int(requests), int(tokens)) for user, requests, tokens in found}
