@@ -30,11 +30,6 @@ NewPage = Callable[..., "Page"]
 DESKTOP = {"width": 1280, "height": 900}
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Also belongs in pyproject's markers; registered here so --strict-markers holds either way.
-    config.addinivalue_line("markers", "browser: drives the dashboard in headless Chromium")
-
-
 @pytest.fixture(scope="module")
 def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DashboardServer]:
     """Simulator + proxy in friends mode, for every test of the module."""
