@@ -29,6 +29,7 @@ from bench.client import Connection, ConnectionLost, encode_json_request, encode
 from bench.load import LoadResult, Target
 from bench.workloads import HOST, Plan, Workloads
 
+LEDGER_RESULTS = report.RESULTS.parent / "ledger.json"
 OAUTH_BETA = "oauth-2025-04-20"
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -193,7 +194,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--profile", action="store_true", help="run the proxy under cProfile and print its hotspots"
     )
     parser.add_argument(
-        "--output", type=Path, default=report.RESULTS, help="where to write the JSON"
+        "--output",
+        type=Path,
+        help=f"where to write the JSON ({report.RESULTS}; with --ledger-only {LEDGER_RESULTS})",
     )
     parser.add_argument(
         "--set",
@@ -249,6 +252,7 @@ def proxy_runs(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    output = args.output or (LEDGER_RESULTS if args.ledger_only else report.RESULTS)
     plan = Plan().scaled(0.1) if args.quick else Plan()
     ledger_plan = ledger_cost.LedgerPlan()
     ledger_plan = ledger_plan.scaled(0.25) if args.quick else ledger_plan
@@ -313,5 +317,5 @@ def main(argv: list[str] | None = None) -> int:
     if proxy_log:
         print(f"\nproxy log (last lines, log_level=warning):\n{proxy_log}")
     document["metrics"] = [metric.as_json() for metric in metrics]
-    print(f"\nwritten to {report.write_json(document, args.output)}")
+    print(f"\nwritten to {report.write_json(document, output)}")
     return 1 if errors else 0

@@ -15,6 +15,7 @@ import pytest
 import trio
 
 from tests.proxy.conftest import Env
+from trio_pool import clock
 from trio_pool.auth.model import UserLimits
 from trio_pool.config import Config
 
@@ -257,6 +258,24 @@ async def test_no_key_reaches_the_logs_ledger_or_upstream(
     assert key not in caplog.text
     db = (env.pool_dir.parent / "data" / "state.db").read_bytes()
     assert key.encode() not in db
+    await proxy.directory.set_password("a long admin password")
+    _, _, response = await call(
+        env, "POST", "/api/session", {"password": "a long admin password"}, JOIN_HEADERS
+    )
+    admin = {"cookie": dict(response.headers)[b"set-cookie"].decode().split(";")[0]}
+    for path in (
+        "/metrics",
+        "/healthz",
+        "/api/users",
+        "/api/requests",
+        "/api/pool",
+        "/api/overview",
+        "/api/usage?by=user",
+        "/",
+    ):
+        status, _, page = await call(env, "GET", path, headers=admin)
+        assert status == 200, path
+        assert key.encode() not in page.content, path
     for account in env.state.of("claude"):
         assert key not in repr(account.last_headers)
         assert key.encode() not in account.last_body
@@ -270,3 +289,27 @@ async def test_listening_beyond_loopback_needs_shared_mode(tmp_path: Any) -> Non
     config = Config(listen="0.0.0.0:0", data_dir=tmp_path / "data", pool_dir=tmp_path / "pool")
     with pytest.raises(ConfigError, match="shared mode"):
         await serve_proxy(config)
+
+
+async def test_a_user_over_their_share_of_the_window_quota_gets_a_429(
+    make_env: Callable[..., Any],
+) -> None:
+    """What the user's requests moved the accounts' windows by is theirs: past 1 % of the
+    pool's 5 h capacity the next request is refused, naming the window and the limit."""
+    env = await make_env(tweak=shared)
+    _, key = await env.running.proxy.directory.add_user("big", UserLimits(share_pct=1))
+
+    def until_refused() -> tuple[int, str]:
+        for sent in range(1, 41):
+            try:
+                ask_claude(env, key)
+            except anthropic.RateLimitError as exc:
+                return sent, exc.message
+        return 0, "never refused"
+
+    sent, message = await trio.to_thread.run_sync(until_refused)
+    assert sent > 1
+    assert "big used" in message
+    assert "limit is 1 %" in message
+    limiter = env.running.proxy.directory.limiter
+    assert limiter.share_used("big", "claude", "5h", clock.now()) >= 0.01

@@ -13,7 +13,8 @@ from tests.usage.conftest import ledger_rows
 
 
 async def test_a_socket_is_one_row_with_its_failover(make_env: Any) -> None:
-    """Two turns on one socket after a handshake failover: one row, two attempts, 101."""
+    """Two turns on one socket after a handshake failover: one row, two attempts, 101, and
+    the tokens of both turns."""
     env: Env = await make_env(accounts=CODEX)
     for account in env.state.of("codex"):
         account.force("quota", 1)
@@ -29,3 +30,6 @@ async def test_a_socket_is_one_row_with_its_failover(make_env: Any) -> None:
     assert row.conversation is not None
     assert "thread-9" not in row.conversation
     assert row.attempts == len(row.failures) + 1
+    # The turns' usage events are summed into the socket's row.
+    assert row.usage.input > 0
+    assert row.usage.output > 0

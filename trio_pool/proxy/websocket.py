@@ -32,6 +32,7 @@ from trio_pool.providers.base import (
     OutcomeKind,
     Provider,
     ProviderName,
+    QuotaReading,
     Route,
     RouteKind,
 )
@@ -267,13 +268,19 @@ class SocketFlow:
                         report(Outcome(OutcomeKind.CLIENT_ERROR, reason="client went away"))
                         return
                     log.info("ws.open path=%s account=%s", head.path, account.name)
-                    if self.tally is not None:
-                        self.tally.status = 101
-                    watcher = FrameWatcher(self.proxy.pool, self.provider, account.name, report)
+                    tally = self.tally
+                    assert tally is not None  # set by run() before any socket opens
+                    tally.status = 101
+
+                    def observe(quota: QuotaReading, now: float) -> None:
+                        self.proxy.observe(tally, account.name, quota, now)
+
+                    watcher = FrameWatcher(
+                        self.proxy.pool, self.provider, account.name, report, observe
+                    )
                     ended = await self._relay(client, upstream, watcher if self.observe else None)
                     report(watcher.final(ended))
-                    if self.tally is not None:
-                        self.tally.usage = watcher.usage
+                    tally.usage = watcher.usage
                     log.info("ws.closed code=%d who=%s frames=%d", *ended, watcher.frames)
                     nursery.cancel_scope.cancel()
             finally:

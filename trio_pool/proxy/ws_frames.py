@@ -55,6 +55,8 @@ class FrameWatcher:
     provider: Provider
     account: str
     report: Callable[[Outcome], None]
+    # Where quota readings go: the proxy's observe (which also counts a user's share).
+    observe: Callable[[QuotaReading, float], None]
     frames: int = 0
     failure: Outcome | None = None
     quota: QuotaReading | None = None
@@ -78,7 +80,7 @@ class FrameWatcher:
             return
         if event.quota is not None:
             self.quota = event.quota
-            self.pool.observe(self.account, event.quota, now)
+            self.observe(event.quota, now)
         if event.usage is not None:
             self.pool.record_usage(self.account, event.usage, now)
             self.usage = event.usage if self.usage is None else self.usage + event.usage

@@ -167,7 +167,8 @@
     $('#nav-login').hidden = Boolean(u);
     $('#nav-logout').hidden = !u;
     $('#who').textContent = u ? (u.name || 'local admin') + ' · ' + u.role : 'not signed in';
-    $('#pool-name').textContent = sess.friend_name ? '· ' + sess.friend_name : '';
+    const named = sess.friend_name && sess.friend_name !== 'trio-pool';
+    $('#pool-name').textContent = named ? '· ' + sess.friend_name : '';
   }
   function signedOut() {
     if (state.session) state.session.user = null;
