@@ -1,6 +1,6 @@
 """The API of shared mode: sessions, friend sign-up, the admin password, users and keys.
 
-Routes (JSON; see dashboard-contract in the README's "Sharing a pool"):
+Routes (JSON, errors as ``{"error": {"type", "message"}}``):
 ``/api/session`` GET/POST/DELETE, ``/api/join``, ``/api/password``, ``/api/users``,
 ``/api/users/NAME``, ``/api/users/NAME/keys``, ``/api/keys/ID``.
 """
@@ -13,21 +13,19 @@ from typing import TYPE_CHECKING, Any
 
 from trio_pool import clock
 from trio_pool.auth.directory import describe_user
+from trio_pool.auth.manage import user_documents
 from trio_pool.auth.model import Caller, UserLimits
 from trio_pool.auth.session import clear_cookie, set_cookie, sign
 from trio_pool.dashboard.data_api import public_address
-from trio_pool.dashboard.http import error, read_json, reply
+from trio_pool.dashboard.http import client_host, error, read_json, reply
 from trio_pool.errors import AuthError, StateError
 from trio_pool.server.connection import Exchange
 from trio_pool.setup.instructions import instructions
-from trio_pool.usage.queries import user_usage
 
 if TYPE_CHECKING:
     from trio_pool.proxy.handler import Proxy
 
 log = logging.getLogger(__name__)
-
-DAY_S = 86400.0
 
 
 def session_document(proxy: Proxy, ex: Exchange, caller: Caller) -> dict[str, Any]:
@@ -46,10 +44,6 @@ def _cookie_for(proxy: Proxy, ex: Exchange, caller: Caller) -> tuple[str, str]:
     secure = ex.head.get("x-forwarded-proto") == "https"
     value = sign(proxy.directory.secret, caller, clock.now())
     return ("set-cookie", set_cookie(value, secure=secure))
-
-
-def _client(ex: Exchange) -> str:
-    return ex.client.rpartition(":")[0] or ex.client
 
 
 async def handle(ex: Exchange, proxy: Proxy, caller: Caller, parts: list[str]) -> bool:
@@ -108,7 +102,7 @@ def _may_revoke(proxy: Proxy, caller: Caller, key_id: str) -> bool:
 
 
 async def _throttled(ex: Exchange, proxy: Proxy, what: str) -> bool:
-    wait = proxy.directory.throttle.retry_after(_client(ex), clock.now())
+    wait = proxy.directory.throttle.retry_after(client_host(ex), clock.now())
     if wait is None:
         return False
     log.warning("dashboard.throttled client=%s what=%s retry_after_s=%.0f", ex.client, what, wait)
@@ -123,7 +117,7 @@ async def _throttled(ex: Exchange, proxy: Proxy, what: str) -> bool:
 
 
 async def _failed(ex: Exchange, proxy: Proxy, what: str, message: str) -> None:
-    proxy.directory.throttle.failed(_client(ex), clock.now())
+    proxy.directory.throttle.failed(client_host(ex), clock.now())
     log.warning("dashboard.sign_in.refused client=%s what=%s", ex.client, what)
     await error(ex, 401, "unauthorized", message)
 
@@ -154,7 +148,7 @@ async def _sign_in(ex: Exchange, proxy: Proxy) -> None:
     else:
         await error(ex, 400, "invalid_request", 'expected {"password": ...} or {"key": ...}')
         return
-    directory.throttle.succeeded(_client(ex))
+    directory.throttle.succeeded(client_host(ex))
     log.info("dashboard.signed_in role=%s user=%s", caller.role, caller.name)
     document = session_document(proxy, ex, caller)
     await reply(ex, 200, document, [_cookie_for(proxy, ex, caller)])
@@ -176,7 +170,7 @@ async def _join(ex: Exchange, proxy: Proxy) -> None:
     if not hmac.compare_digest(code.strip().encode(), expected.encode()):
         await _failed(ex, proxy, "friend code", "wrong friend code")
         return
-    directory.throttle.succeeded(_client(ex))
+    directory.throttle.succeeded(client_host(ex))
     user, key = await directory.add_user(name)
     caller = Caller("user", user.name)
     log.info("dashboard.friend.joined user=%s", user.name)
@@ -225,21 +219,8 @@ def _limits(value: Any) -> UserLimits:
         raise AuthError("limits: numbers or null expected") from None
 
 
-async def _user_documents(proxy: Proxy) -> list[dict[str, Any]]:
-    usage: dict[str, tuple[int, int]] = {}
-    if proxy.state is not None:
-        usage = await proxy.state.run(user_usage, clock.now() - DAY_S)
-    documents = []
-    for user in sorted(proxy.directory.users.values(), key=lambda u: u.created_at):
-        requests, tokens = usage.get(user.name, (0, 0))
-        documents.append(
-            {**describe_user(proxy.directory, user), "requests_24h": requests, "tokens_24h": tokens}
-        )
-    return documents
-
-
 async def _list_users(ex: Exchange, proxy: Proxy) -> None:
-    await reply(ex, 200, {"users": await _user_documents(proxy)})
+    await reply(ex, 200, {"users": await user_documents(proxy.directory)})
 
 
 async def _add_user(ex: Exchange, proxy: Proxy) -> None:

@@ -20,7 +20,7 @@ from trio_pool.auth.model import ANONYMOUS, LOCAL_ADMIN, Caller
 from trio_pool.auth.session import cookie_value
 from trio_pool.config import is_loopback
 from trio_pool.dashboard import auth_api, data_api
-from trio_pool.dashboard.http import error
+from trio_pool.dashboard.http import client_host, error
 from trio_pool.proxy import admin
 from trio_pool.server.connection import Exchange
 from trio_pool.server.messages import RequestHead
@@ -56,13 +56,9 @@ def is_dashboard_path(path: str) -> bool:
     return path in ("/", "/index.html", "/favicon.ico") or path.startswith(("/assets/", "/api/"))
 
 
-def _client_host(ex: Exchange) -> str:
-    return ex.client.rpartition(":")[0].strip("[]")
-
-
 def is_local_client(ex: Exchange) -> bool:
     """A caller on this machine (and asking for this machine by name: no DNS rebinding)."""
-    return is_loopback(_client_host(ex)) and _host_is_loopback(ex.head)
+    return is_loopback(client_host(ex)) and _host_is_loopback(ex.head)
 
 
 def _host_is_loopback(head: RequestHead) -> bool:
