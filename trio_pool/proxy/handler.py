@@ -44,6 +44,7 @@ from trio_pool.providers.base import (
 )
 from trio_pool.providers.codex import with_priority_tier
 from trio_pool.proxy import answers, gate, local, websocket
+from trio_pool.proxy.body import Body, chain, read_body
 from trio_pool.proxy.metrics import Metrics, serve_metrics
 from trio_pool.proxy.relay import RelayResult, relay_response, response_headers
 from trio_pool.server.connection import Exchange
@@ -61,19 +62,6 @@ FAILOVER = frozenset(
 )
 # Never sleep in a tight loop when the pool says "usable again now" but still refuses.
 MIN_QUEUE_SLEEP_S = 0.05
-
-
-@attrs.define
-class Body:
-    """The request body: held whole (replayable) or a held prefix plus the rest streaming."""
-
-    held: bytes
-    rest: AsyncIterator[bytes] | None = None
-    length: int | None = None  # the client's Content-Length when streaming
-
-    @property
-    def replayable(self) -> bool:
-        return self.rest is None
 
 
 class Proxy:
@@ -152,7 +140,7 @@ class Proxy:
             elif route.kind is RouteKind.WEBSOCKET:
                 await websocket.serve_websocket(self, exchange, route, provider, admitted.user)
             else:
-                body = await self._read_body(exchange)
+                body = await read_body(exchange, self.config.max_inmem_body_bytes)
                 await self._forward(exchange, route, provider, body, admitted.user)
         finally:
             admitted.release(self)
@@ -162,31 +150,6 @@ class Proxy:
         if not self.directory.shared:
             return True
         return routes.caller_of(self, exchange)[0].is_admin or routes.is_local_client(exchange)
-
-    async def _read_body(self, exchange: Exchange) -> Body:
-        limit = self.config.max_inmem_body_bytes
-        length_text = exchange.head.get("content-length")
-        length = int(length_text) if length_text and length_text.isdigit() else None
-        if length is not None and length <= limit:
-            return Body(await exchange.read_body())
-        parts: list[bytes] = []
-        size = 0
-        while size <= limit:
-            chunk = await exchange.receive_chunk()
-            if not chunk:
-                return Body(b"".join(parts))
-            parts.append(chunk)
-            size += len(chunk)
-
-        async def rest() -> AsyncIterator[bytes]:
-            while chunk := await exchange.receive_chunk():
-                yield chunk
-
-        log.info(
-            "proxy.body.streaming bytes_over=%d reason='larger than max_inmem_body_bytes: no failover'",
-            limit,
-        )
-        return Body(b"".join(parts), rest(), length)
 
     # -- the attempt loop ------------------------------------------------------------------
 
@@ -404,7 +367,7 @@ class Proxy:
         headers.append(("accept-encoding", "identity"))
         content: bytes | AsyncIterator[bytes] = prepared.body
         if body.rest is not None:
-            content = _chain(prepared.body, body.rest)
+            content = chain(prepared.body, body.rest)
             if body.length is not None:
                 headers.append(("content-length", str(body.length)))
         started = trio.current_time()
@@ -473,10 +436,3 @@ class Proxy:
 
 def _start_document(tally: Tally) -> dict[str, Any]:
     return start_document(tally.id, tally.at, tally.provider, tally.user, tally.model, tally.path)
-
-
-async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    if first:
-        yield first
-    async for chunk in rest:
-        yield chunk
