@@ -120,10 +120,16 @@ def check_demo(binary: Path) -> str:
                 for line in response.read().splitlines()
                 if line.startswith(b"event:")
             ]
-            conn.close()
             if response.status != 200 or events[-1:] != ["message_stop"]:
                 raise RuntimeError(f"demo answered {response.status} with events {events}")
-            return f"{len(events)} events, last {events[-1]}"
+            # The dashboard's files must be inside the binary (PyInstaller datas).
+            for path in ("/", "/assets/app.js", "/assets/app.css"):
+                conn.request("GET", path)
+                page = conn.getresponse()
+                if page.status != 200 or not page.read():
+                    raise RuntimeError(f"the dashboard's {path} answered {page.status}")
+            conn.close()
+            return f"{len(events)} events, last {events[-1]}; dashboard served"
         finally:
             stop(proc)
 
