@@ -41,8 +41,8 @@ SIDES = ("on", "off")
 
 @attrs.frozen
 class LedgerPlan:
-    rounds: int = 10
-    per_round: int = 1500  # requests to each proxy per round
+    rounds: int = 16
+    per_round: int = 1200  # requests to each proxy per round
     warmup: int = 500
     concurrency: int = 16  # per proxy, as in the small-request workload
     code_rows: int = 20_000  # requests for the in-process timing
@@ -81,7 +81,9 @@ class Paired:
 Sides = dict[str, tuple[procs.Child, Target]]
 
 
-async def _round(sides: Sides, count: int, conc: int) -> dict[str, tuple[float, float, int]]:
+async def _round(
+    sides: Sides, count: int, conc: int, first: str = "on"
+) -> dict[str, tuple[float, float, int]]:
     """Both proxies loaded at once; per side: CPU µs per request (whole process, event
     loop's thread) and the errors."""
     before = {}
@@ -97,13 +99,17 @@ async def _round(sides: Sides, count: int, conc: int) -> dict[str, tuple[float, 
         )
 
     async with trio.open_nursery() as nursery:
-        for name in sides:
+        for name in reversed(sides) if first == "off" else sides:
             nursery.start_soon(load, name)
     out = {}
     for name, (child, _) in sides.items():
         total0, threads0 = before[child.pid]
-        loop_s = procs.thread_cpu_seconds(child.pid).get(child.pid, 0.0) - threads0[child.pid]
-        total_s = procs.cpu_seconds(child.pid) - total0
+        threads1 = procs.thread_cpu_seconds(child.pid)
+        loop_s = threads1.get(child.pid, 0.0) - threads0[child.pid]
+        if threads0.keys() <= threads1.keys():  # nanoseconds, when no thread ended meanwhile
+            total_s = sum(cpu - threads0.get(tid, 0.0) for tid, cpu in threads1.items())
+        else:
+            total_s = procs.cpu_seconds(child.pid) - total0
         per_request = 1e6 / results[name].ok if results[name].ok else math.nan
         out[name] = (total_s * per_request, loop_s * per_request, results[name].error_count)
     return out
@@ -112,8 +118,8 @@ async def _round(sides: Sides, count: int, conc: int) -> dict[str, tuple[float, 
 async def paired_rounds(plan: LedgerPlan, sides: Sides) -> Paired:
     paired = Paired()
     await _round(sides, plan.warmup, plan.concurrency)
-    for _ in range(plan.rounds):
-        seen = await _round(sides, plan.per_round, plan.concurrency)
+    for n in range(plan.rounds):
+        seen = await _round(sides, plan.per_round, plan.concurrency, SIDES[n % 2])
         for name in SIDES:
             total_us, loop_us, errors = seen[name]
             paired.total[name].append(total_us)

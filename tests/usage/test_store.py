@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trio_pool import clock
 from trio_pool.providers.base import TokenUsage
+from trio_pool.state.db import migrate
 from trio_pool.state.store import StateStore
 from trio_pool.usage.ledger import (
     HOUR_S,
@@ -20,7 +24,14 @@ from trio_pool.usage.ledger import (
     model_of,
     rollup,
 )
-from trio_pool.usage.store import DAY_S, Ledger, insert_rows, read_rollups, read_rows
+from trio_pool.usage.store import (
+    DAY_S,
+    INSERT_CHUNK,
+    Ledger,
+    insert_rows,
+    read_rollups,
+    read_rows,
+)
 
 T0 = 1_700_000_000.0 - 1_700_000_000.0 % HOUR_S
 
@@ -136,3 +147,63 @@ def test_failure_reasons_are_redacted_and_short() -> None:
     assert token not in text
     assert text.startswith("claude/a: ")
     assert len(text) <= 160
+
+
+rows_strategy = st.lists(
+    st.builds(
+        LedgerRow,
+        at=st.integers(0, 3 * HOUR_S).map(lambda s: T0 + s + 0.25),
+        provider=st.sampled_from(["claude", "codex"]),
+        account=st.sampled_from([None, "a", "b"]),
+        model=st.sampled_from([None, "m"]),
+        conversation=st.sampled_from([None, "0123456789abcdef"]),
+        status=st.sampled_from([200, 400, 429, 499, 502]),
+        attempts=st.integers(0, 4),
+        failures=st.lists(st.sampled_from(["a: 429", 'b: "quoted"']), max_size=2).map(tuple),
+        ttfb_ms=st.sampled_from([None, 1.5]),
+        duration_ms=st.just(2.0),
+        usage=st.builds(TokenUsage, *[st.integers(0, 10**6)] * 4),
+        bytes=st.integers(0, 10**6),
+        user=st.sampled_from([None, "ann"]),
+    ),
+    max_size=150,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=rows_strategy, cut=st.integers(0, 150))
+def test_batched_inserts_keep_every_row_and_sum_like_the_pure_rollup(
+    rows: list[LedgerRow], cut: int
+) -> None:
+    """Rows written in batches of any size (several INSERT chunks) read back as written,
+    and SQLite's rollups equal ledger.rollup() of all of them."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        migrate(conn)
+        insert_rows(conn, rows[:cut])
+        insert_rows(conn, rows[cut:])
+        assert read_rows(conn) == rows
+        assert read_rollups(conn) == rollup(rows)
+    finally:
+        conn.close()
+
+
+async def test_a_flush_counts_rows_and_cpu_and_a_failed_one_keeps_the_rows(
+    tmp_path: Path,
+) -> None:
+    """What a flush wrote is counted; when the store fails, the batch stays buffered."""
+    ledger = Ledger(retention_days=90)
+    rows = [row(T0 + i) for i in range(INSERT_CHUNK + 7)]
+    for r in rows:
+        ledger.record(r)
+    store = await StateStore.open(tmp_path)
+    try:
+        assert await ledger.flush(store) == len(rows)
+        assert await store.run(read_rows) == rows
+    finally:
+        await store.aclose()
+    assert ledger.rows_written == len(rows)
+    assert ledger.write_cpu_s >= 0.0
+    ledger.record(row(T0 + 99))
+    assert await ledger.flush(store) == 0  # closed: StateError, logged
+    assert ledger.buffer.take(10) == [row(T0 + 99)]
