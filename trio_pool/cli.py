@@ -592,7 +592,11 @@ def _cmd_users(args: argparse.Namespace) -> int:
             return 0
         user, key = run_with_directory(config, lambda d: d.add_user(args.name, limits))
         print(f"added {user.name}; their pool key (shown only now):\n  {key}")
-        _note(f"next: trio-pool setup claude|codex|gemini --write --key {key}")
+        server = f"http://{'<this-host>' if config.listen_host in ('0.0.0.0', '::') else config.listen_host}:{config.listen_port}"
+        _note(
+            "next, on their machine: trio-pool setup claude|codex|gemini --write "
+            f"--server {server} --key {key}"
+        )
         return 0
     if verb == "remove":
         run_with_directory(config, lambda d: d.remove_user(args.name))
