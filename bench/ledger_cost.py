@@ -4,8 +4,9 @@ Two fresh proxies on the same simulator, one with ``ledger = true`` and one with
 ``ledger = false``, take the same small requests *at the same time*, in short rounds. Run one
 after the other, two runs on this 2-core box (shared with the simulator and the load
 generator) differ by far more than the ledger costs; run together, both see the same load,
-and the median of the rounds' paired differences is steady. The CPU is split into the event
-loop's thread and the others (where the state store's worker writes the ledger).
+and the median of the rounds' paired differences is steady (which proxy's load starts first
+alternates). The CPU (per-thread schedstat, in nanoseconds) is split into the event loop's
+thread and the others (where the state store's worker writes the ledger).
 
 Its twin, timed in this process where nothing competes: the CPU of the ledger's own code per
 request (the tally and its row, the record, the batched write through the store's thread).

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import pstats
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +121,18 @@ def write_json(document: dict[str, Any], path: Path = RESULTS) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
+
+
+def print_profile(path: Path, top: int) -> None:
+    if not path.exists():
+        print(f"(no profile written at {path})")
+        return
+    kept = Path(__file__).parent / "results" / "proxy.prof"
+    kept.parent.mkdir(exist_ok=True)
+    shutil.copyfile(path, kept)
+    print(
+        f"\nproxy profile (cProfile, kept at {kept}; numbers above are inflated by it), top {top} by own time:"
+    )
+    stats = pstats.Stats(str(path), stream=sys.stdout)
+    stats.strip_dirs().sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)

@@ -12,9 +12,6 @@ import json
 import math
 import os
 import platform
-import pstats
-import shutil
-import sys
 import tempfile
 from datetime import UTC, datetime
 from functools import partial
@@ -25,42 +22,17 @@ import attrs
 import trio
 
 from bench import ledger_cost, procs, report, websocket
-from bench.client import Connection, ConnectionLost, encode_json_request, encode_request
+from bench.client import Connection, ConnectionLost, encode_request
 from bench.load import LoadResult, Target
-from bench.workloads import HOST, Plan, Workloads
+from bench.workloads import HOST, Plan, Workloads, message_body, message_requests
 
 LEDGER_RESULTS = report.RESULTS.parent / "ledger.json"
-OAUTH_BETA = "oauth-2025-04-20"
-ANTHROPIC_VERSION = "2023-06-01"
 
 
 def claude_tokens(pool_dir: Path) -> list[str]:
     """The access tokens the simulator wrote into the pool (what the proxy will send)."""
     files = sorted((pool_dir / "claude").glob("*.json"))
     return [json.loads(f.read_text())["claudeAiOauth"]["accessToken"] for f in files]
-
-
-def message_body(*, stream: bool) -> dict[str, Any]:
-    return {
-        "model": "claude-sonnet-4-5",
-        "max_tokens": 64,
-        "stream": stream,
-        "messages": [{"role": "user", "content": "Say hello."}],
-    }
-
-
-def message_requests(port: int, tokens: list[str], *, stream: bool) -> list[bytes]:
-    """The same Claude request, one per bearer token (the proxy gets a placeholder token)."""
-    body = message_body(stream=stream)
-    out = []
-    for token in tokens:
-        headers = [
-            ("anthropic-version", ANTHROPIC_VERSION),
-            ("anthropic-beta", OAUTH_BETA),
-            ("authorization", f"Bearer {token}"),
-        ]
-        out.append(encode_json_request("/v1/messages", f"{HOST}:{port}", headers, body))
-    return out
 
 
 async def wait_until_answers(child: procs.Child, port: int, raw: bytes, timeout_s: float) -> None:
@@ -171,21 +143,6 @@ def build_metrics(w: Workloads) -> list[report.Metric]:
     ]
 
 
-def print_profile(path: Path, top: int) -> None:
-    if not path.exists():
-        print(f"(no profile written at {path})")
-        return
-    kept = Path(__file__).parent / "results" / "proxy.prof"
-    kept.parent.mkdir(exist_ok=True)
-    shutil.copyfile(path, kept)
-    print(
-        f"\nproxy profile (cProfile, kept at {kept}; numbers above are inflated by it), top {top} by own time:"
-    )
-    stats = pstats.Stats(str(path), stream=sys.stdout)
-    stats.strip_dirs().sort_stats("tottime").print_stats(top)
-    stats.sort_stats("cumulative").print_stats(top)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a tenth of every count (smoke run)")
@@ -246,7 +203,7 @@ def proxy_runs(
     finally:
         proxy.stop()
     if profile_to is not None:
-        print_profile(profile_to, 30)
+        report.print_profile(profile_to, 30)
     return workloads, ws_metrics, ws_runs, proxy_log
 
 

@@ -15,7 +15,7 @@ import attrs
 import trio
 
 from bench import procs
-from bench.client import Connection, encode_request
+from bench.client import Connection, encode_json_request, encode_request
 from bench.load import Check, LoadResult, Target, run_load
 
 HOST = "127.0.0.1"
@@ -26,6 +26,33 @@ LONG_STREAM = {"deltas": 200, "delta_bytes": 200}
 # Instant simulated streams would let it get by with far fewer (and its connection pool's
 # cost grows with its size), so the stream workload first fills the pool with slow streams.
 SLOW_STREAM = {**LONG_STREAM, "first_byte_delay_s": 0.3}
+
+
+OAUTH_BETA = "oauth-2025-04-20"
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+def message_body(*, stream: bool) -> dict[str, Any]:
+    return {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 64,
+        "stream": stream,
+        "messages": [{"role": "user", "content": "Say hello."}],
+    }
+
+
+def message_requests(port: int, tokens: list[str], *, stream: bool) -> list[bytes]:
+    """The same Claude request, one per bearer token (the proxy gets a placeholder token)."""
+    body = message_body(stream=stream)
+    out = []
+    for token in tokens:
+        headers = [
+            ("anthropic-version", ANTHROPIC_VERSION),
+            ("anthropic-beta", OAUTH_BETA),
+            ("authorization", f"Bearer {token}"),
+        ]
+        out.append(encode_json_request("/v1/messages", f"{HOST}:{port}", headers, body))
+    return out
 
 
 def small_ok(body: bytes) -> bool:
