@@ -1,5 +1,6 @@
 """Pool keys through the real CLIs: `trio-pool setup CLIENT --write --server URL --key KEY` in a
-throwaway HOME with no login of the CLI's own, one turn against `trio-pool demo`, and a loopback
+throwaway HOME with no login of the CLI's own, one turn against `trio-pool demo --shared` (which
+refuses requests without an issued key, so a turn that answers proves the key), and a loopback
 recorder in front of the demo that checks every request carries the key in a header the proxy
 accepts (x-trio-pool-key, Authorization: Bearer, x-api-key, x-goog-api-key).
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import secrets
+import re
 import shutil
 import subprocess
 import sys
@@ -85,7 +86,7 @@ def run_client(client: str, bin_dir: Path, repo: Path, root: Path, ctx: dict[str
     recorder, trap = ctx["recorder"], ctx["trap"]
     assert isinstance(recorder, Recorder)
     assert isinstance(trap, EgressTrap)
-    key = "tp-" + secrets.token_urlsafe(30)[:40]
+    key = str(ctx["key"])
     home, work = root / f"home-{client}", root / f"work-{client}"
     work.mkdir(parents=True)
     env = clean_env(home, trap.url)
@@ -132,7 +133,16 @@ def main() -> int:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="trio-pool-e2e-keys-"))
     port = free_port()
-    demo_argv = [sys.executable, "-m", "trio_pool", "demo", "--listen", f"127.0.0.1:{port}"]
+    # Shared mode: the gate checks the key for real; the demo prints its "demo" user's key.
+    demo_argv = [
+        sys.executable,
+        "-m",
+        "trio_pool",
+        "demo",
+        "--shared",
+        "--listen",
+        f"127.0.0.1:{port}",
+    ]
     env = os.environ | {"PYTHONPATH": str(args.repo)}
     with (root / "demo.log").open("wb") as log:
         demo = subprocess.Popen(demo_argv, cwd=args.repo, stdout=log, stderr=log, env=env)
@@ -148,7 +158,18 @@ def main() -> int:
                     say(f"FAIL the demo did not start; see {root}/demo.log")
                     return 1
                 time.sleep(0.2)
-        ctx = {"recorder": Recorder(port), "trap": EgressTrap(), "timeout": args.timeout}
+        found = re.search(
+            r"ANTHROPIC_AUTH_TOKEN=(tp-[A-Za-z0-9_-]{40})", (root / "demo.log").read_text()
+        )
+        if found is None:
+            say(f"FAIL the demo printed no pool key; see {root}/demo.log")
+            return 1
+        ctx = {
+            "recorder": Recorder(port),
+            "trap": EgressTrap(),
+            "timeout": args.timeout,
+            "key": found.group(1),
+        }
         for client in args.only or ["codex", "claude", "gemini"]:
             failed += not run_client(client, args.bin_dir, args.repo, root, ctx)
     finally:

@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="run the proxy against simulated upstreams (no credentials needed)"
     )
     demo.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:8989")
+    demo.add_argument(
+        "--shared",
+        action="store_true",
+        help="shared mode: a friend code for the dashboard and a pool key for the CLIs",
+    )
 
     sub.add_parser("selftest", help="proxy one request per provider through simulated upstreams")
 
@@ -165,12 +171,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     setup_logging("debug" if args.debug else "info")
     if not args.debug:
         # The demo's own start-up chatter would bury the instructions it prints.
-        for name in ("trio_pool.credentials.registry", "trio_pool.testing"):
+        for name in ("trio_pool.credentials.registry", "trio_pool.testing", "trio_pool.auth"):
             logging.getLogger(name).setLevel(logging.WARNING)
     from trio_pool.demo import run_demo
 
     parse_listen(args.listen)
-    trio.run(run_demo, args.listen, print)
+    trio.run(partial(run_demo, args.listen, print, shared=args.shared))
     return 0
 
 

@@ -40,21 +40,48 @@ def demo_config(sim_base: str, workdir: Path, listen: str) -> Config:
     )
 
 
+DEMO_FRIEND_CODE = "demo-friends"
+
+
 async def start_demo(
-    nursery: trio.Nursery, workdir: Path, listen: str, state: SimState | None = None
+    nursery: trio.Nursery,
+    workdir: Path,
+    listen: str,
+    state: SimState | None = None,
+    *,
+    shared: bool = False,
 ) -> tuple[Running, SimState, str]:
-    """Simulator + pool files + proxy, started in ``nursery``."""
+    """Simulator + pool files + proxy, started in ``nursery`` (``shared``: with a friend code)."""
     state = state or demo_state(clock.now())
     sim_base: str = await nursery.start(serve_simulator, state)
     await trio.to_thread.run_sync(partial(write_pool, workdir / "pool", state, now=clock.now()))
-    running: Running = await nursery.start(serve_proxy, demo_config(sim_base, workdir, listen))
+    config = demo_config(sim_base, workdir, listen)
+    if shared:
+        config = attrs.evolve(config, friend_code=DEMO_FRIEND_CODE, friend_name="demo pool")
+    running: Running = await nursery.start(serve_proxy, config)
     return running, state, sim_base
 
 
-def instructions(base: str) -> str:
+def instructions(base: str, key: str | None = None) -> str:
+    """What to set in each CLI; with ``key`` (shared mode) the key in place of a login."""
+    token = key or "pool"
+    codex_auth = (
+        f'requires_openai_auth = false\n    http_headers = {{ "x-trio-pool-key" = "{key}" }}'
+        if key
+        else "requires_openai_auth = true"
+    )
+    shared = (
+        f"""
+Shared mode: friends sign up at {base}/ with the code {DEMO_FRIEND_CODE}. The lines below use
+the key of the demo user "demo" (requests without a key get a 401).
+"""
+        if key
+        else ""
+    )
     return f"""
 trio-pool demo is serving at {base} with simulated accounts (3 per provider).
-
+Dashboard: {base}/
+{shared}
 Codex CLI: add to ~/.codex/config.toml
     model_provider = "trio-pool"
     chatgpt_base_url = "{base}/backend-api"
@@ -62,31 +89,34 @@ Codex CLI: add to ~/.codex/config.toml
     name = "trio-pool"
     base_url = "{base}/v1"
     wire_api = "responses"
-    requires_openai_auth = true
+    {codex_auth}
     supports_websockets = true
 
 Claude Code:
-    ANTHROPIC_BASE_URL={base} ANTHROPIC_AUTH_TOKEN=pool claude
+    ANTHROPIC_BASE_URL={base} ANTHROPIC_AUTH_TOKEN={token} claude
 
 Gemini CLI:
-    CODE_ASSIST_ENDPOINT={base} GOOGLE_GENAI_USE_GCA=true GOOGLE_CLOUD_ACCESS_TOKEN=pool gemini
+    CODE_ASSIST_ENDPOINT={base} GOOGLE_GENAI_USE_GCA=true GOOGLE_CLOUD_ACCESS_TOKEN={token} gemini
 
 Or with curl (watch the events arrive one by one):
     curl -N {base}/v1/messages -H 'content-type: application/json' -H 'anthropic-version: 2023-06-01' \\
-      -d '{{"model":"claude-opus-5-5","max_tokens":64,"stream":true,"messages":[{{"role":"user","content":"hi"}}]}}'
+      {f"-H 'authorization: Bearer {key}' " if key else ""}-d '{{"model":"claude-opus-5-5","max_tokens":64,"stream":true,"messages":[{{"role":"user","content":"hi"}}]}}'
 
 Status: trio-pool status --listen {base.removeprefix("http://")}      Stop: Ctrl-C
 """
 
 
-async def run_demo(listen: str, say: Say) -> None:
+async def run_demo(listen: str, say: Say, *, shared: bool = False) -> None:
     with (
         tempfile.TemporaryDirectory(prefix="trio-pool-demo-") as tmp,
         shutdown_signals() as signals,
     ):
         async with trio.open_nursery() as nursery:
-            running, _state, _sim = await start_demo(nursery, Path(tmp), listen)
-            say(instructions(running.base_url))
+            running, _state, _sim = await start_demo(nursery, Path(tmp), listen, shared=shared)
+            key = None
+            if shared:
+                _user, key = await running.proxy.directory.add_user("demo")
+            say(instructions(running.base_url, key))
             await wait_for_shutdown_signal(signals, running)
             nursery.cancel_scope.deadline = (
                 trio.current_time() + running.config.shutdown_grace_s + 2

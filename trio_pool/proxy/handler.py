@@ -227,7 +227,8 @@ class Proxy:
         """The Live page's "start" event; the request's id is kept on the tally."""
         tally.id = self.live.next_id()
         tally.path = path
-        self.live.publish("start", _start_document(tally))
+        if self.live.subscribers:  # a start matters only to an open Live page
+            self.live.publish("start", _start_document(tally))
 
     def observe(self, tally: Tally, account: str, quota: QuotaReading, now: float) -> None:
         """A quota reading; in shared mode, what the user's request moved is theirs."""

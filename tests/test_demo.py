@@ -1,0 +1,49 @@
+"""`trio-pool demo --shared`: the demo in shared mode, with a key printed for the CLIs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpcore
+import trio
+
+from trio_pool.demo import DEMO_FRIEND_CODE, instructions, start_demo
+
+BODY = b'{"model":"claude-opus-5-5","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}'
+HEADERS = [("content-type", "application/json"), ("anthropic-version", "2023-06-01")]
+
+
+async def test_shared_demo_refuses_keyless_requests_and_serves_the_printed_key(
+    tmp_path: Path,
+) -> None:
+    """The printed instructions carry a key that the proxy admits; no key is a 401."""
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            running, _state, _sim = await start_demo(nursery, tmp_path, "127.0.0.1:0", shared=True)
+            _user, key = await running.proxy.directory.add_user("demo")
+            text = instructions(running.base_url, key)
+            assert DEMO_FRIEND_CODE in text
+            printed = re.search(r"ANTHROPIC_AUTH_TOKEN=(\S+)", text)
+            assert printed is not None
+            assert printed.group(1) == key
+            url = running.base_url + "/v1/messages"
+            async with httpcore.AsyncConnectionPool() as http:
+                refused = await http.request("POST", url, headers=HEADERS, content=BODY)
+                admitted = await http.request(
+                    "POST",
+                    url,
+                    headers=[*HEADERS, ("authorization", f"Bearer {key}")],
+                    content=BODY,
+                )
+            assert refused.status == 401
+            assert admitted.status == 200
+            nursery.cancel_scope.cancel()
+
+
+def test_local_demo_instructions_need_no_key() -> None:
+    """Without --shared the CLIs are pointed at the demo with a placeholder login."""
+    text = instructions("http://127.0.0.1:8989")
+    assert "tp-" not in text
+    assert "ANTHROPIC_AUTH_TOKEN=pool" in text
+    assert "requires_openai_auth = true" in text
