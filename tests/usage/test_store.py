@@ -28,6 +28,7 @@ from trio_pool.usage.store import (
     DAY_S,
     INSERT_CHUNK,
     Ledger,
+    chunk_sizes,
     insert_rows,
     read_rollups,
     read_rows,
@@ -207,3 +208,11 @@ async def test_a_flush_counts_rows_and_cpu_and_a_failed_one_keeps_the_rows(
     ledger.record(row(T0 + 99))
     assert await ledger.flush(store) == 0  # closed: StateError, logged
     assert ledger.buffer.take(10) == [row(T0 + 99)]
+
+
+def test_inserts_use_few_distinct_statements() -> None:
+    """Any batch is cut into full chunks and powers of two: at most seven statement shapes."""
+    for rows in range(1001):
+        sizes = chunk_sizes(rows)
+        assert sum(sizes) == rows
+        assert set(sizes) <= {INSERT_CHUNK, 32, 16, 8, 4, 2, 1}

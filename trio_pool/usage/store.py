@@ -75,6 +75,21 @@ def _row_params(row: LedgerRow) -> tuple[Any, ...]:
 
 
 @functools.lru_cache(maxsize=INSERT_CHUNK)
+def chunk_sizes(rows: int) -> list[int]:
+    """Rows per INSERT: full chunks, then the rest in powers of two. The sqlite3 module keeps
+    every distinct statement it prepared (up to 128); one per remainder size (1..59) made
+    the proxy's memory creep up over long runs, seven sizes keep it flat."""
+    sizes = [INSERT_CHUNK] * (rows // INSERT_CHUNK)
+    rest, size = rows % INSERT_CHUNK, 32
+    while rest:
+        if rest >= size:
+            sizes.append(size)
+            rest -= size
+        size //= 2
+    return sizes
+
+
+@functools.cache
 def _insert_sql(rows: int) -> str:
     one = f"({', '.join('?' * _ROW_WIDTH)})"
     return f"INSERT INTO usage ({_ROW_COLUMNS}) VALUES {', '.join([one] * rows)}"
@@ -108,11 +123,12 @@ def insert_statements(rows: Sequence[LedgerRow]) -> list[Statement]:
     Built on the event loop, so that the worker thread runs little Python: while it holds
     the GIL, the loop waits for it, and each hand-over costs both threads.
     """
-    statements = []
-    for start in range(0, len(rows), INSERT_CHUNK):
-        chunk = rows[start : start + INSERT_CHUNK]
+    statements, start = [], 0
+    for size in chunk_sizes(len(rows)):
+        chunk = rows[start : start + size]
+        start += size
         flat = [value for row in chunk for value in _row_params(row)]
-        statements.append((_insert_sql(len(chunk)), flat))
+        statements.append((_insert_sql(size), flat))
     return statements
 
 
