@@ -18,6 +18,7 @@ import trio
 from trio_pool.errors import UpstreamError
 from trio_pool.providers.base import PROVIDERS, ProviderName
 from trio_pool.providers.sse import SseParser
+from trio_pool.proxy.gate import ACCOUNT_HEADER, INTERNAL_HEADER, USER_HEADER
 from trio_pool.upstream.client import UpstreamClient
 
 log = logging.getLogger(__name__)
@@ -27,9 +28,6 @@ MAX_MODEL_CHARS = 100
 TIMEOUT_S = 30.0
 MAX_TEXT_CHARS = 8000
 MAX_ANSWER_BYTES = 1024 * 1024
-ACCOUNT_HEADER = "x-trio-pool-account"
-INTERNAL_HEADER = "x-trio-pool-internal"
-USER_HEADER = "x-trio-pool-user"
 # What each CLI asks for by default (real-clients.md); the caller may name another.
 DEFAULT_MODELS: dict[ProviderName, str] = {
     "claude": "claude-opus-5-5",

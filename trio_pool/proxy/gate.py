@@ -33,6 +33,12 @@ NO_KEY = (
 )
 
 
+# The proxy's calls to itself (Try it): the secret, whose they are, and the answering account.
+INTERNAL_HEADER = "x-trio-pool-internal"
+USER_HEADER = "x-trio-pool-user"
+ACCOUNT_HEADER = "x-trio-pool-account"
+
+
 @attrs.frozen
 class Admitted:
     user: str | None  # None: local mode (or the local admin trying a prompt)
@@ -48,7 +54,7 @@ async def admit(proxy: Proxy, exchange: Exchange, provider: Provider) -> Admitte
     head = exchange.head
     directory = proxy.directory
     if is_internal(proxy, head):
-        name = head.get("x-trio-pool-user") or None
+        name = head.get(USER_HEADER) or None
         user = directory.users.get(name) if name else None
         return await _limited(proxy, exchange, provider, user.name if user else None)
     if not directory.shared:
@@ -69,7 +75,7 @@ async def admit(proxy: Proxy, exchange: Exchange, provider: Provider) -> Admitte
 
 def is_internal(proxy: Proxy, head: RequestHead) -> bool:
     """A call the proxy made to itself (the dashboard's Try it)."""
-    internal = head.get("x-trio-pool-internal")
+    internal = head.get(INTERNAL_HEADER)
     return internal is not None and hmac.compare_digest(
         internal.encode(), proxy.internal_token.encode()
     )

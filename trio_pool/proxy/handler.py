@@ -288,7 +288,7 @@ class Proxy:
     def _internal_headers(self, exchange: Exchange, account: PoolAccount) -> list[tuple[str, str]]:
         """The answering account, told only to the proxy's own calls (the dashboard's Try it)."""
         if gate.is_internal(self, exchange.head):
-            return [("x-trio-pool-account", account.name)]
+            return [(gate.ACCOUNT_HEADER, account.name)]
         return []
 
     def account_for(self, lease: Lease, tried: set[str]) -> PoolAccount | None:
