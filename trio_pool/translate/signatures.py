@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import re
 from typing import Any
 
 from trio_pool.translate.fields import as_dict, as_list, as_str
@@ -24,6 +25,7 @@ PREFIX = "tp1:codex:"
 OPENAI_ENCRYPTED = "gAAAA"
 # Claude's redacted thinking travels through Codex's encrypted_content with this prefix (CPA).
 REDACTED_PREFIX = "claude-redacted-thinking:"
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def encode_signature(item_id: str, encrypted_content: str) -> str:
@@ -36,7 +38,7 @@ def decode_signature(signature: str) -> tuple[str, str] | None:
     if not signature.startswith(PREFIX):
         return None
     packed, sep, encrypted = signature[len(PREFIX) :].partition(":")
-    if not sep or not encrypted:
+    if not sep or not encrypted or not _BASE64URL.fullmatch(packed):
         return None
     try:
         item_id = base64.urlsafe_b64decode(packed + "=" * (-len(packed) % 4)).decode()
