@@ -462,3 +462,11 @@ def test_the_model_map_effort_is_the_default_when_the_request_has_none() -> None
     assert messages_to_responses(body, model=MODEL, default_effort="high").body["reasoning"] == {
         "effort": "high"
     }
+
+
+def test_a_tool_declared_twice_is_sent_once() -> None:
+    """Duplicate tool names would be refused upstream: the first declaration wins."""
+    tool = {"name": "Bash", "input_schema": {"type": "object"}}
+    assert [
+        t["name"] for t in translate(tools=[tool, {**tool, "description": "again"}])["tools"]
+    ] == ["Bash"]

@@ -120,19 +120,28 @@ def system_items(system: Any) -> list[dict[str, Any]]:
 
 def convert_tools(tools: Any) -> tuple[list[dict[str, Any]], ToolNames]:
     declared = [as_dict(t) for t in as_list(tools)]
-    functions = [t for t in declared if t.get("type") in (None, "custom") and as_str(t.get("name"))]
-    names = ToolNames.build(t["name"] for t in functions)
+
+    def is_function(tool: dict[str, Any]) -> bool:
+        return tool.get("type") in (None, "custom") and bool(as_str(tool.get("name")))
+
+    names = ToolNames.build(t["name"] for t in declared if is_function(t))
     converted: list[dict[str, Any]] = []
+    sent: set[str] = set()
     for tool in declared:
         kind = as_str(tool.get("type"))
-        if tool in functions:
-            function: dict[str, Any] = {"type": "function", "name": names.short(tool["name"])}
+        if is_function(tool):
+            name = names.short(tool["name"])
+            if name in sent:
+                continue  # a tool declared twice: the backend refuses duplicate names
+            sent.add(name)
+            function: dict[str, Any] = {"type": "function", "name": name}
             if isinstance(tool.get("description"), str):
                 function["description"] = tool["description"]
             function["parameters"] = to_parameters(tool.get("input_schema"))
             function["strict"] = False
             converted.append(function)
-        elif kind.startswith("web_search_"):
+        elif kind.startswith("web_search_") and "web_search" not in sent:
+            sent.add("web_search")
             search: dict[str, Any] = {"type": "web_search"}
             domains = as_list(tool.get("allowed_domains"))
             if domains:

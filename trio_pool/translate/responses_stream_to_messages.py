@@ -5,9 +5,7 @@ Claude Code needs ``message_start`` (else it retries without streaming),
 ``message_stop`` (else "Connection lost mid-response") (real-clients.md §5), so
 :meth:`finish` always ends the stream with a terminal event, even after an early EOF.
 
-Messages blocks never interleave, but Codex items can (two parallel calls' argument
-deltas): one item owns the output at a time, and events of the others wait in order until
-it is done (CPA's FunctionCallQueue, generalised to every item type).
+Codex items are written one at a time (:mod:`trio_pool.translate.item_order`).
 """
 
 from __future__ import annotations
@@ -16,57 +14,24 @@ from typing import Any
 
 import attrs
 
+from trio_pool.translate.codex_events import (
+    ITEM_EVENTS,
+    STOP_REASONS,
+    TERMINAL_EVENTS,
+    messages_usage,
+)
 from trio_pool.translate.errors import codex_stream_error
 from trio_pool.translate.fields import (
     as_dict,
-    as_int,
     as_list,
     as_str,
     dig,
     dumps,
-    loads_object,
 )
 from trio_pool.translate.ids import ToolNames, derived_id
+from trio_pool.translate.item_order import ItemOrder
 from trio_pool.translate.signatures import encode_signature, summary_text
 from trio_pool.translate.sse import Event, OutEvent, kind_of
-
-ITEM_EVENTS = frozenset(
-    {
-        "response.output_item.added",
-        "response.output_item.done",
-        "response.content_part.added",
-        "response.output_text.delta",
-        "response.refusal.delta",
-        "response.reasoning_summary_part.added",
-        "response.reasoning_summary_text.delta",
-        "response.reasoning_text.delta",
-        "response.function_call_arguments.delta",
-        "response.function_call_arguments.done",
-    }
-)
-TERMINAL_EVENTS = frozenset(
-    {"response.completed", "response.incomplete", "response.failed", "error"}
-)
-# Codex's incomplete reasons as Anthropic stop reasons (CPA mapCodexStopReasonToClaude).
-STOP_REASONS = {
-    "max_output_tokens": "max_tokens",
-    "max_tokens": "max_tokens",
-    "content_filter": "refusal",
-    "stop_sequence": "stop_sequence",
-    "pause_turn": "pause_turn",
-    "refusal": "refusal",
-    "model_context_window_exceeded": "model_context_window_exceeded",
-}
-
-
-def messages_usage(usage: Any) -> dict[str, int]:
-    """Codex usage in Anthropic's fields: cached input is reported apart (CPA)."""
-    cached = as_int(dig(usage, "input_tokens_details", "cached_tokens"))
-    return {
-        "input_tokens": max(0, as_int(dig(usage, "input_tokens")) - cached),
-        "cache_read_input_tokens": cached,
-        "output_tokens": as_int(dig(usage, "output_tokens")),
-    }
 
 
 @attrs.define
@@ -90,10 +55,7 @@ class ResponsesToMessages:
     _response_id: str = attrs.field(default="", init=False)
     _next_index: int = attrs.field(default=0, init=False)
     _block: _Block | None = attrs.field(default=None, init=False)
-    _active: Any = attrs.field(default=None, init=False)
-    _waiting: dict[Any, list[tuple[str, dict[str, Any]]]] = attrs.field(factory=dict, init=False)
-    _closed: set[Any] = attrs.field(factory=set, init=False)
-    _aliases: dict[str, int] = attrs.field(factory=dict, init=False)
+    _order: ItemOrder = attrs.field(factory=ItemOrder, init=False)
     _seen_items: set[str] = attrs.field(factory=set, init=False)
     _tool_use: bool = attrs.field(default=False, init=False)
 
@@ -109,7 +71,7 @@ class ResponsesToMessages:
             self._response_id = self._response_id or as_str(dig(data, "response", "id"))
             self._start()
         elif kind in ITEM_EVENTS:
-            self._route(self._key(data), kind, data)
+            self._route(self._order.key(data), kind, data)
         elif kind in TERMINAL_EVENTS:
             self._terminal(kind, data)
         return self._take()
@@ -148,43 +110,25 @@ class ResponsesToMessages:
         }
         self._out.append(("message_start", {"type": "message_start", "message": message}))
 
-    def _key(self, data: dict[str, Any]) -> Any:
-        index = data.get("output_index")
-        item_id = as_str(data.get("item_id")) or as_str(dig(data, "item", "id"))
-        if isinstance(index, int) and not isinstance(index, bool):
-            if item_id:
-                self._aliases.setdefault(item_id, index)
-            return index
-        return self._aliases.get(item_id, item_id)
-
     def _route(self, key: Any, kind: str, data: dict[str, Any]) -> None:
-        if key in self._closed:
-            return
-        if self._active is None:
-            self._active = key
-        if key != self._active:
-            self._waiting.setdefault(key, []).append((kind, data))
-            return
-        self._handle(key, kind, data)
-        if self._active is None:
-            self._drain(force=False)
+        if self._order.admit(key, kind, data):
+            self._handle(key, kind, data)
+            if self._order.active is None:
+                self._drain(force=False)
 
     def _drain(self, *, force: bool) -> None:
         """Replay the waiting items in order while each one completes; with ``force``
         (the stream is over) also close the ones that never will."""
-        while self._waiting:
-            key, events = next(iter(self._waiting.items()))
-            del self._waiting[key]
-            self._active = key
+        while (waiting := self._order.next_waiting()) is not None:
+            key, events = waiting
             for kind, data in events:
-                if self._active == key:
+                if self._order.active == key:
                     self._handle(key, kind, data)
-            if self._active == key:
+            if self._order.active == key:
                 if not force:
                     return
                 self._close_block()
-                self._closed.add(key)
-                self._active = None
+                self._order.close(key)
 
     def _open(self, kind: str, content_block: dict[str, Any]) -> _Block:
         self._close_block()
@@ -222,8 +166,7 @@ class ResponsesToMessages:
             self._added(item)
         elif kind == "response.output_item.done":
             self._done(item)
-            self._closed.add(key)
-            self._active = None
+            self._order.close(key)
         elif kind == "response.content_part.added":
             if as_dict(data.get("part")).get("type") in ("output_text", "refusal"):
                 self._ensure("text", {"type": "text", "text": ""})
@@ -353,8 +296,3 @@ class ResponsesToMessages:
     def _error(self, error: dict[str, Any]) -> None:
         self._out.append(("error", {"type": "error", "error": error}))
         self._ended = True
-
-
-def tool_input(arguments: str) -> dict[str, Any]:
-    """Streamed tool arguments as a ``tool_use.input``: not a JSON object -> ``{}`` (CPA)."""
-    return loads_object(arguments) or {}
