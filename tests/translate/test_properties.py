@@ -310,6 +310,25 @@ CLAUDE_EVENT = st.builds(
 GARBAGE = st.tuples(st.text(max_size=8), ODD)
 
 
+def perturbed(
+    streams: list[list[Event]], noise: st.SearchStrategy[Event]
+) -> st.SearchStrategy[list[Event]]:
+    """A real stream with events dropped and random ones inserted: malformed, but deep."""
+
+    def apply(base: list[Event], drops: set[int], inserts: list[tuple[int, Event]]) -> list[Event]:
+        events = [e for i, e in enumerate(base) if i not in drops]
+        for position, event in inserts:
+            events.insert(position % (len(events) + 1), event)
+        return events
+
+    return st.builds(
+        apply,
+        st.sampled_from(streams),
+        st.sets(st.integers(0, 20), max_size=3),
+        st.lists(st.tuples(st.integers(0, 40), noise), max_size=5),
+    )
+
+
 def check_messages(out: list[OutEvent]) -> None:
     """One message_start at most, blocks never interleave, one terminal event, last."""
     open_index: int | None = None
@@ -364,7 +383,12 @@ def feed_all(translator: Translator, events: list[Event]) -> list[OutEvent]:
 
 
 @FAST
-@given(st.lists(st.one_of(CODEX_EVENT, GARBAGE), max_size=25))
+@given(
+    st.one_of(
+        st.lists(st.one_of(CODEX_EVENT, GARBAGE), max_size=25),
+        perturbed(CODEX_STREAMS, st.one_of(CODEX_EVENT, GARBAGE)),
+    )
+)
 def test_malformed_codex_events_never_raise_and_streams_end_well_formed(
     events: list[Event],
 ) -> None:
@@ -374,7 +398,12 @@ def test_malformed_codex_events_never_raise_and_streams_end_well_formed(
 
 
 @FAST
-@given(st.lists(st.one_of(CLAUDE_EVENT, GARBAGE), max_size=25))
+@given(
+    st.one_of(
+        st.lists(st.one_of(CLAUDE_EVENT, GARBAGE), max_size=25),
+        perturbed(CLAUDE_STREAMS, st.one_of(CLAUDE_EVENT, GARBAGE)),
+    )
+)
 def test_malformed_claude_events_never_raise_and_streams_end_well_formed(
     events: list[Event],
 ) -> None:
