@@ -20,6 +20,7 @@ from trio_pool.serde import converter, describe_errors
 Sticky = Literal["auto", "always", "off"]
 FastMode = Literal["auto", "always", "off"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+SystemMessages = Literal["developer", "reminder"]
 
 CONFIG_ENV = "TRIO_POOL_CONFIG"
 INMEM_BODY_ENV = "PROXY_MAX_INMEM_BODY_BYTES"
@@ -69,6 +70,27 @@ class GeminiConfig:
 
 
 @attrs.frozen
+class ModelRule:
+    """One ``[translate.models]`` entry: where a client model name goes (translation.md §1)."""
+
+    to: str  # "codex:MODEL" or "claude:MODEL"
+    effort: str | None = None  # used when the request sets no effort of its own
+
+
+@attrs.frozen
+class TranslateConfig:
+    """Cross-format translation switches (translation.md §0, §1)."""
+
+    claude_code_on_codex: bool = True
+    # Foreign traffic on Claude subscription accounts risks the account (§0.2): opt-in.
+    codex_on_claude: bool = False
+    chat_completions: bool = True
+    reasoning_replay: bool = True
+    system_messages: SystemMessages = "developer"  # mid-conversation system messages
+    models: dict[str, ModelRule] = attrs.field(factory=dict)  # glob -> rule, first match wins
+
+
+@attrs.frozen
 class AccountSettings:
     priority: int = 0
     disabled: bool = False
@@ -97,6 +119,7 @@ class Config:
     codex: CodexConfig = CodexConfig()
     claude: ClaudeConfig = ClaudeConfig()
     gemini: GeminiConfig = GeminiConfig()
+    translate: TranslateConfig = TranslateConfig()
     accounts: dict[str, AccountSettings] = attrs.field(factory=dict)
     # Scripts send it as a Bearer token to the management API (/api/*).
     admin_token: str | None = attrs.field(default=None, repr=False)
@@ -182,11 +205,30 @@ def _validate(config: Config) -> list[str]:
         )
     if config.admin_token is not None and len(config.admin_token.strip()) < 16:
         problems.append("admin_token: must be at least 16 characters (try `openssl rand -hex 24`)")
+    problems.extend(_translate_problems(config.translate))
     for name in config.accounts:
         provider, _, stem = name.partition("/")
         if provider not in ("codex", "claude", "gemini") or not stem:
             problems.append(
                 f'accounts."{name}": expected "codex/NAME", "claude/NAME" or "gemini/NAME"'
+            )
+    return problems
+
+
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+
+
+def _translate_problems(translate: TranslateConfig) -> list[str]:
+    problems = []
+    for glob, rule in translate.models.items():
+        provider, _, model = rule.to.partition(":")
+        if provider not in ("codex", "claude") or not model.strip():
+            problems.append(
+                f'translate.models."{glob}".to: expected "codex:MODEL" or "claude:MODEL"'
+            )
+        if rule.effort is not None and rule.effort not in EFFORTS:
+            problems.append(
+                f'translate.models."{glob}".effort: expected one of {", ".join(EFFORTS)}'
             )
     return problems
 
