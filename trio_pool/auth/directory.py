@@ -43,6 +43,9 @@ class Directory:
         self.limiter = UsageLimiter()
         self.throttle = AttemptThrottle()
         self._used: dict[str, float] = {}  # key id -> last use, not yet written
+        # False while state.db cannot say whether users exist: then every request is refused
+        # (fail closed), never served as a local pool.
+        self.ready = True
 
     @property
     def shared(self) -> bool:

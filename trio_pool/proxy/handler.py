@@ -103,6 +103,8 @@ class Proxy:
 
     async def handle(self, exchange: Exchange) -> None:
         head = exchange.head
+        if await gate.screen(self, exchange):
+            return
         if head.path == "/healthz":
             await local.healthz(exchange, self.pool, self.registry, full=self._insider(exchange))
             return
@@ -131,7 +133,7 @@ class Proxy:
             return
         provider = PROVIDER_REGISTRY[route.provider]
         bind(provider=route.provider)
-        admitted = await gate.admit(self, exchange, provider)
+        admitted = await gate.admit(self, exchange, provider, route)
         if admitted is None:
             return
         try:
@@ -149,7 +151,9 @@ class Proxy:
         """Health details and metrics: local mode, this machine, or an admin."""
         if not self.directory.shared:
             return True
-        return routes.caller_of(self, exchange)[0].is_admin or routes.is_local_client(exchange)
+        return routes.caller_of(self, exchange)[0].is_admin or routes.is_local_client(
+            self, exchange
+        )
 
     # -- the attempt loop ------------------------------------------------------------------
 
