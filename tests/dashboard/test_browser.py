@@ -178,9 +178,13 @@ def test_admin_logs_in_and_out(dash: DashboardServer, new_page: NewPage, admin: 
     visible(page, "nav-users")
     assert page.request.get(dash.base_url + "/api/session").json()["user"]["role"] == "admin"
 
+    (kept,) = [c["value"] for c in page.context.cookies() if c["name"] == "tp_session"]
     page.click(tid("nav-logout"))
     visible(page, "nav-login")
     assert page.request.get(dash.base_url + "/api/session").json()["user"] is None
+    # A copy of the cookie taken before signing out is dead too (H2).
+    answer = api(dash.base_url, "GET", "/api/users", cookie=kept)
+    assert answer.status == 401
 
 
 def test_account_disabled_in_the_ui_gets_no_traffic(

@@ -1,9 +1,14 @@
 """The users, keys and admin password as this process knows them (the trio shell).
 
 Lookups (``authenticate``, ``session_caller``) are dict reads on the request path, no
-await. Changes go to state.db first, then into memory; every RELOAD_S the directory
-re-reads the db, so ``trio-pool users add`` in another process (or another proxy on the
-same data dir) takes effect without a restart. Key use times are written in batches.
+await. Changes go to state.db first, then memory is re-read from it; every RELOAD_S the
+directory re-reads the db, so ``trio-pool users add`` in another process (or another proxy
+on the same data dir) takes effect without a restart. Key use times are written in batches.
+
+Reads are numbered: a snapshot is adopted only if no later-started read was adopted
+already, so a periodic reload that read the db just before a sign-up cannot put the
+memory back to "no such user" after the sign-up's own read (the store runs reads and
+writes one at a time, in order).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from trio_pool.auth.keys import key_hash, key_prefix, new_key, new_key_id, valid
 from trio_pool.auth.limits import UsageLimiter
 from trio_pool.auth.model import Caller, PoolKey, User, UserLimits
 from trio_pool.auth.password import hash_password, password_problem, verify_password
-from trio_pool.auth.session import verify
+from trio_pool.auth.session import Session, verify
 from trio_pool.auth.throttle import AttemptThrottle
 from trio_pool.errors import AuthError, StateError
 from trio_pool.state.store import StateStore
@@ -46,6 +51,9 @@ class Directory:
         # False while state.db cannot say whether users exist: then every request is refused
         # (fail closed), never served as a local pool.
         self.ready = True
+        self.admin_epoch = 0
+        self._reads = 0  # reads started
+        self._adopted = 0  # the newest read adopted
 
     @property
     def shared(self) -> bool:
@@ -57,9 +65,12 @@ class Directory:
     async def load(self) -> None:
         if self.store is None:
             return
-        users, keys = await self.store.run(db.load)
-        password = await self.store.run(db.get_setting, db.PASSWORD)
-        self._adopt(users, keys, password)
+        self._reads += 1
+        ticket = self._reads
+        snapshot = await self.store.run(db.load)
+        if ticket > self._adopted:
+            self._adopted = ticket
+            self._adopt(snapshot)
 
     async def start(self) -> None:
         """The first load, and the session secret (kept in the db across restarts)."""
@@ -84,13 +95,14 @@ class Directory:
                 except StateError as exc:
                     log.warning("auth.key_use.lost reason=%s", exc)
 
-    def _adopt(self, users: dict[str, User], keys: list[PoolKey], password: str | None) -> None:
-        for name in self.users.keys() - users.keys():
+    def _adopt(self, snapshot: db.Snapshot) -> None:
+        for name in self.users.keys() - snapshot.users.keys():
             self.limiter.forget(name)
-        self.users = users
-        self.keys = {k.id: k for k in keys}
-        self._by_hash = {k.hash: k for k in keys if not k.revoked}
-        self.password_hash = password
+        self.users = snapshot.users
+        self.keys = {k.id: k for k in snapshot.keys}
+        self._by_hash = {k.hash: k for k in snapshot.keys if not k.revoked}
+        self.password_hash = snapshot.password
+        self.admin_epoch = snapshot.admin_epoch
 
     async def _write_used(self) -> None:
         used, self._used = self._used, {}
@@ -108,12 +120,34 @@ class Directory:
         return self.users[found.user]
 
     def session_caller(self, cookie: str, now: float) -> Caller | None:
-        caller = verify(self.secret, cookie, now)
-        if caller is None:
+        """The cookie's caller while its session is current (see auth/session.py)."""
+        session = verify(self.secret, cookie, now)
+        if session is None:
             return None
-        if caller.role == "user" and caller.name not in self.users:
-            return None  # the user was removed: the session ends with it
+        caller = session.caller
+        if caller.role == "admin":
+            return caller if session.epoch == self.admin_epoch else None
+        user = self.users.get(caller.name or "")
+        if user is None or user.uid != session.uid or user.epoch != session.epoch:
+            return None  # removed (or re-created), signed out, or a key of theirs revoked
         return caller
+
+    def session_for(self, caller: Caller) -> Session:
+        """What a new cookie for ``caller`` carries: the current epoch and user id."""
+        if caller.role == "user":
+            user = self.users[caller.name or ""]
+            return Session(caller, user.epoch, user.uid)
+        return Session(caller, self.admin_epoch)
+
+    async def end_sessions(self, caller: Caller) -> None:
+        """Sign ``caller`` out everywhere: every cookie of theirs stops working."""
+        if self.store is None:
+            if caller.role == "admin":
+                self.admin_epoch += 1
+            return
+        await self.store.run(db.end_sessions, caller.name if caller.role == "user" else None)
+        await self.load()
+        log.info("auth.sessions.ended role=%s user=%s", caller.role, caller.name)
 
     def keys_of(self, user: str) -> list[PoolKey]:
         return sorted((k for k in self.keys.values() if k.user == user), key=lambda k: k.created_at)
@@ -138,12 +172,11 @@ class Directory:
         if problems:
             raise AuthError("; ".join(problems))
         store = self._need_store()
-        user = User(name, clock.now(), limits)
+        user = User(name, clock.now(), limits, uid=secrets.token_hex(8))
         await store.run(db.add_user, user)
-        self.users = {**self.users, name: user}
-        _, key = await self.issue_key(name)
+        _, key = await self.issue_key(name)  # re-reads: the user and the key are in memory
         log.info("auth.user.added user=%s", name)
-        return user, key
+        return self.users.get(name, user), key
 
     async def remove_user(self, name: str) -> None:
         await self._need_store().run(db.remove_user, name)
@@ -163,8 +196,7 @@ class Directory:
         key = new_key()
         record = PoolKey(new_key_id(), user, key_hash(key), key_prefix(key), clock.now())
         await self._need_store().run(db.add_key, record)
-        self.keys[record.id] = record
-        self._by_hash[record.hash] = record
+        await self.load()
         log.info("auth.key.issued user=%s key_id=%s", user, record.id)
         return record, key
 
@@ -179,8 +211,9 @@ class Directory:
         if problem is not None:
             raise AuthError(problem)
         hashed = await trio.to_thread.run_sync(hash_password, password)
-        await self._need_store().run(db.set_setting, db.PASSWORD, hashed)
-        self.password_hash = hashed
+        store = self._need_store()
+        await store.run(db.set_password, hashed)  # and every admin session ends
+        await self.load()
         log.info("auth.password.set")
 
     async def check_password(self, password: str) -> bool:

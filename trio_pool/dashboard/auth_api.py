@@ -15,7 +15,7 @@ from trio_pool import clock
 from trio_pool.auth.directory import describe_user
 from trio_pool.auth.manage import user_documents
 from trio_pool.auth.model import Caller, UserLimits
-from trio_pool.auth.session import clear_cookie, set_cookie, sign
+from trio_pool.auth.session import clear_cookie, cookie_value, set_cookie, sign
 from trio_pool.dashboard.data_api import public_address
 from trio_pool.dashboard.http import client_host, error, read_json, reply
 from trio_pool.errors import AuthError, StateError
@@ -42,7 +42,8 @@ def session_document(proxy: Proxy, ex: Exchange, caller: Caller) -> dict[str, An
 
 def _cookie_for(proxy: Proxy, ex: Exchange, caller: Caller) -> tuple[str, str]:
     secure = ex.head.get("x-forwarded-proto") == "https"
-    value = sign(proxy.directory.secret, caller, clock.now())
+    directory = proxy.directory
+    value = sign(directory.secret, directory.session_for(caller), clock.now())
     return ("set-cookie", set_cookie(value, secure=secure))
 
 
@@ -56,8 +57,7 @@ async def handle(ex: Exchange, proxy: Proxy, caller: Caller, parts: list[str]) -
             case ["api", "session"], "POST":
                 await _sign_in(ex, proxy)
             case ["api", "session"], "DELETE":
-                document = session_document(proxy, ex, Caller("anonymous"))
-                await reply(ex, 200, document, [("set-cookie", clear_cookie())])
+                await _sign_out(ex, proxy)
             case ["api", "join"], "POST":
                 await _join(ex, proxy)
             case ["api", "password"], "POST":
@@ -152,6 +152,18 @@ async def _sign_in(ex: Exchange, proxy: Proxy) -> None:
     log.info("dashboard.signed_in role=%s user=%s", caller.role, caller.name)
     document = session_document(proxy, ex, caller)
     await reply(ex, 200, document, [_cookie_for(proxy, ex, caller)])
+
+
+async def _sign_out(ex: Exchange, proxy: Proxy) -> None:
+    """Clear the cookie, and end the session itself: a copy of the cookie (taken from the
+    browser, say) must not outlive the sign-out. Every session of that caller ends."""
+    cookie = cookie_value(ex.head.get_all("cookie"))
+    signed_in = None if cookie is None else proxy.directory.session_caller(cookie, clock.now())
+    if signed_in is not None:
+        await proxy.directory.end_sessions(signed_in)
+        log.info("dashboard.signed_out role=%s user=%s", signed_in.role, signed_in.name)
+    document = session_document(proxy, ex, Caller("anonymous"))
+    await reply(ex, 200, document, [("set-cookie", clear_cookie())])
 
 
 async def _join(ex: Exchange, proxy: Proxy) -> None:

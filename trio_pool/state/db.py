@@ -161,6 +161,13 @@ MIGRATIONS: tuple[str, ...] = (
                SUM(reasoning), SUM(bytes)
         FROM usage GROUP BY 1, 2, 3, 4, 5;
     """,
+    # 4: sessions that can end (auth/session.py): a random id per user (a re-created name is
+    # another user) and a session epoch per user, bumped to end every session of the user.
+    """
+    ALTER TABLE users ADD COLUMN uid TEXT NOT NULL DEFAULT '';
+    ALTER TABLE users ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0;
+    UPDATE users SET uid = lower(hex(randomblob(8))) WHERE uid = '';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
