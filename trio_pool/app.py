@@ -90,7 +90,9 @@ async def serve_proxy(
         account = registry.get(name)
         return None if account is None else account.signature[0]
 
-    directory = Directory(state, friend_code=config.friend_code)
+    directory = Directory(
+        state, friend_code=config.friend_code, signups_per_hour=config.join.signups_per_hour
+    )
     try:
         await directory.start()
     except TrioPoolError as exc:

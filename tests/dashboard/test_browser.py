@@ -285,3 +285,21 @@ def test_screenshots_of_every_page(dash: DashboardServer, new_page: NewPage, adm
     open_route(dark, dash.base_url, "overview", "provider-card")
     shoot(dark, "dark-overview")
     assert [e for e in watch.errors if "pageerror" in e] == []
+
+
+def test_no_page_shows_a_stray_null(dash: DashboardServer, new_page: NewPage, admin: str) -> None:
+    """No page prints "null" where an optional part is absent (Accounts used to, under its
+    title, when the pool had no problems)."""
+    page = new_page(cookie=admin)
+    for route, ready in ADMIN_PAGES.items():
+        open_route(page, dash.base_url, route, ready)
+        stray = page.evaluate(
+            """() => {
+                const walk = document.createTreeWalker(document.querySelector('#main'),
+                                                       NodeFilter.SHOW_TEXT);
+                let n = 0;
+                while (walk.nextNode()) if (walk.currentNode.data.trim() === 'null') n++;
+                return n;
+            }"""
+        )
+        assert stray == 0, route

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 
 import attrs
 import trio
@@ -26,17 +27,32 @@ from trio_pool.auth.limits import UsageLimiter
 from trio_pool.auth.model import Caller, PoolKey, User, UserLimits
 from trio_pool.auth.password import hash_password, password_problem, verify_password
 from trio_pool.auth.session import Session, verify
-from trio_pool.auth.throttle import AttemptThrottle
+from trio_pool.auth.throttle import AttemptThrottle, SignupRate
 from trio_pool.errors import AuthError, StateError
 from trio_pool.state.store import StateStore
 
 log = logging.getLogger(__name__)
 
 RELOAD_S = 2.0
+PASSWORD_CHECKS = 2
+SIGNUPS_PER_HOUR = 20
+
+
+class PasswordBusy(AuthError):
+    """Too many password checks at once (answered 503 with Retry-After)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 503)
 
 
 class Directory:
-    def __init__(self, store: StateStore | None, *, friend_code: str | None = None) -> None:
+    def __init__(
+        self,
+        store: StateStore | None,
+        *,
+        friend_code: str | None = None,
+        signups_per_hour: int = SIGNUPS_PER_HOUR,
+    ) -> None:
         self.store = store
         self.friend_code = friend_code
         self.users: dict[str, User] = {}
@@ -46,7 +62,14 @@ class Directory:
         # Without a db: sessions last as long as the process.
         self.secret = secrets.token_bytes(32)
         self.limiter = UsageLimiter()
-        self.throttle = AttemptThrottle()
+        # One throttle per secret (a friend-code guesser must not lock the admin out); only
+        # sign-up has the global lock. See auth/throttle.py.
+        self.join_throttle = AttemptThrottle()
+        self.password_throttle = AttemptThrottle(total=None)
+        self.key_throttle = AttemptThrottle(total=None)
+        self.signups = SignupRate(signups_per_hour)
+        # scrypt takes 32 MiB and ~0.1 s per check: a few at once, the rest refused (503).
+        self._password_checks = trio.CapacityLimiter(PASSWORD_CHECKS)
         self._used: dict[str, float] = {}  # key id -> last use, not yet written
         # False while state.db cannot say whether users exist: then every request is refused
         # (fail closed), never served as a local pool.
@@ -216,12 +239,33 @@ class Directory:
         await self.load()
         log.info("auth.password.set")
 
-    async def check_password(self, password: str) -> bool:
-        """scrypt takes ~0.1 s of CPU: off the event loop."""
+    @property
+    def password_checks_running(self) -> int:
+        return int(self._password_checks.borrowed_tokens)
+
+    async def check_password(
+        self, password: str, counted: Callable[[], None] = lambda: None
+    ) -> bool:
+        """Is ``password`` the admin's? scrypt (~0.1 s, 32 MiB) runs off the event loop.
+
+        At most PASSWORD_CHECKS run at once; another raises PasswordBusy at once instead of
+        queueing (memory stays bounded under a burst). ``counted`` is called once a check
+        is certain to run and before it is awaited, so that the caller's throttle has
+        counted the attempt before the answer can come back: a burst of guesses is
+        throttled as it arrives, not after every one of them was evaluated.
+        """
         stored = self.password_hash
         if stored is None:
             return False
-        return await trio.to_thread.run_sync(verify_password, password, stored)
+        try:
+            self._password_checks.acquire_nowait()
+        except trio.WouldBlock:
+            raise PasswordBusy("other password checks are running; retry in a moment") from None
+        try:
+            counted()
+            return await trio.to_thread.run_sync(verify_password, password, stored)
+        finally:
+            self._password_checks.release()
 
 
 def describe_user(directory: Directory, user: User) -> dict[str, object]:
