@@ -58,7 +58,7 @@ async def test_a_burst_of_password_guesses_is_counted_as_it_arrives(
     async def sample() -> None:
         nonlocal peak
         while True:
-            peak = max(peak, directory.password_checks_running)
+            peak = max(peak, getattr(directory, "password_checks_running", 0))
             await trio.sleep(0.001)
 
     async with trio.open_nursery() as watcher:

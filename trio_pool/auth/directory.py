@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from pathlib import Path
 
 import attrs
 import trio
 
 from trio_pool import clock
-from trio_pool.auth import db
+from trio_pool.auth import db, marker
 from trio_pool.auth.keys import key_hash, key_prefix, new_key, new_key_id, valid_name
 from trio_pool.auth.limits import UsageLimiter
 from trio_pool.auth.model import Caller, PoolKey, User, UserLimits
@@ -52,8 +53,13 @@ class Directory:
         *,
         friend_code: str | None = None,
         signups_per_hour: int = SIGNUPS_PER_HOUR,
+        data_dir: Path | None = None,
     ) -> None:
         self.store = store
+        # Where state.db and the users marker live (None: no db at all, e.g. in tests).
+        self.data_dir = data_dir if data_dir is not None or store is None else store.path.parent
+        self._own_store = False  # opened here after a failed start: closed here
+        self._secret_loaded = False
         self.friend_code = friend_code
         self.users: dict[str, User] = {}
         self.keys: dict[str, PoolKey] = {}  # by id
@@ -80,8 +86,9 @@ class Directory:
 
     @property
     def shared(self) -> bool:
-        """Shared mode: callers need pool keys (a friend code is set, or users exist)."""
-        return self.friend_code is not None or bool(self.users)
+        """Shared mode: callers need pool keys (a friend code is set, or users exist, or
+        whether users exist cannot be known now: never open by accident)."""
+        return self.friend_code is not None or bool(self.users) or not self.ready
 
     # -- loading --------------------------------------------------------------------------
 
@@ -94,19 +101,65 @@ class Directory:
         if ticket > self._adopted:
             self._adopted = ticket
             self._adopt(snapshot)
+            await self._check_marker()
+
+    async def _check_marker(self) -> None:
+        """Keep data_dir/.users-exist in step; no users but the marker: not ready (M4)."""
+        if self.data_dir is None:
+            self._set_ready(True, "")
+            return
+        if self.users:
+            if not await marker.had_users(self.data_dir):
+                await marker.remember(self.data_dir)
+            self._set_ready(True, "")
+        elif await marker.had_users(self.data_dir):
+            self._set_ready(
+                False,
+                f"state.db has no users, but {marker.marker_path(self.data_dir)} says the pool "
+                "had some: restore the db, or delete that file to run as a local pool",
+            )
+        else:
+            self._set_ready(True, "")
+
+    def _set_ready(self, ready: bool, reason: str) -> None:
+        if ready and not self.ready:
+            log.warning("auth.available users=%d (serving again)", len(self.users))
+        elif not ready and self.ready:
+            log.error("auth.unavailable reason=%s (refusing every request until then)", reason)
+        self.ready = ready
 
     async def start(self) -> None:
-        """The first load, and the session secret (kept in the db across restarts)."""
-        if self.store is not None:
+        """The first load, and the session secret (kept in the db across restarts).
+
+        A db that exists but cannot be read (or a lost one that had users) leaves the
+        directory not ready: every request is refused while ``serve`` retries.
+        """
+        if self.store is None:
+            if self.data_dir is not None and await marker.db_or_marker_exists(self.data_dir):
+                self._set_ready(False, f"{self.data_dir / marker.STATE_FILE} cannot be opened")
+            return
+        try:
+            await self._load_secret()
+            await self.load()
+        except StateError as exc:
+            self._set_ready(False, str(exc))
+
+    async def _load_secret(self) -> None:
+        if self.store is not None and not self._secret_loaded:
             self.secret = await self.store.run(db.session_secret)
-        await self.load()
+            self._secret_loaded = True
 
     async def serve(self) -> None:
-        """Reload and write key use times until cancelled (then a last write)."""
+        """Reload and write key use times until cancelled (then a last write). While not
+        ready, reopen state.db (if it could not be opened) and retry."""
         try:
             while True:
                 await trio.sleep(RELOAD_S)
                 try:
+                    if self.store is None and not self.ready and self.data_dir is not None:
+                        self.store = await StateStore.open(self.data_dir)
+                        self._own_store = True
+                    await self._load_secret()
                     await self._write_used()
                     await self.load()
                 except StateError as exc:
@@ -117,6 +170,8 @@ class Directory:
                     await self._write_used()
                 except StateError as exc:
                     log.warning("auth.key_use.lost reason=%s", exc)
+                if self._own_store and self.store is not None:
+                    await self.store.aclose()
 
     def _adopt(self, snapshot: db.Snapshot) -> None:
         for name in self.users.keys() - snapshot.users.keys():
@@ -203,6 +258,8 @@ class Directory:
 
     async def remove_user(self, name: str) -> None:
         await self._need_store().run(db.remove_user, name)
+        if self.data_dir is not None and not (await self._need_store().run(db.load)).users:
+            await marker.forget(self.data_dir)  # the last one: local mode again, on purpose
         await self.load()
         log.info("auth.user.removed user=%s", name)
 
