@@ -36,6 +36,10 @@ class RoutingConfig:
     queue_wait_s: float = 10.0
     dormant_touch: bool = True
     fast_mode: FastMode = "off"
+    # At most this many requests (and body bytes) wait for an account at once; more get a
+    # 429 at once rather than holding their bodies in memory for the whole wait.
+    max_queued: int = 64
+    max_queued_bytes: int = 64 * 1024 * 1024
 
 
 @attrs.frozen
@@ -187,6 +191,8 @@ def _validate(config: Config) -> list[str]:
         problems.append("ledger_retention_days: must be greater than 0")
     if config.routing.max_attempts < 1:
         problems.append("routing.max_attempts: must be at least 1")
+    if config.routing.max_queued < 0 or config.routing.max_queued_bytes < 0:
+        problems.append("routing.max_queued and routing.max_queued_bytes: must not be negative")
     if config.routing.sticky_strength < 0:
         problems.append("routing.sticky_strength: must not be negative")
     if config.friend_code is not None and len(config.friend_code.strip()) < MIN_FRIEND_CODE:
