@@ -90,11 +90,14 @@ async def serve_proxy(
         account = registry.get(name)
         return None if account is None else account.signature[0]
 
-    directory = Directory(state, friend_code=config.friend_code)
-    try:
-        await directory.start()
-    except TrioPoolError as exc:
-        log.error("auth.unavailable reason=%s", exc)
+    directory = Directory(
+        state,
+        friend_code=config.friend_code,
+        signups_per_hour=config.join.signups_per_hour,
+        data_dir=config.data_dir,
+    )
+    # Cannot read the users: not ready, every request refused until it can (fail closed).
+    await directory.start()
     if not is_loopback(config.listen_host) and not directory.shared:
         if state is not None:
             await state.aclose()

@@ -25,6 +25,7 @@ SystemMessages = Literal["developer", "reminder"]
 CONFIG_ENV = "TRIO_POOL_CONFIG"
 INMEM_BODY_ENV = "PROXY_MAX_INMEM_BODY_BYTES"
 MIN_FRIEND_CODE = 8
+MAX_LIMIT = 10**9  # the largest rpm / streams a limit may name (SQLite INTEGER and sanity)
 
 
 @attrs.frozen
@@ -36,6 +37,10 @@ class RoutingConfig:
     queue_wait_s: float = 10.0
     dormant_touch: bool = True
     fast_mode: FastMode = "off"
+    # At most this many requests (and body bytes) wait for an account at once; more get a
+    # 429 at once rather than holding their bodies in memory for the whole wait.
+    max_queued: int = 64
+    max_queued_bytes: int = 64 * 1024 * 1024
 
 
 @attrs.frozen
@@ -91,6 +96,17 @@ class TranslateConfig:
 
 
 @attrs.frozen
+class JoinConfig:
+    """Friend sign-ups (shared mode): the limits a new user starts with, and how many
+    sign-ups the pool takes per hour (all addresses together; 5 at most from one)."""
+
+    rpm: int | None = 60
+    streams: int | None = 8
+    share_pct: float | None = 50.0
+    signups_per_hour: int = 20
+
+
+@attrs.frozen
 class AccountSettings:
     priority: int = 0
     disabled: bool = False
@@ -126,6 +142,11 @@ class Config:
     # Shared mode: friends who know the code sign up on the dashboard for their own pool key.
     friend_code: str | None = attrs.field(default=None, repr=False)
     friend_name: str = "trio-pool"  # what the dashboard calls this pool
+    join: JoinConfig = JoinConfig()
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or networks). Off by
+    # default: then every caller is its TCP peer, and a same-host nginx makes every
+    # internet client look like "this machine" (README: "Behind a reverse proxy").
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def listen_host(self) -> str:
@@ -163,21 +184,18 @@ def non_loopback_problem(host: str) -> str:
     return (
         f"listen: {host!r} is not a loopback address; trio-pool only listens beyond this "
         "machine in shared mode, where every caller needs a pool key (set friend_code, or add "
-        "a user: trio-pool users add NAME)"
+        "a user: trio-pool users add NAME, then start it again)"
     )
 
 
 def _validate(config: Config) -> list[str]:
     problems = []
     try:
-        host, _ = parse_listen(config.listen)
+        parse_listen(config.listen)
     except ValueError as exc:
         problems.append(f"listen: {exc}")
-    else:
-        # Beyond loopback only in shared mode; users live in state.db, so serve_proxy
-        # checks again with them once it has read it.
-        if not is_loopback(host) and config.friend_code is None:
-            problems.append(non_loopback_problem(host))
+    # Beyond loopback only in shared mode: a friend code or a user. Users live in state.db,
+    # so serve_proxy decides once it has read them (non_loopback_problem).
     for key in ("max_inmem_body_bytes", "max_body_bytes"):
         if getattr(config, key) < 0:
             problems.append(f"{key}: must not be negative")
@@ -196,6 +214,8 @@ def _validate(config: Config) -> list[str]:
         problems.append("ledger_retention_days: must be greater than 0")
     if config.routing.max_attempts < 1:
         problems.append("routing.max_attempts: must be at least 1")
+    if config.routing.max_queued < 0 or config.routing.max_queued_bytes < 0:
+        problems.append("routing.max_queued and routing.max_queued_bytes: must not be negative")
     if config.routing.sticky_strength < 0:
         problems.append("routing.sticky_strength: must not be negative")
     if config.friend_code is not None and len(config.friend_code.strip()) < MIN_FRIEND_CODE:
@@ -206,6 +226,22 @@ def _validate(config: Config) -> list[str]:
     if config.admin_token is not None and len(config.admin_token.strip()) < 16:
         problems.append("admin_token: must be at least 16 characters (try `openssl rand -hex 24`)")
     problems.extend(_translate_problems(config.translate))
+    join = config.join
+    for key in ("rpm", "streams"):
+        value = getattr(join, key)
+        if value is not None and not 1 <= value <= MAX_LIMIT:
+            problems.append(f"join.{key}: must be from 1 to {MAX_LIMIT} (or leave it out)")
+    if join.share_pct is not None and not 0 < join.share_pct <= 100:
+        problems.append("join.share_pct: must be more than 0 and at most 100")
+    if not 1 <= join.signups_per_hour <= MAX_LIMIT:
+        problems.append(f"join.signups_per_hour: must be from 1 to {MAX_LIMIT}")
+    for entry in config.trusted_proxies:
+        try:
+            ipaddress.ip_network(entry.strip("[]"), strict=False)
+        except ValueError:
+            problems.append(
+                f"trusted_proxies: {entry!r} is not an IP address or network (e.g. 127.0.0.1)"
+            )
     for name in config.accounts:
         provider, _, stem = name.partition("/")
         if provider not in ("codex", "claude", "gemini") or not stem:

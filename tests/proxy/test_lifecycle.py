@@ -22,7 +22,7 @@ async def open_stream(env: Env, body: dict[str, Any]) -> trio.SocketStream:
     """A raw client connection that has sent one streaming request."""
     stream = await trio.open_tcp_stream(*env.running.addresses[0][:2])
     payload = json.dumps(body).encode()
-    head = "POST /v1/messages HTTP/1.1\r\nhost: x\r\n" + "".join(
+    head = "POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\n" + "".join(
         f"{k}: {v}\r\n" for k, v in CLAUDE_HEADERS
     )
     await stream.send_all(f"{head}content-length: {len(payload)}\r\n\r\n".encode() + payload)

@@ -8,6 +8,7 @@ are unix seconds. No column holds a token (design.md §2.2).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -161,6 +162,13 @@ MIGRATIONS: tuple[str, ...] = (
                SUM(reasoning), SUM(bytes)
         FROM usage GROUP BY 1, 2, 3, 4, 5;
     """,
+    # 4: sessions that can end (auth/session.py): a random id per user (a re-created name is
+    # another user) and a session epoch per user, bumped to end every session of the user.
+    """
+    ALTER TABLE users ADD COLUMN uid TEXT NOT NULL DEFAULT '';
+    ALTER TABLE users ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0;
+    UPDATE users SET uid = lower(hex(randomblob(8))) WHERE uid = '';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -190,7 +198,7 @@ def connect(path: Path) -> sqlite3.Connection:
     ``check_same_thread=False``: the store hands the connection to one worker thread at a
     time, never two at once.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private(path)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -204,6 +212,31 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def make_private(path: Path) -> None:
+    """The data dir 0700 and the db with its -wal and -shm 0600, before SQLite opens them.
+
+    The db holds the session-signing secret: readable by another local user, it lets them
+    forge an admin cookie. SQLite creates -wal and -shm with the db file's own mode, so a
+    0600 db keeps new ones private; existing ones (an older trio-pool's) are fixed here.
+    A directory we do not own (chmod refused) is left as it is.
+    """
+    data_dir = path.parent
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        if data_dir.stat().st_mode & 0o077:
+            data_dir.chmod(0o700)
+    except PermissionError:
+        pass
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    path.chmod(0o600)
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        try:
+            side.chmod(0o600)
+        except FileNotFoundError:
+            continue
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

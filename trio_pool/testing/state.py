@@ -7,6 +7,7 @@ The clock defaults to ``trio_pool.clock.now`` (unix seconds that move with trio'
 from __future__ import annotations
 
 import secrets
+from collections import deque
 from collections.abc import Callable, Iterable
 
 import attrs
@@ -29,6 +30,8 @@ class SimState:
     _login_codes: dict[str, str] = attrs.field(factory=dict, repr=False)
     unknown_token_requests: int = 0  # API requests with no or an unknown credential
     requests_total: int = 0  # every request the simulator served
+    # (method, target) of the last requests served, for "nothing reached upstream" checks.
+    seen: deque[tuple[str, str]] = attrs.field(factory=lambda: deque(maxlen=1000))
     _request_ids: int = 0
 
     @classmethod

@@ -343,11 +343,13 @@
       state.skew = doc.now - Date.now() / 1000;
       if (!alive()) return;
       const problems = doc.problems || [];
-      body.replaceChildren(
+      // replaceChildren would write a null as the text "null": only real nodes go in.
+      body.replaceChildren(...[
         problems.length ? h('ul', { class: 'problems', role: 'status' }, problems.map((p) => h('li', {}, h('strong', {}, p.account), ': ', p.reason))) : null,
         h('table', { class: 'grid-table' },
           h('thead', {}, h('tr', {}, ['Account', 'State', 'Windows', 'Today', 'Last used', isAdmin() ? 'Actions' : null].filter(Boolean).map((t) => h('th', { scope: 'col' }, t)))),
-          h('tbody', {}, (doc.accounts || []).map((a) => accountRow(a, load)))));
+          h('tbody', {}, (doc.accounts || []).map((a) => accountRow(a, load)))),
+      ].filter(Boolean));
       if (!(doc.accounts || []).length) body.append(h('p', { class: 'empty' }, 'No accounts in the pool.'));
     };
     await load();
