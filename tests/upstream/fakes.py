@@ -51,6 +51,8 @@ class ServerSide:
                 return head, body
             elif isinstance(event, h11.ConnectionClosed):
                 return None
+            else:
+                raise AssertionError(f"a raw answer needs send_raw(..., whole=True): {event}")
 
     async def respond(self, status: int = 200, body: bytes = b"ok") -> None:
         """A whole response with Content-Length, then ready for the next request."""
@@ -60,8 +62,13 @@ class ServerSide:
         await self.stream.send_all(data)
         self.h11.start_next_cycle()
 
-    async def send_raw(self, data: bytes) -> None:
+    async def send_raw(self, data: bytes, *, whole: bool = False) -> None:
+        """Bytes as they are; ``whole`` when they finish the answer (keep-alive goes on)."""
         await self.stream.send_all(data)
+        if whole:
+            unread = self.h11.trailing_data[0]
+            self.h11 = h11.Connection(h11.SERVER)
+            self.h11.receive_data(unread)
 
     async def wait_closed(self) -> None:
         """Until the client closes its end."""

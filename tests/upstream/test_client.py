@@ -306,3 +306,38 @@ async def test_a_cancelled_caller_closes_the_connection(nursery: trio.Nursery) -
                 async for _block in response.iter_chunks():
                     scope.cancel()
         await closed.wait()
+
+
+async def test_a_chunked_body_read_to_its_end_keeps_the_connection(nursery: trio.Nursery) -> None:
+    """After a chunked body (with trailers) read to its end, the connection is reused."""
+
+    async def script(index: int, conn: ServerSide) -> None:
+        for n in range(2):
+            await conn.request()
+            body = chunk(b"data: %d\n\n" % n) + b"0\r\nx-t: 1\r\n\r\n"
+            await conn.send_raw(CHUNKED_HEAD + body, whole=True)
+        await conn.wait_closed()
+
+    connector = MemoryConnector(nursery, script)
+    client = client_for(connector)
+    with trio.fail_after(5):
+        for n in range(2):
+            assert (await client.request("GET", URL, []))[2] == b"data: %d\n\n" % n
+    assert connector.opened == 1
+
+
+async def test_connection_close_from_the_server_is_honoured(nursery: trio.Nursery) -> None:
+    """A response that says "Connection: close" is the last on its connection."""
+
+    async def script(index: int, conn: ServerSide) -> None:
+        await conn.request()
+        head = CHUNKED_HEAD.replace(b"\r\n\r\n", b"\r\nconnection: close\r\n\r\n")
+        await conn.send_raw(head + chunk(b"data: 1\n\n") + b"0\r\n\r\n")
+        await conn.wait_closed()
+
+    connector = MemoryConnector(nursery, script)
+    client = client_for(connector)
+    with trio.fail_after(5):
+        for _ in range(2):
+            assert (await client.request("GET", URL, []))[2] == b"data: 1\n\n"
+    assert connector.opened == 2

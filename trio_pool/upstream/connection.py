@@ -1,10 +1,8 @@
 """One outbound HTTP/1.1 connection: h11's client state over a trio stream.
 
-The connection sends one request at a time and reads its answer; ``body_blocks`` yields,
-per socket read, every body byte that read delivered. h11 turns a read into one ``Data``
-event per HTTP chunk (an SSE upstream flushes one chunk per event), so the events are
-drained until h11 needs more data and joined: the relay then writes the client once per
-upstream read, never once per chunk, and nothing is held back waiting for the next read.
+The connection sends one request at a time and reads its answer; h11 parses the head and
+decides the framing and keep-alive, and the body is read by upstream/body.py (per socket
+read, every body byte that read brought).
 
 Failures are raised low-level (the client maps them, upstream/errors.py), except for the
 one it must tell apart: ``NoAnswerError``, a connection that failed or closed before any
@@ -21,8 +19,9 @@ from collections.abc import AsyncIterable
 import h11
 import trio
 
+from trio_pool.upstream.body import ChunkedBody, H11Body
 from trio_pool.upstream.connect import Origin
-from trio_pool.upstream.errors import NoAnswerError, Phase, timed_out, translate
+from trio_pool.upstream.errors import NoAnswerError
 
 READ_SIZE = 64 * 1024
 MAX_HEAD_BYTES = 64 * 1024
@@ -55,6 +54,9 @@ class UpstreamConnection:
         self.requests = 0
         self.idle_since = 0.0
         self.pulled_body = False  # some of a streamed request body was taken (no resend)
+        self._request: h11.Request | None = None
+        self._head: h11.Response | None = None
+        self._body: ChunkedBody | None = None
         self._socket = _socket_of(stream)
 
     def looks_dropped(self) -> bool:
@@ -67,6 +69,7 @@ class UpstreamConnection:
         ``NoAnswerError`` when the stream is already broken (a connection the server closed).
         """
         self.requests += 1
+        self._request, self._head, self._body = request, None, None
         h = self.h11
         if isinstance(body, bytes | bytearray):
             data = h.send(request)
@@ -106,20 +109,44 @@ class UpstreamConnection:
                 answered = True
                 h.receive_data(bytes(data))
             elif type(event) is h11.Response:
+                self._head = event
                 return event
             elif (
                 type(event) is not h11.InformationalResponse
             ):  # pragma: no cover - h11 yields no other
                 raise h11.RemoteProtocolError(f"unexpected {type(event).__name__} before the head")
 
-    def body_blocks(self, idle_s: float, where: str) -> BodyBlocks:
-        """The response body, one item per socket read (see the module docstring)."""
-        return BodyBlocks(self, idle_s, where)
+    def body_blocks(self, idle_s: float, where: str) -> ChunkedBody | H11Body:
+        """The response body, one item per socket read (upstream/body.py)."""
+        if self._chunked():
+            self._body = ChunkedBody(self.stream, self.h11.trailing_data[0], idle_s, where)
+            return self._body
+        return H11Body(self.h11, self.stream, idle_s, where)
+
+    def _chunked(self) -> bool:
+        """Whether the response body is chunked, by h11's own framing rules (which have
+        already checked that a Transfer-Encoding is exactly "chunked")."""
+        head, request = self._head, self._request
+        if head is None or request is None or request.method == b"HEAD":
+            return False
+        if head.status_code in (204, 304):
+            return False
+        return any(name == b"transfer-encoding" for name, _ in head.headers)
 
     def reusable(self) -> bool:
         """Whether the exchange ended cleanly and both sides keep the connection open;
-        if so, h11 is made ready for the next request."""
+        if so, the connection is made ready for the next request."""
         h = self.h11
+        body, self._body = self._body, None
+        if body is not None:
+            # Our decoder read the body, so h11 still waits for it: a fresh h11 state for
+            # the next request, under h11's keep-alive rules.
+            if not body.decoder.done or body.decoder.trailing or h.our_state is not h11.DONE:
+                return False
+            if not _keeps_alive(self._request, self._head):
+                return False
+            self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_BYTES)
+            return True
         if h.their_state is h11.SEND_BODY:
             # A body nobody read (a 204, a HEAD answer) may be all in h11's buffer already.
             try:
@@ -139,61 +166,12 @@ class UpstreamConnection:
         await trio.aclose_forcefully(self.stream)
 
 
-class BodyBlocks:
-    """An async iterator over a response body: per socket read, every body byte it brought.
-
-    Each read may wait ``idle_s``: one cancel scope per read, none per HTTP chunk. Failures
-    come out already mapped (the body phase). A class rather than an async generator, so
-    that one left before its end (a client hang-up) needs no finalizer.
-    """
-
-    def __init__(self, connection: UpstreamConnection, idle_s: float, where: str) -> None:
-        self._h11 = connection.h11
-        self._receive = connection.stream.receive_some
-        self._idle_s = idle_s
-        self._where = where
-        self._done = False
-
-    def __aiter__(self) -> BodyBlocks:
-        return self
-
-    async def __anext__(self) -> bytes:
-        h = self._h11
-        while not self._done:
-            parts: list[bytes] = []
-            try:
-                while True:
-                    event = h.next_event()
-                    kind = type(event)
-                    if kind is h11.Data:
-                        parts.append(event.data)  # type: ignore[union-attr]
-                    elif event is h11.NEED_DATA:
-                        break
-                    elif kind is h11.EndOfMessage:
-                        self._done = True
-                        break
-                    else:  # pragma: no cover - h11 yields nothing else inside a body
-                        raise h11.RemoteProtocolError(f"unexpected {kind.__name__} in the body")
-            except h11.RemoteProtocolError as exc:
-                raise _body_error(exc, self._where, self._idle_s) from exc
-            if parts:
-                return parts[0] if len(parts) == 1 and type(parts[0]) is bytes else b"".join(parts)
-            if not self._done:
-                await self._read()
-        raise StopAsyncIteration
-
-    async def _read(self) -> None:
-        with trio.move_on_after(self._idle_s):
-            try:
-                data = await self._receive(READ_SIZE)
-            except (trio.BrokenResourceError, OSError) as exc:
-                raise _body_error(exc, self._where, self._idle_s) from exc
-            # b"" is the server's close: h11 tells whether that ends the body or cuts it.
-            self._h11.receive_data(bytes(data))
-            return
-        raise timed_out(self._where, Phase.BODY, self._idle_s)
-
-
-def _body_error(exc: Exception, where: str, idle_s: float) -> Exception:
-    mapped = translate(exc, where, Phase.BODY, idle_s)
-    return mapped if mapped is not None else exc  # pragma: no cover - always mapped
+def _keeps_alive(request: h11.Request | None, response: h11.Response | None) -> bool:
+    """h11's rule: HTTP/1.1 on both sides and no "Connection: close" from either."""
+    if request is None or response is None or response.http_version < b"1.1":
+        return False
+    for event in (request, response):
+        for name, value in event.headers:
+            if name == b"connection" and b"close" in value.lower().replace(b" ", b"").split(b","):
+                return False
+    return True
