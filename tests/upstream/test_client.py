@@ -235,12 +235,22 @@ async def test_idle_timeout_in_the_body(
     assert seen == [b"data: 1\n\n"]
 
 
-async def test_a_peer_that_closes_mid_body_is_a_protocol_error(nursery: trio.Nursery) -> None:
-    """A body cut before its declared length is UpstreamProtocolError."""
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n" + b"x" * 10,
+        CHUNKED_HEAD + chunk(b"data: 1\n\n") + b"5\r\nab",
+    ],
+    ids=["content-length", "chunked"],
+)
+async def test_a_peer_that_closes_mid_body_is_a_protocol_error(
+    nursery: trio.Nursery, answer: bytes
+) -> None:
+    """A body cut before its end (declared length or last chunk) is UpstreamProtocolError."""
 
     async def script(index: int, conn: ServerSide) -> None:
         await conn.request()
-        await conn.send_raw(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n" + b"x" * 10)
+        await conn.send_raw(answer)
         await conn.aclose()
 
     connector = MemoryConnector(nursery, script)
