@@ -69,6 +69,7 @@ class UpstreamConnection:
         ``NoAnswerError`` when the stream is already broken (a connection the server closed).
         """
         self.requests += 1
+        self.pulled_body = False
         self._request, self._head, self._body = request, None, None
         h = self.h11
         if isinstance(body, bytes | bytearray):
@@ -88,7 +89,7 @@ class UpstreamConnection:
         try:
             await self.stream.send_all(data)
         except (trio.BrokenResourceError, OSError) as exc:
-            raise NoAnswerError(str(exc)) from exc
+            raise NoAnswerError(_text(exc)) from exc
 
     async def read_head(self) -> h11.Response:
         """The response head (1xx answers skipped); ``NoAnswerError`` if the server hung up
@@ -103,7 +104,7 @@ class UpstreamConnection:
                 except (trio.BrokenResourceError, OSError) as exc:
                     if answered:
                         raise
-                    raise NoAnswerError(str(exc)) from exc
+                    raise NoAnswerError(_text(exc)) from exc
                 if not data and not answered:
                     raise NoAnswerError("the server closed the connection without answering")
                 answered = True
@@ -164,6 +165,11 @@ class UpstreamConnection:
         """Close at once (no TLS close_notify wait): used for broken or unfinished exchanges
         and at shutdown, where nobody waits for a polite goodbye."""
         await trio.aclose_forcefully(self.stream)
+
+
+def _text(exc: BaseException) -> str:
+    cause = exc.__cause__
+    return str(exc) or (str(cause) if cause is not None else "") or type(exc).__name__
 
 
 def _keeps_alive(request: h11.Request | None, response: h11.Response | None) -> bool:
