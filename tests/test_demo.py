@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import httpcore
 import trio
 
+from tests.http_client import HttpClient
 from trio_pool.demo import DEMO_FRIEND_CODE, instructions, start_demo
 
 BODY = b'{"model":"claude-opus-5-5","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}'
@@ -28,7 +28,7 @@ async def test_shared_demo_refuses_keyless_requests_and_serves_the_printed_key(
             assert printed is not None
             assert printed.group(1) == key
             url = running.base_url + "/v1/messages"
-            async with httpcore.AsyncConnectionPool() as http:
+            async with HttpClient() as http:
                 refused = await http.request("POST", url, headers=HEADERS, content=BODY)
                 admitted = await http.request(
                     "POST",

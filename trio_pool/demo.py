@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import httpcore
 import trio
 
 from trio_pool import clock
@@ -25,6 +24,7 @@ from trio_pool.testing.issue import new_account
 from trio_pool.testing.pool_files import demo_state, write_pool
 from trio_pool.testing.server import serve_simulator, urls
 from trio_pool.testing.state import SimState
+from trio_pool.upstream.client import UpstreamClient
 
 Say = Callable[[str], object]
 
@@ -184,19 +184,17 @@ async def run_selftest(say: Say) -> int:
             now = clock.now()
             state = SimState.with_accounts(new_account(p, "selftest", now=now) for p in PROVIDERS)
             running, _state, _sim = await start_demo(nursery, Path(tmp), "127.0.0.1:0", state)
-            async with httpcore.AsyncConnectionPool() as client:
+            async with UpstreamClient() as client:
                 for provider, method, path, headers, body, needle in _SELFTEST_REQUESTS:
-                    response = await client.request(
+                    status, _headers, answer = await client.request(
                         method,
                         running.base_url + path,
-                        headers=list(headers.items()),
-                        content=json.dumps(body).encode(),
+                        list(headers.items()),
+                        json.dumps(body).encode(),
                     )
-                    ok = response.status == 200 and needle in response.content
+                    ok = status == 200 and needle in answer
                     failures += not ok
-                    say(
-                        f"{'ok  ' if ok else 'FAIL'} {provider:<6} {method} {path} -> {response.status}"
-                    )
+                    say(f"{'ok  ' if ok else 'FAIL'} {provider:<6} {method} {path} -> {status}")
             # Nothing is in flight any more; the simulator would run forever.
             nursery.cancel_scope.cancel()
     say(

@@ -7,11 +7,11 @@ import logging
 from typing import Any
 
 import anthropic
-import httpcore
 import openai
 import pytest
 import trio
 
+from tests.http_client import HttpClient, Reply
 from tests.proxy.conftest import Env
 
 pytestmark = pytest.mark.usefixtures("env")
@@ -32,10 +32,8 @@ def anthropic_client(env: Env) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=env.base, auth_token="pool", max_retries=0)
 
 
-async def raw(
-    env: Env, method: str, path: str, body: Any = None, **headers: str
-) -> httpcore.Response:
-    async with httpcore.AsyncConnectionPool() as client:
+async def raw(env: Env, method: str, path: str, body: Any = None, **headers: str) -> Reply:
+    async with HttpClient() as client:
         with trio.fail_after(10):
             return await client.request(
                 method,

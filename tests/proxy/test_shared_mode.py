@@ -9,11 +9,11 @@ from typing import Any
 
 import anthropic
 import attrs
-import httpcore
 import openai
 import pytest
 import trio
 
+from tests.http_client import HttpClient, Reply
 from tests.proxy.conftest import Env
 from trio_pool import clock
 from trio_pool.auth.model import UserLimits
@@ -33,10 +33,10 @@ async def call(
     path: str,
     body: Any = None,
     headers: dict[str, str] | None = None,
-) -> tuple[int, dict[str, Any], httpcore.Response]:
+) -> tuple[int, dict[str, Any], Reply]:
     sent = [("content-type", "application/json"), *(headers or {}).items()]
     content = b"" if body is None else json.dumps(body).encode()
-    async with httpcore.AsyncConnectionPool() as http:
+    async with HttpClient() as http:
         with trio.fail_after(10):
             response = await http.request(method, env.base + path, headers=sent, content=content)
     try:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-import httpcore
 import trio
 
+from tests.http_client import HttpClient
 from tests.testing.sim_helpers import Sim, call, codex_headers, json_body
 from trio_pool.testing import issue
 
@@ -23,7 +23,7 @@ def codex_refresh(token: str) -> dict[str, str]:
 
 
 async def test_codex_refresh_rotates_and_reuse_is_refresh_token_reused(
-    sim: Sim, http: httpcore.AsyncConnectionPool
+    sim: Sim, http: HttpClient
 ) -> None:
     """A Codex refresh gives new JWTs and refresh token; replaying the old one is 401 refresh_token_reused."""
     account = sim.account("codex")
@@ -63,9 +63,7 @@ async def test_codex_refresh_rotates_and_reuse_is_refresh_token_reused(
     assert fresh.status == 200
 
 
-async def test_codex_code_exchange_is_form_encoded(
-    sim: Sim, http: httpcore.AsyncConnectionPool
-) -> None:
+async def test_codex_code_exchange_is_form_encoded(sim: Sim, http: HttpClient) -> None:
     """A form-encoded authorization_code grant returns the account's new tokens once."""
     code = sim.state.new_login_code("codex/a")
     form = urlencode(
@@ -86,7 +84,7 @@ async def test_codex_code_exchange_is_form_encoded(
 
 
 async def test_claude_refresh_rotates_and_reuse_is_invalid_grant(
-    sim: Sim, http: httpcore.AsyncConnectionPool
+    sim: Sim, http: HttpClient
 ) -> None:
     """A Claude refresh answers expires_in 28800 and a new refresh token; the old one is invalid_grant."""
     account = sim.account("claude")
@@ -109,9 +107,7 @@ async def test_claude_refresh_rotates_and_reuse_is_invalid_grant(
     assert json_body(replay)["error"] == "invalid_grant"
 
 
-async def test_gemini_refresh_keeps_the_refresh_token(
-    sim: Sim, http: httpcore.AsyncConnectionPool
-) -> None:
+async def test_gemini_refresh_keeps_the_refresh_token(sim: Sim, http: HttpClient) -> None:
     """Google refresh: expires_in 3599, no refresh_token in the answer, the old one keeps working."""
     account = sim.account("gemini")
     refresh = account.refresh_token
@@ -143,9 +139,7 @@ async def test_gemini_refresh_keeps_the_refresh_token(
     assert json_body(unknown)["error"] == "invalid_grant"
 
 
-async def test_forced_refresh_failure_is_transient(
-    sim: Sim, http: httpcore.AsyncConnectionPool
-) -> None:
+async def test_forced_refresh_failure_is_transient(sim: Sim, http: HttpClient) -> None:
     """fail_refresh answers the next refresh with the status and keeps the token usable."""
     account = sim.account("claude")
     sim.state.fail_refresh("claude/a", 503)

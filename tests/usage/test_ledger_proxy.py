@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpcore
 import pytest
 import trio
 
+from tests.http_client import HttpClient, Reply
 from tests.proxy.conftest import Env
 from tests.usage.conftest import ledger_rows
 from trio_pool.app import serve_proxy
@@ -26,8 +26,8 @@ GEMINI_REQUEST = {
 }
 
 
-async def post(base: str, path: str, body: Any, *headers: tuple[str, str]) -> httpcore.Response:
-    async with httpcore.AsyncConnectionPool() as client:
+async def post(base: str, path: str, body: Any, *headers: tuple[str, str]) -> Reply:
+    async with HttpClient() as client:
         with trio.fail_after(10):
             return await client.request(
                 "POST",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import attrs
@@ -141,6 +141,11 @@ class Exchange:
         if data:
             await self._conn.send_event(h11.Data(data=data))
 
+    async def send_chunks(self, pieces: Sequence[bytes]) -> None:
+        """Several body pieces, each framed as its own HTTP chunk, written at once (the
+        simulators use it to look like an upstream that flushes once per SSE event)."""
+        await self._conn.send_events([h11.Data(data=piece) for piece in pieces if piece])
+
     async def end(self) -> None:
         await self._conn.send_event(h11.EndOfMessage())
 
@@ -225,11 +230,24 @@ class HTTPConnection:
             self.h11.send_failed()
             raise
         if data:
-            try:
-                await self.stream.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                self.h11.send_failed()
-                raise ClientDisconnected from exc
+            await self._write(data)
+
+    async def send_events(self, events: Sequence[Any]) -> None:
+        """Several h11 events in one write."""
+        try:
+            data = b"".join([self.h11.send(event) or b"" for event in events])
+        except h11.LocalProtocolError:
+            self.h11.send_failed()
+            raise
+        if data:
+            await self._write(data)
+
+    async def _write(self, data: bytes) -> None:
+        try:
+            await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self.h11.send_failed()
+            raise ClientDisconnected from exc
 
     async def aclose(self) -> None:
         with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
