@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-import httpcore
 import trio
 
+from tests.http_client import HttpClient
 from tests.proxy.conftest import Env
 from tests.proxy.test_shared_mode import shared
 from tests.proxy.test_websocket import client_headers, url
@@ -85,7 +85,7 @@ async def test_requests_waiting_for_an_account_are_capped(make_env: Callable[...
     results: list[tuple[int, bytes]] = []
     peak = 0
 
-    async with httpcore.AsyncConnectionPool(max_connections=50) as client:
+    async with HttpClient() as client:
 
         async def send() -> None:
             response = await client.request(
