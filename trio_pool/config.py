@@ -83,6 +83,8 @@ class Config:
     max_body_bytes: int = 64 * 1024 * 1024
     head_timeout_s: float = 30.0
     keepalive_idle_s: float = 75.0
+    # Open client connections at most; 0 sizes it from the open-files limit, with a reserve.
+    max_connections: int = 0
     shutdown_grace_s: float = 10.0
     log_level: LogLevel = "info"
     # Outbound timeouts: connecting, waiting for the response head, and the longest silence
@@ -155,7 +157,7 @@ def _validate(config: Config) -> list[str]:
         # checks again with them once it has read it.
         if not is_loopback(host) and config.friend_code is None:
             problems.append(non_loopback_problem(host))
-    for key in ("max_inmem_body_bytes", "max_body_bytes"):
+    for key in ("max_inmem_body_bytes", "max_body_bytes", "max_connections"):
         if getattr(config, key) < 0:
             problems.append(f"{key}: must not be negative")
     for key in (
