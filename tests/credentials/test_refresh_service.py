@@ -135,7 +135,7 @@ async def test_a_failed_write_keeps_the_tokens_copies_them_and_retries(
         while copy.exists():
             await trio.sleep(0.05)
     assert world.on_disk() == world.sim_refresh
-    assert not account.unsaved
+    assert account.credentials.refresh_token == world.sim_refresh
     assert "credentials.write_back.failed account=claude/a" in caplog.text
     for token in (world.sim_refresh, spent):
         assert token not in caplog.text
