@@ -269,3 +269,19 @@ async def test_the_soft_fd_limit_is_raised_to_the_hard_limit(
         line.startswith("Max open files") and line.split()[3:5] == ["4096", "4096"]
         for line in limits.splitlines()
     )
+
+
+async def test_a_websocket_client_that_stops_reading_breaks_its_stream(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """L3 for WebSocket: the client side of a relayed socket gives up on a write the client
+    does not take within the write timeout (trio-websocket then closes with 1006 and the
+    relay releases the upstream)."""
+    from trio_pool.upstream.websocket import ReplayStream
+
+    _client, server = trio.testing.lockstep_stream_pair()
+    stream = ReplayStream(server, b"", write_timeout_s=40)
+    start = trio.current_time()
+    with pytest.raises(trio.BrokenResourceError), trio.fail_after(100):
+        await stream.send_all(b"x" * 65536)
+    assert 40 <= trio.current_time() - start < 45
