@@ -16,8 +16,9 @@ follows it: that is the moment the old token is spent and the new one exists onl
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 import trio
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from trio_pool.proxy.metrics import Metrics
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 REFRESH_LEAD_S = 300.0  # refresh this long before expiry (Claude Code and Gemini CLI use 5 min)
 BACKOFF_FIRST_S = 5.0
@@ -189,13 +191,17 @@ class Refresher:
         async def locked(account: PoolAccount) -> bool:
             return await self._refresh_locked(account, reason=reason, stale=stale)
 
-        result = await self._under_locks(account, locked, stale=stale)
-        return bool(result)
+        return bool(await self._under_locks(account, locked, stale=stale))
 
     async def _under_locks(
-        self, account: PoolAccount, fn: Any, *, stale: Credentials | None = None
-    ) -> Any:
-        """``fn(account)`` under the account's lock and the host-wide lock."""
+        self,
+        account: PoolAccount,
+        fn: Callable[[PoolAccount], Awaitable[T]],
+        *,
+        stale: Credentials | None = None,
+    ) -> T | bool:
+        """``fn(account)`` under the account's lock and the host-wide lock; with ``stale``,
+        False (or True) without calling it when a refresh is not due (or already done)."""
         async with account.lock:
             if stale is not None:
                 if account.credentials.access_token != stale.access_token:
