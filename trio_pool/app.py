@@ -23,6 +23,7 @@ from trio_pool.proxy.handler import Proxy
 from trio_pool.proxy.metrics import Metrics
 from trio_pool.proxy.poller import serve_usage_polls
 from trio_pool.server.connection import ServerLimits
+from trio_pool.server.fds import connection_cap, raise_fd_limit
 from trio_pool.server.messages import RequestHead
 from trio_pool.server.server import Shutdown, serve_http
 from trio_pool.state.store import StateStore
@@ -133,9 +134,15 @@ async def serve_proxy(
         max_body_bytes=config.max_body_bytes,
         head_timeout_s=config.head_timeout_s,
         keepalive_idle_s=config.keepalive_idle_s,
+        write_timeout_s=config.upstream_idle_timeout_s,
+        max_connections=connection_cap(raise_fd_limit(), config.max_connections),
     )
+    refresher = proxy.refresher
     try:
         async with trio.open_nursery() as background:
+            # First in, last out: cancelling it waits for the refreshes in flight (their new
+            # tokens must reach the files) while state.db and the upstream client still work.
+            await background.start(refresher.serve)
             if state is not None:
                 # Loaded before serving (a restart keeps cooldowns); synced until the
                 # server has drained, then a last write.
@@ -183,11 +190,29 @@ def _loopback_url(address: tuple[str, int]) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+SERVICE_RESTART_S = 5.0
+
+
 async def _until_shutdown(shutdown: Shutdown, service: Callable[[], Awaitable[None]]) -> None:
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(service)
+        nursery.start_soon(_restarting, service)
         await shutdown.requested.wait()
         nursery.cancel_scope.cancel()
+
+
+async def _restarting(service: Callable[[], Awaitable[None]]) -> None:
+    """Run a background service for ever: a crash (a bug, an error nobody expected) is
+    logged and the service starts again; it never takes the proxy down with it."""
+    name = getattr(service, "__qualname__", None) or getattr(
+        getattr(service, "func", None), "__qualname__", repr(service)
+    )
+    while True:
+        try:
+            await service()
+            return
+        except Exception:
+            log.exception("app.service.crashed service=%s restart_in_s=%s", name, SERVICE_RESTART_S)
+        await trio.sleep(SERVICE_RESTART_S)
 
 
 async def _serve(

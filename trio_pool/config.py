@@ -121,6 +121,8 @@ class Config:
     max_body_bytes: int = 64 * 1024 * 1024
     head_timeout_s: float = 30.0
     keepalive_idle_s: float = 75.0
+    # Open client connections at most; 0 sizes it from the open-files limit, with a reserve.
+    max_connections: int = 0
     shutdown_grace_s: float = 10.0
     log_level: LogLevel = "info"
     # Outbound timeouts: connecting, waiting for the response head, and the longest silence
@@ -196,7 +198,7 @@ def _validate(config: Config) -> list[str]:
         problems.append(f"listen: {exc}")
     # Beyond loopback only in shared mode: a friend code or a user. Users live in state.db,
     # so serve_proxy decides once it has read them (non_loopback_problem).
-    for key in ("max_inmem_body_bytes", "max_body_bytes"):
+    for key in ("max_inmem_body_bytes", "max_body_bytes", "max_connections"):
         if getattr(config, key) < 0:
             problems.append(f"{key}: must not be negative")
     for key in (

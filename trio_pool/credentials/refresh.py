@@ -3,32 +3,43 @@
 Codex and Claude refresh tokens are single-use: two refreshes racing with the same token kill
 the token family and the user has to log in again. So a refresh (1) takes the account's lock,
 (2) re-reads the file, because another process may already have rotated the token, (3) calls
-the token endpoint once, and (4) writes the new tokens to the file before releasing the lock.
+the token endpoint once, and (4) adopts the new tokens and writes them to the file before
+releasing the lock (``writeback.py`` covers a write that fails).
+
+A refresh, once started, always finishes, whoever asked for it: it runs as a task of the
+refresh service (``serve``, in the app's root nursery), shielded with its own deadline, and the
+requests that need it only wait for its result. A client that hangs up, or the shutdown
+deadline cancelling a request, cancels the waiting, never the token call or the write that
+follows it: that is the moment the old token is spent and the new one exists only in memory.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
+import attrs
 import trio
 
 from trio_pool import clock
 from trio_pool.accounts.pool import Pool
 from trio_pool.config import Config
-from trio_pool.credentials.registry import AccountRegistry, PoolAccount, read_account_file
+from trio_pool.credentials.registry import AccountRegistry, PoolAccount
 from trio_pool.credentials.store import write_document_atomic
+from trio_pool.credentials.writeback import WRITE_CHECK_EVERY_S, WriteBack, Writer
 from trio_pool.errors import CredentialsError, UpstreamError
 from trio_pool.providers import PROVIDER_REGISTRY
 from trio_pool.providers.base import Credentials, RefreshVerdict
-from trio_pool.state.store import StateStore
+from trio_pool.state.store import LOCK_WAIT_S, StateStore
 from trio_pool.upstream.client import UpstreamClient
 
 if TYPE_CHECKING:
     from trio_pool.proxy.metrics import Metrics
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 REFRESH_LEAD_S = 300.0  # refresh this long before expiry (Claude Code and Gemini CLI use 5 min)
 BACKOFF_FIRST_S = 5.0
@@ -36,6 +47,17 @@ BACKOFF_MAX_S = 600.0
 # Gave up waiting for another process's refresh: its new token is in the file by then.
 LOCK_RETRY_S = 2.0
 LOCK_TTL_MARGIN_S = 30.0
+# On top of the lock wait and the token call's own timeouts: the re-read and the write.
+JOB_MARGIN_S = 30.0
+
+
+@attrs.define(eq=False)
+class _Job:
+    """One refresh in flight; its waiters read ``changed`` once ``done`` is set."""
+
+    stale: Credentials = attrs.field(repr=False)
+    done: trio.Event = attrs.field(factory=trio.Event)
+    changed: bool = False
 
 
 class Refresher:
@@ -46,17 +68,58 @@ class Refresher:
         pool: Pool,
         client: UpstreamClient,
         *,
-        state: StateStore | None = None,
+        state: StateStore | None,
         metrics: Metrics | None = None,
+        write: Writer = write_document_atomic,
     ) -> None:
         self.config = config
         self.registry = registry
         self.pool = pool
         self.client = client
-        # The host-wide refresh lock lives in state.db; without a store only the
-        # in-process lock applies (one process, e.g. unit tests).
+        # The host-wide refresh lock lives in state.db. Required, so that every caller says
+        # which one it uses: None only when the proxy runs without its state db, as a
+        # single process; the CLI refuses to refresh without it.
         self.state = state
         self.metrics = metrics  # refreshes by result, for GET /metrics
+        self.writeback = WriteBack(config, registry, write=write)
+        self._jobs: dict[str, _Job] = {}
+        self._nursery: trio.Nursery | None = None
+
+    # -- the service ----------------------------------------------------------------------
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run refreshes and write-back retries until cancelled; then wait for the refreshes
+        in flight (each bounded by its own deadline) before returning."""
+        await self.writeback.recover()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._serve_write_backs)
+                task_status.started()
+                try:
+                    await trio.sleep_forever()
+                finally:
+                    # From here on a refresh runs in its caller's task (still shielded).
+                    self._nursery = None
+                    if self._jobs:
+                        log.info("credentials.refresh.shutdown_wait in_flight=%d", len(self._jobs))
+        finally:
+            self._nursery = None
+
+    async def _serve_write_backs(self) -> None:
+        while True:
+            await trio.sleep(WRITE_CHECK_EVERY_S)
+            for account in self.writeback.due(clock.now()):
+                try:
+                    await self._under_locks(account, self.writeback.retry)
+                except Exception:
+                    # One account's failure never ends the service (nor the app).
+                    log.exception("credentials.write_back.crashed account=%s", account.name)
+
+    def in_flight(self) -> int:
+        return len(self._jobs)
+
+    # -- asking for a refresh ---------------------------------------------------------------
 
     def _token_url(self, account: PoolAccount) -> str:
         section = getattr(self.config, account.provider)
@@ -81,20 +144,77 @@ class Refresher:
         """Refresh once; True when ``account.credentials`` now differ from ``stale``.
 
         Callers pass the credentials that failed (or are about to expire); if someone else
-        already replaced them while we waited for the lock, nothing is sent.
+        already replaced them, nothing is sent. Cancelling the caller cancels only its wait.
         """
-        async with account.lock:
+        job = self._jobs.get(account.name)
+        if job is None:
             if account.credentials.access_token != stale.access_token:
                 return True
             if clock.now() < account.refresh_retry_at:
                 return False
+            job = _Job(stale)
+            self._jobs[account.name] = job
+            if self._nursery is not None:
+                self._nursery.start_soon(self._run_job, account, job, reason)
+            else:
+                await self._run_job(account, job, reason)  # no service (one-shot CLI use)
+        await job.done.wait()
+        return job.changed or account.credentials.access_token != stale.access_token
+
+    async def _run_job(self, account: PoolAccount, job: _Job, reason: str) -> None:
+        try:
+            # Shielded with its own deadline: nobody's cancellation may stop a token call
+            # between "the endpoint rotated the token" and "the new one is adopted".
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + self._job_timeout_s()
+                job.changed = await self._refresh_once(account, reason=reason, stale=job.stale)
+            if scope.cancelled_caught:
+                self._backoff(account, "the refresh did not finish in time")
+        except Exception:
+            # A bug in one account's refresh must not end the service (nor the app).
+            log.exception("credentials.refresh.crashed account=%s", account.name)
+            self._backoff(account, "internal error (see the traceback above)")
+        finally:
+            if self._jobs.get(account.name) is job:
+                del self._jobs[account.name]
+            job.done.set()
+
+    def _job_timeout_s(self) -> float:
+        return (
+            LOCK_WAIT_S
+            + self.config.upstream_connect_timeout_s
+            + self.config.upstream_first_byte_timeout_s
+            + JOB_MARGIN_S
+        )
+
+    async def _refresh_once(self, account: PoolAccount, *, reason: str, stale: Credentials) -> bool:
+        async def locked(account: PoolAccount) -> bool:
+            return await self._refresh_locked(account, reason=reason, stale=stale)
+
+        return bool(await self._under_locks(account, locked, stale=stale))
+
+    async def _under_locks(
+        self,
+        account: PoolAccount,
+        fn: Callable[[PoolAccount], Awaitable[T]],
+        *,
+        stale: Credentials | None = None,
+    ) -> T | bool:
+        """``fn(account)`` under the account's lock and the host-wide lock; with ``stale``,
+        False (or True) without calling it when a refresh is not due (or already done)."""
+        async with account.lock:
+            if stale is not None:
+                if account.credentials.access_token != stale.access_token:
+                    return True
+                if clock.now() < account.refresh_retry_at:
+                    return False
             async with self._host_lock(account) as held:
                 if not held:
                     self._backoff(
                         account, "another process held the refresh lock too long", LOCK_RETRY_S
                     )
                     return False
-                return await self._refresh_locked(account, reason=reason, stale=stale)
+                return await fn(account)
 
     def _host_lock(self, account: PoolAccount) -> AbstractAsyncContextManager[bool]:
         if self.state is None:
@@ -111,20 +231,23 @@ class Refresher:
     async def _refresh_locked(
         self, account: PoolAccount, *, reason: str, stale: Credentials
     ) -> bool:
-        """Under both locks: re-read the file, then call the endpoint only if still stale."""
-        # Another process (or the user's CLI) may have rotated the tokens already.
+        """Under both locks: re-read, then call the endpoint only if still stale.
+
+        Another process (or the user's CLI) may have rotated the tokens already, into the
+        file or, when it could not write the file, into its pending copy.
+        """
         try:
-            document, on_disk = await trio.to_thread.run_sync(
-                read_account_file, account.path, account.provider
-            )
+            changed = await self.writeback.sync_from_host(account)
         except CredentialsError as exc:
             log.warning("credentials.refresh.unreadable account=%s reason=%s", account.name, exc)
             return False
-        if on_disk.access_token != stale.access_token:
-            self.registry.update_from_write(account, document, on_disk)
-            self.pool.clear_needs_relogin(account.name)
+        if account.credentials.access_token != stale.access_token:
+            if changed:
+                self.pool.clear_needs_relogin(account.name)
             return True
-        return await self._call_token_endpoint(account, document, on_disk, reason)
+        return await self._call_token_endpoint(
+            account, account.document, account.credentials, reason
+        )
 
     async def _call_token_endpoint(
         self,
@@ -151,11 +274,15 @@ class Refresher:
             except CredentialsError as exc:
                 self._backoff(account, f"token endpoint answer unusable: {exc}")
                 return False
-            # Written before the lock is released: the old refresh token is already spent.
-            await trio.to_thread.run_sync(write_document_atomic, account.path, new_document)
-            self.registry.update_from_write(account, new_document, new_credentials)
+            # The old refresh token is spent: adopt the new tokens at once, then write them
+            # before the lock is released (a failed write keeps them in memory, see
+            # writeback.py). ``spent`` is the refresh token the file may still hold.
+            spent = account.spent_refresh if account.unsaved else credentials.refresh_token
+            self.registry.adopt(account, new_document, new_credentials)
+            self.pool.clear_needs_relogin(account.name)
             account.refresh_failures = 0
             account.refresh_retry_at = 0.0
+            await self.writeback.store(account, new_document, spent)
             log.info("credentials.refresh.ok account=%s", account.name)
             self._count(account, "ok")
             return True

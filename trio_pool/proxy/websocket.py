@@ -265,6 +265,7 @@ class SocketFlow:
                         trailing,
                         headers=reply_headers(upstream.handshake_headers),
                         subprotocol=upstream.subprotocol,
+                        write_timeout_s=self.proxy.config.upstream_idle_timeout_s,
                     )
                     if client is None:
                         report(Outcome(OutcomeKind.CLIENT_ERROR, reason="client went away"))

@@ -49,6 +49,9 @@ class SimConfig:
     fail_after_events: int | None = None  # count of events sent before the stream fails
     fail_mode: FailMode = "close"
     model: str | None = None  # reported model; None echoes the request's model
+    # Token endpoints: the new tokens are issued (the old refresh token is spent) at once,
+    # and the answer leaves this much later, as over a slow network.
+    token_delay_s: float = 0.0
 
     def __attrs_post_init__(self) -> None:
         if self.deltas < 1:

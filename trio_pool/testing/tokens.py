@@ -13,6 +13,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
+import trio
+
 from trio_pool.server.connection import Exchange
 from trio_pool.testing import issue, wire
 from trio_pool.testing.accounts import Provider, SimAccount
@@ -44,6 +46,13 @@ async def _params(ex: Exchange) -> dict[str, str]:
     if content_type.startswith("application/x-www-form-urlencoded"):
         return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     return {k: str(v) for k, v in wire.parse_json(body).items() if v is not None}
+
+
+async def _answer_delay(state: SimState, account: SimAccount) -> None:
+    """After issuing: a slow answer (the rotation has happened, whatever the caller does)."""
+    delay = state.config_for(account).token_delay_s
+    if delay > 0:
+        await trio.sleep(delay)
 
 
 def _issue(state: SimState, account: SimAccount, *, rotate_refresh: bool) -> tuple[float, float]:
@@ -135,6 +144,7 @@ async def handle_codex(state: SimState, ex: Exchange) -> None:
         "token_type": "Bearer",
         "scope": "openid profile email offline_access",
     }
+    await _answer_delay(state, account)
     await wire.respond_json(ex, 200, answer)
 
 
@@ -172,6 +182,7 @@ async def handle_claude(state: SimState, ex: Exchange) -> None:
         },
         "account": {"uuid": account.account_id, "email_address": account.email},
     }
+    await _answer_delay(state, account)
     await wire.respond_json(ex, 200, body)
 
 
@@ -209,4 +220,5 @@ async def handle_gemini(state: SimState, ex: Exchange) -> None:
     }
     if login:
         body["refresh_token"] = account.refresh_token
+    await _answer_delay(state, account)
     await wire.respond_json(ex, 200, body)

@@ -18,6 +18,7 @@ followed by the bytes h11 had read past the head. Nothing the client sent is los
 from __future__ import annotations
 
 import logging
+import math
 import ssl
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -222,11 +223,16 @@ async def release(conn: trio_websocket.WebSocketConnection) -> None:
 
 
 class ReplayStream(trio.abc.Stream):
-    """A stream that first yields ``prefix``, then reads from ``inner``."""
+    """A stream that first yields ``prefix``, then reads from ``inner``; a write that the
+    peer does not take within ``write_timeout_s`` breaks the stream (a client that stopped
+    reading must not pin the upstream socket and the account for ever)."""
 
-    def __init__(self, inner: trio.abc.Stream, prefix: bytes) -> None:
+    def __init__(
+        self, inner: trio.abc.Stream, prefix: bytes, *, write_timeout_s: float = math.inf
+    ) -> None:
         self._inner = inner
         self._prefix = prefix
+        self._write_timeout_s = write_timeout_s
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._prefix:
@@ -235,7 +241,12 @@ class ReplayStream(trio.abc.Stream):
         return bytes(await self._inner.receive_some(max_bytes))
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self._inner.send_all(data)
+        with trio.move_on_after(self._write_timeout_s) as scope:
+            await self._inner.send_all(data)
+        if scope.cancelled_caught:
+            # trio-websocket treats a broken stream as an abnormal close (1006).
+            log.info("ws.client.write_timeout timeout_s=%s", self._write_timeout_s)
+            raise trio.BrokenResourceError("the client stopped reading")
 
     async def wait_send_all_might_not_block(self) -> None:
         await self._inner.wait_send_all_might_not_block()
@@ -273,6 +284,7 @@ async def adopt(
     headers: Headers | list[tuple[str, str]] = (),
     subprotocol: str | None = None,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
+    write_timeout_s: float = math.inf,
 ) -> WebSocket | None:
     """Accept a handshake that h11 already parsed (check ``handshake_problem`` first);
     None when the client went away meanwhile.
@@ -280,7 +292,7 @@ async def adopt(
     No extension is negotiated: a 101 without Sec-WebSocket-Extensions makes Codex send
     plain frames (real-clients.md §4).
     """
-    replay = ReplayStream(stream, rebuild_head(head) + trailing)
+    replay = ReplayStream(stream, rebuild_head(head) + trailing, write_timeout_s=write_timeout_s)
     try:
         with trio.fail_after(CLOSE_TIMEOUT_S):
             request = await trio_websocket.wrap_server_stream(
