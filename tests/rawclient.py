@@ -32,14 +32,14 @@ def claude_request(*, stream: bool = True, max_tokens: int = 8) -> bytes:
     body = json.dumps(
         {"model": "m", "max_tokens": max_tokens, "stream": stream, "messages": []}
     ).encode()
-    head = f"POST /v1/messages HTTP/1.1\r\nhost: x\r\n{CLAUDE_HEADERS}"
+    head = f"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\n{CLAUDE_HEADERS}"
     return f"{head}content-length: {len(body)}\r\n\r\n".encode() + body
 
 
 def websocket_handshake(path: str = "/v1/responses") -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
     return (
-        f"GET {path} HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+        f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
         f"sec-websocket-key: {key}\r\nsec-websocket-version: 13\r\n"
         "openai-beta: responses_websockets=2026-02-06\r\n\r\n"
     ).encode()

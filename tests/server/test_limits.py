@@ -222,7 +222,7 @@ async def test_slow_clients_under_a_low_fd_limit_do_not_starve_a_request(
     await trio.to_thread.run_sync(lambda: write_pool(tmp_path / "pool", state, now=now))
     write_config(tmp_path, sim_base, head_timeout_s=1)
     served = await serve_process(tmp_path, prefix=["prlimit", "--nofile=200:200"])
-    head = b"POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n"
+    head = b"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 1000\r\n\r\n"
     refused = 0
 
     async def trickle() -> None:

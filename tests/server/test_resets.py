@@ -45,7 +45,7 @@ async def reset_fresh(port: int) -> None:
 async def close_with_unread_data(port: int) -> None:
     """Keep-alive GET, read 15 bytes of the answer, close: the kernel sends an RST."""
     stream = await connect(port)
-    await stream.send_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+    await stream.send_all(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
     await stream.receive_some(15)
     await trio.sleep(0.05)  # the rest of the answer arrives unread
     await stream.aclose()
@@ -53,14 +53,14 @@ async def close_with_unread_data(port: int) -> None:
 
 async def reset_mid_head(port: int) -> None:
     stream = await connect(port)
-    await stream.send_all(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-le")
+    await stream.send_all(b"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-le")
     await trio.sleep(0.05)
     await reset(stream)
 
 
 async def reset_mid_body(port: int) -> None:
     stream = await connect(port)
-    head = b"POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n"
+    head = b"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 1000\r\n\r\n"
     await stream.send_all(head + b'{"model": ')
     await trio.sleep(0.05)
     await reset(stream)
