@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from trio_pool.providers import identity
 from trio_pool.providers.identity import Platform
+from trio_pool.providers.tokens import token_retry_after_s
 
 LINUX = Platform("Linux", "6.1.0-18-amd64", "x86_64")
 MAC = Platform("Darwin", "15.0.1", "arm64")
@@ -49,3 +50,20 @@ def test_this_machine_yields_header_safe_values() -> None:
     for value in (identity.codex_user_agent(), identity.gemini_user_agent()):
         assert value.isascii()
         assert value.isprintable()
+
+
+def test_token_retry_after_reads_seconds_or_milliseconds() -> None:
+    """Retry-After (seconds) or Retry-After-Ms, the larger wins; nonsense is ignored."""
+    assert token_retry_after_s((("retry-after", "900"),)) == 900
+    assert token_retry_after_s((("retry-after-ms", "1500"),)) == 1.5
+    assert (
+        token_retry_after_s(
+            (
+                ("retry-after", "2"),
+                ("retry-after-ms", "5000"),
+            )
+        )
+        == 5
+    )
+    assert token_retry_after_s((("retry-after", "soon"),)) is None
+    assert token_retry_after_s(()) is None

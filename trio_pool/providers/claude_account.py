@@ -17,6 +17,7 @@ from trio_pool.providers.base import (
     RefreshResult,
     RefreshVerdict,
 )
+from trio_pool.providers.identity import anthropic_token_headers, claude_code_user_agent
 from trio_pool.providers.tokens import (
     copy_document,
     refresh_answer,
@@ -71,7 +72,9 @@ def refresh_request(credentials: Credentials, token_url: str) -> RefreshRequest:
         "client_id": CLIENT_ID,
         "scope": SCOPE,
     }
-    headers = (("content-type", "application/json"), ("accept", "application/json"))
+    # As Claude Code's axios call: the endpoint answers 429 to a request with no User-Agent
+    # (from a datacenter) and 429/404 to a claude-code/ or claude-cli/ one.
+    headers = (("content-type", "application/json"), *anthropic_token_headers())
     return RefreshRequest(token_url, headers, json.dumps(body).encode())
 
 
@@ -102,6 +105,7 @@ def usage_request(credentials: Credentials, upstreams: Mapping[str, str]) -> Pre
         ("authorization", f"Bearer {credentials.access_token}"),
         ("anthropic-beta", "oauth-2025-04-20"),
         ("accept", "application/json"),
+        ("user-agent", claude_code_user_agent()),
     )
     return PreparedRequest("GET", join_url(upstreams["upstream"], "/api/oauth/usage"), headers, b"")
 

@@ -79,6 +79,7 @@ class SimAccount:
     forced: deque[FaultKind] = attrs.field(factory=deque)
     # Forced statuses for the next refresh calls (e.g. 500, 429), oldest first.
     forced_refresh: deque[int] = attrs.field(factory=deque)
+    refresh_retry_after_s: int = 1  # the Retry-After of a forced 429 refresh answer
     # Counters for tests.
     requests: int = 0  # authenticated API requests that reached this account
     generations: int = 0  # requests that were answered with a model reply

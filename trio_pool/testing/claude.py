@@ -25,6 +25,7 @@ from trio_pool.testing.faults import (
     output_tokens,
     text_pieces,
 )
+from trio_pool.testing.identity import claude_usage_refusal, refuse
 from trio_pool.testing.state import SimState
 
 OAUTH_BETA = "oauth-2025-04-20"
@@ -272,6 +273,8 @@ async def handle(state: SimState, ex: Exchange) -> None:
         await wire.respond_json(ex, 400, _error("invalid_request_error", str(exc), request_id))
         return
     usage = head.path == "/api/oauth/usage"
+    if usage and await refuse(ex, claude_usage_refusal(head)):
+        return
     account = await _authenticate(state, ex, request_id, need_beta=not usage)
     if account is None:
         return

@@ -27,6 +27,7 @@ from trio_pool.testing.faults import (
     output_tokens,
     text_pieces,
 )
+from trio_pool.testing.identity import codex_identity_refusal, refuse
 from trio_pool.testing.state import SimState
 
 DEFAULT_MODEL = "gpt-5"
@@ -276,6 +277,9 @@ async def handle(state: SimState, ex: Exchange) -> None:
             _error("WebSocket is not supported here.", "invalid_request_error", "upgrade_required"),
         )
         return
+    usage_poll = path.endswith(("/wham/usage", "/api/codex/usage")) and head.method == "GET"
+    if usage_poll and await refuse(ex, codex_identity_refusal(head)):
+        return
     now = state.now()
     account = state.by_access("codex", wire.bearer(head))
     if account is None:
@@ -292,7 +296,7 @@ async def handle(state: SimState, ex: Exchange) -> None:
             ex, 403, _error(message, "invalid_request_error", "account_mismatch")
         )
         return
-    if path.endswith(("/wham/usage", "/api/codex/usage")) and head.method == "GET":
+    if usage_poll:
         await wire.respond_json(ex, 200, usage_poll_body(account, now))
         return
     if path.endswith("/models") and head.method == "GET":
