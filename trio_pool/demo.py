@@ -133,6 +133,8 @@ _SELFTEST_REQUESTS: list[tuple[str, str, str, dict[str, str], dict[str, Any], by
         {"content-type": "application/json", "session-id": "selftest"},
         {
             "model": "gpt-5",
+            "instructions": "",
+            "store": False,
             "stream": True,
             "input": [
                 {

@@ -18,8 +18,18 @@ LENGTHS = {"5h": FIVE_H, "7d": WEEK}
 CEILINGS = {"5h": 0.98, "7d": 0.99}
 KEYS = (None, "s0", "s1", "h0", "h1")  # "h*" keys are hard
 # Longest backoff each kind can cause, and the shortest it must last.
-BACKOFF_MAX = {OutcomeKind.THROTTLED: 30.0, OutcomeKind.AUTH: 60.0, OutcomeKind.TRANSIENT: 2.0}
-BACKOFF_MIN = {OutcomeKind.THROTTLED: 2.0, OutcomeKind.AUTH: 60.0, OutcomeKind.TRANSIENT: 2.0}
+BACKOFF_MAX = {
+    OutcomeKind.THROTTLED: 30.0,
+    OutcomeKind.AUTH: 60.0,
+    OutcomeKind.FORBIDDEN: 60.0,
+    OutcomeKind.TRANSIENT: 2.0,
+}
+BACKOFF_MIN = {
+    OutcomeKind.THROTTLED: 2.0,
+    OutcomeKind.AUTH: 60.0,
+    OutcomeKind.FORBIDDEN: 60.0,
+    OutcomeKind.TRANSIENT: 2.0,
+}
 
 offsets = st.sampled_from([-10.0, 0.0, 5.0, 100.0, 3000.0, 20000.0])
 windows: st.SearchStrategy[tuple[str, float, float | None]] = st.builds(

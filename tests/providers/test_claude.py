@@ -180,7 +180,7 @@ def test_classify_table() -> None:
             403,
             (),
             b'{"type":"error","error":{"type":"permission_error","message":"This organization has been disabled."}}',
-            OutcomeKind.AUTH,
+            OutcomeKind.FORBIDDEN,
             None,
         ),
         (
@@ -198,6 +198,21 @@ def test_classify_table() -> None:
             None,
         ),
         (413, (), b"", OutcomeKind.CLIENT_ERROR, None),
+        (
+            403,
+            (),
+            b'{"type":"error","error":{"type":"permission_error","message":"OAuth token has been revoked. Please obtain a new token."}}',
+            OutcomeKind.AUTH,
+            None,
+        ),
+        (
+            403,
+            (("content-type", "text/html; charset=UTF-8"),),
+            b"<html>",
+            OutcomeKind.TRANSIENT,
+            None,
+        ),
+        (403, (("cf-mitigated", "challenge"),), b"", OutcomeKind.TRANSIENT, None),
     ]
     for status, headers, body, kind, retry_at in cases:
         outcome = CLAUDE.classify(status, headers, body, NOW)

@@ -29,7 +29,9 @@ CODEX_EVENTS = [
 ]
 BODY = {
     "model": "gpt-5",
+    "instructions": "Be brief.",
     "input": [{"type": "message", "role": "user", "content": []}],
+    "store": False,
     "stream": True,
 }
 

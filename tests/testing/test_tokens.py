@@ -52,7 +52,7 @@ async def test_codex_refresh_rotates_and_reuse_is_refresh_token_reused(
             "POST",
             f"{sim.base}/backend-api/codex/responses",
             codex_headers(account),
-            {"model": "gpt-5"},
+            {"model": "gpt-5", "instructions": "", "store": False, "input": [], "stream": True},
         )
     tokens = json_body(first)
     assert first.status == 200

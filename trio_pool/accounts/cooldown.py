@@ -137,6 +137,9 @@ def apply_outcome(account: AccountState, outcome: Outcome, now: float) -> None:
     elif kind is OutcomeKind.AUTH:
         add_penalty(account, AUTH_PENALTY, now)
         start_backoff(account, AUTH_BACKOFF_S, f"auth failed: {label}", now)
+    elif kind is OutcomeKind.FORBIDDEN:
+        add_penalty(account, AUTH_PENALTY, now)
+        start_backoff(account, AUTH_BACKOFF_S, f"refused: {label}", now)
     elif kind is OutcomeKind.TRANSIENT:
         add_penalty(account, TRANSIENT_PENALTY, now)
         start_backoff(account, TRANSIENT_BACKOFF_S, f"upstream error: {label}", now)

@@ -219,6 +219,28 @@ class Pool:
         ]
         return min(ends, default=None)
 
+    def same_plan(self, name: str) -> frozenset[str]:
+        """Every account of ``name``'s provider on ``name``'s plan (an unknown plan counts
+        as one more plan), ``name`` included."""
+        account = self._accounts.get(name)
+        if account is None:
+            return frozenset({name})
+        return frozenset(
+            a.name
+            for a in self._accounts.values()
+            if a.provider == account.provider and a.plan == account.plan
+        )
+
+    def other_plan_usable(self, name: str, now: float) -> bool:
+        """True when an account of ``name``'s provider on another plan could serve now."""
+        account = self._accounts.get(name)
+        if account is None:
+            return False
+        return any(
+            a.provider == account.provider and a.plan != account.plan and assess(a, now).usable
+            for a in self._accounts.values()
+        )
+
     def pinned_account(self, provider: ProviderName, key: str, now: float) -> str | None:
         """The account a conversation is pinned to, if the pin is still alive."""
         pin = self._pins.get((provider, key))

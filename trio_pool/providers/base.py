@@ -52,7 +52,15 @@ class OutcomeKind(enum.Enum):
     OK = "ok"  # 2xx: relay it
     QUOTA = "quota"  # 429 with a quota signal: cool down until the reset, try the next account
     THROTTLED = "throttled"  # request-scoped 429 / 529 / overloaded: short backoff, next account
-    AUTH = "auth"  # 401/403 auth failure: refresh once, retry the same account once
+    AUTH = "auth"  # the token is the problem (401, Claude 403 "revoked"): refresh once, retry
+    # A 403 (or 402) that a new token would not fix: Cloudflare aside (TRANSIENT), the
+    # upstream refuses this account. A minute off, next account, and no refresh: each refresh
+    # spends a single-use refresh token.
+    FORBIDDEN = "forbidden"
+    # The account's plan does not offer what was asked (Codex "The 'X' model is not supported
+    # when using Codex with a ChatGPT account"): try an account on another plan, if there is
+    # one, else pass the answer on. Nothing against the account.
+    WRONG_PLAN = "wrong_plan"
     TRANSIENT = "transient"  # 5xx, connect error, timeout before the response: next account
     CLIENT_ERROR = "client_error"  # any other status: relay it unchanged (not the account's fault)
 

@@ -35,6 +35,7 @@ from trio_pool.providers.wire import (
     as_int,
     as_str,
     clamp_fraction,
+    cloudflare_outcome,
     dig,
     forwardable,
     header_map,
@@ -55,6 +56,8 @@ _WINDOW = re.compile(r"^\d+[hd](?:_[a-z_]+)?$")
 WINDOW_SECONDS = {"5h": 5 * 3600.0, "7d": 7 * 86400.0}
 CLAIM_WINDOWS = {"five_hour": "5h", "seven_day": "7d", "seven_day_opus": "7d_opus"}
 CLAIM_WINDOWS["seven_day_sonnet"] = "7d_sonnet"
+# The one 403 that a refresh fixes: Claude Code refreshes on 401 and on this (protocols.md §2.4).
+REVOKED = "OAuth token has been revoked"
 
 # Anthropic error types by what they mean for the account.
 ERROR_KINDS = {
@@ -63,7 +66,7 @@ ERROR_KINDS = {
     "api_error": OutcomeKind.TRANSIENT,
     "timeout_error": OutcomeKind.TRANSIENT,
     "authentication_error": OutcomeKind.AUTH,
-    "permission_error": OutcomeKind.AUTH,
+    "permission_error": OutcomeKind.FORBIDDEN,
     "invalid_request_error": OutcomeKind.CLIENT_ERROR,
     "not_found_error": OutcomeKind.CLIENT_ERROR,
     "request_too_large": OutcomeKind.CLIENT_ERROR,
@@ -247,9 +250,15 @@ class ClaudeProvider:
         quota = self.read_quota(headers, now)
         if 200 <= status < 300:
             return Outcome(OutcomeKind.OK, status, quota=quota)
+        blocked = cloudflare_outcome(status, headers)
+        if blocked is not None:
+            return blocked
         error = dig(json_object(body), "error")
         kind = as_str(dig(error, "type"))
-        reason = short_reason(kind, as_str(dig(error, "message")))
+        message = as_str(dig(error, "message")) or ""
+        reason = short_reason(kind, message)
+        if status == 403 and REVOKED in message:
+            return Outcome(OutcomeKind.AUTH, status, reason, quota)
         retry_at = retry_after_at(header_map(headers), now)
         if status == 429 and quota is not None and quota.exhausted:
             return Outcome(OutcomeKind.QUOTA, status, reason, quota, quota.resets_at)

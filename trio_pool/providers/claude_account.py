@@ -37,6 +37,7 @@ CLIENT_ID = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
 SCOPE = "user:profile user:inference user:sessions:claude_code user:mcp_servers user:file_upload"
 SECTION = "claudeAiOauth"
 DEFAULT_EXPIRES_IN_S = 3600.0  # when a refresh answer omits expires_in
+MAX_EXPIRES_IN_S = 10 * 365 * 86400.0
 # /api/oauth/usage keys -> our window names and lengths.
 USAGE_WINDOWS = {
     "five_hour": ("5h", 5 * 3600.0),
@@ -91,7 +92,9 @@ def refresh_result(
     # The token rotates; Claude Code keeps the old one when the answer has none.
     oauth["refreshToken"] = as_str(answer.get("refresh_token")) or oauth.get("refreshToken")
     expires_in = as_float(answer.get("expires_in"))
-    expires_in = expires_in if expires_in is not None and expires_in > 0 else DEFAULT_EXPIRES_IN_S
+    # A nonsensical lifetime (none, negative, or past any real one) gets the default.
+    sane = expires_in is not None and 0 < expires_in <= MAX_EXPIRES_IN_S
+    expires_in = expires_in if sane and expires_in is not None else DEFAULT_EXPIRES_IN_S
     oauth["expiresAt"] = int((now + expires_in) * 1000)
     scope = as_str(answer.get("scope"))
     if scope is not None:

@@ -36,6 +36,7 @@ from trio_pool.providers.wire import (
     as_float,
     as_int,
     as_str,
+    cloudflare_outcome,
     dig,
     forwardable,
     header_map,
@@ -61,6 +62,10 @@ THROTTLE_CODES = frozenset({"rate_limit_exceeded", "server_is_overloaded", "slow
 CLIENT_CODES = frozenset(
     {"context_length_exceeded", "invalid_prompt", "cyber_policy", "invalid_request_error"}
 )
+# The ChatGPT backend answers some refusals FastAPI-style, {"detail": "..."} or
+# {"detail": {"code": ...}}, not in the OpenAI error shape.
+DEACTIVATED_WORKSPACE = "deactivated_workspace"
+_MODEL_NOT_IN_PLAN = re.compile(r"model is not supported when using Codex with a ChatGPT account")
 _TRY_AGAIN = re.compile(r"try again in (\d+(?:\.\d+)?)\s*(ms|s)\b", re.IGNORECASE)
 
 
@@ -261,9 +266,22 @@ class CodexProvider:
         quota = self.read_quota(headers, now)
         if 200 <= status < 300:
             return Outcome(OutcomeKind.OK, status, quota=quota)
-        error = dig(json_object(body), "error")
-        code = as_str(dig(error, "type")) or as_str(dig(error, "code"))
-        reason = short_reason(code, as_str(dig(error, "message")))
+        blocked = cloudflare_outcome(status, headers)
+        if blocked is not None:
+            return blocked
+        payload = json_object(body)
+        error = dig(payload, "error")
+        detail = dig(payload, "detail")
+        code = (
+            as_str(dig(error, "type")) or as_str(dig(error, "code")) or as_str(dig(detail, "code"))
+        )
+        message = as_str(dig(error, "message")) or as_str(detail) or as_str(dig(detail, "message"))
+        reason = short_reason(code, message)
+        if status == 402 and code == DEACTIVATED_WORKSPACE:
+            # The account's workspace is switched off (sometimes only for a while: nanobot#1738).
+            return Outcome(OutcomeKind.FORBIDDEN, status, reason, quota)
+        if status == 400 and message and _MODEL_NOT_IN_PLAN.search(message):
+            return Outcome(OutcomeKind.WRONG_PLAN, status, reason, quota)
         if status == 429:
             if code == "usage_limit_reached":
                 retry_at = as_float(dig(error, "resets_at"))

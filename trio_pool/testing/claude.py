@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from trio_pool.server.connection import Exchange
-from trio_pool.testing import wire
+from trio_pool.testing import claude_rules, wire
 from trio_pool.testing.accounts import SimAccount
 from trio_pool.testing.faults import (
     FaultKind,
@@ -25,7 +25,7 @@ from trio_pool.testing.faults import (
     output_tokens,
     text_pieces,
 )
-from trio_pool.testing.identity import claude_usage_refusal, refuse
+from trio_pool.testing.identity import claude_usage_refusal, cloudflare_challenge, refuse
 from trio_pool.testing.state import SimState
 
 OAUTH_BETA = "oauth-2025-04-20"
@@ -33,6 +33,8 @@ DEFAULT_MODEL = "claude-opus-5-5"
 EXPIRED_MESSAGE = (
     "OAuth token has expired. Please obtain a new token or refresh your existing token."
 )
+REVOKED_MESSAGE = "OAuth token has been revoked. Please obtain a new token."
+ORG_DISABLED_MESSAGE = "This organization has been disabled."
 QUOTA_MESSAGE = "This request would exceed your account's rate limit. Please try again later."
 # Window index -> header label and representative-claim name.
 WINDOW_LABELS = (("5h", "five_hour"), ("7d", "seven_day"))
@@ -225,6 +227,11 @@ async def _fault(
         await wire.respond_json(
             ex, 500, _error("api_error", "Internal server error", request_id), rid
         )
+    elif kind == "cloudflare":
+        await refuse(ex, cloudflare_challenge())
+    elif kind in ("revoked", "org_disabled"):
+        message = REVOKED_MESSAGE if kind == "revoked" else ORG_DISABLED_MESSAGE
+        await wire.respond_json(ex, 403, _error("permission_error", message, request_id), rid)
     else:
         await wire.respond_json(
             ex, 401, _error("authentication_error", EXPIRED_MESSAGE, request_id), rid
@@ -295,6 +302,19 @@ async def handle(state: SimState, ex: Exchange) -> None:
         await wire.respond_json(
             ex, 200, {"input_tokens": input_tokens(len(body))}, unified_headers(account, now)
         )
+        return
+    refusal = None
+    if not claude_rules.attestation_holds(body):
+        refusal = claude_rules.CCH_MISMATCH_MESSAGE
+    elif head.path == "/v1/messages" and claude_rules.third_party(request):
+        # Not Claude Code's request: billed as extra usage, refused without any.
+        if account.extra_usage:
+            account.extra_usage_requests += 1
+        else:
+            refusal = claude_rules.THIRD_PARTY_MESSAGE
+    if refusal is not None:
+        error = _error("invalid_request_error", refusal, request_id)
+        await wire.respond_json(ex, 400, error, [("request-id", request_id)])
         return
     kind = account.take_forced()
     if kind is not None:

@@ -587,7 +587,14 @@
     const prompt = h('textarea', { testid: 'try-prompt', rows: 4, maxlength: 2000, required: true }, 'Say hello in five words.');
     const submit = h('button', { type: 'submit', class: 'primary', testid: 'try-submit' }, 'Send');
     const result = h('div', { testid: 'try-result', class: 'result', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Nothing sent yet.'));
+    // Claude Code signs its requests (a billing block we cannot reproduce); without it a
+    // subscription may be refused for most models or billed as extra usage (real-services.md).
+    const note = h('p', { class: 'muted', testid: 'try-note' },
+      'Claude is asked with a Haiku model: without the signature Claude Code puts on its own requests, ' +
+      'Anthropic may refuse other models for a subscription or bill them as extra usage. ' +
+      'Haiku has been let through so far, but Anthropic does not promise it.');
     main.append(header('Try it', 'Send a short prompt through the pool and see which account answered'),
+      note,
       h('form', { class: 'panel', onsubmit: async (ev) => {
         ev.preventDefault();
         submit.disabled = true;
