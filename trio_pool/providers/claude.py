@@ -48,6 +48,9 @@ from trio_pool.providers.wire import (
 from trio_pool.server.messages import Headers, RequestHead
 
 OAUTH_BETA = "oauth-2025-04-20"
+CLAUDE_CODE_BETA = "claude-code-20250219"
+# A subscriber's 1-hour prompt cache (cache_control ttl "1h"): Claude Code sends it with OAuth.
+EXTENDED_CACHE_TTL_BETA = "extended-cache-ttl-2025-04-11"
 UNIFIED = "anthropic-ratelimit-unified-"
 MESSAGE_PATHS = ("/v1/messages", "/v1/messages/count_tokens")
 _LEGACY_USER_ID = re.compile(r"_session_([0-9A-Za-z-]+)$")
@@ -101,17 +104,27 @@ def session_from_user_id(user_id: str) -> str | None:
 
 
 def add_oauth_beta(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The client's ``anthropic-beta`` with the OAuth beta added once (kept when present)."""
-    betas = [i for i, (key, _) in enumerate(headers) if key == "anthropic-beta"]
-    for i in betas:
-        if OAUTH_BETA in (b.strip() for b in headers[i][1].split(",")):
-            return headers
-    if not betas:
-        return [*headers, ("anthropic-beta", OAUTH_BETA)]
-    first = betas[0]
-    value = headers[first][1].strip().rstrip(",")
-    headers[first] = ("anthropic-beta", f"{value},{OAUTH_BETA}" if value else OAUTH_BETA)
-    return headers
+    """The client's ``anthropic-beta`` as Claude Code sends it with a subscription token.
+
+    A subscriber client (Claude Code with an OAuth token) already has it: left untouched.
+    Otherwise (a client in API-key mode, an SDK) the OAuth beta goes second, after
+    ``claude-code-20250219`` (first when absent), and ``extended-cache-ttl-2025-04-11`` last,
+    in Claude Code 2.1.330's order (real-clients.md §5).
+    """
+    places = [i for i, (key, _) in enumerate(headers) if key == "anthropic-beta"]
+    betas = [b.strip() for i in places for b in headers[i][1].split(",") if b.strip()]
+    if OAUTH_BETA in betas:
+        return headers
+    at = betas.index(CLAUDE_CODE_BETA) + 1 if CLAUDE_CODE_BETA in betas else 0
+    betas.insert(at, OAUTH_BETA)
+    if EXTENDED_CACHE_TTL_BETA not in betas:
+        betas.append(EXTENDED_CACHE_TTL_BETA)
+    merged = ("anthropic-beta", ",".join(betas))
+    if not places:
+        return [*headers, merged]
+    kept = [h for i, h in enumerate(headers) if i not in places[1:]]
+    kept[places[0]] = merged
+    return kept
 
 
 @attrs.define(eq=False)

@@ -8,6 +8,7 @@ Every answer to an authenticated request carries ``anthropic-ratelimit-unified-*
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -27,6 +28,8 @@ from trio_pool.testing.faults import (
 )
 from trio_pool.testing.identity import claude_usage_refusal, cloudflare_challenge, refuse
 from trio_pool.testing.state import SimState
+
+log = logging.getLogger(__name__)
 
 OAUTH_BETA = "oauth-2025-04-20"
 DEFAULT_MODEL = "claude-opus-5-5"
@@ -303,6 +306,14 @@ async def handle(state: SimState, ex: Exchange) -> None:
             ex, 200, {"input_tokens": input_tokens(len(body))}, unified_headers(account, now)
         )
         return
+    if head.path == "/v1/messages":
+        # What a client's prompt caching asked for (e2e/real_clis.py checks Claude Code's 1h).
+        log.debug(
+            "sim.claude.request model=%s billing=%s cache_ttls=%s",
+            request.get("model"),
+            "yes" if claude_rules.billing_text(request) else "no",
+            ",".join(claude_rules.cache_ttls(request)) or "-",
+        )
     refusal = None
     if not claude_rules.attestation_holds(body):
         refusal = claude_rules.CCH_MISMATCH_MESSAGE

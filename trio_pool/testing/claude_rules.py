@@ -126,6 +126,27 @@ def attestation_holds(body: bytes) -> bool:
     return cch_of(unsigned) == match.group(1).decode()
 
 
+def cache_ttls(request: dict[str, Any]) -> list[str]:
+    """The TTL of every cache breakpoint in the body ("5m" when none is given), in order."""
+    found: list[str] = []
+
+    def visit(value: Any) -> None:
+        if isinstance(value, dict):
+            control = value.get("cache_control")
+            if isinstance(control, dict):
+                found.append(str(control.get("ttl") or "5m"))
+            for key, item in value.items():
+                if key != "cache_control":
+                    visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+
+    for key in ("tools", "system", "messages"):
+        visit(request.get(key))
+    return found
+
+
 def third_party(request: dict[str, Any]) -> bool:
     """A subscription request that is not Claude Code's, to a model that bills it as such."""
     model = request.get("model")
