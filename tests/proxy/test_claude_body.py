@@ -60,3 +60,28 @@ async def test_a_signed_claude_body_reaches_anthropic_unchanged(make_env: Any, p
     assert answered.generations == 1
     assert answered.last_body == body
     assert first.refreshes == (1 if path == "after_refresh" else 0)
+
+
+async def test_a_client_without_a_subscription_gets_claude_codes_oauth_betas(env: Env) -> None:
+    """An API-key-mode client's betas reach Anthropic as Claude Code sends them with OAuth:
+    oauth second, extended-cache-ttl (the 1-hour cache) last."""
+    api_key_mode = "claude-code-20250219,interleaved-thinking-2025-05-14,effort-2025-11-24"
+    async with httpcore.AsyncConnectionPool() as client:
+        with trio.fail_after(10):
+            response = await client.request(
+                "POST",
+                env.base + "/v1/messages?beta=true",
+                headers=[
+                    ("content-type", "application/json"),
+                    ("anthropic-version", "2023-06-01"),
+                    ("x-api-key", "pool"),
+                    ("anthropic-beta", api_key_mode),
+                ],
+                content=b'{"model":"claude-haiku-4-5","max_tokens":8,"messages":[]}',
+            )
+    assert response.status == 200
+    (answered,) = [a for a in env.state.of("claude") if a.generations]
+    assert answered.last_header("anthropic-beta") == (
+        "claude-code-20250219,oauth-2025-04-20,interleaved-thinking-2025-05-14,"
+        "effort-2025-11-24,extended-cache-ttl-2025-04-11"
+    )

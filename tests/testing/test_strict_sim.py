@@ -11,7 +11,7 @@ import trio
 
 from tests.testing.sim_helpers import Sim, call, claude_headers, codex_headers, header, json_body
 from tests.testing.test_websocket import auth, connect, turn, ws_url
-from trio_pool.testing.claude_rules import CCH_PLACEHOLDER, sign, xxh64
+from trio_pool.testing.claude_rules import CCH_PLACEHOLDER, cache_ttls, sign, xxh64
 
 VALID = {
     "model": "gpt-5",
@@ -202,3 +202,15 @@ async def test_claude_third_party_requests_need_extra_usage(
         )
     assert billed_response.status == 200
     assert account.extra_usage_requests == (1 if status == 400 else billed)
+
+
+def test_cache_ttls_lists_every_breakpoint() -> None:
+    """The simulator's note on prompt caching: each breakpoint's TTL, 5m when none is given."""
+    request = {
+        "tools": [{"name": "t", "cache_control": {"type": "ephemeral"}}],
+        "system": [
+            {"type": "text", "text": "s", "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+        ],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "m"}]}],
+    }
+    assert cache_ttls(request) == ["5m", "1h"]
