@@ -64,6 +64,7 @@ FAILOVER = frozenset(
         OutcomeKind.AUTH,
         OutcomeKind.FORBIDDEN,
         OutcomeKind.TRANSIENT,
+        OutcomeKind.ACCOUNT_ACTION,
     }
 )
 # Never sleep in a tight loop when the pool says "usable again now" but still refuses.
