@@ -211,7 +211,7 @@ def test_classify_table() -> None:
             403,
             (),
             b'{"type":"error","error":{"type":"permission_error","message":"This organization has been disabled."}}',
-            OutcomeKind.FORBIDDEN,
+            OutcomeKind.ACCOUNT_ACTION,
             None,
         ),
         (
@@ -250,6 +250,9 @@ def test_classify_table() -> None:
         assert (outcome.kind, outcome.retry_at) == (kind, retry_at), (status, body)
     disabled = CLAUDE.classify(403, (), cases[7][2], NOW)
     assert "organization has been disabled" in disabled.reason
+    assert disabled.action is not None
+    assert disabled.action.kind == "org_disabled"
+    assert disabled.action.message == "This organization has been disabled."
 
 
 def test_observer_every_split_same_usage() -> None:

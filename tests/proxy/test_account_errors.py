@@ -136,3 +136,42 @@ async def test_model_not_in_any_plan_gives_the_client_the_original_400(env: Env)
     }
     asked = sum(a.requests for a in env.state.of("codex"))
     assert asked == 1  # both accounts are Plus: the second was not asked
+
+
+@pytest.mark.parametrize(
+    ("provider", "fault", "kind", "text"),
+    [
+        ("claude", "org_disabled", "org_disabled", "This organization has been disabled."),
+        ("codex", "usage_not_included", "no_codex_plan", "plan has no Codex"),
+    ],
+)
+async def test_an_account_only_its_owner_can_fix_needs_action_until_its_file_changes(
+    make_env: Any, provider: str, fault: Any, kind: str, text: str
+) -> None:
+    """Claude's "organization has been disabled" and Codex's usage_not_included take the
+    account out of rotation as needs_action (no refresh, no retry every minute or hour); the
+    request is answered by the next account, and a new pool file brings the account back."""
+    env: Env = await make_env(tweak=second_is_overflow)
+    first, second = env.sim(f"{provider}/a"), env.sim(f"{provider}/b")
+    first.force(fault, 1)
+    path, body = CALLS[provider]
+    for _ in range(3):
+        response = await post(env, path, body)
+        assert response.status == 200
+    assert (first.requests, first.refreshes, second.generations) == (1, 0, 3)
+    state, reason = state_of(env, first.key)
+    assert state == "needs_action"
+    assert kind in reason
+    assert text in reason
+    # The owner fixes it and logs in again: the file changes, the account serves again.
+    registry = env.running.proxy.registry
+    pooled = registry.get(first.key)
+    assert pooled is not None
+    document = json.loads(pooled.path.read_text())
+    document["note"] = "logged in again"
+    pooled.path.write_text(json.dumps(document))
+    registry.scan()
+    assert state_of(env, first.key)[0] == "ok"
+    response = await post(env, path, body)
+    assert response.status == 200
+    assert first.generations == 1

@@ -13,6 +13,7 @@ import attrs
 
 from trio_pool.providers import claude_account
 from trio_pool.providers.base import (
+    AccountAction,
     ConversationKey,
     Credentials,
     Outcome,
@@ -61,6 +62,9 @@ CLAIM_WINDOWS = {"five_hour": "5h", "seven_day": "7d", "seven_day_opus": "7d_opu
 CLAIM_WINDOWS["seven_day_sonnet"] = "7d_sonnet"
 # The one 403 that a refresh fixes: Claude Code refreshes on 401 and on this (protocols.md §2.4).
 REVOKED = "OAuth token has been revoked"
+# The organization behind the subscription is switched off: no refresh or cooldown helps, its
+# owner must act (CP disables such accounts; refreshing them every minute only spends tokens).
+ORG_DISABLED = "organization has been disabled"
 
 # Anthropic error types by what they mean for the account.
 ERROR_KINDS = {
@@ -272,6 +276,9 @@ class ClaudeProvider:
         reason = short_reason(kind, message)
         if status == 403 and REVOKED in message:
             return Outcome(OutcomeKind.AUTH, status, reason, quota)
+        if status in (400, 403) and ORG_DISABLED in message.lower():
+            action = AccountAction("org_disabled", short_reason(message))
+            return Outcome(OutcomeKind.ACCOUNT_ACTION, status, reason, quota, action=action)
         retry_at = retry_after_at(header_map(headers), now)
         if status == 429 and quota is not None and quota.exhausted:
             return Outcome(OutcomeKind.QUOTA, status, reason, quota, quota.resets_at)

@@ -67,6 +67,7 @@ FAILOVER = frozenset(
         OutcomeKind.AUTH,
         OutcomeKind.FORBIDDEN,
         OutcomeKind.TRANSIENT,
+        OutcomeKind.ACCOUNT_ACTION,
     }
 )
 # Handshake fields trio-websocket writes itself (or that make no sense on a new connection).

@@ -31,6 +31,7 @@ ACCOUNT_FAULTS = frozenset(
         OutcomeKind.AUTH,
         OutcomeKind.FORBIDDEN,
         OutcomeKind.TRANSIENT,
+        OutcomeKind.ACCOUNT_ACTION,
     }
 )
 # "connection limit reached (60 minutes)": Codex opens a new socket; no fault of the account.
