@@ -62,7 +62,9 @@ async def test_openai_sdk_streams_a_response_through_the_pool(env: Env) -> None:
         # Closed clients: an SDK's pooled sockets left to the garbage collector would raise
         # ResourceWarning in whatever test happens to run then.
         with openai_client(env) as client:
-            stream = client.responses.create(model="gpt-5", input="hi", stream=True)
+            stream = client.responses.create(
+                model="gpt-5", instructions="Be brief.", input="hi", store=False, stream=True
+            )
             types: list[str] = []
             text = ""
             for event in stream:
@@ -159,7 +161,10 @@ async def test_every_account_exhausted_gives_429_naming_each(env: Env) -> None:
     for account in env.state.of("codex"):
         account.force("quota", 5)
     response = await raw(
-        env, "POST", "/v1/responses", {"model": "m", "input": "hi", "stream": True}
+        env,
+        "POST",
+        "/v1/responses",
+        {"model": "m", "instructions": "", "store": False, "input": "hi", "stream": True},
     )
     assert response.status == 429
     body = json.loads(response.content)
@@ -177,7 +182,10 @@ async def test_expired_token_is_refreshed_and_written_back(env: Env) -> None:
     account.force("unauthorized", 1)
     old_refresh = account.refresh_token
     response = await raw(
-        env, "POST", "/v1/responses", {"model": "m", "input": "hi", "stream": True}
+        env,
+        "POST",
+        "/v1/responses",
+        {"model": "m", "instructions": "", "store": False, "input": "hi", "stream": True},
     )
     assert response.status == 200
     assert account.refreshes == 1

@@ -97,7 +97,14 @@ async def test_large_bodies_stream_to_one_account_without_retry(make_env: Any) -
 async def test_zstd_codex_bodies_are_understood(make_env: Any) -> None:
     """A zstd-compressed Codex body (as the built-in provider sends) still routes and streams."""
     env = await make_env(accounts=[("codex", "a")])
-    body = {"model": "m", "input": "hi", "stream": True, "prompt_cache_key": "conv-1"}
+    body = {
+        "model": "m",
+        "instructions": "",
+        "store": False,
+        "input": "hi",
+        "stream": True,
+        "prompt_cache_key": "conv-1",
+    }
     compressed = zstandard.ZstdCompressor().compress(json.dumps(body).encode())
     async with HttpClient() as client:
         response = await client.request(

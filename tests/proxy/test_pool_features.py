@@ -16,6 +16,8 @@ from trio_pool.providers.base import PreparedRequest
 from trio_pool.providers.codex import with_priority_tier
 from trio_pool.proxy.poller import poll_account
 
+BODY = {"model": "m", "instructions": "", "store": False, "input": "hi", "stream": True}
+
 
 async def get(env: Env, path: str) -> Any:
     async with HttpClient() as client:
@@ -62,8 +64,8 @@ async def test_fast_mode_asks_for_priority_unless_the_client_chose(make_env: Any
     account = env.sim("codex/a")
     async with HttpClient() as client:
         for body, expected in (
-            ({"model": "m", "input": "hi", "stream": True}, "priority"),
-            ({"model": "m", "input": "hi", "stream": True, "service_tier": "flex"}, "flex"),
+            ({**BODY}, "priority"),
+            ({**BODY, "service_tier": "flex"}, "flex"),
         ):
             response = await client.request(
                 "POST",

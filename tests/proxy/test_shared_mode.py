@@ -104,7 +104,9 @@ async def test_a_friend_joins_with_the_code_and_their_key_works_for_every_cli(
             default_headers={"x-trio-pool-key": key},
             max_retries=0,
         ) as client:
-            stream = client.responses.create(model="gpt-5", input="hi", stream=True)
+            stream = client.responses.create(
+                model="gpt-5", instructions="Be brief.", input="hi", store=False, stream=True
+            )
             return "".join(e.delta for e in stream if e.type == "response.output_text.delta")
 
     assert await trio.to_thread.run_sync(codex) == env.state.config.text

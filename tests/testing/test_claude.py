@@ -7,6 +7,7 @@ import trio
 
 from tests.http_client import HttpClient
 from tests.testing.sim_helpers import Sim, call, claude_headers, header, json_body, sse_events
+from trio_pool.providers import identity
 from trio_pool.testing.accounts import SimWindow
 from trio_pool.testing.faults import SimConfig
 
@@ -153,12 +154,13 @@ async def test_in_stream_error_event(sim: Sim, http: HttpClient) -> None:
 async def test_count_tokens_and_usage_poll(sim: Sim, http: HttpClient) -> None:
     """count_tokens answers input_tokens; /api/oauth/usage reports percent and ISO resets."""
     account = sim.account("claude")
+    usage_headers = [*claude_headers(account), ("user-agent", identity.claude_code_user_agent())]
     with trio.fail_after(10):
         await call(http, "POST", url(sim), claude_headers(account), BODY)
         count = await call(
             http, "POST", f"{sim.base}/v1/messages/count_tokens", claude_headers(account), BODY
         )
-        usage = await call(http, "GET", f"{sim.base}/api/oauth/usage", claude_headers(account))
+        usage = await call(http, "GET", f"{sim.base}/api/oauth/usage", usage_headers)
     assert json_body(count)["input_tokens"] > 0
     poll = json_body(usage)
     assert poll["five_hour"]["utilization"] == 0.2

@@ -11,6 +11,7 @@ import zstandard
 from tests.http_client import HttpClient
 from tests.testing.sim_helpers import Sim, call, codex_headers, header, json_body, sse_events
 from trio_pool.errors import UpstreamProtocolError
+from trio_pool.providers import identity
 from trio_pool.testing.accounts import SimWindow
 from trio_pool.testing.faults import SimConfig
 
@@ -29,7 +30,9 @@ CODEX_EVENTS = [
 ]
 BODY = {
     "model": "gpt-5",
+    "instructions": "Be brief.",
     "input": [{"type": "message", "role": "user", "content": []}],
+    "store": False,
     "stream": True,
 }
 
@@ -179,7 +182,12 @@ async def test_side_endpoints(sim: Sim, http: HttpClient) -> None:
     with trio.fail_after(10):
         compact = await call(http, "POST", url(sim, "/responses/compact"), headers, {"input": []})
         models = await call(http, "GET", url(sim, "/models?client_version=0.169.0"), headers)
-        usage = await call(http, "GET", f"{sim.base}/backend-api/wham/usage", headers)
+        usage = await call(
+            http,
+            "GET",
+            f"{sim.base}/backend-api/wham/usage",
+            [*headers, *identity.codex_headers()],
+        )
         missing = await call(http, "GET", f"{sim.base}/backend-api/ps/plugins/installed", headers)
         upgrade = [*headers, ("connection", "Upgrade"), ("upgrade", "websocket")]
         ws = await call(http, "GET", url(sim), upgrade)

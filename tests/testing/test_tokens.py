@@ -8,10 +8,15 @@ import trio
 
 from tests.http_client import HttpClient
 from tests.testing.sim_helpers import Sim, call, codex_headers, json_body
+from trio_pool.providers import identity
 from trio_pool.testing import issue
 
 JSON = [("content-type", "application/json")]
 FORM = [("content-type", "application/x-www-form-urlencoded")]
+# Each endpoint's bot protection lets in only the real client's identity (testing/identity.py).
+CODEX_JSON = [*JSON, *identity.codex_headers()]
+CODEX_FORM = [*FORM, *identity.codex_headers()]
+CLAUDE_JSON = [*JSON, *identity.anthropic_token_headers()]
 
 
 def codex_refresh(token: str) -> dict[str, str]:
@@ -30,10 +35,10 @@ async def test_codex_refresh_rotates_and_reuse_is_refresh_token_reused(
     old_refresh, old_access = account.refresh_token, account.access_token
     with trio.fail_after(10):
         first = await call(
-            http, "POST", f"{sim.base}/oauth/token", JSON, codex_refresh(old_refresh)
+            http, "POST", f"{sim.base}/oauth/token", CODEX_JSON, codex_refresh(old_refresh)
         )
         replay = await call(
-            http, "POST", f"{sim.base}/oauth/token", JSON, codex_refresh(old_refresh)
+            http, "POST", f"{sim.base}/oauth/token", CODEX_JSON, codex_refresh(old_refresh)
         )
         stale = await call(
             http,
@@ -47,7 +52,7 @@ async def test_codex_refresh_rotates_and_reuse_is_refresh_token_reused(
             "POST",
             f"{sim.base}/backend-api/codex/responses",
             codex_headers(account),
-            {"model": "gpt-5"},
+            {"model": "gpt-5", "instructions": "", "store": False, "input": [], "stream": True},
         )
     tokens = json_body(first)
     assert first.status == 200
@@ -76,8 +81,8 @@ async def test_codex_code_exchange_is_form_encoded(sim: Sim, http: HttpClient) -
         }
     )
     with trio.fail_after(10):
-        first = await call(http, "POST", f"{sim.base}/oauth/token", FORM, raw=form.encode())
-        again = await call(http, "POST", f"{sim.base}/oauth/token", FORM, raw=form.encode())
+        first = await call(http, "POST", f"{sim.base}/oauth/token", CODEX_FORM, raw=form.encode())
+        again = await call(http, "POST", f"{sim.base}/oauth/token", CODEX_FORM, raw=form.encode())
     assert first.status == 200
     assert json_body(first)["access_token"] == sim.account("codex").access_token
     assert again.status == 400
@@ -96,8 +101,8 @@ async def test_claude_refresh_rotates_and_reuse_is_invalid_grant(
         "scope": "user:inference",
     }
     with trio.fail_after(10):
-        first = await call(http, "POST", f"{sim.base}/v1/oauth/token", JSON, body)
-        replay = await call(http, "POST", f"{sim.base}/v1/oauth/token", JSON, body)
+        first = await call(http, "POST", f"{sim.base}/v1/oauth/token", CLAUDE_JSON, body)
+        replay = await call(http, "POST", f"{sim.base}/v1/oauth/token", CLAUDE_JSON, body)
     tokens = json_body(first)
     assert tokens["expires_in"] == 28800
     assert tokens["access_token"].startswith("sk-ant-oat01-")
@@ -149,7 +154,7 @@ async def test_forced_refresh_failure_is_transient(sim: Sim, http: HttpClient) -
         "client_id": issue.CLAUDE_CLIENT_ID,
     }
     with trio.fail_after(10):
-        failed = await call(http, "POST", f"{sim.base}/v1/oauth/token", JSON, body)
-        passed = await call(http, "POST", f"{sim.base}/v1/oauth/token", JSON, body)
+        failed = await call(http, "POST", f"{sim.base}/v1/oauth/token", CLAUDE_JSON, body)
+        passed = await call(http, "POST", f"{sim.base}/v1/oauth/token", CLAUDE_JSON, body)
     assert failed.status == 503
     assert passed.status == 200

@@ -17,7 +17,7 @@ from trio_pool.usage.ledger import hash_key
 from trio_pool.usage.store import read_rollups, read_rows
 
 CLAUDE = ("/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 8, "messages": []})
-CODEX = ("/v1/responses", {"model": "gpt-5", "input": "hi"})
+CODEX = ("/v1/responses", {"model": "gpt-5", "instructions": "", "store": False, "input": "hi"})
 GEMINI_REQUEST = {
     "model": "gemini-2.5-pro",
     "project": "p",

@@ -44,7 +44,7 @@ async def test_planted_tokens_never_reach_ledger_logs_or_metrics(
     auth = ("authorization", f"Bearer {CLIENT_BEARER}")
     for _ in range(3):
         await send(env, "/v1/messages", claude, auth, ("anthropic-version", "2023-06-01"))
-    codex = {"model": "gpt-5", "input": "hi", "stream": True}
+    codex = {"model": "gpt-5", "instructions": "", "store": False, "input": "hi", "stream": True}
     await send(env, "/v1/responses", codex, ("authorization", f"Bearer {CLIENT_KEY}"))
     rows = await ledger_rows(env, 4)
     assert any(row.failures for row in rows)  # a failure reason was written too

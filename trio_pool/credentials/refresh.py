@@ -32,6 +32,7 @@ from trio_pool.credentials.writeback import WRITE_CHECK_EVERY_S, WriteBack, Writ
 from trio_pool.errors import CredentialsError, UpstreamError
 from trio_pool.providers import PROVIDER_REGISTRY
 from trio_pool.providers.base import Credentials, RefreshVerdict
+from trio_pool.providers.tokens import token_retry_after_s
 from trio_pool.state.store import LOCK_WAIT_S, StateStore
 from trio_pool.upstream.client import UpstreamClient
 
@@ -260,7 +261,7 @@ class Refresher:
         request = provider.refresh_request(credentials, self._token_url(account))
         log.info("credentials.refresh.start account=%s reason=%s", account.name, reason)
         try:
-            status, _headers, body = await self.client.request(
+            status, headers, body = await self.client.request(
                 "POST", request.url, list(request.headers), request.body
             )
         except UpstreamError as exc:
@@ -298,13 +299,23 @@ class Refresher:
             self.pool.set_needs_relogin(account.name, result.reason or "refresh token rejected")
             self._count(account, "rejected")
             return False
+        # A 429 from the token endpoint names how long to stay away; asking sooner only
+        # prolongs the block (CPA waits for Retry-After too).
         self._backoff(
-            account, result.reason or f"token endpoint answered {status}", result.retry_after_s
+            account,
+            result.reason or f"token endpoint answered {status}",
+            result.retry_after_s,
+            at_least_s=token_retry_after_s(headers),
         )
         return False
 
     def _backoff(
-        self, account: PoolAccount, reason: str, retry_after_s: float | None = None
+        self,
+        account: PoolAccount,
+        reason: str,
+        retry_after_s: float | None = None,
+        *,
+        at_least_s: float | None = None,
     ) -> None:
         """A transient failure: try again later; the account stays in rotation while its token works."""
         self._count(account, "failed")
@@ -312,6 +323,7 @@ class Refresher:
         delay = retry_after_s or min(
             BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (account.refresh_failures - 1)
         )
+        delay = max(delay, at_least_s or 0.0)
         account.refresh_retry_at = clock.now() + delay
         log.warning(
             "credentials.refresh.failed account=%s reason=%s retry_in_s=%.0f",

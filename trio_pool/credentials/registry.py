@@ -227,6 +227,9 @@ class AccountRegistry:
                 log.info("credentials.write_back.superseded account=%s", name)
             current.unsaved = False
             current.spent_refresh = None
+            # Any edit of the file (a new login, a project added) may be what the user did
+            # about a needs-action verdict; whoever set it checks again and sets it anew.
+            self.pool.clear_action(name)
             current.document = document
             current.credentials = credentials
             current.signature = item.signature

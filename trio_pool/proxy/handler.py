@@ -59,7 +59,14 @@ log = logging.getLogger(__name__)
 
 # Outcomes after which the same request may go to another account.
 FAILOVER = frozenset(
-    {OutcomeKind.QUOTA, OutcomeKind.THROTTLED, OutcomeKind.AUTH, OutcomeKind.TRANSIENT}
+    {
+        OutcomeKind.QUOTA,
+        OutcomeKind.THROTTLED,
+        OutcomeKind.AUTH,
+        OutcomeKind.FORBIDDEN,
+        OutcomeKind.TRANSIENT,
+        OutcomeKind.ACCOUNT_ACTION,
+    }
 )
 # Never sleep in a tight loop when the pool says "usable again now" but still refuses.
 MIN_QUEUE_SLEEP_S = 0.05
@@ -216,6 +223,9 @@ class Proxy:
                 return
             last = outcome
             tried.add(decision.account)
+            if outcome.kind is OutcomeKind.WRONG_PLAN:
+                # Its plan lacks what was asked: so do the others on that plan.
+                tried |= self.pool.same_plan(decision.account)
             failures.append((decision.account, outcome.reason or outcome.kind.value))
             tally.failures.append(failure_text(*failures[-1]))
             self.metrics.attempt(
@@ -428,7 +438,15 @@ class Proxy:
                     return None
                 error_body = await response.read_all()
                 outcome = provider.classify(response.status, response.headers, error_body, now)
-                if outcome.kind in FAILOVER and body.replayable:
+                if body.replayable and (
+                    outcome.kind in FAILOVER
+                    # Another plan may offer the model; with none usable, the client gets
+                    # this answer as it came.
+                    or (
+                        outcome.kind is OutcomeKind.WRONG_PLAN
+                        and self.pool.other_plan_usable(account.name, now)
+                    )
+                ):
                     return outcome
                 # Not the account's fault (a 400, a 404) or not replayable: pass it on as is.
                 report(outcome)

@@ -63,7 +63,14 @@ log = logging.getLogger(__name__)
 
 REALTIME_PATHS = ("/v1/realtime",)
 FAILOVER = frozenset(
-    {OutcomeKind.QUOTA, OutcomeKind.THROTTLED, OutcomeKind.AUTH, OutcomeKind.TRANSIENT}
+    {
+        OutcomeKind.QUOTA,
+        OutcomeKind.THROTTLED,
+        OutcomeKind.AUTH,
+        OutcomeKind.FORBIDDEN,
+        OutcomeKind.TRANSIENT,
+        OutcomeKind.ACCOUNT_ACTION,
+    }
 )
 # Handshake fields trio-websocket writes itself (or that make no sense on a new connection).
 _OWN_FIELDS = ("host", "content-length", "accept-encoding")

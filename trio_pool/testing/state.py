@@ -102,9 +102,13 @@ class SimState:
         """Answer the next ``count`` requests of account ``key`` with fault ``kind``."""
         self.accounts[key].force(kind, count)
 
-    def fail_refresh(self, key: str, status: int, count: int = 1) -> None:
-        """Answer the next ``count`` refresh calls of account ``key`` with ``status``."""
+    def fail_refresh(
+        self, key: str, status: int, count: int = 1, *, retry_after_s: int = 1
+    ) -> None:
+        """Answer the next ``count`` refresh calls of account ``key`` with ``status``
+        (a 429 says ``Retry-After: retry_after_s``)."""
         self.accounts[key].forced_refresh.extend([status] * count)
+        self.accounts[key].refresh_retry_after_s = retry_after_s
 
     def new_login_code(self, key: str) -> str:
         """An authorization code that the token endpoint exchanges for ``key``'s tokens."""

@@ -18,6 +18,7 @@ import trio
 from trio_pool.server.connection import Exchange
 from trio_pool.testing import issue, wire
 from trio_pool.testing.accounts import Provider, SimAccount
+from trio_pool.testing.identity import anthropic_token_refusal, codex_identity_refusal, refuse
 from trio_pool.testing.state import SimState
 
 CODEX_REUSED: dict[str, Any] = {
@@ -100,7 +101,8 @@ async def _grant(
     account.refreshes += 1
     if account.forced_refresh:
         status = account.forced_refresh.popleft()
-        headers = [("retry-after", "1")] if status == 429 else []
+        retry_after = str(account.refresh_retry_after_s)
+        headers = [("retry-after", retry_after)] if status == 429 else []
         await wire.respond_json(
             ex, status, _oauth_error("temporarily_unavailable", "Simulated failure."), headers
         )
@@ -114,6 +116,8 @@ async def _grant(
 
 async def handle_codex(state: SimState, ex: Exchange) -> None:
     params = await _params(ex)
+    if await refuse(ex, codex_identity_refusal(ex.head)):
+        return
     if params.get("client_id") != issue.CODEX_CLIENT_ID:
         body = {
             "error": {
@@ -150,6 +154,8 @@ async def handle_codex(state: SimState, ex: Exchange) -> None:
 
 async def handle_claude(state: SimState, ex: Exchange) -> None:
     params = await _params(ex)
+    if await refuse(ex, anthropic_token_refusal(ex.head)):
+        return
     if params.get("client_id") != issue.CLAUDE_CLIENT_ID:
         await wire.respond_json(
             ex, 401, _oauth_error("invalid_client", "Client authentication failed.")
