@@ -12,8 +12,9 @@ import os
 import socket
 import struct
 
-import httpcore
 import trio
+
+from tests.http_client import HttpClient
 
 CLAUDE_HEADERS = "anthropic-version: 2023-06-01\r\ncontent-type: application/json\r\n"
 
@@ -57,6 +58,6 @@ async def read_until(stream: trio.SocketStream, needle: bytes) -> bytes:
 
 
 async def status_of(base: str, path: str = "/healthz") -> int:
-    async with httpcore.AsyncConnectionPool() as client:
+    async with HttpClient() as client:
         response = await client.request("GET", base + path)
     return response.status

@@ -20,11 +20,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import attrs
-import httpcore
 import pytest
 import trio
 
 from tests.conftest import StartServe
+from tests.http_client import HttpClient
 from tests.procs import Served, write_config
 from tests.rawclient import (
     claude_request,
@@ -219,7 +219,7 @@ async def settle_fds(served: Served, baseline: int) -> int:
 
 async def whole_stream(base: str) -> None:
     """One streaming request read to its end (whatever its status)."""
-    async with httpcore.AsyncConnectionPool() as client:
+    async with HttpClient() as client:
         await client.request(
             "POST",
             base + "/v1/messages",

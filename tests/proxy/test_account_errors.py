@@ -7,10 +7,10 @@ import json
 from typing import Any
 
 import attrs
-import httpcore
 import pytest
 import trio
 
+from tests.http_client import HttpClient, Reply
 from tests.proxy.conftest import Env
 from trio_pool import clock
 from trio_pool.config import AccountSettings, Config
@@ -35,8 +35,8 @@ CALLS = {"codex": ("/v1/responses", CODEX_BODY), "claude": ("/v1/messages", CLAU
 SPARK = "gpt-5.3-codex-spark"  # a model only the simulator's Pro plan has
 
 
-async def post(env: Env, path: str, body: Any) -> httpcore.Response:
-    async with httpcore.AsyncConnectionPool() as client:
+async def post(env: Env, path: str, body: Any) -> Reply:
+    async with HttpClient() as client:
         with trio.fail_after(10):
             return await client.request(
                 "POST",

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-import httpcore
 import pytest
 import trio
 
+from tests.http_client import HttpClient, Reply
 from tests.proxy.conftest import Env
 from trio_pool.config import AccountSettings, Config
 from trio_pool.testing.claude_rules import sign
@@ -23,8 +23,8 @@ UNSIGNED = (
 )
 
 
-async def post_raw(env: Env, body: bytes) -> httpcore.Response:
-    async with httpcore.AsyncConnectionPool() as client:
+async def post_raw(env: Env, body: bytes) -> Reply:
+    async with HttpClient() as client:
         with trio.fail_after(10):
             return await client.request(
                 "POST",
@@ -66,7 +66,7 @@ async def test_a_client_without_a_subscription_gets_claude_codes_oauth_betas(env
     """An API-key-mode client's betas reach Anthropic as Claude Code sends them with OAuth:
     oauth second, extended-cache-ttl (the 1-hour cache) last."""
     api_key_mode = "claude-code-20250219,interleaved-thinking-2025-05-14,effort-2025-11-24"
-    async with httpcore.AsyncConnectionPool() as client:
+    async with HttpClient() as client:
         with trio.fail_after(10):
             response = await client.request(
                 "POST",

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpcore
 import pytest
 import trio
 
+from tests.http_client import HttpClient, Reply
 from tests.proxy.conftest import Env
 from trio_pool import clock
 from trio_pool.proxy.poller import poll_account
@@ -31,8 +31,8 @@ CLAUDE_BODY = {
 CALLS = {"codex": ("/v1/responses", CODEX_BODY), "claude": ("/v1/messages", CLAUDE_BODY)}
 
 
-async def post(env: Env, path: str, body: Any) -> httpcore.Response:
-    async with httpcore.AsyncConnectionPool() as client:
+async def post(env: Env, path: str, body: Any) -> Reply:
+    async with HttpClient() as client:
         with trio.fail_after(10):
             return await client.request(
                 "POST",

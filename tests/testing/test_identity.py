@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import httpcore
 import pytest
 import trio
 
+from tests.http_client import HttpClient
 from tests.testing.sim_helpers import Sim, call, claude_headers, codex_headers, header, json_body
 from trio_pool.providers import identity
 from trio_pool.testing import issue
@@ -31,7 +31,7 @@ def claude_refresh(sim: Sim) -> dict[str, str]:
     ],
 )
 async def test_claude_token_endpoint_refuses_anything_but_an_axios_caller(
-    sim: Sim, http: httpcore.AsyncConnectionPool, agent: str | None, status: int
+    sim: Sim, http: HttpClient, agent: str | None, status: int
 ) -> None:
     """No UA or a non-axios one is 429, claude-cli/ is 404, and a refusal spends no token."""
     headers = JSON + ([("user-agent", agent)] if agent else [])
@@ -61,7 +61,7 @@ async def test_claude_token_endpoint_refuses_anything_but_an_axios_caller(
     ],
 )
 async def test_codex_token_endpoint_challenges_callers_without_codex_identity(
-    sim: Sim, http: httpcore.AsyncConnectionPool, headers: list[tuple[str, str]]
+    sim: Sim, http: HttpClient, headers: list[tuple[str, str]]
 ) -> None:
     """Without originator and a UA that starts with it, auth.openai.com's Cloudflare challenges."""
     account = sim.account("codex")
@@ -82,9 +82,7 @@ async def test_codex_token_endpoint_challenges_callers_without_codex_identity(
     assert account.refreshes == 1
 
 
-async def test_usage_polls_need_the_clients_identity(
-    sim: Sim, http: httpcore.AsyncConnectionPool
-) -> None:
+async def test_usage_polls_need_the_clients_identity(sim: Sim, http: HttpClient) -> None:
     """wham/usage without Codex's identity is challenged; oauth/usage without claude-code/ is 429."""
     codex, claude = sim.account("codex"), sim.account("claude")
     with trio.fail_after(10):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpcore
 import pytest
 import trio
 
+from tests.http_client import HttpClient
 from tests.testing.sim_helpers import Sim, call, claude_headers, codex_headers, header, json_body
 from tests.testing.test_websocket import auth, connect, turn, ws_url
 from trio_pool.testing.claude_rules import CCH_PLACEHOLDER, cache_ttls, sign, xxh64
@@ -45,7 +45,7 @@ def responses_url(sim: Sim) -> str:
     ],
 )
 async def test_codex_backend_refuses_bodies_it_does_not_take(
-    sim: Sim, http: httpcore.AsyncConnectionPool, change: dict[str, Any], detail: str
+    sim: Sim, http: HttpClient, change: dict[str, Any], detail: str
 ) -> None:
     """400 {"detail": ...} with the backend's text; the valid body is served."""
     body = {k: v for k, v in {**VALID, **change}.items() if v is not None}
@@ -58,9 +58,7 @@ async def test_codex_backend_refuses_bodies_it_does_not_take(
     assert served.status == 200
 
 
-async def test_codex_responses_lite_needs_no_instructions(
-    sim: Sim, http: httpcore.AsyncConnectionPool
-) -> None:
+async def test_codex_responses_lite_needs_no_instructions(sim: Sim, http: HttpClient) -> None:
     """Codex 0.169's responses-lite turn (no top-level instructions, lite header) is served."""
     body = {k: v for k, v in VALID.items() if k != "instructions"}
     lite = [("x-openai-internal-codex-responses-lite", "true")]
@@ -72,7 +70,7 @@ async def test_codex_responses_lite_needs_no_instructions(
 
 
 async def test_codex_plan_model_is_served_on_the_plan_that_has_it(
-    sim: Sim, http: httpcore.AsyncConnectionPool
+    sim: Sim, http: HttpClient
 ) -> None:
     """A Pro-only model works for a Pro account."""
     account = sim.account("codex")
@@ -106,7 +104,7 @@ async def test_codex_websocket_turn_without_store_false_gets_an_error_frame(sim:
     ],
 )
 async def test_account_errors_look_like_the_real_ones(
-    sim: Sim, http: httpcore.AsyncConnectionPool, provider: str, fault: Any
+    sim: Sim, http: HttpClient, provider: str, fault: Any
 ) -> None:
     """Cloudflare HTML 403, Codex 402 and usage_not_included, Claude 403 revoked/disabled."""
     account = sim.account(provider)
@@ -141,9 +139,7 @@ def test_xxh64_matches_the_reference_vectors() -> None:
     assert xxh64(b"Nobody inspects the spammish repetition") == 0xFBCEA83C8A378BF1
 
 
-async def test_claude_checks_the_body_against_its_cch(
-    sim: Sim, http: httpcore.AsyncConnectionPool
-) -> None:
+async def test_claude_checks_the_body_against_its_cch(sim: Sim, http: HttpClient) -> None:
     """A body signed as Claude Code signs it is served; the same body changed by one byte is
     refused, as the real API checks cch."""
     account = sim.account("claude")
@@ -177,7 +173,7 @@ async def test_claude_checks_the_body_against_its_cch(
 )
 async def test_claude_third_party_requests_need_extra_usage(
     sim: Sim,
-    http: httpcore.AsyncConnectionPool,
+    http: HttpClient,
     model: str,
     system: Any,
     status: int,
