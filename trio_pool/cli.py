@@ -403,7 +403,7 @@ def _accounts_remove(args: argparse.Namespace, config: Config) -> int:
 
 
 def _accounts_enable(args: argparse.Namespace, config: Config) -> int:
-    from trio_pool.login import LoginError
+    from trio_pool.errors import LoginError
     from trio_pool.login.manage import set_disabled
     from trio_pool.login.pooldir import find_account
     from trio_pool.login.remote import admin_call

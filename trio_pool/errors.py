@@ -81,3 +81,7 @@ class AuthError(TrioPoolError):
     def __init__(self, message: str, status_hint: int = 400) -> None:
         self.status_hint = status_hint
         super().__init__(message)
+
+
+class LoginError(TrioPoolError):
+    """A login or an account operation failed; the message is one line for the user."""

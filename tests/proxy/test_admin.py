@@ -15,7 +15,7 @@ from tests.http_client import HttpClient
 from tests.proxy.conftest import Env
 from trio_pool import clock
 from trio_pool.config import Config
-from trio_pool.login import LoginError
+from trio_pool.errors import LoginError
 from trio_pool.login.remote import send_login
 from trio_pool.testing.issue import new_account
 from trio_pool.testing.pool_files import credential_file

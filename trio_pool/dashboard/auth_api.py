@@ -12,14 +12,14 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from trio_pool import clock
+from trio_pool.auth.callers import client_of
 from trio_pool.auth.directory import PasswordBusy, describe_user
 from trio_pool.auth.manage import user_documents
 from trio_pool.auth.model import MAX_LIMIT, Caller, UserLimits
-from trio_pool.auth.request_checks import client_address
 from trio_pool.auth.session import clear_cookie, cookie_value, set_cookie, sign
 from trio_pool.auth.throttle import AttemptThrottle
 from trio_pool.dashboard.data_api import public_address
-from trio_pool.dashboard.http import client_host, error, read_json, reply
+from trio_pool.dashboard.http import error, read_json, reply
 from trio_pool.errors import AuthError, StateError
 from trio_pool.server.connection import Exchange
 from trio_pool.setup.instructions import instructions
@@ -107,7 +107,7 @@ def _may_revoke(proxy: Proxy, caller: Caller, key_id: str) -> bool:
 
 def _client(ex: Exchange, proxy: Proxy) -> str:
     """The address the throttles count by (X-Forwarded-For only from a trusted proxy)."""
-    return client_address(client_host(ex), ex.head, proxy.config.trusted_proxies).host
+    return client_of(ex.head, ex.client, proxy.config).host
 
 
 async def _throttled(ex: Exchange, proxy: Proxy, throttle: AttemptThrottle, what: str) -> bool:

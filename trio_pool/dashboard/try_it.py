@@ -15,10 +15,10 @@ from typing import Any
 import attrs
 import trio
 
+from trio_pool.auth.internal import ACCOUNT_HEADER, INTERNAL_HEADER, USER_HEADER
 from trio_pool.errors import UpstreamError
 from trio_pool.providers.base import PROVIDERS, ProviderName
 from trio_pool.providers.sse import SseParser
-from trio_pool.proxy.gate import ACCOUNT_HEADER, INTERNAL_HEADER, USER_HEADER
 from trio_pool.upstream.client import UpstreamClient
 
 log = logging.getLogger(__name__)

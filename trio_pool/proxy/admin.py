@@ -10,7 +10,6 @@ change does not undo them); ``trio-pool accounts disable`` also writes config.to
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import urllib.parse
@@ -21,8 +20,7 @@ import trio
 
 from trio_pool import clock
 from trio_pool.credentials.registry import collect
-from trio_pool.errors import CredentialsError
-from trio_pool.login import LoginError
+from trio_pool.errors import CredentialsError, LoginError
 from trio_pool.login.listing import row_document
 from trio_pool.login.pooldir import add_account, list_accounts
 from trio_pool.providers import PROVIDER_REGISTRY
@@ -52,13 +50,6 @@ async def _error(ex: Exchange, status: int, kind: str, message: str) -> None:
     headers = [("www-authenticate", "Bearer")] if status == 401 else []
     body = json.dumps({"error": {"type": kind, "message": message}}).encode()
     await ex.respond(status, [*JSON, *headers], body)
-
-
-def authorized(expected: str, header: str | None) -> bool:
-    scheme, _, token = (header or "").strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(token.strip().encode(), expected.encode())
 
 
 async def handle(ex: Exchange, proxy: Proxy) -> None:

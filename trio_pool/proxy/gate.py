@@ -13,13 +13,13 @@ itself with the process's internal token instead.
 
 from __future__ import annotations
 
-import hmac
 import logging
 from typing import TYPE_CHECKING
 
 import attrs
 
 from trio_pool import clock
+from trio_pool.auth.internal import internal_user, is_internal
 from trio_pool.auth.keys import presented_key
 from trio_pool.auth.limits import Refusal
 from trio_pool.auth.request_checks import host_is_loopback, path_problem
@@ -29,7 +29,6 @@ from trio_pool.providers.base import Provider, Route, RouteKind
 from trio_pool.providers.friend_routes import friend_may_use
 from trio_pool.proxy import answers, local
 from trio_pool.server.connection import Exchange
-from trio_pool.server.messages import RequestHead
 
 if TYPE_CHECKING:
     from trio_pool.proxy.handler import Proxy
@@ -40,12 +39,6 @@ NO_KEY = (
     "this trio-pool is shared: send your pool key (get one on the pool's dashboard, then run "
     "`trio-pool setup <cli> --write --key <key>`)"
 )
-
-
-# The proxy's calls to itself (Try it): the secret, whose they are, and the answering account.
-INTERNAL_HEADER = "x-trio-pool-internal"
-USER_HEADER = "x-trio-pool-user"
-ACCOUNT_HEADER = "x-trio-pool-account"
 
 
 @attrs.frozen
@@ -95,8 +88,8 @@ async def admit(
     head = exchange.head
     directory = proxy.directory
     websocket = route.kind is RouteKind.WEBSOCKET
-    if is_internal(proxy, head):
-        name = head.get(USER_HEADER) or None
+    if is_internal(proxy.internal_token, head):
+        name = internal_user(head)
         user = directory.users.get(name) if name else None
         if user is not None and not await _may_use(exchange, provider, route):
             return None
@@ -136,14 +129,6 @@ async def _may_use(exchange: Exchange, provider: Provider, route: Route) -> bool
     )
     await answers.send_error(exchange, provider, 404, message, "not_found")
     return False
-
-
-def is_internal(proxy: Proxy, head: RequestHead) -> bool:
-    """A call the proxy made to itself (the dashboard's Try it)."""
-    internal = head.get(INTERNAL_HEADER)
-    return internal is not None and hmac.compare_digest(
-        internal.encode(), proxy.internal_token.encode()
-    )
 
 
 def turn_refusal(proxy: Proxy, user: str, provider: Provider) -> Refusal | None:

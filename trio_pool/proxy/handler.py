@@ -21,7 +21,9 @@ import trio
 
 from trio_pool import clock
 from trio_pool.accounts.pool import Exhausted, Lease, Pool
+from trio_pool.auth import callers
 from trio_pool.auth.directory import Directory
+from trio_pool.auth.internal import ACCOUNT_HEADER, is_internal
 from trio_pool.config import Config
 from trio_pool.credentials.refresh import Refresher
 from trio_pool.credentials.registry import AccountRegistry, PoolAccount
@@ -159,10 +161,8 @@ class Proxy:
 
     def _insider(self, exchange: Exchange) -> bool:
         """Health details and metrics: local mode, this machine, or an admin."""
-        if not self.directory.shared:
-            return True
-        return routes.caller_of(self, exchange)[0].is_admin or routes.is_local_client(
-            self, exchange
+        return callers.is_insider(
+            exchange.head, exchange.client, self.config, self.directory, clock.now()
         )
 
     # -- the attempt loop ------------------------------------------------------------------
@@ -317,8 +317,8 @@ class Proxy:
 
     def _internal_headers(self, exchange: Exchange, account: PoolAccount) -> list[tuple[str, str]]:
         """The answering account, told only to the proxy's own calls (the dashboard's Try it)."""
-        if gate.is_internal(self, exchange.head):
-            return [(gate.ACCOUNT_HEADER, account.name)]
+        if is_internal(self.internal_token, exchange.head):
+            return [(ACCOUNT_HEADER, account.name)]
         return []
 
     def account_for(self, lease: Lease, tried: set[str]) -> PoolAccount | None:
