@@ -11,16 +11,16 @@ from functools import partial
 import attrs
 import trio
 
+from trio_pool import clock
 from trio_pool.accounts.pool import Pool
 from trio_pool.auth.directory import Directory
 from trio_pool.config import Config, is_loopback, non_loopback_problem
 from trio_pool.credentials.refresh import Refresher
 from trio_pool.credentials.registry import AccountRegistry
-from trio_pool.dashboard.data_api import serve_burn_sampler
 from trio_pool.errors import ConfigError, TrioPoolError
+from trio_pool.providers.base import PROVIDERS
 from trio_pool.proxy import local
 from trio_pool.proxy.handler import Proxy
-from trio_pool.proxy.metrics import Metrics
 from trio_pool.proxy.poller import serve_usage_polls
 from trio_pool.server.connection import ServerLimits
 from trio_pool.server.fds import connection_cap, raise_fd_limit
@@ -29,6 +29,8 @@ from trio_pool.server.server import Shutdown, serve_http
 from trio_pool.state.store import StateStore
 from trio_pool.state.sync import serve_state_sync
 from trio_pool.upstream.client import Timeouts, UpstreamClient
+from trio_pool.usage.burn import BurnHistory
+from trio_pool.usage.metrics import Metrics
 from trio_pool.usage.store import Ledger
 
 log = logging.getLogger(__name__)
@@ -191,6 +193,24 @@ def _loopback_url(address: tuple[str, int]) -> str:
 
 
 SERVICE_RESTART_S = 5.0
+SAMPLE_EVERY_S = 60.0
+
+
+async def serve_burn_sampler(
+    pool: Pool,
+    history: BurnHistory,
+    *,
+    interval_s: float = SAMPLE_EVERY_S,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Sample each provider's pooled window use every ``interval_s``, so the Overview's
+    burn rate has a history even when nobody has the page open."""
+    task_status.started()
+    while True:
+        now = clock.now()
+        for provider in PROVIDERS:
+            history.observe(pool.pool_usage(provider, now), now)
+        await trio.sleep(interval_s)
 
 
 async def _until_shutdown(shutdown: Shutdown, service: Callable[[], Awaitable[None]]) -> None:

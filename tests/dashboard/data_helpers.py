@@ -12,12 +12,12 @@ import trio
 from trio_pool.accounts.pool import Pool
 from trio_pool.auth.directory import Directory
 from trio_pool.config import RoutingConfig
-from trio_pool.dashboard.live import LiveFeed
-from trio_pool.dashboard.overview import BurnHistory
 from trio_pool.server.connection import Exchange, ServerLimits
 from trio_pool.server.server import Shutdown, serve_http
 from trio_pool.state.store import StateStore
 from trio_pool.upstream.client import UpstreamClient
+from trio_pool.usage.burn import BurnHistory
+from trio_pool.usage.live import LiveFeed
 
 TIMEOUT_S = 10.0
 

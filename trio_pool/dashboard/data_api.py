@@ -14,15 +14,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import attrs
-import trio
 
 from trio_pool import clock
 from trio_pool.accounts.pool import Pool
 from trio_pool.auth.directory import Directory
 from trio_pool.auth.model import Caller
 from trio_pool.dashboard import http, try_it
-from trio_pool.dashboard.live import LiveFeed, serve_live
-from trio_pool.dashboard.overview import BurnHistory, overview_document
+from trio_pool.dashboard.live import relay_live
+from trio_pool.dashboard.overview import overview_document
 from trio_pool.errors import StateError
 from trio_pool.providers.base import PROVIDERS
 from trio_pool.server.connection import Exchange
@@ -31,7 +30,9 @@ from trio_pool.setup.instructions import instructions
 from trio_pool.state.store import StateStore
 from trio_pool.upstream.client import UpstreamClient
 from trio_pool.usage import queries
+from trio_pool.usage.burn import BurnHistory
 from trio_pool.usage.ledger import HOUR_S, hour_of
+from trio_pool.usage.live import LiveFeed
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,6 @@ DAY_S = 86400.0
 USAGE_HOURS = (24, 168, 720)
 USAGE_BY = ("provider", "account", "model", "user")
 MAX_REQUESTS = 200
-SAMPLE_EVERY_S = 60.0
 KEY_RE = re.compile(r"^tp-[A-Za-z0-9_-]{40}$")
 
 
@@ -183,7 +183,7 @@ def merge_requests(
 
 
 async def _live(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None:
-    await serve_live(ex, proxy.live, proxy.shutdown, only_user=only_mine(caller))
+    await relay_live(ex, proxy.live, proxy.shutdown, only_user=only_mine(caller))
 
 
 def public_address(ex: Exchange, self_url: str) -> str:
@@ -235,20 +235,3 @@ ROUTES: dict[str, dict[str, Route]] = {
     "setup": {"GET": _setup_get, "POST": _setup_post},
     "try": {"POST": _try},
 }
-
-
-async def serve_burn_sampler(
-    pool: Pool,
-    history: BurnHistory,
-    *,
-    interval_s: float = SAMPLE_EVERY_S,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Sample each provider's pooled window use every ``interval_s``, so the Overview's
-    burn rate has a history even when nobody has the page open."""
-    task_status.started()
-    while True:
-        now = clock.now()
-        for provider in PROVIDERS:
-            history.observe(pool.pool_usage(provider, now), now)
-        await trio.sleep(interval_s)

@@ -145,7 +145,7 @@ def turn_refusal(proxy: Proxy, user: str, provider: Provider) -> Refusal | None:
     refusal = directory.limiter.admit(user, provider.name, found.limits, now, streams=False)
     if refusal is not None:
         log.info("gate.limited user=%s limit=%s websocket=true", user, refusal.limit)
-        proxy.metrics.limited(user, refusal.limit)
+        proxy.events.limited(user, refusal.limit)
         return refusal
     directory.limiter.turn_started(user, now)
     return None
@@ -166,7 +166,7 @@ async def _limited(
     refusal = directory.limiter.admit(name, provider.name, directory.users[name].limits, now)
     if refusal is not None:
         log.info("gate.limited user=%s limit=%s", name, refusal.limit)
-        proxy.metrics.limited(name, refusal.limit)
+        proxy.events.limited(name, refusal.limit)
         await answers.send_error(
             exchange, provider, 429, refusal.message, "user_limit", refusal.retry_after
         )

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
 
 import attrs
 import trio
@@ -28,8 +27,6 @@ from trio_pool.config import Config
 from trio_pool.credentials.refresh import Refresher
 from trio_pool.credentials.registry import AccountRegistry, PoolAccount
 from trio_pool.dashboard import routes
-from trio_pool.dashboard.live import LiveFeed, end_document, start_document
-from trio_pool.dashboard.overview import BurnHistory
 from trio_pool.errors import UpstreamError
 from trio_pool.logs import bind
 from trio_pool.providers import PROVIDER_REGISTRY, find_route
@@ -47,14 +44,17 @@ from trio_pool.providers.base import (
 from trio_pool.providers.codex import with_priority_tier
 from trio_pool.proxy import answers, gate, local, websocket
 from trio_pool.proxy.body import Body, chain, read_body
-from trio_pool.proxy.metrics import Metrics, serve_metrics
 from trio_pool.proxy.queue_budget import QueueBudget
 from trio_pool.proxy.relay import RelayResult, relay_response, response_headers
 from trio_pool.server.connection import Exchange
 from trio_pool.server.server import Shutdown
 from trio_pool.state.store import StateStore
 from trio_pool.upstream.client import UpstreamClient
+from trio_pool.usage.burn import BurnHistory
+from trio_pool.usage.events import RequestEvents
 from trio_pool.usage.ledger import Tally, failure_text, hash_key, model_of
+from trio_pool.usage.live import LiveFeed
+from trio_pool.usage.metrics import CONTENT_TYPE, Metrics
 from trio_pool.usage.store import Ledger
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,7 @@ class Proxy:
         self.state = state  # None: no state db (the dashboard shows no history)
         self.directory = directory or Directory(None, friend_code=config.friend_code)
         self.live = LiveFeed()
+        self.events = RequestEvents(self.live, self.metrics, ledger)
         self.burn = BurnHistory()  # the Overview page's "how fast is it being used"
         # The dashboard's "Try it" calls the proxy over loopback with this secret.
         self.self_url = ""
@@ -126,8 +127,10 @@ class Proxy:
                     exchange, PROVIDER_REGISTRY["codex"], 401, "admins only", "unauthorized"
                 )
                 return
-            dropped = 0 if self.ledger is None else self.ledger.dropped
-            await serve_metrics(exchange, self.metrics, self.pool, ledger_dropped=dropped)
+            text = self.metrics.render(
+                self.pool.accounts(clock.now()), ledger_dropped=self.events.ledger_dropped
+            )
+            await exchange.respond(200, [("content-type", CONTENT_TYPE)], text.encode())
             return
         route = find_route(head, self.upstreams) or websocket.realtime_route(head, self.upstreams)
         if route is None:
@@ -185,11 +188,11 @@ class Proxy:
             conversation=hash_key(key.value if key is not None else None),
             user=user,
         )
-        self.started(tally, head.path)
+        self.events.started(tally, head.path)
         try:
             await self._attempts(exchange, route, provider, body, key, tally)
         finally:
-            self._finish(tally)
+            self.events.finished(tally)
 
     async def _attempts(
         self,
@@ -219,7 +222,7 @@ class Proxy:
                 continue
             outcome = await self._attempt(exchange, route, provider, decision, account, body, tally)
             if outcome is None:
-                self.metrics.attempt(route.provider, decision.account, "answered", failover=False)
+                self.events.attempted(route.provider, decision.account, "answered", failover=False)
                 return
             last = outcome
             tried.add(decision.account)
@@ -228,7 +231,7 @@ class Proxy:
                 tried |= self.pool.same_plan(decision.account)
             failures.append((decision.account, outcome.reason or outcome.kind.value))
             tally.failures.append(failure_text(*failures[-1]))
-            self.metrics.attempt(
+            self.events.attempted(
                 route.provider, decision.account, outcome.kind.value, failover=True
             )
             log.info(
@@ -239,13 +242,6 @@ class Proxy:
                 outcome.reason,
             )
         tally.status = await answers.send_give_up(exchange, provider, failures, last)
-
-    def started(self, tally: Tally, path: str) -> None:
-        """The Live page's "start" event; the request's id is kept on the tally."""
-        tally.id = self.live.next_id()
-        tally.path = path
-        if self.live.subscribers:  # a start matters only to an open Live page
-            self.live.publish("start", _start_document(tally))
 
     def observe(self, tally: Tally, account: str, quota: QuotaReading, now: float) -> None:
         """A quota reading; in shared mode, what the user's request moved is theirs."""
@@ -266,18 +262,6 @@ class Proxy:
                     window_s=window_s,
                     now=now,
                 )
-
-    def _finish(self, tally: Tally) -> None:
-        """The request's ledger row and metrics: no await, no disk (the flusher writes)."""
-        row = tally.row(trio.current_time())
-        self.live.publish("end", end_document(_start_document(tally), row))
-        self.metrics.request(row.provider, row.account, row.status)
-        if row.account is not None and tally.usage is not None:
-            self.metrics.tokens(row.provider, row.account, tally.usage)
-        if 200 <= row.status < 300:
-            self.metrics.stream_duration(row.provider, row.duration_ms / 1000)
-        if self.ledger is not None:
-            self.ledger.record(row)
 
     async def lease(
         self,
@@ -471,7 +455,3 @@ class Proxy:
                 )
                 return None
             return outcome
-
-
-def _start_document(tally: Tally) -> dict[str, Any]:
-    return start_document(tally.id, tally.at, tally.provider, tally.user, tally.model, tally.path)

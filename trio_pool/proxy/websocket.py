@@ -151,11 +151,11 @@ class SocketFlow:
             conversation=hash_key(key.value if key is not None else None),
             user=self.user,
         )
-        self.proxy.started(tally, self.exchange.head.path)
+        self.proxy.events.started(tally, self.exchange.head.path)
         try:
             await self._run(key, tally)
         finally:
-            self.proxy._finish(tally)
+            self.proxy.events.finished(tally)
 
     async def _run(self, key: ConversationKey | None, tally: Tally) -> None:
         proxy, route = self.proxy, self.route
