@@ -202,10 +202,6 @@ def loaded_with(module: str, imports: list[Import]) -> dict[str, list[str]]:
     return chains
 
 
-@pytest.mark.xfail(
-    reason="known: credentials, dashboard, login, proxy and setup form one knot (being cut)",
-    strict=True,
-)
 def test_no_import_circle_between_packages() -> None:
     """No two packages (or top-level modules) of trio_pool import each other, even for types."""
     imports = all_imports()

@@ -78,7 +78,7 @@ def test_harness_starts_calls_into_and_stops_the_proxy(tmp_path: Path) -> None:
     with dashboard_server(tmp_path) as server:
 
         async def accounts() -> int:
-            return len(server.running.proxy.registry.accounts)
+            return len(server.running.services.registry.accounts)
 
         assert server.call(accounts) == 6
         assert api(server.base_url, "GET", "/healthz").status == 200

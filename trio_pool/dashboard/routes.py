@@ -10,18 +10,14 @@ from __future__ import annotations
 import logging
 import urllib.parse
 from importlib import resources
-from typing import TYPE_CHECKING
 
 from trio_pool import clock
 from trio_pool.auth.callers import caller_of
 from trio_pool.auth.model import Caller
-from trio_pool.dashboard import auth_api, data_api
+from trio_pool.dashboard import accounts_api, auth_api, data_api
+from trio_pool.dashboard.context import DashboardServices
 from trio_pool.dashboard.http import error
-from trio_pool.proxy import admin
 from trio_pool.server.connection import Exchange
-
-if TYPE_CHECKING:
-    from trio_pool.proxy.handler import Proxy
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +47,14 @@ def is_dashboard_path(path: str) -> bool:
     return path in ("/", "/index.html", "/favicon.ico") or path.startswith(("/assets/", "/api/"))
 
 
-async def handle(ex: Exchange, proxy: Proxy) -> None:
+async def handle(ex: Exchange, services: DashboardServices) -> None:
     path = ex.head.path
     if not path.startswith("/api/"):
         await _asset(ex, path)
         return
-    caller, by_header = caller_of(ex.head, ex.client, proxy.config, proxy.directory, clock.now())
+    caller, by_header = caller_of(
+        ex.head, ex.client, services.config, services.directory, clock.now()
+    )
     parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")]
     # A cookie or the implicit local admin could be ridden by another site's form; so could
     # sign-in and sign-up. (A stranger's other changes are refused below as unauthorized.)
@@ -69,18 +67,18 @@ async def handle(ex: Exchange, proxy: Proxy) -> None:
     ):
         await error(ex, 403, "forbidden", "changes need the header x-trio-pool: 1")
         return
-    if await auth_api.handle(ex, proxy, caller, parts):
+    if await auth_api.handle(ex, services, caller, parts):
         return
-    if admin.is_admin_path(path):
+    if accounts_api.is_admin_path(path):
         if not caller.is_admin:
             await _refuse(ex, caller)
             return
-        await admin.handle(ex, proxy)
+        await accounts_api.handle(ex, services)
         return
     if not caller.can_view:
         await _refuse(ex, caller)
         return
-    if not await data_api.handle(ex, proxy, caller, parts):
+    if not await data_api.handle(ex, services, caller, parts):
         await error(ex, 404, "not_found", f"no dashboard API {ex.head.method} {path}")
 
 

@@ -14,12 +14,12 @@ import trio
 from trio_pool import clock
 from trio_pool.accounts.polling import PollSchedule
 from trio_pool.accounts.pool import Pool
+from trio_pool.credentials.project import with_project
 from trio_pool.credentials.refresh import Refresher
 from trio_pool.credentials.registry import AccountRegistry, PoolAccount
 from trio_pool.errors import UpstreamError
 from trio_pool.providers import PROVIDER_REGISTRY
 from trio_pool.providers.base import ProviderName
-from trio_pool.proxy import local
 from trio_pool.upstream.client import UpstreamClient
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ async def poll_account(
     """One usage poll; the upstream status (None when it could not be reached)."""
     provider = PROVIDER_REGISTRY[account.provider]
     credentials = await refresher.fresh_credentials(account)
-    credentials = await local.with_project(client, account, credentials, upstreams)
+    credentials = await with_project(client, account, credentials, upstreams)
     request = provider.usage_request(credentials, upstreams[account.provider])
     if request is None:
         return None
