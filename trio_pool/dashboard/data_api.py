@@ -21,7 +21,7 @@ from trio_pool.dashboard import http, try_it
 from trio_pool.dashboard.context import DataServices
 from trio_pool.dashboard.live import relay_live
 from trio_pool.dashboard.overview import overview_document
-from trio_pool.errors import StateError
+from trio_pool.errors import StateError, TryInputError
 from trio_pool.providers.base import PROVIDERS
 from trio_pool.server.connection import Exchange
 from trio_pool.setup.instructions import instructions
@@ -181,7 +181,7 @@ async def _try(ex: Exchange, services: DataServices, caller: Caller) -> None:
         return
     try:
         request = try_it.parse_try(document)
-    except try_it.TryInputError as exc:
+    except TryInputError as exc:
         await http.error(ex, 400, "invalid_request", str(exc))
         return
     answer = await try_it.try_request(
