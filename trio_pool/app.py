@@ -14,7 +14,7 @@ import trio
 from trio_pool import clock, front
 from trio_pool.accounts.pool import Pool
 from trio_pool.auth.directory import Directory
-from trio_pool.config import Config, is_loopback, non_loopback_problem
+from trio_pool.config import Config, is_loopback, local_url, non_loopback_problem
 from trio_pool.credentials.polls import serve_usage_polls
 from trio_pool.credentials.registry import AccountRegistry
 from trio_pool.errors import ConfigError, TrioPoolError
@@ -143,7 +143,7 @@ async def serve_proxy(
                     addresses = await nursery.start(
                         _serve, services, config.listen_host, config.listen_port, limits
                     )
-                    services.self_call.url = _loopback_url(addresses[0])
+                    services.self_call.url = local_url(*addresses[0][:2])
                     # Background services stop as soon as shutdown begins; the server drains.
                     nursery.start_soon(_until_shutdown, shutdown, registry.serve_reload)
                     nursery.start_soon(_until_shutdown, shutdown, directory.serve)
@@ -166,16 +166,6 @@ async def serve_proxy(
             await state.aclose()
         if client is None:
             await upstream.aclose()
-
-
-def _loopback_url(address: tuple[str, int]) -> str:
-    """The proxy as seen from this machine (a wildcard listen is reached on loopback)."""
-    host, port = address[:2]
-    if host in ("0.0.0.0", ""):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 SERVICE_RESTART_S = 5.0
