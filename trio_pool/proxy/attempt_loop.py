@@ -136,59 +136,63 @@ def new_request(
 
 
 async def run_request(request: Request, transport: Transport) -> None:
-    """Run the attempts; the request's events (start, end) go out whatever happens."""
-    events = request.services.events
-    events.started(request.tally, request.exchange.head.path)
-    try:
-        await _attempts(request, transport)
-    finally:
-        request.plan.close()
-        events.finished(request.tally)
-
-
-async def _attempts(request: Request, transport: Transport) -> None:
+    """Try accounts until the client has an answer; the request's events (start, end) go
+    out whatever happens. One coroutine on purpose: every resume of the relay below passes
+    through each frame of the await chain, so the loop adds no frame of its own."""
     services, plan, tally, route = request.services, request.plan, request.tally, request.route
     pool = services.pool
-    while not plan.spent:
-        now = clock.now()
-        decision = pool.choose(
-            route.provider, request.key, now, exclude=plan.excluded, use=route.inference
-        )
-        wake = pool.next_change(route.provider, now) if isinstance(decision, Exhausted) else None
-        match plan.next(decision, wake, now):
-            case Wait(until=until):
-                await trio.sleep_until(clock.to_trio_deadline(until))
-            case GiveUp() as give_up:
-                if give_up.queue_full:
-                    log.warning("proxy.queue.full requests=%d", services.queue.requests)
-                await transport.give_up(give_up)
-                return
-            case Try(lease=lease):
-                tally.attempts, tally.account = plan.attempts, lease.account
-                account = services.registry.get(lease.account)
-                if account is None:  # it left the pool a moment ago: the lease ends
-                    plan.removed(lease)
-                    request.report(lease, Outcome(OutcomeKind.CLIENT_ERROR, reason="removed"))
-                    continue
-                bind(account=lease.account)
-                outcome = await _try(request, transport, lease, account)
-                if outcome is None:
-                    services.events.attempted(
-                        route.provider, lease.account, "answered", failover=False
-                    )
+    services.events.started(tally, request.exchange.head.path)
+    try:
+        while not plan.spent:
+            now = clock.now()
+            decision = pool.choose(
+                route.provider, request.key, now, exclude=plan.excluded, use=route.inference
+            )
+            wake = (
+                pool.next_change(route.provider, now) if isinstance(decision, Exhausted) else None
+            )
+            match plan.next(decision, wake, now):
+                case Wait(until=until):
+                    await trio.sleep_until(clock.to_trio_deadline(until))
+                case GiveUp() as give_up:
+                    if give_up.queue_full:
+                        log.warning("proxy.queue.full requests=%d", services.queue.requests)
+                    await transport.give_up(give_up)
                     return
-                tally.failures.append(failure_text(lease.account, plan.failures[-1].reason))
-                services.events.attempted(
-                    route.provider, lease.account, outcome.kind.value, failover=True
-                )
-                log.info(
-                    "proxy.failover account=%s kind=%s status=%s reason=%s",
-                    lease.account,
-                    outcome.kind.value,
-                    outcome.status,
-                    outcome.reason,
-                )
-    await transport.give_up(plan.give_up(clock.now()))
+                case Try(lease=lease):
+                    tally.attempts, tally.account = plan.attempts, lease.account
+                    account = services.registry.get(lease.account)
+                    if account is None:  # it left the pool a moment ago: the lease ends
+                        plan.removed(lease)
+                        request.report(lease, Outcome(OutcomeKind.CLIENT_ERROR, reason="removed"))
+                        continue
+                    bind(account=lease.account)
+                    outcome = await _try(request, transport, lease, account)
+                    if outcome is None:
+                        services.events.attempted(
+                            route.provider, lease.account, "answered", failover=False
+                        )
+                        return
+                    _failed_over(request, lease, outcome)
+        await transport.give_up(plan.give_up(clock.now()))
+    finally:
+        plan.close()
+        services.events.finished(tally)
+
+
+def _failed_over(request: Request, lease: Lease, outcome: Outcome) -> None:
+    """The try failed before the client heard anything: say so, then the next account."""
+    reason = request.plan.failures[-1].reason
+    request.tally.failures.append(failure_text(lease.account, reason))
+    provider = request.route.provider
+    request.services.events.attempted(provider, lease.account, outcome.kind.value, failover=True)
+    log.info(
+        "proxy.failover account=%s kind=%s status=%s reason=%s",
+        lease.account,
+        outcome.kind.value,
+        outcome.status,
+        outcome.reason,
+    )
 
 
 async def _try(

@@ -117,7 +117,7 @@ class AttemptPlan:
     tried: set[str] = attrs.field(factory=set)  # accounts not to choose again (until a wait)
     failures: list[Failure] = attrs.field(factory=list)
     queued: bool = False  # holding a place in the wait queue: ``close`` gives it back
-    _refreshed: set[int] = attrs.field(factory=set)  # leases whose one refresh is spent
+    _refreshed: int = -1  # the lease whose one refresh is spent (one lease at a time)
 
     @property
     def spent(self) -> bool:
@@ -161,8 +161,8 @@ class AttemptPlan:
         kind = outcome.kind
         if not self.replayable:
             return PassOn(outcome)
-        if kind is OutcomeKind.AUTH and lease.lease_id not in self._refreshed:
-            self._refreshed.add(lease.lease_id)
+        if kind is OutcomeKind.AUTH and lease.lease_id != self._refreshed:
+            self._refreshed = lease.lease_id
             return RefreshAndRetry(outcome)
         wrong_plan = kind is OutcomeKind.WRONG_PLAN
         # Another plan may offer the model; with none usable, the client gets the answer.

@@ -55,15 +55,17 @@ async def answer_route(services: Services, exchange: Exchange, route: Route) -> 
             await relay_websocket(services, exchange, route, provider, admitted.user)
         else:
             body = await read_body(exchange, services.config.max_inmem_body_bytes)
-            await forward(services, exchange, route, body, admitted.user)
+            # Awaited here, not through a helper coroutine: no extra frame on the hot path.
+            await run_request(*http_request(services, exchange, route, body, admitted.user))
     finally:
         admitted.release(services)
 
 
-async def forward(
+def http_request(
     services: Services, exchange: Exchange, route: Route, body: Body, user: str | None
-) -> None:
-    """Send the request to the pool's accounts until one answers (or none can)."""
+) -> tuple[Request, HttpTry]:
+    """The request's record and its HTTP tries: sent to the pool's accounts until one
+    answers (or none can)."""
     head = exchange.head
     provider = PROVIDER_REGISTRY[route.provider]
     # Side calls carry session headers too, but only model calls pin a conversation.
@@ -84,7 +86,7 @@ async def forward(
         replayable=body.replayable,
         held=len(body.held),
     )
-    await run_request(request, HttpTry(request, body))
+    return request, HttpTry(request, body)
 
 
 @attrs.define(eq=False)
@@ -123,10 +125,24 @@ class HttpTry:
         try:
             async with client.stream(prepared.method, prepared.url, headers, content) as response:
                 tally.ttfb_s = trio.current_time() - tally.started
-                if 200 <= response.status < 300:
-                    await self._relay(lease, account, response, started)
-                    return None
-                return await self._refused(lease, account, response, started)
+                if not 200 <= response.status < 300:
+                    return await self._refused(lease, account, response, started)
+                # Relayed from this frame (no helper coroutine): every chunk resumes it.
+                result = self._relay_starts(account, response)
+                try:
+                    await relay_response(
+                        exchange,
+                        response,
+                        request.shape,
+                        request.provider.observer(exchange.head, response.headers, clock.now()),
+                        request.services.shutdown,
+                        result,
+                        extra_headers=request.account_headers(account.name),
+                    )
+                finally:
+                    # Also after a client hang-up: tokens already spent are counted.
+                    self._relay_ended(lease, account, response, started, result)
+                return None
         except UpstreamError as exc:
             if exchange.response_started:
                 raise
@@ -140,38 +156,34 @@ class HttpTry:
             )
             return None
 
-    async def _relay(
-        self, lease: Lease, account: PoolAccount, response: UpstreamResponse, started: float
-    ) -> None:
+    def _relay_starts(self, account: PoolAccount, response: UpstreamResponse) -> RelayResult:
+        """A 2xx head: its quota reading, and the result the relay fills in."""
         request = self.request
-        exchange, tally, provider = request.exchange, request.tally, request.provider
         now = clock.now()
-        tally.status = response.status
-        quota = provider.read_quota(response.headers, now)
+        request.tally.status = response.status
+        quota = request.provider.read_quota(response.headers, now)
         if quota is not None:
             request.observe(account.name, quota, now)
-        observer = provider.observer(exchange.head, response.headers, now)
-        result = RelayResult(Outcome(OutcomeKind.OK, response.status, quota=quota))
-        try:
-            await relay_response(
-                exchange,
-                response,
-                request.shape,
-                observer,
-                request.services.shutdown,
-                result,
-                extra_headers=request.account_headers(account.name),
-            )
-        finally:
-            # Also after a client hang-up: tokens already spent are counted.
-            now = clock.now()
-            if result.quota is not None:
-                request.observe(account.name, result.quota, now)
-            if result.usage is not None:
-                request.services.pool.record_usage(account.name, result.usage, now)
-            tally.usage, tally.bytes = result.usage, result.bytes_sent
-            request.report(lease, result.outcome)
-            answers.log_done(exchange.head, response.status, started, result)
+        return RelayResult(Outcome(OutcomeKind.OK, response.status, quota=quota))
+
+    def _relay_ended(
+        self,
+        lease: Lease,
+        account: PoolAccount,
+        response: UpstreamResponse,
+        started: float,
+        result: RelayResult,
+    ) -> None:
+        """What the relay saw, to the pool, the tally and the log."""
+        request = self.request
+        now = clock.now()
+        if result.quota is not None:
+            request.observe(account.name, result.quota, now)
+        if result.usage is not None:
+            request.services.pool.record_usage(account.name, result.usage, now)
+        request.tally.usage, request.tally.bytes = result.usage, result.bytes_sent
+        request.report(lease, result.outcome)
+        answers.log_done(request.exchange.head, response.status, started, result)
 
     async def _refused(
         self, lease: Lease, account: PoolAccount, response: UpstreamResponse, started: float
