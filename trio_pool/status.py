@@ -12,7 +12,14 @@ from trio_pool.config import Config
 from trio_pool.errors import TrioPoolError
 
 BAR_WIDTH = 10
-_COLORS = {"ok": "32", "cooling": "33", "backoff": "33", "needs_relogin": "31", "disabled": "2"}
+_COLORS = {
+    "ok": "32",
+    "cooling": "33",
+    "backoff": "33",
+    "needs_relogin": "31",
+    "needs_action": "31",
+    "disabled": "2",
+}
 
 
 async def fetch_health(config: Config) -> dict[str, Any]:

@@ -207,6 +207,9 @@ class AccountRegistry:
                 self.pool.clear_needs_relogin(name)
                 current.refresh_failures = 0
                 current.refresh_retry_at = 0.0
+            # Any edit of the file (a new login, a project added) may be what the user did
+            # about a needs-action verdict; whoever set it checks again and sets it anew.
+            self.pool.clear_action(name)
             current.document = document
             current.credentials = credentials
             current.signature = item.signature

@@ -55,6 +55,25 @@ class OutcomeKind(enum.Enum):
     AUTH = "auth"  # 401/403 auth failure: refresh once, retry the same account once
     TRANSIENT = "transient"  # 5xx, connect error, timeout before the response: next account
     CLIENT_ERROR = "client_error"  # any other status: relay it unchanged (not the account's fault)
+    # The account cannot serve until its owner does something (accept terms, open a
+    # validation link, set a project, change plan): out of rotation, next account.
+    ACCOUNT_ACTION = "account_action"
+
+
+@attrs.frozen
+class AccountAction:
+    """What the owner of an account must do before it can serve again.
+
+    ``kind`` is a stable word for programs (``ineligible``, ``project_required``,
+    ``validation_required``, ``org_disabled``, ``no_codex_plan``); ``message`` is the
+    upstream's own explanation where it gave one; ``link`` a page the user must open.
+    ``since_at`` (unix seconds) is stamped by the pool when it applies the action.
+    """
+
+    kind: str
+    message: str
+    link: str | None = None
+    since_at: float = 0.0
 
 
 @attrs.frozen
@@ -64,6 +83,7 @@ class Outcome:
     reason: str = ""  # short human text for messages and status ("usage_limit_reached", ...)
     quota: QuotaReading | None = None
     retry_at: float | None = None  # unix seconds: when the account may be used again
+    action: AccountAction | None = None  # with ACCOUNT_ACTION: what the user must do
 
 
 # -- usage ------------------------------------------------------------------------------------

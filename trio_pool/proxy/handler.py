@@ -58,7 +58,13 @@ log = logging.getLogger(__name__)
 
 # Outcomes after which the same request may go to another account.
 FAILOVER = frozenset(
-    {OutcomeKind.QUOTA, OutcomeKind.THROTTLED, OutcomeKind.AUTH, OutcomeKind.TRANSIENT}
+    {
+        OutcomeKind.QUOTA,
+        OutcomeKind.THROTTLED,
+        OutcomeKind.AUTH,
+        OutcomeKind.TRANSIENT,
+        OutcomeKind.ACCOUNT_ACTION,
+    }
 )
 # Never sleep in a tight loop when the pool says "usable again now" but still refuses.
 MIN_QUEUE_SLEEP_S = 0.05

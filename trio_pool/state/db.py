@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from trio_pool.accounts.model import AccountRecord, ObservedWindow
+from trio_pool.accounts.model import AccountAction, AccountRecord, ObservedWindow
 from trio_pool.providers.base import PROVIDERS, ProviderName, QuotaWindow
 from trio_pool.state.merge import Stamps, StoredAccount
 
@@ -161,14 +161,23 @@ MIGRATIONS: tuple[str, ...] = (
                SUM(reasoning), SUM(bytes)
         FROM usage GROUP BY 1, 2, 3, 4, 5;
     """,
+    # 4: the needs-action verdict (accounts.model.AccountAction as JSON), stamped like
+    # needs-re-login with the credential file it was about.
+    """
+    ALTER TABLE accounts ADD COLUMN action TEXT;
+    ALTER TABLE accounts ADD COLUMN action_at REAL NOT NULL DEFAULT 0;
+    ALTER TABLE accounts ADD COLUMN action_file_ns INTEGER;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 ACCOUNT_COLUMNS = (
     "name, provider, windows, cooldown_until, cooldown_reason, cooldown_level, cooldown_at, "
     "backoff_until, backoff_reason, backoff_level, backoff_at, penalty, penalty_at, "
-    "relogin, relogin_at, relogin_file_ns, last_used"
+    "relogin, relogin_at, relogin_file_ns, last_used, action, action_at, action_file_ns"
 )
+# Placeholders for ACCOUNT_COLUMNS plus writer, updated_at, version.
+ACCOUNT_MARKS = ",".join("?" * (ACCOUNT_COLUMNS.count(",") + 4))
 
 
 @contextmanager
@@ -277,6 +286,33 @@ def windows_from_json(text: str) -> tuple[ObservedWindow, ...]:
     return tuple(result)
 
 
+def action_to_json(action: AccountAction | None) -> str | None:
+    if action is None:
+        return None
+    return json.dumps(
+        {"kind": action.kind, "message": action.message, "link": action.link,
+         "since_at": action.since_at},
+        separators=(",", ":"),
+    )  # fmt: skip
+
+
+def action_from_json(text: str | None) -> AccountAction | None:
+    """The stored action; a damaged one reads as none (the code that set it sets it again)."""
+    if not text:
+        return None
+    try:
+        item = json.loads(text)
+        link = item.get("link")
+        return AccountAction(
+            str(item["kind"]),
+            str(item["message"]),
+            None if link is None else str(link),
+            float(item.get("since_at") or 0.0),
+        )
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
 def account_params(stored: StoredAccount) -> tuple[Any, ...]:
     r, s = stored.record, stored.stamps
     return (
@@ -297,13 +333,17 @@ def account_params(stored: StoredAccount) -> tuple[Any, ...]:
         s.relogin_at,
         s.relogin_file_ns,
         r.last_used,
+        action_to_json(r.action),
+        s.action_at,
+        s.action_file_ns,
     )
 
 
 def account_from_row(row: tuple[Any, ...]) -> StoredAccount | None:
     """A stored account from a row in ACCOUNT_COLUMNS order; None for an unknown provider."""
     (name, provider, windows, cd_until, cd_reason, cd_level, cd_at, bo_until, bo_reason,
-     bo_level, bo_at, penalty, penalty_at, relogin, relogin_at, relogin_ns, last_used) = row  # fmt: skip
+     bo_level, bo_at, penalty, penalty_at, relogin, relogin_at, relogin_ns, last_used,
+     action, action_at, action_ns) = row  # fmt: skip
     if provider not in PROVIDERS:
         return None
     prov: ProviderName = provider
@@ -320,6 +360,7 @@ def account_from_row(row: tuple[Any, ...]) -> StoredAccount | None:
         penalty=penalty,
         penalty_at=penalty_at,
         needs_relogin=relogin,
+        action=action_from_json(action),
         last_used=last_used,
     )
-    return StoredAccount(record, Stamps(cd_at, bo_at, relogin_at, relogin_ns))
+    return StoredAccount(record, Stamps(cd_at, bo_at, relogin_at, relogin_ns, action_at, action_ns))

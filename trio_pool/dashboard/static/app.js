@@ -364,9 +364,10 @@
     const t = a.tokens_today || {};
     return h('tr', { testid: 'account-row', 'data-account': name, 'data-state': a.state },
       td('Account', h('strong', {}, name), h('div', { class: 'muted small' }, [a.plan, 'priority ' + a.priority, a.in_flight ? a.in_flight + ' in flight' : null].filter(Boolean).join(' · '))),
-      td('State', h('span', { class: 'badge ' + (a.state === 'ok' ? 'ok' : disabled || a.state === 'needs_relogin' ? 'bad' : 'mid') }, a.state.replace('_', ' ')),
+      td('State', h('span', { class: 'badge ' + (a.state === 'ok' ? 'ok' : disabled || a.state === 'needs_relogin' || a.state === 'needs_action' ? 'bad' : 'mid') }, a.state.replace('_', ' ')),
         a.state_until && a.state_until > now() ? h('div', { class: 'small' }, 'for ', countdown(a.state_until, 'now')) : null,
-        a.state_reason ? h('div', { class: 'small reason', title: 'last error' }, a.state_reason) : null),
+        a.action ? actionNote(a.action)
+          : a.state_reason ? h('div', { class: 'small reason', title: 'last error' }, a.state_reason) : null),
       td('Windows', h('div', { class: 'wins' }, (a.windows || []).map((w) => h('div', { class: 'win' },
         h('div', { class: 'row small' }, h('span', {}, w.name + ' · ' + fmtPct(w.used * 100)), h('span', { class: 'muted' }, w.resets_at ? ['resets ', countdown(w.resets_at, 'now')] : '')),
         gauge(w.used, `${name} ${w.name}: ${fmtPct(w.used * 100, 1)} used`))), (a.windows || []).length ? null : h('span', { class: 'muted' }, 'no readings'))),
@@ -376,6 +377,14 @@
         disabled ? h('button', { type: 'button', testid: 'account-enable', onclick: act('enable') }, 'Enable')
           : h('button', { type: 'button', testid: 'account-disable', onclick: act('disable') }, 'Disable'),
         h('button', { type: 'button', testid: 'account-refresh', onclick: act('refresh') }, 'Refresh'))) : null);
+  }
+
+  // What the account's owner must do: the upstream's message, and its link (https only:
+  // the link comes from an upstream answer and must never become a javascript: URL).
+  function actionNote(action) {
+    const link = typeof action.link === 'string' && action.link.startsWith('https://') ? action.link : null;
+    return h('div', { class: 'small reason', testid: 'account-action', 'data-kind': action.kind, title: 'needs your action' },
+      action.message, link ? [' ', h('a', { href: link, target: '_blank', rel: 'noopener noreferrer' }, 'open')] : null);
   }
 
   // ------------------------------------------------------------------ page: usage
