@@ -131,9 +131,8 @@ def parse_usage(status: int, body: bytes, now: float) -> QuotaReading | None:
         remaining = as_float(dig(bucket, "remainingFraction"))
         if model is None or remaining is None:
             continue
-        found = QuotaWindow(
-            model, clamp_fraction(1 - remaining), None, parse_timestamp(dig(bucket, "resetTime"))
-        )
+        reset_at = parse_timestamp(dig(bucket, "resetTime"))
+        found = QuotaWindow(model, clamp_fraction(1 - remaining), None, reset_at, model)
         if model not in windows or found.used > windows[model].used:
             windows[model] = found
     return QuotaReading(tuple(windows.values())) if windows else None

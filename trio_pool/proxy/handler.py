@@ -199,7 +199,7 @@ class Proxy:
         queue_deadline = clock.now() + self.config.routing.queue_wait_s
         while attempts < self.config.routing.max_attempts:
             decision = await self.lease(
-                route.provider, key, tried, queue_deadline, use=route.inference
+                route.provider, key, tried, queue_deadline, use=route.inference, model=tally.model
             )
             if isinstance(decision, Exhausted):
                 tally.status = await answers.send_exhausted(exchange, provider, decision, failures)
@@ -276,16 +276,19 @@ class Proxy:
         queue_deadline: float,
         *,
         use: bool = True,
+        model: str | None = None,
     ) -> Lease | Exhausted:
         """The account for the next attempt. When none is usable, wait (until queue_deadline)
         for the first to come back rather than failing the CLI (design.md §3.4); the waits
         are not attempts, and after one every account may be tried again."""
         while True:
             now = clock.now()
-            decision = self.pool.choose(provider, key, now, exclude=frozenset(tried), use=use)
+            decision = self.pool.choose(
+                provider, key, now, exclude=frozenset(tried), use=use, model=model
+            )
             if not isinstance(decision, Exhausted):
                 return decision
-            wake = self.pool.next_change(provider, now)
+            wake = self.pool.next_change(provider, now, model)
             if wake is None or wake > queue_deadline:
                 return decision
             await trio.sleep_until(clock.to_trio_deadline(max(wake, now + MIN_QUEUE_SLEEP_S)))
