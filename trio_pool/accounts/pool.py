@@ -260,6 +260,12 @@ class Pool:
         ]
         return min(ends, default=None)
 
+    def pin(self, provider: ProviderName, key: str, account: str, now: float) -> None:
+        """Pin ``key`` to ``account`` (a Gemini operation to the account that started it)."""
+        if account in self._accounts:
+            self._pins[(provider, key)] = _Pin(account, now)
+            self._changes += 1
+
     def pinned_account(self, provider: ProviderName, key: str, now: float) -> str | None:
         """The account a conversation is pinned to, if the pin is still alive."""
         pin = self._pins.get((provider, key))

@@ -199,6 +199,11 @@ class Route:
     # need an account's credentials but are not use of its quota: they do not count as
     # requests, do not pin a conversation and do not keep the account from usage polls.
     inference: bool = True
+    # A side call that must reach the account its conversation key is pinned to (polling a
+    # Gemini operation started by one account).
+    follows_pin: bool = False
+    # Answered by the proxy itself with this refusal (403), never forwarded.
+    refusal: str | None = None
 
 
 @attrs.frozen
@@ -227,6 +232,9 @@ class StreamEvent:
     quota: QuotaReading | None = None  # a quota reading carried in the stream
     failure: Outcome | None = None  # the stream reported an error in-band
     complete: bool = False  # the terminal event of a successful response was seen
+    # A key that later requests (Route.follows_pin) must follow to this same account: the
+    # name of a Gemini long-running operation, which only its own account can poll.
+    pin: str | None = None
 
 
 class StreamObserver(Protocol):

@@ -32,7 +32,6 @@ from trio_pool.providers.base import (
     StreamObserver,
     TokenUsage,
 )
-from trio_pool.providers.gemini_account import load_code_assist_request, parse_load_code_assist
 from trio_pool.providers.observe import BodyObserver, merge
 from trio_pool.providers.wire import (
     as_int,
@@ -231,6 +230,9 @@ class GeminiEvents:
         return merge(earlier, self._chunk(payload))
 
     def on_body(self, payload: Any) -> StreamEvent | None:
+        name = as_str(dig(payload, "name"))
+        if name and name.startswith("operations/") and dig(payload, "done") is not True:
+            return StreamEvent(pin=name)  # an onboarding operation: its account polls it
         if isinstance(payload, list):  # a non-SSE streamGenerateContent is a JSON array
             result = None
             for item in payload:
@@ -266,6 +268,12 @@ class GeminiEvents:
 # The model calls; loadCodeAssist, retrieveUserQuota, listExperiments, countTokens and the
 # rest are side calls.
 GENERATE_PATHS = frozenset({"/v1internal:streamGenerateContent", "/v1internal:generateContent"})
+OPERATIONS_PREFIX = "/v1internal/operations/"
+SETTINGS_PATH = "/v1internal:setCodeAssistGlobalUserSetting"
+SETTINGS_REFUSAL = (
+    "trio-pool does not change the settings of pooled Google accounts: they belong to each "
+    "account's owner. Change it with the Gemini CLI logged in to that account."
+)
 
 
 class GeminiProvider:
@@ -278,9 +286,19 @@ class GeminiProvider:
         if not path.startswith(("/v1internal:", "/v1internal/operations")):
             return None
         url = join_url(upstreams["upstream"], path, head.query)
+        if path == SETTINGS_PATH:
+            # The privacy opt-in of whichever account the pool would pick: it belongs to
+            # that account's owner, and changing a random one helps no one. Reading it is
+            # harmless (forwarded); changing it is refused here.
+            return Route(self.name, RouteKind.PROXY, url, inference=False, refusal=SETTINGS_REFUSAL)
+        if path.startswith(OPERATIONS_PREFIX):
+            return Route(self.name, RouteKind.PROXY, url, inference=False, follows_pin=True)
         return Route(self.name, RouteKind.PROXY, url, inference=path in GENERATE_PATHS)
 
     def conversation_key(self, head: RequestHead, body: bytes | None) -> ConversationKey | None:
+        if head.path.startswith(OPERATIONS_PREFIX):
+            # Hard: an operation exists only on the account that started it.
+            return ConversationKey(head.path.removeprefix("/v1internal/"), hard=True)
         if not body or (b'"session_id"' not in body and b'"user_prompt_id"' not in body):
             return None
         payload = json_object(body)
@@ -295,8 +313,10 @@ class GeminiProvider:
     ) -> PreparedRequest:
         headers = forwardable(head.headers)
         headers.append(("authorization", f"Bearer {credentials.access_token}"))
-        if credentials.project and b"roject" in body:
-            body = with_project(body, credentials.project)
+        if credentials.project and (b"roject" in body or route.inference):
+            # Model calls must name the project (the CLI always does; the proxy's own Try it
+            # and other clients may not): it is added when missing.
+            body = with_project(body, credentials.project, add=route.inference)
         return PreparedRequest(head.method, route.upstream_url, tuple(headers), body)
 
     def read_quota(self, headers: Headers, now: float) -> QuotaReading | None:
@@ -350,23 +370,19 @@ class GeminiProvider:
     def parse_usage(self, status: int, body: bytes, now: float) -> QuotaReading | None:
         return gemini_account.parse_usage(status, body, now)
 
-    def load_code_assist_request(
-        self, credentials: Credentials, upstreams: Mapping[str, str]
-    ) -> PreparedRequest:
-        return load_code_assist_request(credentials, upstreams)
 
-    def parse_load_code_assist(self, body: bytes) -> str | None:
-        return parse_load_code_assist(body)
-
-
-def with_project(body: bytes, project: str) -> bytes:
+def with_project(body: bytes, project: str, *, add: bool = False) -> bytes:
     """``body`` with the account's project in ``project`` (and, in loadCodeAssist,
     ``cloudaicompanionProject`` / ``metadata.duetProject``); the same bytes when none of
-    those keys is present or each already names this project."""
+    those keys is present or each already names this project. ``add``: put ``project`` in
+    a body that lacks it."""
     payload = json_object(body)
     if payload is None:
         return body
     changed = False
+    if add and not isinstance(payload.get("project"), str):
+        payload["project"] = project
+        changed = True
     for section, key in ((payload, "project"), (payload, "cloudaicompanionProject")):
         if isinstance(section.get(key), str) and section[key] != project:
             section[key] = project

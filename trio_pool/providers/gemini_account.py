@@ -1,5 +1,6 @@
 """Gemini account files and calls: oauth_creds.json, the token refresh, the
-retrieveUserQuota poll and the loadCodeAssist project look-up (protocols.md §3.1-§3.6)."""
+retrieveUserQuota poll (protocols.md §3.1-§3.6). The Code Assist set-up (tier, project,
+onboarding) is in ``gemini_setup``."""
 
 from __future__ import annotations
 
@@ -136,14 +137,3 @@ def parse_usage(status: int, body: bytes, now: float) -> QuotaReading | None:
         if model not in windows or found.used > windows[model].used:
             windows[model] = found
     return QuotaReading(tuple(windows.values())) if windows else None
-
-
-def load_code_assist_request(
-    credentials: Credentials, upstreams: Mapping[str, str]
-) -> PreparedRequest:
-    """The call the Gemini CLI makes at start-up; its answer names the account's project."""
-    return _post(credentials, upstreams, "loadCodeAssist", {"metadata": CLIENT_METADATA})
-
-
-def parse_load_code_assist(body: bytes) -> str | None:
-    return project_of(dig(json_object(body), "cloudaicompanionProject"))

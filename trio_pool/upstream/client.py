@@ -124,6 +124,24 @@ class UpstreamResponse:
         return b"".join(parts)[:limit]
 
 
+class _OneChunk:
+    """A bytes body as an async iterable that is not an async generator: httpcore wraps bytes
+    in one, and a send cancelled half-way (a shutdown) left it to the garbage collector,
+    which warns (ResourceWarning) in whatever code runs then."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+
+    def __aiter__(self) -> _OneChunk:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._data is None:
+            raise StopAsyncIteration
+        data, self._data = self._data, None
+        return data
+
+
 class UpstreamClient:
     """Pooled keep-alive connections to the providers, direct or through HTTPS_PROXY."""
 
@@ -202,7 +220,7 @@ class UpstreamClient:
             method.encode("ascii"),
             url,
             headers=encode_headers(out),
-            content=body,
+            content=_OneChunk(body) if isinstance(body, bytes) else body,
             extensions=extensions,
         )
         pool = self._pool_for(url)
