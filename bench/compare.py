@@ -57,7 +57,7 @@ class Server:
 class ComparePlan:
     rounds: int = 2
     seconds: float = 5.0  # per measured wrk run
-    warmup_s: float = 1.0
+    warmup_s: float = 2.0  # Node's JIT needs a few thousand requests
     small_connections: int = 16
     stream_connections: int = 64
     ttfb: int = 300

@@ -122,7 +122,7 @@ def _versus_ccr(c: Comparison, workload: str, name: str, unit: str) -> Check:
 
 
 def _at_most(name: str, value: float, limit: float, unit: str) -> Check:
-    shown = "n/a" if math.isnan(value) else f"{value:.3g} {unit}"
+    shown = f"{cell(value)} {unit}"
     return Check(name, shown, f"<= {limit:g} {unit}", not math.isnan(value) and value <= limit)
 
 
@@ -207,6 +207,10 @@ def summary_lines(c: Comparison) -> list[str]:
         f"{c.soak.get('seconds', 0)} s, RSS {c.soak.get('rss_after_first', math.nan):.1f} -> "
         f"{c.soak.get('rss_after_all', math.nan):.1f} MiB",
     ]
+    lines.append(
+        f"{DIRECT}: no relay, so its CPU rows are the fake upstream's own; wrk's CPU shows the "
+        "load generator's share (a fraction of every relay's)"
+    )
     lines += [f"skipped {name}: {why}" for name, why in c.skipped.items()]
     for workload, by_name in c.runs.items():
         for name, runs in by_name.items():

@@ -2,8 +2,8 @@
 
 trio-pool runs as in the comparison (fast fake upstream, two Claude accounts, log level
 info) while wrk drives the workload, and py-spy samples it from outside: no profiler inside
-the process, so the proportions are those of the real run (``--nonblocking``: the proxy is
-never paused; a few samples may be torn). Idle samples (the event loop waiting in epoll) are
+the process, so the proportions are those of the real run (py-spy pauses the proxy for each
+sample, a few microseconds 200 times a second: ``--nonblocking`` tore stacks). Idle samples (the event loop waiting in epoll) are
 left out by py-spy, so the shares are shares of busy CPU. The raw stacks are kept in
 ``bench/results/profile-<workload>.txt`` (py-spy's collapsed format, for flamegraph tools).
 """
@@ -34,7 +34,7 @@ from bench.workloads import (
     set_shape,
 )
 
-RATE_HZ = 250
+RATE_HZ = 200
 TOP = 25
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 # Where a leaf frame's file belongs (after trio_pool/<subpackage>), first match wins.
@@ -121,7 +121,7 @@ def record(pid: int, seconds: float, port: int, workload: str, workdir: Path) ->
         workdir / "profile.lua", body_bytes(stream=workload == STREAM), headers(PLACEHOLDER)
     )
     command = [spy, "record", "--pid", str(pid), "--format", "raw", "--output", str(out)]
-    command += ["--rate", str(RATE_HZ), "--duration", str(round(seconds)), "--nonblocking"]
+    command += ["--rate", str(RATE_HZ), "--duration", str(round(seconds))]
     url = f"http://{HOST}:{port}/v1/messages"
     wrk.run(url, lua, connections=64 if workload == STREAM else 16, duration_s=2)  # warm-up
     with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as spying:

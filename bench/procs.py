@@ -204,4 +204,7 @@ def start_proxy(
     )
     config.write_text(text)
     args = ["-m", "trio_pool", "serve", "--config", str(config)]
-    return spawn(name, args, workdir, env={"PYTHONPATH": str(tree)})
+    env = {"PYTHONPATH": str(tree)}
+    if tree.resolve() != ROOT:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave another checkout as it was
+    return spawn(name, args, workdir, env=env)
