@@ -16,6 +16,7 @@ for the upstream, and wrk's from its rusage) around each run.
 
 from __future__ import annotations
 
+import http.client
 import math
 import time
 from typing import Any
@@ -120,9 +121,15 @@ class Comparison:
         return cpu / ok if ok else math.nan
 
     def errors(self, name: str) -> int:
+        """Failed requests of one target (wrk's errors and the TTFB client's)."""
         ttfb = self.ttfb.get(name)
         counted = sum(self.total(w, name)[5] for w in (SMALL, STREAM))
         return counted + (ttfb.error_count if ttfb else 0)
+
+    def all_errors(self) -> int:
+        """Failed requests of the whole comparison, the soak included."""
+        errors: int = self.soak.get("errors", 0)
+        return errors + sum(self.errors(s.name) for s in self.measured())
 
     # -- the run ----------------------------------------------------------------------
 
@@ -146,6 +153,8 @@ class Comparison:
             duration_s=seconds,
         )
         cpu = procs.tree_cpu_seconds(server.child.pid) - cpu0
+        # A target that died under load (its log says why) fails the run right here.
+        server.child.check_alive()
         return Run(result, cpu, procs.cpu_seconds(self.upstream.pid) - up0)
 
     def probe_all(self) -> None:
@@ -159,7 +168,7 @@ class Comparison:
                 body = probe(server.port, server.credentials, stream=True)
                 if not stream_ok(LONG_STREAM.events)(body):
                     raise RuntimeError(f"malformed stream ({len(body)} bytes)")
-            except (OSError, RuntimeError) as exc:
+            except (OSError, RuntimeError, http.client.HTTPException) as exc:
                 if server.name != CCR:
                     raise RuntimeError(f"{server.name} failed its probe: {exc}") from exc
                 self.skipped[CCR] = f"probe failed: {exc}"

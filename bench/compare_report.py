@@ -130,7 +130,7 @@ def checks(c: Comparison, ledger_pct: float | None) -> list[Check]:
     """Issue 12's targets, in its order; ratios are to targets measured in this run."""
     p50 = {n: r.ttfb_ms(0.5) for n, r in c.ttfb.items()}
     growth = c.soak.get("rss_after_all", math.nan) - c.soak.get("rss_after_first", math.nan)
-    errors = sum(c.errors(s.name) for s in c.measured()) + c.soak.get("errors", 0)
+    errors = c.all_errors()
     out = [
         _versus_ccr(c, STREAM, "streams per second", "streams/s"),
         _at_most("proxy CPU per 200-event stream", c.cpu_per(STREAM, POOL) * 1e3, 1.0, "ms"),

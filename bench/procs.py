@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,6 +16,8 @@ from trio_pool.testing.server import urls
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# "trio.BrokenResourceError: ...", "KeyboardInterrupt": the last line of each traceback.
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Disconnected|Interrupt)\b")
 
 
 def free_port() -> int:
@@ -108,10 +111,26 @@ class Child:
         return self.process.pid
 
     def check_alive(self) -> None:
+        """Raise, with what its log says, when the process has exited."""
         if self.process.poll() is not None:
             raise RuntimeError(
-                f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
+                f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}\n"
+                f"exceptions in its log: {'; '.join(self.exceptions()) or 'none'} "
+                f"(--keep keeps {self.log_path})"
             )
+
+    def exceptions(self, most: int = 8) -> list[str]:
+        """The distinct exception lines of the log (a traceback's tail may hide its cause)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        found: dict[str, None] = {}
+        for line in text.splitlines():
+            line = line.strip(" |+")
+            if EXCEPTION_LINE.match(line):
+                found[line[:200]] = None
+        return list(found)[:most]
 
     def log_tail(self, lines: int = 30) -> str:
         try:

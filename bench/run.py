@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(["", *compare_report.summary_lines(comparison)]))
         print("\n" + compare_report.checks_table(checks))
         document["comparison"] = compare_report.as_json(comparison, checks)
-        errors += sum(comparison.errors(s.name) for s in comparison.measured())
+        errors += comparison.all_errors()
     if metrics:
         print("\nWebSocket and ledger (direct = to the simulator, proxy = through trio-pool):")
         print(report.table(metrics))

@@ -60,7 +60,7 @@ class Upstream:
     def authorized(self, head: bytes) -> bytes | None:
         """None when the request may proceed, else the whole 401 response."""
         lowered = head.lower()
-        if header(lowered, b"x-api-key") == API_KEY.encode():
+        if header(head, b"x-api-key", lowered) == API_KEY.encode():
             return None
         value = header(head, b"authorization", lowered)
         if value is None or not value.lower().startswith(b"bearer "):
