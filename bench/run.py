@@ -101,9 +101,13 @@ def comparison_runs(
         comparison.run_all()
         proxy = next(s for s in servers if s.name == POOL)
         ws_plan = websocket.WsPlan().scaled(0.1) if args.quick else websocket.WsPlan()
-        ws_metrics, ws_runs = trio.run(
-            websocket.measure, ws_plan, sim, proxy.child, sim_port, proxy.port, workdir / "pool"
-        )
+        try:
+            ws_metrics, ws_runs = trio.run(
+                websocket.measure, ws_plan, sim, proxy.child, sim_port, proxy.port, workdir / "pool"
+            )
+        except Exception:
+            proxy.child.check_alive()  # a proxy that died explains the failure best
+            raise
         proxy_log = proxy.child.log_tail(10)
     return comparison, ws_metrics, ws_runs, proxy_log
 
