@@ -35,6 +35,9 @@ from bench.workloads import (
 )
 
 RATE_HZ = 200
+# Leaves that are waits py-spy counts as busy: a trio thread-cache worker blocked on its
+# job lock (its work runs in callees, so as a leaf it is always waiting).
+IDLE_LEAVES = frozenset({"WorkerThread._work (trio/_core/_thread_cache.py)"})
 TOP = 25
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 # Where a leaf frame's file belongs (after trio_pool/<subpackage>), first match wins.
@@ -81,7 +84,7 @@ def summarize(raw: str, top: int = TOP) -> list[str]:
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     areas: Counter[str] = Counter()
-    total = 0
+    total = idle = 0
     for line in raw.splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -89,6 +92,9 @@ def summarize(raw: str, top: int = TOP) -> list[str]:
         count = int(count_text)
         frames = [frame_name(f) for f in stack.split(";") if "(" in f]
         if not frames:
+            continue
+        if frames[-1][0] in IDLE_LEAVES:
+            idle += count
             continue
         total += count
         own[frames[-1][0]] += count
@@ -105,7 +111,7 @@ def summarize(raw: str, top: int = TOP) -> list[str]:
         return lines
 
     return [
-        f"{total} busy samples",
+        f"{total} busy samples ({idle} of idle thread-cache workers left out)",
         *block("by area (the leaf frame's package):", areas, 12),
         *block(f"top {top} by own time:", own, top),
         *block(f"top {top} trio_pool frames by inclusive time (with callees):", inclusive, top),

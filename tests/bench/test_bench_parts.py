@@ -42,16 +42,17 @@ def test_ccr_is_configured_as_one_anthropic_pass_through() -> None:
 
 
 def test_profile_summary_attributes_samples_to_leaf_frames() -> None:
-    """Own time goes to the leaf frame, and areas are taken from the leaf's package."""
+    """Own time goes to the leaf frame, areas come from the leaf's package, idle waits drop."""
     raw = "\n".join(
         [
             "run (trio/_core/_run.py:1);feed (/x/trio_pool/providers/sse.py:9) 30",
             "run (trio/_core/_run.py:1);send (h11/_connection.py:5) 10",
             "run (trio/_core/_run.py:1) 60",
+            "_bootstrap (threading.py:1);WorkerThread._work (trio/_core/_thread_cache.py:211) 40",
         ]
     )
     lines = hotspots.summarize(raw, top=3)
-    assert lines[0] == "100 busy samples"
+    assert lines[0] == "100 busy samples (40 of idle thread-cache workers left out)"
     assert "   60.0%  trio" in lines
     assert "   30.0%  trio_pool/providers" in lines
     assert "   30.0%  feed (trio_pool/providers/sse.py)" in lines
