@@ -176,12 +176,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    setup_logging("debug" if args.debug else "info")
-    if not args.debug:
-        # The demo's own start-up chatter would bury the instructions it prints.
-        for name in ("trio_pool.credentials.registry", "trio_pool.testing", "trio_pool.auth"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-    from trio_pool.demo import run_demo
     from trio_pool.testing.scripts import TurnScripts, read_script
     from trio_pool.testing.turns import ScriptError
 
@@ -194,6 +188,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         except ScriptError as exc:
             print(f"trio-pool: {exc}", file=sys.stderr)
             return 2
+    setup_logging("debug" if args.debug else "info")
+    if not args.debug:
+        # The demo's own start-up chatter would bury the instructions it prints.
+        for name in ("trio_pool.credentials.registry", "trio_pool.testing", "trio_pool.auth"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    from trio_pool.demo import run_demo
+
     trio.run(partial(run_demo, args.listen, print, shared=args.shared, script=script))
     return 0
 

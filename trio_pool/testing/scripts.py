@@ -121,7 +121,9 @@ class TurnScripts:
             extra = sorted(set(section) - {"default", "accounts", "conversations"})
             if extra:
                 raise ScriptError(f"unknown keys under {provider!r}: {', '.join(extra)}")
-            queued.append((provider, _turns(section.get("default", []), provider), None, None))
+            queued.append(
+                (provider, _turns(section.get("default", []), f"{provider}.default"), None, None)
+            )
             for kind in ("accounts", "conversations"):
                 scoped = section.get(kind, {})
                 if not isinstance(scoped, Mapping):
