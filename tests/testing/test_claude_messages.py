@@ -124,6 +124,7 @@ async def test_scripted_rate_limit_is_the_real_429(sim: Sim, http: HttpClient) -
     assert json_body(reply)["error"]["type"] == "rate_limit_error"
     assert header(reply, "anthropic-ratelimit-unified-status") == "rejected"
     assert header(reply, "retry-after") == "30"
+    assert header(reply, "anthropic-ratelimit-unified-reset") == str(int(sim.clock.now) + 30)
 
 
 GPT_SIGNATURE = "tp1:codex:cnNfMQ:gAAAAB"

@@ -46,6 +46,7 @@ WINDOW_LABELS = (("5h", "five_hour"), ("7d", "seven_day"))
 # carry no utilization of their own for these (none seen); the poll does.
 MODEL_CLAIMS = {"opus": "seven_day_opus", "sonnet": "seven_day_sonnet"}
 WARNING_FRACTION = 0.8
+UNIFIED_RESET = "anthropic-ratelimit-unified-reset"
 
 
 def _error(type_: str, message: str, request_id: str) -> dict[str, Any]:
@@ -397,10 +398,16 @@ async def _scripted_reply(
     error = turn.http_error
     if error is not None:
         headers = [("request-id", request_id)]
+        resets = error.resets_in_seconds
         if error.status == 429 and error.type == "rate_limit_error":
-            headers += unified_headers(account, now, rejected=True, model=model)
-        if error.resets_in_seconds is not None:
-            headers.append(("retry-after", str(error.resets_in_seconds)))
+            # A scripted quota rejection: the unified reset is the scripted one.
+            reset_at = str(int(now + resets)) if resets is not None else None
+            headers += [
+                (k, reset_at if reset_at and k == UNIFIED_RESET else v)
+                for k, v in unified_headers(account, now, rejected=True, model=model)
+            ]
+        if resets is not None:
+            headers.append(("retry-after", str(resets)))
         body = _error(error.type, error.message, request_id)
         await wire.respond_json(ex, error.status, body, headers)
         return
