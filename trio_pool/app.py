@@ -15,6 +15,7 @@ from trio_pool import clock, front
 from trio_pool.accounts.pool import Pool
 from trio_pool.auth.directory import Directory
 from trio_pool.config import Config, is_loopback, local_url, non_loopback_problem
+from trio_pool.credentials.gemini_setup import serve_gemini_setup
 from trio_pool.credentials.polls import serve_usage_polls
 from trio_pool.credentials.registry import AccountRegistry
 from trio_pool.errors import ConfigError, TrioPoolError
@@ -158,6 +159,15 @@ async def serve_proxy(
                         services.upstreams,
                     )
                     nursery.start_soon(_until_shutdown, shutdown, polls)
+                    setups = partial(
+                        serve_gemini_setup,
+                        registry,
+                        pool,
+                        refresher,
+                        upstream,
+                        services.upstreams,
+                    )
+                    nursery.start_soon(_until_shutdown, shutdown, setups)
                     task_status.started(Running(config, services, addresses, shutdown))
             finally:
                 background.cancel_scope.cancel()

@@ -178,6 +178,15 @@ def test_a_streaming_body_is_never_sent_twice() -> None:
         assert attempts.failed(leased(A), failed, T0) == PassOn(failed)
 
 
+def test_an_account_its_owner_must_fix_fails_over_before_anything_is_sent() -> None:
+    """Needs action (Gemini set-up): the next account, even for a body sent only once."""
+    attempts = plan(replayable=False)
+    action = outcome(OutcomeKind.ACCOUNT_ACTION, reason="set a project")
+    assert attempts.unusable(leased(A), action) == FailOver(action)
+    assert attempts.excluded == frozenset({A})
+    assert [f.reason for f in attempts.failures] == ["set a project"]
+
+
 def test_wrong_plan_fails_over_to_another_plan_only_when_one_is_usable() -> None:
     """The model is not on this plan: skip every account on it, if another plan can serve."""
     peers = Peers(plans={A: "plus", B: "plus", C: "pro"}, usable={"pro"})

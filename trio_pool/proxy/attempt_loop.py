@@ -22,10 +22,11 @@ import trio
 from trio_pool import clock
 from trio_pool.accounts.pool import Exhausted, Lease
 from trio_pool.auth.internal import ACCOUNT_HEADER, is_internal
-from trio_pool.credentials.project import with_project
+from trio_pool.credentials import gemini_setup
 from trio_pool.credentials.registry import PoolAccount
 from trio_pool.logs import bind
 from trio_pool.providers.base import (
+    AccountAction,
     ConversationKey,
     Credentials,
     Outcome,
@@ -145,11 +146,20 @@ async def run_request(request: Request, transport: Transport) -> None:
     try:
         while not plan.spent:
             now = clock.now()
+            # The request's model: an account whose window for it is spent is passed over.
+            model = tally.model
             decision = pool.choose(
-                route.provider, request.key, now, exclude=plan.excluded, use=route.inference
+                route.provider,
+                request.key,
+                now,
+                exclude=plan.excluded,
+                use=route.inference,
+                model=model,
             )
             wake = (
-                pool.next_change(route.provider, now) if isinstance(decision, Exhausted) else None
+                pool.next_change(route.provider, now, model)
+                if isinstance(decision, Exhausted)
+                else None
             )
             match plan.next(decision, wake, now):
                 case Wait(until=until):
@@ -202,7 +212,16 @@ async def _try(
     services = request.services
     try:
         credentials = await services.refresher.fresh_credentials(account)
-        credentials = await with_project(services.client, account, credentials, services.upstreams)
+        set_up = await gemini_setup.set_up(
+            services.client, services.pool, account, credentials, services.upstreams
+        )
+        if isinstance(set_up, AccountAction):
+            # Only the account's owner can fix this one: it leaves rotation, next account.
+            action = Outcome(OutcomeKind.ACCOUNT_ACTION, None, set_up.message, action=set_up)
+            request.plan.unusable(lease, action)
+            request.report(lease, action)
+            return action
+        credentials = set_up
         while True:
             verdict = await transport.send(lease, account, credentials)
             if verdict is None:

@@ -4,6 +4,7 @@ when to give up, and what a failed try means (design.md §3.2, §3.4).
 ```
 next(decision, wake, now):   Lease -> Try | Exhausted -> Wait (a cooldown ends soon enough)
                                                       | GiveUp (429 / 503, naming each account)
+unusable(lease, outcome):    the account cannot serve (its owner must act)  -> FailOver
 failed(lease, outcome, now): AUTH, body replayable, first 401 of this lease -> RefreshAndRetry
                              an account's fault, body replayable            -> FailOver
                              anything else (a 400, or the body is gone)     -> PassOn
@@ -152,6 +153,15 @@ class AttemptPlan:
     def removed(self, lease: Lease) -> None:
         """The leased account left the pool a moment ago: not again."""
         self.tried.add(lease.account)
+
+    def unusable(self, lease: Lease, outcome: Outcome) -> FailOver:
+        """The account turned out unable to serve before anything was sent (its owner must
+        act first): the next account, whether or not the body could be sent again."""
+        self.tried.add(lease.account)
+        self.failures.append(
+            Failure(lease.account, outcome.reason or outcome.kind.value, outcome, None)
+        )
+        return FailOver(outcome)
 
     def failed(
         self, lease: Lease, outcome: Outcome, now: float, *, error: UpstreamError | None = None

@@ -49,7 +49,9 @@ async def answer_route(services: Services, exchange: Exchange, route: Route) -> 
     if admitted is None:
         return
     try:
-        if route.kind is RouteKind.POOL_USAGE:
+        if route.refusal is not None:
+            await answers.send_error(exchange, shape, 403, route.refusal, "refused")
+        elif route.kind is RouteKind.POOL_USAGE:
             await answer_pool_usage(exchange, services.pool)
         elif route.kind is RouteKind.WEBSOCKET:
             await relay_websocket(services, exchange, route, provider, admitted.user)
@@ -71,7 +73,7 @@ def http_request(
     # Side calls carry session headers too, but only model calls pin a conversation.
     key = (
         provider.conversation_key(head, body.held if body.replayable else None)
-        if route.inference
+        if route.inference or route.follows_pin
         else None
     )
     request = new_request(
@@ -181,6 +183,9 @@ class HttpTry:
             request.observe(account.name, result.quota, now)
         if result.usage is not None:
             request.services.pool.record_usage(account.name, result.usage, now)
+        if result.pin is not None:
+            # A Gemini operation only the account that started it can poll.
+            request.services.pool.pin(request.route.provider, result.pin, account.name, now)
         request.tally.usage, request.tally.bytes = result.usage, result.bytes_sent
         request.report(lease, result.outcome)
         answers.log_done(request.exchange.head, response.status, started, result)

@@ -17,7 +17,8 @@ async def answer_pool_usage(exchange: Exchange, pool: Pool) -> None:
     so one exhausted account does not block a client while the pool still has room."""
     now = clock.now()
     usage = pool.pool_usage("codex", now)
-    windows = sorted(usage.windows, key=lambda w: w.window_s or 0)
+    # The main family only: a model family's numbers never stand in for the 5h/weekly ones.
+    windows = sorted((w for w in usage.windows if w.scope is None), key=lambda w: w.window_s or 0)
 
     def window(w: Any) -> dict[str, Any] | None:
         if w is None:
