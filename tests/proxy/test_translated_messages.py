@@ -338,3 +338,54 @@ async def test_a_silent_upstream_gets_pings_on_a_translated_stream(
     assert "ping" in names
     assert names[0] == "message_start"
     assert names[-1] == "message_stop"
+
+
+async def test_reasoning_is_left_out_when_the_conversation_moves_to_another_account(
+    codex_env: Env,
+) -> None:
+    """The issuing account is out of quota: the next one gets the turn without the replayed
+    reasoning (Codex refuses another account's encrypted_content) and answers."""
+    env = codex_env
+    env.state.scripts.add("codex", [TOOL_TURN])
+
+    def turn(client: anthropic.Anthropic, messages: Any) -> anthropic.types.Message:
+        return client.messages.create(
+            model=MODEL,
+            max_tokens=1000,
+            tools=[BASH],
+            thinking={"type": "enabled", "budget_tokens": 2048},
+            messages=messages,
+        )
+
+    def first_turn() -> anthropic.types.Message:
+        with claude_client(env, **SESSION) as client:
+            return turn(client, [{"role": "user", "content": "run echo hi"}])
+
+    with trio.fail_after(20):
+        first = await trio.to_thread.run_sync(first_turn)
+    (issuer,) = served(env)
+    other = next(a.key for a in env.state.of("codex") if a.key != issuer)
+    env.state.scripts.add(
+        "codex", [Turn(http_error=HttpError(429, resets_in_seconds=60))], account=issuer
+    )
+    env.state.scripts.add("codex", [Turn(items=(Message("DONE"),))], account=other)
+    tool_id = first.content[-1].id  # type: ignore[union-attr]
+    history: Any = [
+        {"role": "user", "content": "run echo hi"},
+        {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": tool_id, "content": "hi"}],
+        },
+    ]
+
+    def second_turn() -> anthropic.types.Message:
+        with claude_client(env, **SESSION) as client:
+            return turn(client, history)
+
+    with trio.fail_after(20):
+        second = await trio.to_thread.run_sync(second_turn)
+    assert second.content[0].text == "DONE"  # type: ignore[union-attr]
+    kinds = [item.get("type") for item in upstream_body(env, other)["input"]]
+    assert "reasoning" not in kinds
+    assert kinds[-2:] == ["function_call", "function_call_output"]

@@ -56,7 +56,11 @@ async def answer_route(services: Services, exchange: Exchange, route: Route) -> 
         elif route.kind is RouteKind.MODEL_LIST:
             await translated.answer_model_list(services, exchange, route)
         elif route.kind is RouteKind.WEBSOCKET:
-            await relay_websocket(services, exchange, route, provider, admitted.user)
+            elsewhere = translated.websocket_elsewhere(services, exchange.head)
+            if elsewhere is not None:
+                await answers.send_error(exchange, shape, 426, elsewhere, "upgrade_required")
+            else:
+                await relay_websocket(services, exchange, route, provider, admitted.user)
         else:
             body = await read_body(exchange, services.config.max_inmem_body_bytes)
             if route.client_format is not None:

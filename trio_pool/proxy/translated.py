@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 import attrs
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 _FOREIGN_MARKS = (signatures.PREFIX.encode(), b'"gAAAA', b'"signature":""')
 _FORMATS: dict[str, ClientFormat] = {"messages": "messages", "responses": "responses"}
 _FORMATS["chat"] = "chat"
+_CCH = re.compile(r"cch=[0-9a-f]{5};")
 
 
 @attrs.frozen
@@ -81,8 +83,36 @@ def _without_foreign_thinking(body: Body) -> Body:
     stripped = signatures.strip_foreign_thinking(json_value(held))
     if stripped is None:
         return body
+    # The body changed, so Claude Code's attestation of it (`cch=`) no longer holds: say
+    # "not signed" (`cch=00000`, accepted) rather than send a wrong one or forge a new one.
+    for block in stripped.get("system") or []:
+        if isinstance(block, dict) and isinstance(block.get("text"), str):
+            block["text"] = _CCH.sub("cch=00000;", block["text"])
     log.info("translate.thinking.stripped reason='signatures Anthropic did not issue'")
     return Body(compact_json(stripped))
+
+
+def websocket_elsewhere(services: Services, head: RequestHead) -> str | None:
+    """Why a Codex WebSocket upgrade must be refused (426, so Codex falls back to HTTP):
+    its model is served by Claude accounts, which take no Responses WebSocket (§4.2)."""
+    model = _websocket_model(head) if head.path.endswith("/responses") else None
+    if model is None:
+        return None
+    decision = routing.decide("responses", model, services.config.translate, PROVIDERS)
+    if isinstance(decision, Target) and not decision.translated:
+        return None
+    return f"model {model!r} is not served over WebSocket here; use HTTP (POST /v1/responses)"
+
+
+def _websocket_model(head: RequestHead) -> str | None:
+    # Codex names the model in its turn metadata, the built-in provider also in a hint.
+    hint = head.get("x-codex-routing-hint") or ""
+    model = hint.partition("model=")[2].split(",")[0].strip()
+    if model:
+        return model
+    metadata = json_value(head.get("x-codex-turn-metadata") or "")
+    found = metadata.get("model") if isinstance(metadata, dict) else None
+    return found if isinstance(found, str) and found else None
 
 
 async def answer(

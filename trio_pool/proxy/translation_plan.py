@@ -176,13 +176,15 @@ def _responses_on_claude(target: Target, body: Any, head: RequestHead) -> Transl
     session = (head.get("session-id") or "").strip() or as_dict(body).get("prompt_cache_key")
     key = ConversationKey(session) if isinstance(session, str) and session else None
     tools = request.tools
+    # The Responses API streams only when asked (Codex CLI always asks).
+    client_stream = as_dict(body).get("stream") is True
     return Translation(
         target,
         "/v1/messages",
         _head(request.headers, "/v1/messages"),
         compact_json(request.body),
         key,
-        request.client_stream,
+        client_stream,
         lambda: MessagesToResponses(request.client_model, tools),
         aggregate.ResponseAssembler,
         errors.claude_to_responses_error,
