@@ -389,3 +389,21 @@ async def test_reasoning_is_left_out_when_the_conversation_moves_to_another_acco
     kinds = [item.get("type") for item in upstream_body(env, other)["input"]]
     assert "reasoning" not in kinds
     assert kinds[-2:] == ["function_call", "function_call_output"]
+
+
+async def test_the_ledger_books_a_translated_request_on_its_codex_account(
+    codex_env: Env,
+) -> None:
+    """The row names the serving Codex account, the upstream model, its usage, and that the
+    client spoke Messages."""
+    env = codex_env
+    env.state.scripts.add("codex", [Turn(items=(Message("booked"),))])
+    reply = await raw(env, "POST", "/v1/messages", STREAM_BODY, **ANTHROPIC)
+    assert reply.status == 200
+    ledger = env.services.ledger
+    assert ledger is not None
+    (row,) = [r for r in ledger.buffer.take(100) if r.client_format == "messages"]
+    (key,) = served(env)
+    assert (row.provider, row.account, row.model, row.status) == ("codex", key, MODEL, 200)
+    assert row.usage.output > 0
+    assert row.attempts == 1

@@ -123,6 +123,7 @@ def new_request(
         model=model,
         conversation=hash_key(key.value if key is not None else None),
         user=user,
+        client_format=route.client_format,
     )
     plan = AttemptPlan(
         route.provider,
