@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 
 from trio_pool import clock
+from trio_pool.logs import bind
 from trio_pool.providers import PROVIDER_REGISTRY
 from trio_pool.providers.base import PROVIDERS, Route, RouteKind
 from trio_pool.providers.codex import BodyDecodeError, decode_body
@@ -149,6 +150,7 @@ async def answer(
         await answers.send_error(exchange, shape, 400, str(exc), "invalid_request_error")
         return
     upstream = decision.provider
+    bind(provider=upstream)  # the log lines of its tries name the accounts' provider
     url = join_url(services.upstreams[upstream]["upstream"], translation.upstream_path)
     upstream_route = Route(upstream, RouteKind.PROXY, url, client_format=route.client_format)
     request = new_request(
