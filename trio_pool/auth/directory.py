@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -25,14 +27,25 @@ from trio_pool.auth.throttle import AttemptThrottle
 from trio_pool.errors import AuthError, StateError
 from trio_pool.state.store import StateStore
 
+if TYPE_CHECKING:
+    from trio_pool.state.pg.store import PgStore
+
 log = logging.getLogger(__name__)
 
 RELOAD_S = 2.0
 
 
 class Directory:
-    def __init__(self, store: StateStore | None, *, friend_code: str | None = None) -> None:
+    def __init__(
+        self,
+        store: StateStore | PgStore | None,
+        *,
+        friend_code: str | None = None,
+        queries: ModuleType = db,
+    ) -> None:
         self.store = store
+        # auth/db.py on state.db; state/pg/users.py (same functions) in multi-host mode.
+        self.db = queries
         self.friend_code = friend_code
         self.users: dict[str, User] = {}
         self.keys: dict[str, PoolKey] = {}  # by id
@@ -54,14 +67,14 @@ class Directory:
     async def load(self) -> None:
         if self.store is None:
             return
-        users, keys = await self.store.run(db.load)
-        password = await self.store.run(db.get_setting, db.PASSWORD)
+        users, keys = await self.store.run(self.db.load)
+        password = await self.store.run(self.db.get_setting, db.PASSWORD)
         self._adopt(users, keys, password)
 
     async def start(self) -> None:
         """The first load, and the session secret (kept in the db across restarts)."""
         if self.store is not None:
-            self.secret = await self.store.run(db.session_secret)
+            self.secret = await self.store.run(self.db.session_secret)
         await self.load()
 
     async def serve(self) -> None:
@@ -92,7 +105,7 @@ class Directory:
     async def _write_used(self) -> None:
         used, self._used = self._used, {}
         if used and self.store is not None:
-            await self.store.run(db.touch_keys, used)
+            await self.store.run(self.db.touch_keys, used)
 
     # -- the request path (no await) ------------------------------------------------------
 
@@ -117,7 +130,7 @@ class Directory:
 
     # -- changes (db first, then memory) --------------------------------------------------
 
-    def _need_store(self) -> StateStore:
+    def _need_store(self) -> StateStore | PgStore:
         if self.store is None:
             raise AuthError("users need data/state.db, which is unavailable (see the log)", 503)
         return self.store
@@ -136,14 +149,14 @@ class Directory:
             raise AuthError("; ".join(problems))
         store = self._need_store()
         user = User(name, clock.now(), limits)
-        await store.run(db.add_user, user)
+        await store.run(self.db.add_user, user)
         self.users = {**self.users, name: user}
         _, key = await self.issue_key(name)
         log.info("auth.user.added user=%s", name)
         return user, key
 
     async def remove_user(self, name: str) -> None:
-        await self._need_store().run(db.remove_user, name)
+        await self._need_store().run(self.db.remove_user, name)
         await self.load()
         log.info("auth.user.removed user=%s", name)
 
@@ -151,7 +164,7 @@ class Directory:
         problems = limits.problems()
         if problems:
             raise AuthError("; ".join(problems))
-        await self._need_store().run(db.set_limits, name, limits)
+        await self._need_store().run(self.db.set_limits, name, limits)
         await self.load()
         log.info("auth.user.limits user=%s limits=%s", name, limits)
         return self.users[name]
@@ -159,14 +172,14 @@ class Directory:
     async def issue_key(self, user: str) -> tuple[PoolKey, str]:
         key = new_key()
         record = PoolKey(new_key_id(), user, key_hash(key), key_prefix(key), clock.now())
-        await self._need_store().run(db.add_key, record)
+        await self._need_store().run(self.db.add_key, record)
         self.keys[record.id] = record
         self._by_hash[record.hash] = record
         log.info("auth.key.issued user=%s key_id=%s", user, record.id)
         return record, key
 
     async def revoke_key(self, key_id: str) -> PoolKey:
-        await self._need_store().run(db.revoke_key, key_id, clock.now())
+        await self._need_store().run(self.db.revoke_key, key_id, clock.now())
         await self.load()
         log.info("auth.key.revoked key_id=%s", key_id)
         return self.keys[key_id]
@@ -176,7 +189,7 @@ class Directory:
         if problem is not None:
             raise AuthError(problem)
         hashed = await trio.to_thread.run_sync(hash_password, password)
-        await self._need_store().run(db.set_setting, db.PASSWORD, hashed)
+        await self._need_store().run(self.db.set_setting, db.PASSWORD, hashed)
         self.password_hash = hashed
         log.info("auth.password.set")
 

@@ -17,9 +17,18 @@ import trio
 from trio_pool import clock
 from trio_pool.accounts.pool import Pool
 from trio_pool.config import Config
+from trio_pool.credentials.fenced import (
+    Failed,
+    FencedRefresh,
+    Outcome,
+    Rejected,
+    Rotated,
+    SendResult,
+    Stored,
+)
 from trio_pool.credentials.registry import AccountRegistry, PoolAccount, read_account_file
 from trio_pool.credentials.store import write_document_atomic
-from trio_pool.errors import CredentialsError, UpstreamError
+from trio_pool.errors import CredentialsError, UpstreamConnectError, UpstreamError
 from trio_pool.providers import PROVIDER_REGISTRY
 from trio_pool.providers.base import Credentials, RefreshVerdict
 from trio_pool.state.store import StateStore
@@ -35,6 +44,7 @@ BACKOFF_FIRST_S = 5.0
 BACKOFF_MAX_S = 600.0
 # Gave up waiting for another process's refresh: its new token is in the file by then.
 LOCK_RETRY_S = 2.0
+LOCK_WAIT_S = 20.0  # multi-host: how long a request with an expired token waits for a lease
 LOCK_TTL_MARGIN_S = 30.0
 
 
@@ -48,6 +58,7 @@ class Refresher:
         *,
         state: StateStore | None = None,
         metrics: Metrics | None = None,
+        fenced: FencedRefresh | None = None,
     ) -> None:
         self.config = config
         self.registry = registry
@@ -57,6 +68,8 @@ class Refresher:
         # in-process lock applies (one process, e.g. unit tests).
         self.state = state
         self.metrics = metrics  # refreshes by result, for GET /metrics
+        # Multi-host mode: the lease in PostgreSQL replaces the host lock and the file.
+        self.fenced = fenced
 
     def _token_url(self, account: PoolAccount) -> str:
         section = getattr(self.config, account.provider)
@@ -88,6 +101,8 @@ class Refresher:
                 return True
             if clock.now() < account.refresh_retry_at:
                 return False
+            if self.fenced is not None:
+                return await self._refresh_fenced(account, self.fenced, reason=reason, stale=stale)
             async with self._host_lock(account) as held:
                 if not held:
                     self._backoff(
@@ -175,6 +190,99 @@ class Refresher:
             account, result.reason or f"token endpoint answered {status}", result.retry_after_s
         )
         return False
+
+    async def _refresh_fenced(
+        self, account: PoolAccount, fenced: FencedRefresh, *, reason: str, stale: Credentials
+    ) -> bool:
+        """Multi-host: one token call per rotation across hosts (``fenced.py``)."""
+        provider = PROVIDER_REGISTRY[account.provider]
+        expires_at = stale.expires_at
+        valid = expires_at is not None and expires_at > clock.now() + 5 and reason == "expiry"
+        # A token that still works is used while another host refreshes: no waiting, and
+        # no database round trip per request (the retry time below spaces the checks).
+        wait_s = 0.0 if valid else LOCK_WAIT_S
+
+        def access_of(document: dict[str, object]) -> str:
+            return provider.parse_credentials(document).access_token
+
+        async def send(document: dict[str, object]) -> SendResult:
+            log.info("credentials.refresh.start account=%s reason=%s", account.name, reason)
+            return await self._send(account, document, provider.parse_credentials(document))
+
+        outcome = await fenced.refresh(
+            account.name, stale.access_token, access_of, send, wait_s=wait_s
+        )
+        if isinstance(outcome, Rejected):
+            self._reject(account, outcome.reason)
+            return False
+        if isinstance(outcome, Failed):
+            if valid and outcome.retry_after_s is not None:
+                account.refresh_retry_at = clock.now() + outcome.retry_after_s
+                return False
+            self._backoff(account, outcome.reason, outcome.retry_after_s)
+            return False
+        return self.adopt_stored(account, outcome)
+
+    def adopt_stored(self, account: PoolAccount, outcome: Outcome) -> bool:
+        """Take credentials the fenced refresh stored or found (its version becomes the
+        account's signature: needs-re-login verdicts about older versions are stale)."""
+        provider = PROVIDER_REGISTRY[account.provider]
+        document = dict(getattr(outcome, "document", {}))
+        try:
+            credentials = provider.parse_credentials(document)
+        except CredentialsError as exc:
+            self._backoff(account, f"stored credentials unusable: {exc}")
+            return False
+        self.registry.update_from_write(account, document, credentials)
+        version = getattr(outcome, "version", None)
+        if version is not None:
+            account.signature = (int(version), 0, 0)
+        account.refresh_failures = 0
+        account.refresh_retry_at = 0.0
+        self.pool.clear_needs_relogin(account.name)
+        if isinstance(outcome, Stored):
+            log.info("credentials.refresh.ok account=%s", account.name)
+            self._count(account, "ok")
+        return True
+
+    async def _send(
+        self, account: PoolAccount, document: dict[str, object], credentials: Credentials
+    ) -> SendResult:
+        """One token call; the provider's verdict, nothing stored."""
+        provider = PROVIDER_REGISTRY[account.provider]
+        request = provider.refresh_request(credentials, self._token_url(account))
+        try:
+            status, _headers, body = await self.client.request(
+                "POST", request.url, list(request.headers), request.body
+            )
+        except UpstreamError as exc:
+            # Only a failed connect proves the request never left.
+            return Failed(
+                f"token endpoint unreachable: {exc}", sent=not isinstance(exc, UpstreamConnectError)
+            )
+        result = provider.refresh_result(status, body, document, clock.now())
+        if result.verdict is RefreshVerdict.OK and result.document is not None:
+            new_document = dict(result.document)
+            try:
+                provider.parse_credentials(new_document)
+            except CredentialsError as exc:
+                return Failed(f"token endpoint answer unusable: {exc}", sent=True)
+            return Rotated(new_document)
+        if result.verdict is RefreshVerdict.PERMANENT:
+            return Rejected(result.reason or "refresh token rejected")
+        return Failed(result.reason or f"token endpoint answered {status}", result.retry_after_s)
+
+    def _reject(self, account: PoolAccount, reason: str) -> None:
+        log.error(
+            "credentials.refresh.rejected account=%s reason=%s hint='log in again: "
+            "trio-pool accounts login %s --name %s'",
+            account.name,
+            reason,
+            account.provider,
+            account.name.split("/", 1)[1],
+        )
+        self.pool.set_needs_relogin(account.name, reason)
+        self._count(account, "rejected")
 
     def _backoff(
         self, account: PoolAccount, reason: str, retry_after_s: float | None = None
