@@ -109,4 +109,14 @@ def render_status(document: dict[str, Any], *, color: bool = False) -> str:
             lines.append("  ".join([*cells, row[-1]]).rstrip())
     for problem in document.get("problems", []):
         lines.append(f"skipped {problem.get('account')}: {problem.get('reason')}")
+    engine = document.get("state") or {}
+    if engine.get("engine") == "postgresql":
+        if engine.get("reachable"):
+            lines.append(f"state engine: postgresql, reachable (host {engine.get('host')})")
+        else:
+            lines.append(
+                f"state engine: postgresql UNREACHABLE for {engine.get('down_for_s', '?')} s "
+                f"({engine.get('reason', '')}); serving from memory, refreshes refused, "
+                f"{engine.get('outbox_rows', 0)} ledger rows in the outbox"
+            )
     return "\n".join(lines)

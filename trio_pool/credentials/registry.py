@@ -152,6 +152,15 @@ class AccountRegistry:
                 changed |= self._load(name, item)
         return changed
 
+    def load_one(self, name: str, item: Found) -> bool:
+        """Apply one account from elsewhere (multi-host mode: the shared store)."""
+        return self._load(name, item)
+
+    def drop(self, name: str) -> None:
+        if self.accounts.pop(name, None) is not None:
+            log.info("pool.account.removed account=%s", name)
+            self.pool.remove_account(name)
+
     def _load(self, name: str, item: Found) -> bool:
         current = self.accounts.get(name)
         result = item.result

@@ -83,6 +83,8 @@ class Proxy:
         self.metrics = metrics or Metrics()
         self.ledger = ledger  # None: no ledger (turned off, or no state db)
         self.state = state  # None: no state db (the dashboard shows no history)
+        # What /healthz says about the state engine (set by app.serve_proxy).
+        self.engine: Callable[[], dict[str, Any]] | None = None
         self.directory = directory or Directory(None, friend_code=config.friend_code)
         self.live = LiveFeed()
         self.burn = BurnHistory()  # the Overview page's "how fast is it being used"
@@ -104,7 +106,10 @@ class Proxy:
     async def handle(self, exchange: Exchange) -> None:
         head = exchange.head
         if head.path == "/healthz":
-            await local.healthz(exchange, self.pool, self.registry, full=self._insider(exchange))
+            engine = None if self.engine is None else self.engine()
+            await local.healthz(
+                exchange, self.pool, self.registry, full=self._insider(exchange), engine=engine
+            )
             return
         if head.path == "/metrics":
             if not self._insider(exchange):

@@ -58,10 +58,22 @@ def health_document(pool: Pool, registry: AccountRegistry) -> dict[str, Any]:
 
 
 async def healthz(
-    exchange: Exchange, pool: Pool, registry: AccountRegistry, *, full: bool = True
+    exchange: Exchange,
+    pool: Pool,
+    registry: AccountRegistry,
+    *,
+    full: bool = True,
+    engine: dict[str, Any] | None = None,
 ) -> None:
-    """The pool's health; ``full=False`` (a stranger to a shared pool): only that it is up."""
+    """The pool's health; ``full=False`` (a stranger to a shared pool): only that it is up.
+
+    Multi-host: ``state`` says whether the shared engine is reachable; when it is not the
+    status is "degraded" (routing serves from memory, refreshes are refused)."""
     document = health_document(pool, registry)
+    if engine is not None:
+        document["state"] = engine
+        if engine.get("engine") == "postgresql" and not engine.get("reachable"):
+            document["status"] = "degraded"
     if not full:
         document = {"status": document["status"], "version": document["version"]}
     body = json.dumps(document, indent=2).encode()

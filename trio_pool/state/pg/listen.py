@@ -50,19 +50,22 @@ class Listener:
         self.settings = settings
         self.name = name
         self.sync = Wakeup()  # a sync exchange wrote
-        self.credentials = Wakeup()  # an account's credentials changed
+        self.credentials = Wakeup()  # an account's credentials changed (the reloader)
+        self.leases = Wakeup()  # the same, for refreshes waiting on another host
         self.changed_accounts: set[str] = set()
         self.connected = False
 
     def _wake_all(self) -> None:
         self.sync.set()
         self.credentials.set()
+        self.leases.set()
 
     def _dispatch(self, payload: str) -> None:
         kind, _, detail = payload.partition(":")
         if kind == "cred":
             self.changed_accounts.add(detail)
             self.credentials.set()
+            self.leases.set()
         else:
             self.sync.set()
 
