@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.25  # re-check a busy lease or a pending doubt (NOTIFY usually wakes us first)
 MARGIN_S = 2.0  # never send with less lease than this left
-PENDING_RETRY_S = 1.0
+FAULT_ENV = "TRIO_POOL_FAULT"
 
 
 @attrs.frozen
@@ -199,6 +199,7 @@ class FencedRefresh:
         self, account: str, held: lease.Held, version: int, document: dict[str, Any], send: Send
     ) -> tuple[Outcome, bool]:
         """Shielded: mark, call, write back. (outcome, whether the send's fate is known)."""
+        await fault_point("before_mark")
         left = await self.store.run(lease.mark, account, held.epoch, version, MARGIN_S)
         if left is None:
             log.warning("credentials.refresh.lease_lost account=%s (not sent)", account)
@@ -212,6 +213,11 @@ class FencedRefresh:
             )
             return Failed("token call timed out; its outcome is unknown", sent=True), False
         if isinstance(result, Rotated):
+            await fault_point("after_send")
+            # The old refresh token is spent: keep the new one on disk before anything else
+            # can fail, so a crash from here on is recovered by this host's next start.
+            await self._spool(Pending(account, version, result.document))
+            await fault_point("after_spool")
             return await self._write_back(account, version, result.document), True
         return result, not (isinstance(result, Failed) and result.sent)
 
@@ -228,8 +234,8 @@ class FencedRefresh:
                 account,
                 exc,
             )
-            await self._spool(Pending(account, expected, document))
             return Stored(document, None)
+        await self._unspool(account)
         if landed is None:
             current = await self.store.run(stored_credentials.read, self.keyring, account)
             log.error(
@@ -241,6 +247,12 @@ class FencedRefresh:
         return Stored(document, landed)
 
     # -- write-backs that could not land yet ------------------------------------------------
+
+    async def _unspool(self, account: str) -> None:
+        self.pending.pop(account, None)
+        path = self._spool_path(account)
+        if path is not None:
+            await trio.to_thread.run_sync(_unlink, path)
 
     def _spool_path(self, account: str) -> Path | None:
         if self.spool_dir is None:
@@ -312,6 +324,19 @@ class FencedRefresh:
         if current is None:
             return Failed("credentials removed meanwhile")
         return Adopted(current.document, current.version)
+
+
+async def fault_point(name: str) -> None:
+    """Test hook for the multi-host fault tests: with ``TRIO_POOL_FAULT=<name>:<seconds>``
+    the refresh logs ``fault.point name=...`` and sleeps there, so a test can kill -9 or
+    SIGSTOP the holder at an exact step. Unset in production (one dict lookup)."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    point, _, seconds = spec.partition(":")
+    if point == name:
+        log.warning("fault.point name=%s pid=%d", name, os.getpid())
+        await trio.sleep(float(seconds or 0))
 
 
 def _unlink(path: Path) -> None:
