@@ -234,6 +234,7 @@ class FencedRefresh:
                 account,
                 exc,
             )
+            self.pending[account] = Pending(account, expected, document)
             return Stored(document, None)
         await self._unspool(account)
         if landed is None:
@@ -263,7 +264,6 @@ class FencedRefresh:
         """Keep a rotation the database did not take: the old refresh token is spent, so
         this copy is the account. Sealed like a row (the associated data binds the
         version it starts from), mode 0600, fsynced."""
-        self.pending[pending.account] = pending
         path = self._spool_path(pending.account)
         if path is None:
             return
@@ -305,10 +305,7 @@ class FencedRefresh:
                 outcome = await self._write_back_once(pending)
             except StateError:
                 return done
-            del self.pending[account]
-            path = self._spool_path(account)
-            if path is not None:
-                await trio.to_thread.run_sync(_unlink, path)
+            await self._unspool(account)
             done.append((account, outcome))
         return done
 

@@ -80,7 +80,7 @@ class Refresher:
         return (
             expires_at is not None
             and expires_at - now < REFRESH_LEAD_S
-            and now >= account.refresh_retry_at
+            and now >= max(account.refresh_retry_at, account.refresh_elsewhere_until)
             and account.credentials.refresh_token is not None
         )
 
@@ -217,7 +217,7 @@ class Refresher:
             return False
         if isinstance(outcome, Failed):
             if valid and outcome.retry_after_s is not None:
-                account.refresh_retry_at = clock.now() + outcome.retry_after_s
+                account.refresh_elsewhere_until = clock.now() + outcome.retry_after_s
                 return False
             self._backoff(account, outcome.reason, outcome.retry_after_s)
             return False

@@ -49,6 +49,9 @@ class PoolAccount:
     project: str | None = None  # Gemini project learned from loadCodeAssist
     refresh_retry_at: float = 0.0  # after a transient refresh failure: not before this
     refresh_failures: int = 0
+    # Multi-host: another host is refreshing; its token is adopted when it lands, and until
+    # then this host keeps using the current one without asking again (no waiting).
+    refresh_elsewhere_until: float = 0.0
     insecure_mode: bool = False  # the file is readable by group or others
 
 

@@ -152,5 +152,5 @@ class SharedCredentials:
                 if trio.current_time() >= next_import:
                     next_import = trio.current_time() + IMPORT_INTERVAL_S
                     await self.import_files()
-            except StateError as exc:
+            except (StateError, CredentialsError) as exc:
                 log.warning("state.credentials.sync_failed reason=%s", exc)
