@@ -12,6 +12,7 @@ from tests.multihost.cluster import KEY, Cluster, claude_request
 from trio_pool import clock
 from trio_pool.state.pg import credentials
 from trio_pool.state.pg.sealing import Keyring
+from trio_pool.testing.accounts import SimWindow
 from trio_pool.testing.issue import new_account
 from trio_pool.testing.pool_files import write_pool
 
@@ -23,7 +24,10 @@ async def start_three(cluster: Cluster, accounts: int) -> None:
     now = clock.now()
     for index in range(accounts):
         # Due for refresh at once (the lead is 300 s), and every new token again after 3 s.
-        cluster.sim.add(new_account("claude", f"c{index}", now=now, expires_in_s=301.0))
+        windows = [SimWindow("5h", 5 * 3600.0, 1e9), SimWindow("7d", 7 * 86400.0, 1e9)]
+        cluster.sim.add(
+            new_account("claude", f"c{index}", now=now, expires_in_s=301.0, windows=windows)
+        )
     cluster.sim.token_lifetime_s = 303.0
     cluster.sim.token_delay_s = 0.2
     cluster.sim.revoke_on_reuse = True
@@ -113,5 +117,5 @@ async def test_a_conversation_alternating_hosts_stays_on_one_account(cluster: Cl
                 switches += last is not None and served != last
                 last = served
                 await trio.sleep(0.2)  # a turn's think time (real turns take seconds)
-    print(f"\npins: {turns} turns, {switches} switches")  # noqa: T201
+    print(f"\npins: {turns} turns, {switches} switches")
     assert switches == 0

@@ -146,11 +146,14 @@ class SharedCredentials:
             await self.wake.wait(
                 min(self.config.state.sync_interval_s, max(0.0, next_import - trio.current_time()))
             )
+            importing = trio.current_time() >= next_import
+            if importing:
+                next_import = trio.current_time() + IMPORT_INTERVAL_S
             try:
                 await self._flush_pending()
                 await self.pull()
-                if trio.current_time() >= next_import:
-                    next_import = trio.current_time() + IMPORT_INTERVAL_S
+                if importing:
                     await self.import_files()
             except (StateError, CredentialsError) as exc:
-                log.warning("state.credentials.sync_failed reason=%s", exc)
+                # The store logs the outage once; this is the detail, at debug level.
+                log.debug("state.credentials.sync_failed reason=%s", exc)

@@ -82,6 +82,7 @@ class StateSync:
     interval_s: float = SYNC_INTERVAL_S
     _since: int = 0
     _pruned_at: float = 0.0
+    _failing: bool = False
 
     async def sync_once(self) -> None:
         """One exchange with the db: write our changes, read and merge the others'."""
@@ -168,7 +169,15 @@ class StateSync:
         try:
             await self.sync_once()
         except TrioPoolError as exc:
-            log.warning("state.sync.failed reason=%s", exc)
+            # Once per outage at warning level: a retry every poll would flood the log.
+            log.log(
+                logging.DEBUG if self._failing else logging.WARNING,
+                "state.sync.failed reason=%s",
+                exc,
+            )
+            self._failing = True
+        else:
+            self._failing = False
 
 
 def _key(pin: PinRecord) -> PinKey:
