@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--watch", action="store_true", help="refresh every 2 seconds")
     _add_accounts_commands(sub)
     _add_users_commands(sub)
+    _add_state_commands(sub)
     _add_service_command(sub)
     return parser
 
@@ -115,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "service": _cmd_service,
         "users": _cmd_users,
         "password": _cmd_password,
+        "state": _cmd_state,
     }
     # except* so that errors raised inside trio nurseries (which arrive grouped) get the
     # same one-line treatment as plain ones.
@@ -631,4 +633,52 @@ def _cmd_password(args: argparse.Namespace) -> int:
             return 2
     run_with_directory(config, lambda d: d.set_password(password))
     print("admin password set; sign in on the dashboard as admin")
+    return 0
+
+
+def _add_state_commands(sub: Any) -> None:
+    state = sub.add_parser("state", help="multi-host mode: the shared PostgreSQL")
+    verbs = state.add_subparsers(dest="state_command", metavar="ACTION", required=True)
+    migrate = verbs.add_parser(
+        "migrate", help="copy this host's data/state.db and pool directory into state_url"
+    )
+    _add_config_args(migrate)
+    migrate.add_argument("--to", metavar="URL", help="PostgreSQL URL (default: state_url)")
+    rekey = verbs.add_parser("rekey", help="re-seal every credential under the first key")
+    _add_config_args(rekey)
+    verbs.add_parser("keygen", help="print a new key for TRIO_POOL_STATE_KEY")
+
+
+def _cmd_state(args: argparse.Namespace) -> int:
+    from trio_pool.state.pg.sealing import Keyring
+
+    if args.state_command == "keygen":
+        print(Keyring.generate())
+        return 0
+    import psycopg
+
+    from trio_pool.state.pg import credentials as stored
+    from trio_pool.state.pg import schema
+    from trio_pool.state.pg.connect import redact_url
+    from trio_pool.state.pg.migrate import migrate_state, summary
+    from trio_pool.state.pg.store import default_host_id
+
+    config = _config_from_args(args)
+    url = getattr(args, "to", None) or config.state_url
+    if not url:
+        raise ConfigError(["state_url: not set (or pass --to postgresql://...)"])
+    keyring = Keyring.from_env(config.state.key_env)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            if args.state_command == "rekey":
+                schema.migrate(conn)
+                print(f"re-sealed {stored.rekey(conn, keyring)} credentials")
+                return 0
+            counts = migrate_state(
+                config.data_dir / "state.db", config.pool_dir, conn, keyring,
+                writer=config.state.host_id or default_host_id(),
+            )  # fmt: skip
+    except psycopg.Error as exc:
+        raise TrioPoolError(f"{redact_url(url)}: {str(exc).strip().splitlines()[0]}") from None
+    print(f"copied into {redact_url(url)}: {summary(counts)}")
     return 0
