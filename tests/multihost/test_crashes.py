@@ -1,6 +1,6 @@
 """The refresh lease under crashes and pauses: kill -9 and SIGSTOP of the lease holder at
 each step of the protocol (fault points in credentials/fenced.py). Lease 3 s, doubt wait
-4 s. The simulator revokes the whole account when a spent refresh token is presented."""
+8 s. The simulator revokes the whole account when a spent refresh token is presented."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import signal
 import trio
 
 from bench.client import ConnectionLost
-from tests.multihost.cluster import Cluster, Host, claude_request
+from tests.multihost.cluster import Cluster, Host, claude_request, health
 from tests.multihost.test_storm import stored_refresh_tokens
 from trio_pool import clock
 from trio_pool.testing.accounts import SimAccount
 from trio_pool.testing.issue import new_account
 from trio_pool.testing.pool_files import write_pool
 
-SETTINGS = {"refresh_lease_s": 3.0, "refresh_doubt_wait_s": 4.0}
+SETTINGS = {"refresh_lease_s": 3.0, "refresh_doubt_wait_s": 8.0}
 
 
 async def two_hosts(cluster: Cluster, fault: str) -> SimAccount:
@@ -111,7 +111,7 @@ async def test_a_holder_paused_after_sending_lands_its_token_within_the_doubt_wa
     os.kill(holder.process.pid, signal.SIGSTOP)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(until, cluster, other, lambda: "in_doubt" in other.log_text())
-        await trio.sleep(3.5)  # past the lease (3 s), within the doubt wait (4 s)
+        await trio.sleep(4.5)  # past the lease (3 s), well within the doubt wait (8 s)
     os.kill(holder.process.pid, signal.SIGCONT)
     await until(cluster, other, lambda: "credentials.refresh.in_doubt" in other.log_text())
     await trio.sleep(2.0)
@@ -137,3 +137,34 @@ async def test_a_holder_killed_after_its_spool_write_lands_the_token_on_restart(
     print(f"\nkill -9 after the spool: {outcome(cluster, account)}")
     assert (account.refreshes, account.rotations, account.reuses) == (1, 1, 0)
     assert stored_refresh_tokens(cluster.pg_url) == {account.key: account.refresh_token}
+
+
+async def test_a_holder_killed_after_sending_without_its_spool_costs_one_reuse_at_most(
+    cluster: Cluster,
+) -> None:
+    """kill -9 after the provider rotated but before the spool write: that rotation is lost
+    (nobody has the new token). The taker waits out the doubt, then spends the old token
+    exactly once; the provider revokes the account, and every host shows it needs a
+    re-login instead of retrying (the residual risk the design names)."""
+    account = await two_hosts(cluster, "after_send:60")
+    holder, other = cluster.hosts
+    cluster.nursery.start_soon(poke, holder)
+    await cluster.wait_log(holder, "fault.point name=after_send")
+    await cluster.kill(holder)
+    await until(cluster, other, lambda: account.revoked, timeout=30)
+
+    async def state_on(host: Host) -> str:
+        document = await health(host)
+        return str(document["accounts"][0]["state"])
+
+    with trio.fail_after(10):
+        while await state_on(other) != "needs_relogin":
+            await trio.sleep(0.1)
+    await cluster.start(holder)  # a host that starts now learns the verdict too
+    with trio.fail_after(10):
+        while await state_on(holder) != "needs_relogin":
+            await trio.sleep(0.1)
+    await trio.sleep(1.0)
+    print(f"\nkill -9 after sending, no spool: {outcome(cluster, account)}")
+    assert (account.rotations, account.reuses) == (1, 1)
+    assert account.refreshes == 2

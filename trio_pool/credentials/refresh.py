@@ -9,6 +9,7 @@ the token endpoint once, and (4) writes the new tokens to the file before releas
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import TYPE_CHECKING
 
@@ -214,6 +215,9 @@ class Refresher:
         )
         if isinstance(outcome, Rejected):
             self._reject(account, outcome.reason)
+            # Never again with this token (a reuse can end the whole family): only new
+            # credentials (a re-login, imported) reset this.
+            account.refresh_retry_at = math.inf
             return False
         if isinstance(outcome, Failed):
             if valid and outcome.retry_after_s is not None:
