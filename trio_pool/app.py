@@ -36,7 +36,7 @@ from trio_pool.usage.store import Ledger, LedgerSink
 log = logging.getLogger(__name__)
 
 # Multi-host: a change of ours is written within this (pins must beat the next turn).
-MULTI_HOST_POLL_S = 0.05
+MULTI_HOST_POLL_S = 0.1
 
 
 @attrs.define(eq=False)

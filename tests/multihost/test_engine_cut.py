@@ -92,4 +92,4 @@ async def test_an_engine_cut_under_load_loses_nothing_and_converges(cluster: Clu
     assert set(statuses) == {200}
     assert calls_during == 0
     assert rows == uids == rolled == requests
-    assert converged_s < 1.5
+    assert converged_s < 2.0  # typically 0.15-0.3 s; slack for a loaded 2-core CI machine

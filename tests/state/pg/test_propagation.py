@@ -13,6 +13,7 @@ import trio
 from tests.accounts.helpers import make_pool
 from tests.state.test_sync import cool, state_of
 from trio_pool import clock
+from trio_pool.app import MULTI_HOST_POLL_S
 from trio_pool.config import StateConfig
 from trio_pool.state.pg.listen import Listener
 from trio_pool.state.pg.store import PgStore
@@ -35,7 +36,11 @@ async def hosts(pg_url: str) -> AsyncIterator[list[StateSync]]:
             await nursery.start(listener.serve)
             sync = await nursery.start(
                 lambda task_status, s=store, w=listener: serve_state_sync(
-                    s, make_pool(*ACCOUNTS), wake=w.sync, poll_s=0.05, task_status=task_status
+                    s,
+                    make_pool(*ACCOUNTS),
+                    wake=w.sync,
+                    poll_s=MULTI_HOST_POLL_S,
+                    task_status=task_status,
                 )
             )
             syncs.append(sync)

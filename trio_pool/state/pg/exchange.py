@@ -128,7 +128,7 @@ def exchange(
                         "WHERE excluded.last_used > pins.last_used",
                         [(p.provider, p.key, p.account, p.last_used, version) for p in pins],
                     )
-            notify(conn, f"seq:{version}")
+            notify(conn, f"seq:{version}:{writer}")
         else:
             (version,) = conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone() or (0,)
         rows = [

@@ -66,8 +66,8 @@ class Listener:
             self.changed_accounts.add(detail)
             self.credentials.set()
             self.leases.set()
-        else:
-            self.sync.set()
+        elif detail.partition(":")[2] != self.name:
+            self.sync.set()  # another host wrote (our own writes need no re-read)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen until cancelled, reconnecting after a failure."""
