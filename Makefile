@@ -30,9 +30,10 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff format trio_pool tests bench
 	$(VENV)/bin/ruff check --fix trio_pool tests bench
 
-bench: $(STAMP)      ## direct vs through-proxy benchmark (ratios), then the routing simulation
+bench: $(STAMP)      ## direct vs through-proxy benchmark (ratios), the routing simulation, the long fault suite
 	$(PY) -m bench
 	$(PY) -m bench.routing_sim
+	TRIO_POOL_FAULT_ITERATIONS=$${TRIO_POOL_FAULT_ITERATIONS:-3000} $(PY) -m pytest -q -m faults tests/faults
 
 e2e: $(STAMP)        ## the real Codex, Claude and Gemini CLIs (from npm) through `demo`, offline; not in CI
 	bash e2e/run_real_clis.sh

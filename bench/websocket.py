@@ -28,7 +28,16 @@ from bench.report import Metric
 from trio_pool.upstream.websocket import release
 
 HOST = "127.0.0.1"
-TURN = json.dumps({"type": "response.create", "model": "gpt-5", "input": [], "stream": True})
+TURN = json.dumps(
+    {
+        "type": "response.create",
+        "model": "gpt-5",
+        "instructions": "",
+        "store": False,
+        "input": [],
+        "stream": True,
+    }
+)
 COMPLETED = '"response.completed"'
 
 

@@ -198,7 +198,7 @@ class Workloads:
     async def run_all(self) -> None:
         """The workloads, ordered by how many upstream connections the proxy has pooled.
 
-        httpcore's pool does work per pooled connection on every request, so each workload
+        A connection pool may do work per pooled connection on every request, so each workload
         runs in the state its concurrency would leave in practice: TTFB at concurrency 1 on a
         fresh proxy (1 connection), small requests and the soak at 16, streams at 64, and
         last the small requests again with those 64 connections still pooled.

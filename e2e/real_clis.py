@@ -32,6 +32,9 @@ REPLY = re.compile(r"Hello from the trio-pool demo: this reply came from (\w+/\w
 FIELD = re.compile(r"(\w+)=(\S+)")
 # The proxy's log lines worth showing: each request, and the WebSocket outcomes.
 EVENT = re.compile(r"\b(request\.done|ws\.open|ws\.closed|ws\.refused) (.*)$")
+# The simulator's note on each Claude model request: the cache TTLs it asked for.
+CLAUDE_REQUEST = re.compile(r"\bsim\.claude\.request (.*)$")
+SESSION_ID = re.compile(r"^session id: (\S+)", re.MULTILINE)
 
 
 def say(line: str = "") -> None:
@@ -44,6 +47,9 @@ class Turn:
     name: str  # e.g. "codex turn 1"
     provider: str
     argv: list[str]
+    # Run `trio-pool setup <provider> --write` before this turn (the turns before it stand for
+    # the user's sessions from before set-up).
+    setup_before: bool = False
 
 
 @attrs.frozen
@@ -54,6 +60,8 @@ class Result:
     account: str | None  # the account named in the reply on stdout
     events: list[tuple[str, dict[str, str]]]  # the proxy's log events and fields, in order
     egress: list[str]  # refused attempts to reach the internet
+    session: str | None  # the session id Codex printed on stderr
+    claude_requests: list[dict[str, str]]  # the simulator's sim.claude.request fields
 
 
 class EgressTrap:
@@ -90,8 +98,9 @@ def fake_jwt(claims: dict[str, Any]) -> str:
     return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.{part({'sig': 'fake'})}"
 
 
-def codex_home(path: Path, base: str, *, websockets: bool, quiet: bool) -> None:
-    """config.toml as in the README (plus the quiet settings); an auth.json with fake JWTs."""
+def codex_home(path: Path, *, quiet: bool) -> None:
+    """An auth.json with fake JWTs and a config.toml with only the quiet settings: the proxy is
+    set by ``trio-pool setup codex --write`` between the turns (``Turn.setup_before``)."""
     path.mkdir(parents=True)
     now = int(time.time())
     claims = {
@@ -117,14 +126,19 @@ def codex_home(path: Path, base: str, *, websockets: bool, quiet: bool) -> None:
         "last_refresh": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     }
     (path / "auth.json").write_text(json.dumps(auth))
-    ws = "supports_websockets = true\n" if websockets else ""
     top = "check_for_update_on_startup = false\n" if quiet else ""
     tail = '[analytics]\nenabled = false\n[otel]\nmetrics_exporter = "none"\n' if quiet else ""
-    (path / "config.toml").write_text(
-        f'model_provider = "trio-pool"\nchatgpt_base_url = "{base}/backend-api"\n{top}\n'
-        f'[model_providers.trio-pool]\nname = "trio-pool"\nbase_url = "{base}/v1"\n'
-        f'wire_api = "responses"\nrequires_openai_auth = true\n{ws}\n{tail}'
-    )
+    (path / "config.toml").write_text(f"{top}\n{tail}")
+
+
+def run_setup(provider: str, env: dict[str, str], base: str, repo: Path) -> bool:
+    """``trio-pool setup PROVIDER --write --server BASE`` in the CLI's environment."""
+    argv = [sys.executable, "-m", "trio_pool", "setup", provider, "--write", "--server", base]
+    setup_env = env | {"PYTHONPATH": str(repo)}
+    done = subprocess.run(argv, env=setup_env, cwd=repo, capture_output=True, text=True)
+    if done.returncode != 0:
+        say(f"       setup failed: {done.stderr.strip()}")
+    return done.returncode == 0
 
 
 def cli_env(root: Path, name: str, base: str, trap: str, *, quiet: bool) -> dict[str, str]:
@@ -151,12 +165,13 @@ def cli_env(root: Path, name: str, base: str, trap: str, *, quiet: bool) -> dict
         env[var] = trap
     if name.startswith("codex"):
         env["CODEX_HOME"] = str(home / ".codex")
-        codex_home(home / ".codex", base, websockets=name == "codex-ws", quiet=quiet)
+        codex_home(home / ".codex", quiet=quiet)
     elif name == "claude":
+        # As the README says: the token keeps Claude Code a subscriber (1-hour cache).
         env |= {
             "CLAUDE_CONFIG_DIR": str(home / ".claude"),
             "ANTHROPIC_BASE_URL": base,
-            "ANTHROPIC_AUTH_TOKEN": "pool",
+            "CLAUDE_CODE_OAUTH_TOKEN": "pool",
         }
         if quiet:
             env |= {
@@ -183,13 +198,22 @@ def cli_env(root: Path, name: str, base: str, trap: str, *, quiet: bool) -> dict
     return env
 
 
-def turns(bin_dir: Path, work: Path) -> dict[str, list[Turn]]:
+def turns(bin_dir: Path, work: Path, base: str) -> dict[str, list[Turn]]:
     codex, claude, gemini = (str(bin_dir / n) for n in ("codex", "claude", "gemini"))
     cx = [codex, "exec", "--skip-git-repo-check", "-C", str(work)]
+    # Turn 1 stands for a session from before set-up: Codex's built-in provider, which only the
+    # command line points at the demo (offline, it cannot reach OpenAI). Then `setup --write`;
+    # turn 2 must resume that same session.
+    before = ["-c", f'openai_base_url="{base}/v1"', "-c", f'chatgpt_base_url="{base}/backend-api"']
     return {
         "codex": [
-            Turn("codex turn 1", "codex", [*cx, "say hi"]),
-            Turn("codex turn 2", "codex", [*cx, "resume", "--last", "say hi again"]),
+            Turn("codex turn 1 (before setup)", "codex", [*cx, *before, "say hi"]),
+            Turn(
+                "codex turn 2 (after setup)",
+                "codex",
+                [*cx, "resume", "--last", "say hi again"],
+                setup_before=True,
+            ),
         ],
         "claude": [
             Turn("claude turn 1", "claude", [claude, "-p", "say hi"]),
@@ -199,7 +223,7 @@ def turns(bin_dir: Path, work: Path) -> dict[str, list[Turn]]:
             Turn("gemini turn 1", "gemini", [gemini, "-p", "say hi"]),
             Turn("gemini turn 2", "gemini", [gemini, "--resume", "latest", "-p", "say hi again"]),
         ],
-        "codex-ws": [Turn("codex websocket turn", "codex", [*cx, "say hi"])],
+        "codex-ws": [Turn("codex websocket turn", "codex", [*cx, "say hi"], setup_before=True)],
     }
 
 
@@ -244,9 +268,20 @@ def run_turn(turn: Turn, env: dict[str, str], cwd: Path, out: Path, ctx: Context
         f.seek(log_start)
         lines = f.read().decode(errors="replace").splitlines()
     events = [(m.group(1), fields(m.group(2))) for m in map(EVENT.search, lines) if m]
+    claude = [fields(m.group(1)) for m in map(CLAUDE_REQUEST.search, lines) if m]
     match = REPLY.search(stem.with_suffix(".stdout").read_text(errors="replace"))
     account = match.group(1) if match else None
-    return Result(turn, rc, seconds, account, events, ctx.trap.seen[trap_start:])
+    session = SESSION_ID.search(stem.with_suffix(".stderr").read_text(errors="replace"))
+    return Result(
+        turn,
+        rc,
+        seconds,
+        account,
+        events,
+        ctx.trap.seen[trap_start:],
+        session.group(1) if session else None,
+        claude,
+    )
 
 
 @attrs.define
@@ -255,6 +290,7 @@ class Context:
     trap: EgressTrap
     timeout: float
     quiet: bool
+    repo: Path
     failed: int = 0
 
     def verdict(self, ok: bool, what: str, warn: bool = False) -> None:
@@ -310,6 +346,17 @@ def websocket_verdict(result: Result, ctx: Context) -> None:
         )
 
 
+def cache_verdict(results: list[Result], ctx: Context) -> None:
+    """Claude Code as a subscriber asks for the 1-hour prompt cache on every breakpoint."""
+    requests = [r for result in results for r in result.claude_requests]
+    ttls = [t for r in requests for t in r.get("cache_ttls", "-").split(",") if t != "-"]
+    ok = bool(ttls) and all(t == "1h" for t in ttls)
+    ctx.verdict(
+        ok,
+        f"claude prompt cache: {len(requests)} request(s), cache_control ttls {sorted(set(ttls))}",
+    )
+
+
 def run_cli(name: str, plan: list[Turn], base: str, ctx: Context, root: Path) -> None:
     env = cli_env(root, name, base, ctx.trap.url, quiet=ctx.quiet)
     work = root / "work" / name
@@ -318,12 +365,25 @@ def run_cli(name: str, plan: list[Turn], base: str, ctx: Context, root: Path) ->
     pins_before = pins(base, provider)
     results = []
     for turn in plan:
+        if turn.setup_before:
+            ok = run_setup(turn.provider, env, base, ctx.repo)
+            ctx.verdict(ok, f"{name}: trio-pool setup {turn.provider} --write")
+            if not ok:
+                return
         results.append(run_turn(turn, env, work, root, ctx))
         if not report(results[-1], ctx):
             return
     if name == "codex-ws":
         websocket_verdict(results[0], ctx)
         return
+    if name == "codex":
+        resumed = results[0].session is not None and results[0].session == results[1].session
+        ctx.verdict(
+            resumed,
+            f"codex resume after setup: session {results[0].session} -> {results[1].session}",
+        )
+    if name == "claude":
+        cache_verdict(results, ctx)
     first, second = results[0].account, results[1].account
     new_pins = pins(base, provider) - pins_before
     if first == second:
@@ -353,7 +413,11 @@ def main() -> int:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="trio-pool-e2e-"))
     ctx = Context(
-        log=root / "demo.log", trap=EgressTrap(), timeout=args.timeout, quiet=not args.readme_only
+        log=root / "demo.log",
+        trap=EgressTrap(),
+        timeout=args.timeout,
+        quiet=not args.readme_only,
+        repo=args.repo,
     )
     listen = f"127.0.0.1:{free_port()}"
     base = f"http://{listen}"
@@ -373,7 +437,7 @@ def main() -> int:
                     return 1
                 time.sleep(0.2)
         say(f"demo at {base}; logs and CLI output in {root}")
-        for name, plan in turns(args.bin_dir, root / "work").items():
+        for name, plan in turns(args.bin_dir, root / "work", base).items():
             if not args.only or name in args.only:
                 run_cli(name, plan, base, ctx, root)
         status = [sys.executable, "-m", "trio_pool", "status", "--listen", listen]

@@ -159,7 +159,7 @@ def main() -> int:
                     return 1
                 time.sleep(0.2)
         found = re.search(
-            r"ANTHROPIC_AUTH_TOKEN=(tp-[A-Za-z0-9_-]{40})", (root / "demo.log").read_text()
+            r"CLAUDE_CODE_OAUTH_TOKEN=(tp-[A-Za-z0-9_-]{40})", (root / "demo.log").read_text()
         )
         if found is None:
             say(f"FAIL the demo printed no pool key; see {root}/demo.log")

@@ -8,10 +8,6 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$here")"
 cache="${TRIO_POOL_E2E_CACHE:-$HOME/.cache/trio-pool-e2e}"
 python="${PYTHON:-$repo/.venv/bin/python}"
-# Pinned to the versions docs/real-clients.md was written against; override to try newer ones.
-codex_version="${CODEX_VERSION:-0.169.0}"
-claude_version="${CLAUDE_VERSION:-2.1.330}"
-gemini_version="${GEMINI_VERSION:-0.61.0}"
 
 command -v node >/dev/null || { echo "e2e: node (>= 20) is required" >&2; exit 2; }
 command -v npm >/dev/null || { echo "e2e: npm is required" >&2; exit 2; }
@@ -21,6 +17,15 @@ if [ "$node_major" -lt 20 ]; then
   exit 2
 fi
 [ -x "$python" ] || { echo "e2e: $python not found; run 'make test' once to create .venv" >&2; exit 2; }
+
+# Pinned to the versions trio-pool says it is (trio_pool/providers/identity.py, the one place
+# they are kept, real-clients.md was written against them); override to try newer ones.
+pinned="$(PYTHONPATH="$repo" "$python" -c 'from trio_pool.providers import identity as i
+print(i.CODEX_VERSION, i.CLAUDE_CODE_VERSION, i.GEMINI_CLI_VERSION)')"
+read -r pinned_codex pinned_claude pinned_gemini <<<"$pinned"
+codex_version="${CODEX_VERSION:-$pinned_codex}"
+claude_version="${CLAUDE_VERSION:-$pinned_claude}"
+gemini_version="${GEMINI_VERSION:-$pinned_gemini}"
 
 stamp="$cache/.installed-codex-$codex_version-claude-$claude_version-gemini-$gemini_version"
 if [ ! -e "$stamp" ]; then

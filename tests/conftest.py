@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
+import trio
 
+from tests.procs import Served, start_serve
 from trio_pool.testing.postgres import PgCluster, PostgresUnavailable
+
+StartServe = Callable[..., Awaitable[Served]]
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +37,21 @@ def pg_cluster() -> Iterator[PgCluster]:
 def pg_url(pg_cluster: PgCluster) -> str:
     """A fresh, empty database of the session cluster, for this test alone."""
     return pg_cluster.create_database(f"t_{uuid.uuid4().hex[:16]}")
+
+
+@pytest.fixture
+async def serve_process(nursery: trio.Nursery) -> AsyncIterator[StartServe]:
+    """serve_process(workdir, prefix=None) -> a running ``trio-pool serve``; killed at the end."""
+    started: list[Served] = []
+
+    async def start(workdir: Path, *, prefix: list[str] | None = None) -> Served:
+        served = await start_serve(nursery, workdir, prefix=prefix)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        if served.process.returncode is None:
+            served.process.kill()
+            with trio.move_on_after(5, shield=True):
+                await served.process.wait()

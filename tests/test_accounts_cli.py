@@ -92,7 +92,7 @@ def test_setup_write_twice_and_undo(home: Path, capsys: pytest.CaptureFixture[st
     path = home / "home" / ".codex" / "config.toml"
     code, out, _ = run(capsys, "setup", "codex")
     assert code == 0
-    assert "+model_provider" in out
+    assert "+openai_base_url" in out
     assert not path.exists()
     run(capsys, "setup", "codex", "--write", "--url", "http://127.0.0.1:8989")
     first = path.read_bytes()

@@ -43,10 +43,27 @@ def test_invalid_toml_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "not valid TOML" in capsys.readouterr().err
 
 
-def test_listening_beyond_loopback_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    """Without caller authentication, a public listen address is a configuration error."""
+def test_listening_beyond_loopback_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without caller authentication (no friend code, no user), a public listen address is
+    a configuration error; the message names both ways into shared mode."""
+    monkeypatch.chdir(tmp_path)
     assert main(["serve", "--listen", "0.0.0.0:8989"]) == 2
-    assert "loopback" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "loopback" in err
+    assert "friend_code" in err
+    assert "users add" in err
+
+
+def test_a_user_is_enough_to_listen_beyond_loopback(tmp_path: Path) -> None:
+    """README: shared mode is a friend code *or* a user, and either lets it listen widely
+    (L9: the config check used to demand a friend code)."""
+    from trio_pool.config import load_config
+
+    config = tmp_path / "config.toml"
+    config.write_text('listen = "0.0.0.0:8989"\n')
+    assert load_config(config).listen_host == "0.0.0.0"
 
 
 def test_accounts_config_names_bad_account_keys(

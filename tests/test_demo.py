@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import httpcore
 import trio
 
+from tests.http_client import HttpClient
 from trio_pool.demo import DEMO_FRIEND_CODE, instructions, start_demo
 
 BODY = b'{"model":"claude-opus-5-5","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}'
@@ -24,11 +24,11 @@ async def test_shared_demo_refuses_keyless_requests_and_serves_the_printed_key(
             _user, key = await running.proxy.directory.add_user("demo")
             text = instructions(running.base_url, key)
             assert DEMO_FRIEND_CODE in text
-            printed = re.search(r"ANTHROPIC_AUTH_TOKEN=(\S+)", text)
+            printed = re.search(r"CLAUDE_CODE_OAUTH_TOKEN=(\S+)", text)
             assert printed is not None
             assert printed.group(1) == key
             url = running.base_url + "/v1/messages"
-            async with httpcore.AsyncConnectionPool() as http:
+            async with HttpClient() as http:
                 refused = await http.request("POST", url, headers=HEADERS, content=BODY)
                 admitted = await http.request(
                     "POST",
@@ -45,5 +45,7 @@ def test_local_demo_instructions_need_no_key() -> None:
     """Without --shared the CLIs are pointed at the demo with a placeholder login."""
     text = instructions("http://127.0.0.1:8989")
     assert "tp-" not in text
-    assert "ANTHROPIC_AUTH_TOKEN=pool" in text
-    assert "requires_openai_auth = true" in text
+    assert "CLAUDE_CODE_OAUTH_TOKEN=pool" in text
+    assert "ANTHROPIC_AUTH_TOKEN" not in text  # it would make Claude Code an API user
+    assert 'openai_base_url = "http://127.0.0.1:8989/v1"' in text
+    assert "model_provider" not in text  # Codex's earlier sessions stay resumable

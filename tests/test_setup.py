@@ -39,12 +39,51 @@ def test_write_twice_changes_nothing_the_second_time(client: str, tmp_path: Path
     assert plan.path.read_bytes() == first
 
 
-def test_codex_keeps_comments_and_other_settings(tmp_path: Path) -> None:
-    """Comments, other keys and other providers survive; the trio-pool block is complete."""
+def test_codex_moves_the_built_in_provider_and_keeps_the_rest(tmp_path: Path) -> None:
+    """Local mode: openai_base_url and chatgpt_base_url, no provider of our own (Codex files
+    sessions under the provider's id: the earlier ones stay resumable); comments kept."""
     path = tmp_path / ".codex" / "config.toml"
     path.parent.mkdir()
     path.write_text(CODEX_BEFORE)
     apply_setup(plan_setup("codex", URL, env={}, home=tmp_path))
+    text = path.read_text()
+    assert "# my codex settings" in text
+    assert "# keep me" in text
+    config = tomllib.loads(text)
+    assert config["openai_base_url"] == f"{URL}/v1"
+    assert config["chatgpt_base_url"] == f"{URL}/backend-api"
+    assert "model_provider" not in config
+    assert "trio-pool" not in config["model_providers"]
+
+
+def test_codex_setup_leaves_an_earlier_custom_provider_for_the_built_in(tmp_path: Path) -> None:
+    """A config an older setup pointed at the trio-pool provider goes back to the built-in."""
+    path = tmp_path / ".codex" / "config.toml"
+    path.parent.mkdir()
+    apply_setup(plan_setup("codex", URL, env={}, home=tmp_path, custom_provider=True))
+    assert tomllib.loads(path.read_text())["model_provider"] == "trio-pool"
+    apply_setup(plan_setup("codex", URL, env={}, home=tmp_path))
+    config = tomllib.loads(path.read_text())
+    assert "model_provider" not in config
+    assert config["openai_base_url"] == f"{URL}/v1"
+
+
+def test_codex_setup_refuses_to_hide_under_another_provider(tmp_path: Path) -> None:
+    """A user's own model_provider would ignore openai_base_url: say so, change nothing."""
+    path = tmp_path / ".codex" / "config.toml"
+    path.parent.mkdir()
+    path.write_text('model_provider = "other"\n')
+    with pytest.raises(LoginError, match="--custom-provider"):
+        plan_setup("codex", URL, env={}, home=tmp_path)
+
+
+def test_codex_custom_provider_keeps_comments_and_other_settings(tmp_path: Path) -> None:
+    """--custom-provider: comments, other keys and other providers survive; the trio-pool
+    block is complete."""
+    path = tmp_path / ".codex" / "config.toml"
+    path.parent.mkdir()
+    path.write_text(CODEX_BEFORE)
+    apply_setup(plan_setup("codex", URL, env={}, home=tmp_path, custom_provider=True))
     text = path.read_text()
     assert "# my codex settings" in text
     assert "# keep me" in text
@@ -78,7 +117,10 @@ def test_claude_keeps_other_keys_and_undo_restores(tmp_path: Path) -> None:
     assert backup is not None
     assert backup.read_text() == before
     settings = json.loads(path.read_text())
-    assert settings == {"model": "opus", "env": {"FOO": "1", "ANTHROPIC_BASE_URL": URL}}
+    assert settings == {
+        "model": "opus",
+        "env": {"FOO": "1", "ANTHROPIC_BASE_URL": URL, "CLAUDE_CODE_OAUTH_TOKEN": "pool"},
+    }
     undo_setup("claude", env={}, home=tmp_path)
     assert path.read_text() == before
 
@@ -113,7 +155,9 @@ def _carried_key(client: str, text: str) -> str:
         assert block["requires_openai_auth"] is False  # else Codex asks for a ChatGPT login
         return str(block["http_headers"]["x-trio-pool-key"])
     if client == "claude":
-        return str(json.loads(text)["env"]["ANTHROPIC_AUTH_TOKEN"])
+        env = json.loads(text)["env"]
+        assert "ANTHROPIC_AUTH_TOKEN" not in env  # it would make Claude Code an API user
+        return str(env["CLAUDE_CODE_OAUTH_TOKEN"])
     lines = dict(line.split("=", 1) for line in text.splitlines())
     assert lines["GOOGLE_GENAI_USE_GCA"] == "true"
     return lines["GOOGLE_CLOUD_ACCESS_TOKEN"]
@@ -219,6 +263,6 @@ def test_cli_setup_key_masks_and_writes(
     path = tmp_path / ".claude" / "settings.json"
     assert json.loads(path.read_text())["env"] == {
         "ANTHROPIC_BASE_URL": "http://10.0.0.2:8989",
-        "ANTHROPIC_AUTH_TOKEN": KEY,
+        "CLAUDE_CODE_OAUTH_TOKEN": KEY,
     }
     assert _mode(path) == 0o600

@@ -42,7 +42,7 @@ def test_one_liner_carries_address_and_key() -> None:
 
 
 def test_manual_snippets_put_the_key_where_each_cli_sends_it() -> None:
-    """Codex header + no ChatGPT login, Claude ANTHROPIC_AUTH_TOKEN, Gemini GCA access token."""
+    """Codex header + no ChatGPT login, Claude CLAUDE_CODE_OAUTH_TOKEN, Gemini GCA token."""
     document = instructions(ADDRESS, KEY)
     codex = tomllib.loads(_steps(document, "codex")[1]["text"])
     block = codex["model_providers"]["trio-pool"]
@@ -51,8 +51,8 @@ def test_manual_snippets_put_the_key_where_each_cli_sends_it() -> None:
     assert block["requires_openai_auth"] is False
     assert block["http_headers"] == {"x-trio-pool-key": KEY}
     claude = json.loads(_steps(document, "claude")[1]["text"])
-    assert claude["env"] == {"ANTHROPIC_BASE_URL": ADDRESS, "ANTHROPIC_AUTH_TOKEN": KEY}
-    assert f"export ANTHROPIC_AUTH_TOKEN={KEY}" in _steps(document, "claude")[2]["text"]
+    assert claude["env"] == {"ANTHROPIC_BASE_URL": ADDRESS, "CLAUDE_CODE_OAUTH_TOKEN": KEY}
+    assert f"export CLAUDE_CODE_OAUTH_TOKEN={KEY}" in _steps(document, "claude")[2]["text"]
     gemini = _steps(document, "gemini")[1]
     assert gemini["kind"] == "env"
     assert gemini["text"].splitlines() == [
@@ -71,7 +71,8 @@ def test_placeholder_when_no_key_and_filling_it_gives_the_keyed_document() -> No
 
 
 def test_local_mode_has_no_key_lines() -> None:
-    """shared=False: no key, no placeholder, Codex keeps its own login."""
+    """shared=False: no key, no placeholder; Codex keeps its own login and its built-in
+    provider, Claude Code runs as a subscriber on a placeholder token."""
     document = instructions(ADDRESS, None, shared=False)
     text = json.dumps(document)
     assert PLACEHOLDER not in text
@@ -82,5 +83,8 @@ def test_local_mode_has_no_key_lines() -> None:
         assert "ANTHROPIC_AUTH_TOKEN" not in snippets
         assert "GOOGLE_CLOUD_ACCESS_TOKEN" not in snippets
     codex = tomllib.loads(_steps(document, "codex")[1]["text"])
-    assert codex["model_providers"]["trio-pool"]["requires_openai_auth"] is True
-    assert "http_headers" not in codex["model_providers"]["trio-pool"]
+    assert codex == {
+        "openai_base_url": f"{ADDRESS}/v1",
+        "chatgpt_base_url": f"{ADDRESS}/backend-api",
+    }
+    assert "export CLAUDE_CODE_OAUTH_TOKEN=pool" in _steps(document, "claude")[2]["text"]

@@ -19,12 +19,13 @@ from trio_pool.credentials.refresh import Refresher
 from trio_pool.credentials.registry import AccountRegistry
 from trio_pool.credentials.shared import SharedCredentials
 from trio_pool.dashboard.data_api import serve_burn_sampler
-from trio_pool.errors import ConfigError, TrioPoolError
+from trio_pool.errors import ConfigError, StateError
 from trio_pool.proxy import local
 from trio_pool.proxy.handler import Proxy
 from trio_pool.proxy.metrics import Metrics
 from trio_pool.proxy.poller import serve_usage_polls
 from trio_pool.server.connection import ServerLimits
+from trio_pool.server.fds import connection_cap, raise_fd_limit
 from trio_pool.server.messages import RequestHead
 from trio_pool.server.server import Shutdown, serve_http
 from trio_pool.state.backend import open_backend
@@ -92,14 +93,17 @@ async def serve_proxy(
                     config.pool_dir,
                 )
         directory = Directory(
-            backend.auth_store, friend_code=config.friend_code, queries=backend.auth_queries
+            backend.auth_store,
+            friend_code=config.friend_code,
+            signups_per_hour=config.join.signups_per_hour,
+            data_dir=config.data_dir,
+            queries=backend.auth_queries,
         )
-        try:
-            await directory.start()
-        except TrioPoolError as exc:
-            if backend.multi_host:
-                raise
-            log.error("auth.unavailable reason=%s", exc)
+        # Cannot read the users: not ready, every request refused until it can (fail
+        # closed). Multi-host: refuse to start instead (the engine was just reachable).
+        await directory.start()
+        if backend.multi_host and not directory.ready:
+            raise StateError("cannot read the users from the shared state (see the log)")
         if not is_loopback(config.listen_host) and not directory.shared:
             raise ConfigError([non_loopback_problem(config.listen_host)])
     except BaseException:
@@ -131,7 +135,7 @@ async def serve_proxy(
             backend.shared,
             backend.keyring,
             config.state,
-            spool_dir=config.data_dir / "pending",
+            data_dir=config.data_dir,
             wake=backend.listener.leases if backend.listener else None,
         )
     refresher = Refresher(
@@ -168,10 +172,16 @@ async def serve_proxy(
         max_body_bytes=config.max_body_bytes,
         head_timeout_s=config.head_timeout_s,
         keepalive_idle_s=config.keepalive_idle_s,
+        write_timeout_s=config.upstream_idle_timeout_s,
+        max_connections=connection_cap(raise_fd_limit(), config.max_connections),
     )
     proxy.engine = backend.describe
     try:
         async with trio.open_nursery() as background:
+            # First in, last out: cancelling it waits for the refreshes in flight (their new
+            # tokens must reach the files, or the shared store) while the state store and
+            # the upstream client still work.
+            await background.start(refresher.serve)
             if backend.listener is not None:
                 await background.start(backend.listener.serve)
             sync_store: SyncStore | None = backend.shared or state
@@ -232,11 +242,29 @@ def _loopback_url(address: tuple[str, int]) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+SERVICE_RESTART_S = 5.0
+
+
 async def _until_shutdown(shutdown: Shutdown, service: Callable[[], Awaitable[None]]) -> None:
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(service)
+        nursery.start_soon(_restarting, service)
         await shutdown.requested.wait()
         nursery.cancel_scope.cancel()
+
+
+async def _restarting(service: Callable[[], Awaitable[None]]) -> None:
+    """Run a background service for ever: a crash (a bug, an error nobody expected) is
+    logged and the service starts again; it never takes the proxy down with it."""
+    name = getattr(service, "__qualname__", None) or getattr(
+        getattr(service, "func", None), "__qualname__", repr(service)
+    )
+    while True:
+        try:
+            await service()
+            return
+        except Exception:
+            log.exception("app.service.crashed service=%s restart_in_s=%s", name, SERVICE_RESTART_S)
+        await trio.sleep(SERVICE_RESTART_S)
 
 
 async def _serve(

@@ -273,6 +273,12 @@ def _add_accounts_commands(sub: Any) -> None:
     setup.add_argument(
         "--key", metavar="KEY", help="your pool key (shared pool): no login of your own needed"
     )
+    setup.add_argument(
+        "--custom-provider",
+        action="store_true",
+        help="codex: a provider of its own instead of moving the built-in one (sessions made "
+        "before are then not offered by `codex resume`)",
+    )
     setup.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -505,7 +511,9 @@ def _cmd_setup(args: argparse.Namespace) -> int:
         return 0
     host = "127.0.0.1" if config.listen_host in ("0.0.0.0", "::", "") else config.listen_host
     url = args.url or f"http://{host}:{config.listen_port}"
-    plan = plan_setup(args.provider, url, env=env, home=home, key=args.key)
+    plan = plan_setup(
+        args.provider, url, env=env, home=home, key=args.key, custom_provider=args.custom_provider
+    )
     document: dict[str, Any] = {"path": str(plan.path), "changed": plan.changed, "written": False}
     next_step = (NEXT_STEPS if args.key is None else KEY_NEXT_STEPS)[args.provider]
     if not plan.changed:

@@ -20,11 +20,13 @@ from trio_pool.serde import converter, describe_errors
 Sticky = Literal["auto", "always", "off"]
 FastMode = Literal["auto", "always", "off"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+SystemMessages = Literal["developer", "reminder"]
 
 CONFIG_ENV = "TRIO_POOL_CONFIG"
 STATE_URL_ENV = "TRIO_POOL_STATE_URL"
 INMEM_BODY_ENV = "PROXY_MAX_INMEM_BODY_BYTES"
 MIN_FRIEND_CODE = 8
+MAX_LIMIT = 10**9  # the largest rpm / streams a limit may name (SQLite INTEGER and sanity)
 
 
 @attrs.frozen
@@ -36,6 +38,10 @@ class RoutingConfig:
     queue_wait_s: float = 10.0
     dormant_touch: bool = True
     fast_mode: FastMode = "off"
+    # At most this many requests (and body bytes) wait for an account at once; more get a
+    # 429 at once rather than holding their bodies in memory for the whole wait.
+    max_queued: int = 64
+    max_queued_bytes: int = 64 * 1024 * 1024
 
 
 @attrs.frozen
@@ -90,6 +96,38 @@ class StateConfig:
 
 
 @attrs.frozen
+class ModelRule:
+    """One ``[translate.models]`` entry: where a client model name goes (translation.md §1)."""
+
+    to: str  # "codex:MODEL" or "claude:MODEL"
+    effort: str | None = None  # used when the request sets no effort of its own
+
+
+@attrs.frozen
+class TranslateConfig:
+    """Cross-format translation switches (translation.md §0, §1)."""
+
+    claude_code_on_codex: bool = True
+    # Foreign traffic on Claude subscription accounts risks the account (§0.2): opt-in.
+    codex_on_claude: bool = False
+    chat_completions: bool = True
+    reasoning_replay: bool = True
+    system_messages: SystemMessages = "developer"  # mid-conversation system messages
+    models: dict[str, ModelRule] = attrs.field(factory=dict)  # glob -> rule, first match wins
+
+
+@attrs.frozen
+class JoinConfig:
+    """Friend sign-ups (shared mode): the limits a new user starts with, and how many
+    sign-ups the pool takes per hour (all addresses together; 5 at most from one)."""
+
+    rpm: int | None = 60
+    streams: int | None = 8
+    share_pct: float | None = 50.0
+    signups_per_hour: int = 20
+
+
+@attrs.frozen
 class AccountSettings:
     priority: int = 0
     disabled: bool = False
@@ -104,6 +142,8 @@ class Config:
     max_body_bytes: int = 64 * 1024 * 1024
     head_timeout_s: float = 30.0
     keepalive_idle_s: float = 75.0
+    # Open client connections at most; 0 sizes it from the open-files limit, with a reserve.
+    max_connections: int = 0
     shutdown_grace_s: float = 10.0
     log_level: LogLevel = "info"
     # Outbound timeouts: connecting, waiting for the response head, and the longest silence
@@ -118,6 +158,7 @@ class Config:
     codex: CodexConfig = CodexConfig()
     claude: ClaudeConfig = ClaudeConfig()
     gemini: GeminiConfig = GeminiConfig()
+    translate: TranslateConfig = TranslateConfig()
     accounts: dict[str, AccountSettings] = attrs.field(factory=dict)
     # Scripts send it as a Bearer token to the management API (/api/*).
     admin_token: str | None = attrs.field(default=None, repr=False)
@@ -128,6 +169,11 @@ class Config:
     # password comes from PGPASSWORD or ~/.pgpass, never from here). Unset: data/state.db.
     state_url: str | None = attrs.field(default=None, repr=False)
     state: StateConfig = StateConfig()
+    join: JoinConfig = JoinConfig()
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or networks). Off by
+    # default: then every caller is its TCP peer, and a same-host nginx makes every
+    # internet client look like "this machine" (README: "Behind a reverse proxy").
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def listen_host(self) -> str:
@@ -165,22 +211,19 @@ def non_loopback_problem(host: str) -> str:
     return (
         f"listen: {host!r} is not a loopback address; trio-pool only listens beyond this "
         "machine in shared mode, where every caller needs a pool key (set friend_code, or add "
-        "a user: trio-pool users add NAME)"
+        "a user: trio-pool users add NAME, then start it again)"
     )
 
 
 def _validate(config: Config) -> list[str]:
     problems = []
     try:
-        host, _ = parse_listen(config.listen)
+        parse_listen(config.listen)
     except ValueError as exc:
         problems.append(f"listen: {exc}")
-    else:
-        # Beyond loopback only in shared mode; users live in state.db, so serve_proxy
-        # checks again with them once it has read it.
-        if not is_loopback(host) and config.friend_code is None:
-            problems.append(non_loopback_problem(host))
-    for key in ("max_inmem_body_bytes", "max_body_bytes"):
+    # Beyond loopback only in shared mode: a friend code or a user. Users live in state.db,
+    # so serve_proxy decides once it has read them (non_loopback_problem).
+    for key in ("max_inmem_body_bytes", "max_body_bytes", "max_connections"):
         if getattr(config, key) < 0:
             problems.append(f"{key}: must not be negative")
     for key in (
@@ -198,6 +241,8 @@ def _validate(config: Config) -> list[str]:
         problems.append("ledger_retention_days: must be greater than 0")
     if config.routing.max_attempts < 1:
         problems.append("routing.max_attempts: must be at least 1")
+    if config.routing.max_queued < 0 or config.routing.max_queued_bytes < 0:
+        problems.append("routing.max_queued and routing.max_queued_bytes: must not be negative")
     if config.routing.sticky_strength < 0:
         problems.append("routing.sticky_strength: must not be negative")
     if config.friend_code is not None and len(config.friend_code.strip()) < MIN_FRIEND_CODE:
@@ -219,11 +264,46 @@ def _validate(config: Config) -> list[str]:
         problems.append("state.refresh_doubt_wait_s: must not be negative")
     if st.statement_timeout_ms < 100:
         problems.append("state.statement_timeout_ms: must be at least 100")
+    problems.extend(_translate_problems(config.translate))
+    join = config.join
+    for key in ("rpm", "streams"):
+        value = getattr(join, key)
+        if value is not None and not 1 <= value <= MAX_LIMIT:
+            problems.append(f"join.{key}: must be from 1 to {MAX_LIMIT} (or leave it out)")
+    if join.share_pct is not None and not 0 < join.share_pct <= 100:
+        problems.append("join.share_pct: must be more than 0 and at most 100")
+    if not 1 <= join.signups_per_hour <= MAX_LIMIT:
+        problems.append(f"join.signups_per_hour: must be from 1 to {MAX_LIMIT}")
+    for entry in config.trusted_proxies:
+        try:
+            ipaddress.ip_network(entry.strip("[]"), strict=False)
+        except ValueError:
+            problems.append(
+                f"trusted_proxies: {entry!r} is not an IP address or network (e.g. 127.0.0.1)"
+            )
     for name in config.accounts:
         provider, _, stem = name.partition("/")
         if provider not in ("codex", "claude", "gemini") or not stem:
             problems.append(
                 f'accounts."{name}": expected "codex/NAME", "claude/NAME" or "gemini/NAME"'
+            )
+    return problems
+
+
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+
+
+def _translate_problems(translate: TranslateConfig) -> list[str]:
+    problems = []
+    for glob, rule in translate.models.items():
+        provider, _, model = rule.to.partition(":")
+        if provider not in ("codex", "claude") or not model.strip():
+            problems.append(
+                f'translate.models."{glob}".to: expected "codex:MODEL" or "claude:MODEL"'
+            )
+        if rule.effort is not None and rule.effort not in EFFORTS:
+            problems.append(
+                f'translate.models."{glob}".effort: expected one of {", ".join(EFFORTS)}'
             )
     return problems
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import httpcore
 import trio
 
 from trio_pool import clock
@@ -25,6 +24,7 @@ from trio_pool.testing.issue import new_account
 from trio_pool.testing.pool_files import demo_state, write_pool
 from trio_pool.testing.server import serve_simulator, urls
 from trio_pool.testing.state import SimState
+from trio_pool.upstream.client import UpstreamClient
 
 Say = Callable[[str], object]
 
@@ -65,10 +65,20 @@ async def start_demo(
 def instructions(base: str, key: str | None = None) -> str:
     """What to set in each CLI; with ``key`` (shared mode) the key in place of a login."""
     token = key or "pool"
-    codex_auth = (
-        f'requires_openai_auth = false\n    http_headers = {{ "x-trio-pool-key" = "{key}" }}'
+    # Local mode moves Codex's built-in provider (its sessions stay resumable); a key needs a
+    # provider of our own (setup/edits.py says why).
+    codex = (
+        f"""model_provider = "trio-pool"
+    chatgpt_base_url = "{base}/backend-api"
+    [model_providers.trio-pool]
+    name = "trio-pool"
+    base_url = "{base}/v1"
+    wire_api = "responses"
+    requires_openai_auth = false
+    http_headers = {{ "x-trio-pool-key" = "{key}" }}
+    supports_websockets = true"""
         if key
-        else "requires_openai_auth = true"
+        else f'openai_base_url = "{base}/v1"\n    chatgpt_base_url = "{base}/backend-api"'
     )
     shared = (
         f"""
@@ -83,24 +93,17 @@ trio-pool demo is serving at {base} with simulated accounts (3 per provider).
 Dashboard: {base}/
 {shared}
 Codex CLI: add to ~/.codex/config.toml
-    model_provider = "trio-pool"
-    chatgpt_base_url = "{base}/backend-api"
-    [model_providers.trio-pool]
-    name = "trio-pool"
-    base_url = "{base}/v1"
-    wire_api = "responses"
-    {codex_auth}
-    supports_websockets = true
+    {codex}
 
-Claude Code:
-    ANTHROPIC_BASE_URL={base} ANTHROPIC_AUTH_TOKEN={token} claude
+Claude Code (CLAUDE_CODE_OAUTH_TOKEN keeps it a subscriber: 1-hour prompt cache):
+    ANTHROPIC_BASE_URL={base} CLAUDE_CODE_OAUTH_TOKEN={token} claude
 
 Gemini CLI:
     CODE_ASSIST_ENDPOINT={base} GOOGLE_GENAI_USE_GCA=true GOOGLE_CLOUD_ACCESS_TOKEN={token} gemini
 
 Or with curl (watch the events arrive one by one):
     curl -N {base}/v1/messages -H 'content-type: application/json' -H 'anthropic-version: 2023-06-01' \\
-      {f"-H 'authorization: Bearer {key}' " if key else ""}-d '{{"model":"claude-opus-5-5","max_tokens":64,"stream":true,"messages":[{{"role":"user","content":"hi"}}]}}'
+      {f"-H 'authorization: Bearer {key}' " if key else ""}-d '{{"model":"claude-haiku-4-5","max_tokens":64,"stream":true,"messages":[{{"role":"user","content":"hi"}}]}}'
 
 Status: trio-pool status --listen {base.removeprefix("http://")}      Stop: Ctrl-C
 """
@@ -133,6 +136,8 @@ _SELFTEST_REQUESTS: list[tuple[str, str, str, dict[str, str], dict[str, Any], by
         {"content-type": "application/json", "session-id": "selftest"},
         {
             "model": "gpt-5",
+            "instructions": "",
+            "store": False,
             "stream": True,
             "input": [
                 {
@@ -184,19 +189,17 @@ async def run_selftest(say: Say) -> int:
             now = clock.now()
             state = SimState.with_accounts(new_account(p, "selftest", now=now) for p in PROVIDERS)
             running, _state, _sim = await start_demo(nursery, Path(tmp), "127.0.0.1:0", state)
-            async with httpcore.AsyncConnectionPool() as client:
+            async with UpstreamClient() as client:
                 for provider, method, path, headers, body, needle in _SELFTEST_REQUESTS:
-                    response = await client.request(
+                    status, _headers, answer = await client.request(
                         method,
                         running.base_url + path,
-                        headers=list(headers.items()),
-                        content=json.dumps(body).encode(),
+                        list(headers.items()),
+                        json.dumps(body).encode(),
                     )
-                    ok = response.status == 200 and needle in response.content
+                    ok = status == 200 and needle in answer
                     failures += not ok
-                    say(
-                        f"{'ok  ' if ok else 'FAIL'} {provider:<6} {method} {path} -> {response.status}"
-                    )
+                    say(f"{'ok  ' if ok else 'FAIL'} {provider:<6} {method} {path} -> {status}")
             # Nothing is in flight any more; the simulator would run forever.
             nursery.cancel_scope.cancel()
     say(

@@ -1,6 +1,6 @@
 """The one error tree of trio-pool.
 
-Low-level exceptions (OSError, h11 and httpcore errors) are mapped to these at exactly one
+Low-level exceptions (OSError, ssl, h11 and trio stream errors) are mapped to these at exactly one
 boundary each; the rest of the code only sees these types. Every error carries a
 ``status_hint`` so the server can answer the CLI with a sensible status. Messages never
 contain secrets: callers pass account *names*, never tokens.

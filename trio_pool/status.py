@@ -6,13 +6,19 @@ import json
 import time
 from typing import Any
 
-import httpcore
-
 from trio_pool.config import Config
-from trio_pool.errors import TrioPoolError
+from trio_pool.errors import TrioPoolError, UpstreamError
+from trio_pool.upstream.client import Timeouts, UpstreamClient
 
 BAR_WIDTH = 10
-_COLORS = {"ok": "32", "cooling": "33", "backoff": "33", "needs_relogin": "31", "disabled": "2"}
+_COLORS = {
+    "ok": "32",
+    "cooling": "33",
+    "backoff": "33",
+    "needs_relogin": "31",
+    "needs_action": "31",
+    "disabled": "2",
+}
 
 
 async def fetch_health(config: Config) -> dict[str, Any]:
@@ -20,17 +26,15 @@ async def fetch_health(config: Config) -> dict[str, Any]:
     host = "127.0.0.1" if host in ("0.0.0.0", "") else host
     url = f"http://{host}:{port}/healthz"
     try:
-        async with httpcore.AsyncConnectionPool() as client:
-            response = await client.request(
-                "GET", url, extensions={"timeout": {"connect": 2, "read": 5}}
-            )
-    except (httpcore.ConnectError, httpcore.TimeoutException, OSError) as exc:
+        async with UpstreamClient(Timeouts(connect_s=2, first_byte_s=5, idle_s=5)) as client:
+            _status, _headers, body = await client.request("GET", url, [])
+    except UpstreamError as exc:
         raise TrioPoolError(
             f"trio-pool is not answering at {url} ({exc.__class__.__name__}); "
             "start it with `trio-pool serve` or pass --config/--listen"
         ) from None
     try:
-        document: dict[str, Any] = json.loads(response.content)
+        document: dict[str, Any] = json.loads(body)
     except ValueError:
         raise TrioPoolError(
             f"{url} did not answer with JSON; is something else listening there?"

@@ -11,15 +11,32 @@ from tests.accounts.helpers import FIVE_H, T0, WEEK, key, lease, make_pool, read
 from trio_pool.accounts.cooldown import QUOTA_FALLBACK_MAX_S, QUOTA_MIN_S
 from trio_pool.accounts.pool import Exhausted, Lease
 from trio_pool.accounts.routing import SAFE_HEADROOM, SWITCH_MARGIN
-from trio_pool.providers.base import Outcome, OutcomeKind, QuotaReading, QuotaWindow
+from trio_pool.providers.base import (
+    AccountAction,
+    Outcome,
+    OutcomeKind,
+    QuotaReading,
+    QuotaWindow,
+)
 
 NAMES = ("codex/a", "codex/b", "codex/c")
 LENGTHS = {"5h": FIVE_H, "7d": WEEK}
 CEILINGS = {"5h": 0.98, "7d": 0.99}
 KEYS = (None, "s0", "s1", "h0", "h1")  # "h*" keys are hard
 # Longest backoff each kind can cause, and the shortest it must last.
-BACKOFF_MAX = {OutcomeKind.THROTTLED: 30.0, OutcomeKind.AUTH: 60.0, OutcomeKind.TRANSIENT: 2.0}
-BACKOFF_MIN = {OutcomeKind.THROTTLED: 2.0, OutcomeKind.AUTH: 60.0, OutcomeKind.TRANSIENT: 2.0}
+ACTION = OutcomeKind.ACCOUNT_ACTION
+BACKOFF_MAX = {
+    OutcomeKind.THROTTLED: 30.0,
+    OutcomeKind.AUTH: 60.0,
+    OutcomeKind.FORBIDDEN: 60.0,
+    OutcomeKind.TRANSIENT: 2.0,
+}
+BACKOFF_MIN = {
+    OutcomeKind.THROTTLED: 2.0,
+    OutcomeKind.AUTH: 60.0,
+    OutcomeKind.FORBIDDEN: 60.0,
+    OutcomeKind.TRANSIENT: 2.0,
+}
 
 offsets = st.sampled_from([-10.0, 0.0, 5.0, 100.0, 3000.0, 20000.0])
 windows: st.SearchStrategy[tuple[str, float, float | None]] = st.builds(
@@ -45,6 +62,7 @@ class Ref:
 
     disabled: bool = False
     relogin: bool = False
+    action: bool = False
     # name -> (used, when the reading stops holding, the reset time if the upstream gave one)
     windows: dict[str, tuple[float, float, float | None]] = attrs.field(factory=dict)
     floor: float = 0.0  # latest reset time the upstream gave (cleared by a reading with room)
@@ -117,6 +135,7 @@ class PoolMachine(RuleBasedStateMachine):
         return not (
             ref.disabled
             or ref.relogin
+            or ref.action
             or ref.over_ceiling(self.now)
             or self.now < ref.cool_max
             or self.now < ref.backoff_max
@@ -142,6 +161,7 @@ class PoolMachine(RuleBasedStateMachine):
         assert before[name] == "ok"
         assert not ref.disabled
         assert not ref.relogin
+        assert not ref.action
         assert not ref.over_ceiling(self.now)
         assert self.now >= ref.floor, "cooldown ended before the upstream's reset time"
         assert self.now >= ref.backoff_min
@@ -169,8 +189,10 @@ class PoolMachine(RuleBasedStateMachine):
         leased = self.leases.pop(index % len(self.leases))
         reading = None if quota is None else self._reading(quota)
         retry_at = None if retry is None else self.now + retry
-        self.pool.report(leased, Outcome(kind, 429, "test", reading, retry_at), self.now)
+        action = AccountAction("validation_required", "verify") if kind is ACTION else None
+        self.pool.report(leased, Outcome(kind, 429, "test", reading, retry_at, action), self.now)
         ref = self.refs[leased.account]
+        ref.action = ref.action or action is not None
         if kind is OutcomeKind.QUOTA:
             if reading is not None:
                 self._merge(ref, reading)
@@ -205,6 +227,11 @@ class PoolMachine(RuleBasedStateMachine):
         else:
             self.pool.clear_needs_relogin(name)
         self.refs[name].relogin = relogin
+
+    @rule(name=st.sampled_from(NAMES))
+    def clear_action(self, name: str) -> None:
+        self.pool.clear_action(name)
+        self.refs[name].action = False
 
     @invariant()
     def views_agree(self) -> None:

@@ -61,7 +61,7 @@ def test_users_refuses_bad_names_duplicates_and_unknown_users(
     code, _, err = run(capsys, "users", "remove", "nobody")
     assert (code, "no user named" in err) == (1, True)
     code, _, err = run(capsys, "users", "limits", "ann", "--rpm", "0")
-    assert (code, "rpm: must be at least 1" in err) == (1, True)
+    assert (code, "rpm: must be from 1" in err) == (1, True)
 
 
 def test_password_from_stdin_is_stored_as_scrypt(

@@ -8,7 +8,7 @@ from trio_pool.auth.keys import key_hash, key_prefix, looks_like_key, new_key, p
 from trio_pool.auth.limits import UsageLimiter
 from trio_pool.auth.model import Caller, UserLimits
 from trio_pool.auth.password import hash_password, verify_password
-from trio_pool.auth.session import cookie_value, set_cookie, sign, verify
+from trio_pool.auth.session import Session, cookie_value, set_cookie, sign, verify
 from trio_pool.auth.throttle import AttemptThrottle
 from trio_pool.server.messages import RequestHead
 
@@ -60,11 +60,12 @@ def test_no_key_is_none() -> None:
 
 def test_a_session_cookie_round_trips_and_cannot_be_forged_or_outlive_itself() -> None:
     """Signed, tamper-evident, expiring; the caller comes back as it went in."""
-    cookie = sign(SECRET, Caller("user", "ann"), NOW)
-    assert verify(SECRET, cookie, NOW + 10) == Caller("user", "ann")
+    session = Session(Caller("user", "ann"), 3, "u1")
+    cookie = sign(SECRET, session, NOW)
+    assert verify(SECRET, cookie, NOW + 10) == session
     assert verify(b"x" * 32, cookie, NOW + 10) is None
     version, _payload, mac = cookie.split(".")
-    forged = sign(SECRET, Caller("admin"), NOW).split(".")[1]
+    forged = sign(SECRET, Session(Caller("admin")), NOW).split(".")[1]
     assert verify(SECRET, f"{version}.{forged}.{mac}", NOW) is None
     assert verify(SECRET, cookie, NOW + 8 * 86400) is None
     assert verify(SECRET, "garbage", NOW) is None
@@ -157,7 +158,7 @@ def test_share_limit_counts_what_the_user_moved_within_the_window() -> None:
 def test_limits_are_checked_for_sense() -> None:
     """Zero or negative limits and shares over 100 % are named problems."""
     assert UserLimits(rpm=0, streams=-1, share_pct=120).problems() == [
-        "rpm: must be at least 1 (or null for no limit)",
-        "streams: must be at least 1 (or null for no limit)",
+        "rpm: must be from 1 to 1000000000 (or null for no limit)",
+        "streams: must be from 1 to 1000000000 (or null for no limit)",
         "share_pct: must be more than 0 and at most 100 (or null)",
     ]

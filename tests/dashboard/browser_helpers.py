@@ -7,11 +7,13 @@ tests reach into it with ``call`` (``trio.from_thread.run``).
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
 import json
 import os
 import queue
 import threading
+import urllib.parse
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -19,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, Unpack
 
 import attrs
-import httpcore
 import pytest
 import trio
 
@@ -59,7 +60,7 @@ ACCOUNTS = [(p, n) for p in ("codex", "claude", "gemini") for n in ("a", "b")]
 START_S = 30.0  # the proxy's start, one call(), the shutdown: each bounded by this
 WAIT_MS = 10_000  # every browser wait
 CSRF = {"content-type": "application/json", "x-trio-pool": "1"}
-TIMEOUTS = {"connect": 5.0, "read": 10.0, "write": 5.0, "pool": 5.0}
+TIMEOUT_S = 10.0
 
 
 def browser_missing(chromium: Path = CHROMIUM) -> str | None:
@@ -223,23 +224,24 @@ def api(
     cookie: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Answer:
-    """One request with the page's CSRF headers (httpcore: the project's own client)."""
+    """One request with the page's CSRF headers (blocking: the page's thread calls it)."""
     sent = {**CSRF, **(headers or {})}
     if cookie is not None:
         sent["cookie"] = f"tp_session={cookie}"
-    content = b"" if body is None else json.dumps(body).encode()
-    response = httpcore.request(
-        method,
-        base + path,
-        headers=list(sent.items()),
-        content=content,
-        extensions={"timeout": TIMEOUTS},
-    )
-    return Answer(
-        response.status,
-        response.content,
-        [(k.decode().lower(), v.decode()) for k, v in response.headers],
-    )
+    content = None if body is None else json.dumps(body).encode()
+    url = urllib.parse.urlsplit(base + path)
+    conn = http.client.HTTPConnection(url.netloc, timeout=TIMEOUT_S)
+    try:
+        target = url.path + (f"?{url.query}" if url.query else "")
+        conn.request(method, target, body=content, headers=sent)
+        response = conn.getresponse()
+        return Answer(
+            response.status,
+            response.read(),
+            [(k.lower(), v) for k, v in response.getheaders()],
+        )
+    finally:
+        conn.close()
 
 
 def join(base: str, name: str) -> tuple[str, str]:

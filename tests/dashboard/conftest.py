@@ -37,9 +37,10 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DashboardServer]:
         yield server
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def admin(dash: DashboardServer) -> str:
-    """An admin session cookie value (the admin password set first)."""
+    """A fresh admin session cookie value (the admin password set first): per test, since
+    signing out in one test ends every admin session (H2)."""
     ensure_admin_password(dash)
     return admin_cookie(dash.base_url)
 

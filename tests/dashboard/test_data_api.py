@@ -32,12 +32,13 @@ async def store(tmp_path: Path) -> AsyncIterator[StateStore]:
 
 @pytest.fixture
 async def api(store: StateStore) -> AsyncIterator[tuple[StandIn, str]]:
-    """A stand-in proxy with a state db, served by data_api.handle on 127.0.0.1:0."""
+    """A stand-in proxy with a state db, served by data_api.handle on 127.0.0.1:0 (to an admin:
+    a plain user sees only their own rows, see tests/proxy/test_user_views.py)."""
     proxy = make_standin(store)
 
     async def handler(ex: Exchange) -> None:
         parts = [urllib.parse.unquote(p) for p in ex.head.path.strip("/").split("/")]
-        if not await data_api.handle(ex, proxy, Caller("user", "ann"), parts):
+        if not await data_api.handle(ex, proxy, Caller("admin"), parts):
             await http.error(ex, 404, "not_found", "not ours")
 
     async with serving(handler, proxy.shutdown) as base:

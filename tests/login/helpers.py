@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import httpcore
 import trio
 
+from tests.http_client import HttpClient, Reply
 from trio_pool import clock
 from trio_pool.config import Config
 from trio_pool.demo import demo_config
@@ -52,15 +52,15 @@ def _loopback(url: str) -> str:
     return url.replace("://localhost:", "://127.0.0.1:")
 
 
-def _location(response: httpcore.Response) -> str:
+def _location(response: Reply) -> str:
     for key, value in response.headers:
         if key.lower() == b"location":
             return value.decode()
     raise AssertionError(f"no redirect (status {response.status})")
 
 
-async def get(url: str) -> httpcore.Response:
-    async with httpcore.AsyncConnectionPool() as http:
+async def get(url: str) -> Reply:
+    async with HttpClient() as http:
         return await http.request("GET", _loopback(url))
 
 

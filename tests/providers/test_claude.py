@@ -94,7 +94,8 @@ ROUTE = Route("claude", RouteKind.PROXY, "https://api.anthropic.com/v1/messages?
 
 
 def test_prepare_api_key_client_gets_oauth() -> None:
-    """x-api-key is dropped, the bearer set, the OAuth beta appended to the client's list."""
+    """x-api-key is dropped, the bearer set, the OAuth betas put where Claude Code puts them:
+    oauth second (after claude-code), extended-cache-ttl last."""
     body = b'{"model":"claude","stream":true}'
     client = head(
         "POST",
@@ -108,7 +109,10 @@ def test_prepare_api_key_client_gets_oauth() -> None:
     assert prepared.body is body
     assert prepared.headers == (
         VERSION,
-        ("anthropic-beta", "claude-code-20250219,effort-2025-11-24,oauth-2025-04-20"),
+        (
+            "anthropic-beta",
+            "claude-code-20250219,oauth-2025-04-20,effort-2025-11-24,extended-cache-ttl-2025-04-11",
+        ),
         ("x-app", "cli"),
         ("authorization", "Bearer sk-ant-oat01-account"),
     )
@@ -121,7 +125,34 @@ def test_prepare_keeps_existing_oauth_beta_and_adds_missing_header() -> None:
     prepared = CLAUDE.prepare(ROUTE, client, b"{}", credentials())
     assert prepared.headers == (betas, ("authorization", "Bearer ACCESS-of-the-account"))
     bare = CLAUDE.prepare(ROUTE, head("POST", "/v1/messages"), b"{}", credentials())
-    assert ("anthropic-beta", "oauth-2025-04-20") in bare.headers
+    assert ("anthropic-beta", "oauth-2025-04-20,extended-cache-ttl-2025-04-11") in bare.headers
+
+
+def test_prepare_orders_betas_as_claude_code_does() -> None:
+    """Claude Code 2.1.330's API-key list becomes exactly its OAuth list."""
+    api_key = (
+        "claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27,"
+        "per-turn-control-2026-07-01,mid-conversation-tool-changes-2026-07-01,"
+        "thinking-token-count-2026-05-13,advanced-tool-use-2025-11-20,effort-2025-11-24"
+    )
+    oauth = (
+        "claude-code-20250219,oauth-2025-04-20,interleaved-thinking-2025-05-14,"
+        "context-management-2025-06-27,per-turn-control-2026-07-01,"
+        "mid-conversation-tool-changes-2026-07-01,thinking-token-count-2026-05-13,"
+        "advanced-tool-use-2025-11-20,effort-2025-11-24,extended-cache-ttl-2025-04-11"
+    )
+    client = head("POST", "/v1/messages", ("anthropic-beta", api_key))
+    prepared = CLAUDE.prepare(ROUTE, client, b"{}", credentials())
+    assert ("anthropic-beta", oauth) in prepared.headers
+    # Two anthropic-beta fields become one, in place of the first.
+    split = head(
+        "POST", "/v1/messages", ("anthropic-beta", "a"), ("x", "1"), ("anthropic-beta", "b")
+    )
+    merged = CLAUDE.prepare(ROUTE, split, b"{}", credentials()).headers
+    assert merged[:2] == (
+        ("anthropic-beta", "oauth-2025-04-20,a,b,extended-cache-ttl-2025-04-11"),
+        ("x", "1"),
+    )
 
 
 def unified(status: str, **extra: str) -> tuple[tuple[str, str], ...]:
@@ -180,7 +211,7 @@ def test_classify_table() -> None:
             403,
             (),
             b'{"type":"error","error":{"type":"permission_error","message":"This organization has been disabled."}}',
-            OutcomeKind.AUTH,
+            OutcomeKind.ACCOUNT_ACTION,
             None,
         ),
         (
@@ -198,12 +229,30 @@ def test_classify_table() -> None:
             None,
         ),
         (413, (), b"", OutcomeKind.CLIENT_ERROR, None),
+        (
+            403,
+            (),
+            b'{"type":"error","error":{"type":"permission_error","message":"OAuth token has been revoked. Please obtain a new token."}}',
+            OutcomeKind.AUTH,
+            None,
+        ),
+        (
+            403,
+            (("content-type", "text/html; charset=UTF-8"),),
+            b"<html>",
+            OutcomeKind.TRANSIENT,
+            None,
+        ),
+        (403, (("cf-mitigated", "challenge"),), b"", OutcomeKind.TRANSIENT, None),
     ]
     for status, headers, body, kind, retry_at in cases:
         outcome = CLAUDE.classify(status, headers, body, NOW)
         assert (outcome.kind, outcome.retry_at) == (kind, retry_at), (status, body)
     disabled = CLAUDE.classify(403, (), cases[7][2], NOW)
     assert "organization has been disabled" in disabled.reason
+    assert disabled.action is not None
+    assert disabled.action.kind == "org_disabled"
+    assert disabled.action.message == "This organization has been disabled."
 
 
 def test_observer_every_split_same_usage() -> None:

@@ -18,7 +18,7 @@ from tests.providers.samples import (
 )
 from trio_pool.errors import CredentialsError
 from trio_pool.providers.base import OutcomeKind, RefreshVerdict, Route, RouteKind
-from trio_pool.providers.codex import BodyDecodeError, CodexProvider, decode_body
+from trio_pool.providers.codex import BodyDecodeError, CodexProvider, decode_body, inband_failure
 from trio_pool.providers.sse import SseParser
 
 CODEX = CodexProvider()
@@ -222,7 +222,7 @@ def test_classify_table() -> None:
     cases = [
         (200, (), b"", OutcomeKind.OK, None),
         (429, full, b"{}", OutcomeKind.QUOTA, NOW + 50),
-        (429, (), not_included, OutcomeKind.QUOTA, None),
+        (429, (), not_included, OutcomeKind.ACCOUNT_ACTION, None),
         (
             429,
             (("retry-after", "3"),),
@@ -231,7 +231,19 @@ def test_classify_table() -> None:
             NOW + 3,
         ),
         (401, (), b"", OutcomeKind.AUTH, None),
-        (403, (), b"<html>", OutcomeKind.AUTH, None),
+        (403, (), b'{"detail":"Forbidden"}', OutcomeKind.FORBIDDEN, None),
+        (403, (("content-type", "text/html"),), b"<html>", OutcomeKind.TRANSIENT, None),
+        (403, (("cf-mitigated", "challenge"),), b"<html>", OutcomeKind.TRANSIENT, None),
+        (402, (), b'{"detail":{"code":"deactivated_workspace"}}', OutcomeKind.FORBIDDEN, None),
+        (402, (), b'{"detail":{"code":"payment_required"}}', OutcomeKind.CLIENT_ERROR, None),
+        (
+            400,
+            (),
+            b'{"detail":"The \'gpt-5.3-codex-spark\' model is not supported when using Codex'
+            b' with a ChatGPT account."}',
+            OutcomeKind.WRONG_PLAN,
+            None,
+        ),
         (500, (), b"", OutcomeKind.TRANSIENT, None),
         (503, (), b'{"error":{"code":"server_is_overloaded"}}', OutcomeKind.TRANSIENT, None),
         (408, (), b"", OutcomeKind.TRANSIENT, None),
@@ -435,3 +447,15 @@ def test_usage_poll() -> None:
     assert reading.resets_at == NOW + 60
     assert [(w.name, w.used) for w in reading.windows] == [("5h", 1.0), ("weekly", 0.3)]
     assert CODEX.parse_usage(500, body, NOW) is None
+
+
+def test_usage_not_included_is_for_the_owner_to_fix() -> None:
+    """usage_not_included (a 429 or in the stream) is needs_action no_codex_plan, not quota."""
+    body = b'{"error":{"type":"usage_not_included","message":"Upgrade to use Codex."}}'
+    outcome = CODEX.classify(429, (), body, NOW)
+    assert outcome.kind is OutcomeKind.ACCOUNT_ACTION
+    assert outcome.action is not None
+    assert outcome.action.kind == "no_codex_plan"
+    assert outcome.action.message == "plan has no Codex: Upgrade to use Codex."
+    inband = inband_failure({"code": "usage_not_included", "message": "no"}, NOW)
+    assert inband.kind is OutcomeKind.ACCOUNT_ACTION

@@ -147,7 +147,7 @@ def test_classify_table() -> None:
         (
             403,
             b'{"error":{"code":403,"status":"PERMISSION_DENIED","message":"verify","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"VALIDATION_REQUIRED"}]}}',
-            OutcomeKind.AUTH,
+            OutcomeKind.FORBIDDEN,
             None,
         ),
         (401, b"", OutcomeKind.AUTH, None),

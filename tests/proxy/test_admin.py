@@ -8,10 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-import httpcore
 import pytest
 import trio
 
+from tests.http_client import HttpClient
 from tests.proxy.conftest import Env
 from trio_pool import clock
 from trio_pool.config import Config
@@ -43,7 +43,7 @@ async def call(
     if token is not None:
         headers.append(("authorization", f"Bearer {token}"))
     content = json.dumps(body).encode() if body is not None else b""
-    async with httpcore.AsyncConnectionPool() as http:
+    async with HttpClient() as http:
         with trio.fail_after(10):
             response = await http.request(method, env.base + path, headers=headers, content=content)
     return response.status, json.loads(response.content or b"{}")

@@ -7,11 +7,11 @@ import logging
 from typing import Any
 
 import anthropic
-import httpcore
 import openai
 import pytest
 import trio
 
+from tests.http_client import HttpClient, Reply
 from tests.proxy.conftest import Env
 
 pytestmark = pytest.mark.usefixtures("env")
@@ -32,10 +32,8 @@ def anthropic_client(env: Env) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=env.base, auth_token="pool", max_retries=0)
 
 
-async def raw(
-    env: Env, method: str, path: str, body: Any = None, **headers: str
-) -> httpcore.Response:
-    async with httpcore.AsyncConnectionPool() as client:
+async def raw(env: Env, method: str, path: str, body: Any = None, **headers: str) -> Reply:
+    async with HttpClient() as client:
         with trio.fail_after(10):
             return await client.request(
                 method,
@@ -64,7 +62,9 @@ async def test_openai_sdk_streams_a_response_through_the_pool(env: Env) -> None:
         # Closed clients: an SDK's pooled sockets left to the garbage collector would raise
         # ResourceWarning in whatever test happens to run then.
         with openai_client(env) as client:
-            stream = client.responses.create(model="gpt-5", input="hi", stream=True)
+            stream = client.responses.create(
+                model="gpt-5", instructions="Be brief.", input="hi", store=False, stream=True
+            )
             types: list[str] = []
             text = ""
             for event in stream:
@@ -161,7 +161,10 @@ async def test_every_account_exhausted_gives_429_naming_each(env: Env) -> None:
     for account in env.state.of("codex"):
         account.force("quota", 5)
     response = await raw(
-        env, "POST", "/v1/responses", {"model": "m", "input": "hi", "stream": True}
+        env,
+        "POST",
+        "/v1/responses",
+        {"model": "m", "instructions": "", "store": False, "input": "hi", "stream": True},
     )
     assert response.status == 429
     body = json.loads(response.content)
@@ -179,7 +182,10 @@ async def test_expired_token_is_refreshed_and_written_back(env: Env) -> None:
     account.force("unauthorized", 1)
     old_refresh = account.refresh_token
     response = await raw(
-        env, "POST", "/v1/responses", {"model": "m", "input": "hi", "stream": True}
+        env,
+        "POST",
+        "/v1/responses",
+        {"model": "m", "instructions": "", "store": False, "input": "hi", "stream": True},
     )
     assert response.status == 200
     assert account.refreshes == 1

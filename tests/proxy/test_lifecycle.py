@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 import attrs
-import httpcore
 import trio
 import zstandard
 
+from tests.http_client import HttpClient
 from tests.proxy.conftest import Env
 from trio_pool.config import Config
 from trio_pool.testing.faults import SimConfig
@@ -22,7 +22,7 @@ async def open_stream(env: Env, body: dict[str, Any]) -> trio.SocketStream:
     """A raw client connection that has sent one streaming request."""
     stream = await trio.open_tcp_stream(*env.running.addresses[0][:2])
     payload = json.dumps(body).encode()
-    head = "POST /v1/messages HTTP/1.1\r\nhost: x\r\n" + "".join(
+    head = "POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\n" + "".join(
         f"{k}: {v}\r\n" for k, v in CLAUDE_HEADERS
     )
     await stream.send_all(f"{head}content-length: {len(payload)}\r\n\r\n".encode() + payload)
@@ -30,7 +30,7 @@ async def open_stream(env: Env, body: dict[str, Any]) -> trio.SocketStream:
 
 
 async def in_flight(env: Env) -> int:
-    async with httpcore.AsyncConnectionPool() as client:
+    async with HttpClient() as client:
         response = await client.request("GET", env.base + "/healthz")
     return sum(a["in_flight"] for a in json.loads(response.content)["accounts"])
 
@@ -48,7 +48,7 @@ async def test_client_hang_up_frees_the_upstream_at_once(make_env: Any) -> None:
         while await in_flight(env):
             await trio.sleep(0.01)
     # The input tokens announced before the hang-up are still counted.
-    async with httpcore.AsyncConnectionPool() as client:
+    async with HttpClient() as client:
         health = json.loads((await client.request("GET", env.base + "/healthz")).content)
     assert health["accounts"][0]["tokens_today"]["input"] > 0
 
@@ -80,7 +80,7 @@ async def test_large_bodies_stream_to_one_account_without_retry(make_env: Any) -
     env = await make_env(accounts=[("claude", "a"), ("claude", "b")], tweak=small_buffer)
     body = dict(CLAUDE_STREAM, stream=False, messages=[{"role": "user", "content": "x" * 5000}])
     payload = json.dumps(body).encode()
-    async with httpcore.AsyncConnectionPool() as client:
+    async with HttpClient() as client:
         ok = await client.request(
             "POST", env.base + "/v1/messages", headers=CLAUDE_HEADERS, content=payload
         )
@@ -97,9 +97,16 @@ async def test_large_bodies_stream_to_one_account_without_retry(make_env: Any) -
 async def test_zstd_codex_bodies_are_understood(make_env: Any) -> None:
     """A zstd-compressed Codex body (as the built-in provider sends) still routes and streams."""
     env = await make_env(accounts=[("codex", "a")])
-    body = {"model": "m", "input": "hi", "stream": True, "prompt_cache_key": "conv-1"}
+    body = {
+        "model": "m",
+        "instructions": "",
+        "store": False,
+        "input": "hi",
+        "stream": True,
+        "prompt_cache_key": "conv-1",
+    }
     compressed = zstandard.ZstdCompressor().compress(json.dumps(body).encode())
-    async with httpcore.AsyncConnectionPool() as client:
+    async with HttpClient() as client:
         response = await client.request(
             "POST",
             env.base + "/v1/responses",

@@ -6,9 +6,9 @@ import json
 import re
 from typing import Any
 
-import httpcore
 import trio
 
+from tests.http_client import HttpClient, Reply
 from tests.proxy.conftest import Env
 from trio_pool.providers.base import TokenUsage
 from trio_pool.proxy.metrics import Metrics, escape
@@ -22,14 +22,14 @@ SAMPLE = re.compile(
 COMMENT = re.compile(rf"^# (?:HELP {_NAME} .*|TYPE {_NAME} (?:counter|gauge|histogram))$")
 
 
-async def get(base: str, path: str) -> httpcore.Response:
-    async with httpcore.AsyncConnectionPool() as client:
+async def get(base: str, path: str) -> Reply:
+    async with HttpClient() as client:
         with trio.fail_after(10):
             return await client.request("GET", base + path)
 
 
 async def claude(env: Env, **extra: Any) -> int:
-    async with httpcore.AsyncConnectionPool() as client:
+    async with HttpClient() as client:
         with trio.fail_after(10):
             response = await client.request(
                 "POST",

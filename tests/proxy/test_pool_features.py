@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 import attrs
-import httpcore
 import pytest
 
+from tests.http_client import HttpClient
 from tests.proxy.conftest import Env
 from trio_pool import clock
 from trio_pool.config import Config
@@ -16,9 +16,11 @@ from trio_pool.providers.base import PreparedRequest
 from trio_pool.providers.codex import with_priority_tier
 from trio_pool.proxy.poller import poll_account
 
+BODY = {"model": "m", "instructions": "", "store": False, "input": "hi", "stream": True}
+
 
 async def get(env: Env, path: str) -> Any:
-    async with httpcore.AsyncConnectionPool() as client:
+    async with HttpClient() as client:
         response = await client.request("GET", env.base + path)
     assert response.status == 200
     return json.loads(response.content)
@@ -60,10 +62,10 @@ async def test_fast_mode_asks_for_priority_unless_the_client_chose(make_env: Any
 
     env = await make_env(accounts=[("codex", "a")], tweak=always)
     account = env.sim("codex/a")
-    async with httpcore.AsyncConnectionPool() as client:
+    async with HttpClient() as client:
         for body, expected in (
-            ({"model": "m", "input": "hi", "stream": True}, "priority"),
-            ({"model": "m", "input": "hi", "stream": True, "service_tier": "flex"}, "flex"),
+            ({**BODY}, "priority"),
+            ({**BODY, "service_tier": "flex"}, "flex"),
         ):
             response = await client.request(
                 "POST",
@@ -85,7 +87,7 @@ def test_priority_tier_only_touches_responses_calls() -> None:
 
 async def test_side_calls_are_not_use_of_an_account(env: Env) -> None:
     """Model lists and set-up calls need credentials but count as no request and pin nothing."""
-    async with httpcore.AsyncConnectionPool() as client:
+    async with HttpClient() as client:
         for method, path in (
             ("GET", "/v1/models?client_version=0.169.0"),
             ("POST", "/v1internal:loadCodeAssist"),
@@ -112,7 +114,7 @@ async def test_a_request_waits_for_the_first_account_to_come_back(make_env: Any)
 
     env = await make_env(accounts=[("claude", "a")], tweak=wait_a_little)
     env.sim("claude/a").force("throttle", 1)  # a request-scoped 429: a short backoff only
-    async with httpcore.AsyncConnectionPool() as client:
+    async with HttpClient() as client:
         response = await client.request(
             "POST",
             env.base + "/v1/messages",

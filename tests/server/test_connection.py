@@ -6,11 +6,10 @@ import json
 from collections.abc import Awaitable, Callable
 
 import h11
-import pytest
 import trio
 import trio.testing
 
-from trio_pool.server.connection import Exchange, Handler, HTTPConnection, ServerLimits
+from trio_pool.server.connection import Exchange, ServerLimits
 from trio_pool.server.server import Shutdown
 
 LIMITS = ServerLimits(max_body_bytes=1000, head_timeout_s=5, keepalive_idle_s=20)
@@ -71,22 +70,6 @@ async def echo(ex: Exchange) -> None:
 
 
 Serve = Callable[..., Awaitable[Client]]
-
-
-@pytest.fixture
-def serve(nursery: trio.Nursery) -> Serve:
-    """serve(handler) -> Client connected to a fresh HTTPConnection running that handler."""
-
-    async def start(
-        handler: Handler, limits: ServerLimits = LIMITS, shutdown: Shutdown | None = None
-    ) -> Client:
-        client_stream, server_stream = trio.testing.memory_stream_pair()
-        conn = HTTPConnection(server_stream, limits)
-        stop = (shutdown or Shutdown()).requested
-        nursery.start_soon(conn.serve, handler, stop)
-        return Client(client_stream)
-
-    return start
 
 
 async def test_keep_alive_serves_several_requests_on_one_connection(serve: Serve) -> None:

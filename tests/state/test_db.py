@@ -58,7 +58,7 @@ def test_account_row_round_trip(tmp_path: Path) -> None:
     conn = db.connect(tmp_path / "state.db")
     conn.execute(
         f"INSERT INTO accounts ({db.ACCOUNT_COLUMNS}, writer, updated_at, version)"
-        f" VALUES ({','.join('?' * 20)})",
+        f" VALUES ({db.ACCOUNT_MARKS})",
         (*db.account_params(stored), "w", T0, 1),
     )
     row = conn.execute(f"SELECT {db.ACCOUNT_COLUMNS} FROM accounts").fetchone()

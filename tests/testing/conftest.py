@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpcore
 import pytest
 import trio
 
+from tests.http_client import HttpClient
 from tests.testing.sim_helpers import ManualClock, Sim
 from trio_pool.testing.issue import new_account
 from trio_pool.testing.server import serve_simulator
@@ -36,6 +36,6 @@ async def sim(state: SimState, clock: ManualClock, nursery: trio.Nursery) -> Sim
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpcore.AsyncConnectionPool]:
-    async with httpcore.AsyncConnectionPool() as pool:
+async def http() -> AsyncIterator[HttpClient]:
+    async with HttpClient() as pool:
         yield pool

@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 import attrs
-import httpcore
 
+from tests.http_client import HttpClient, Reply
 from trio_pool.testing.accounts import SimAccount
 from trio_pool.testing.state import SimState
 
@@ -61,26 +61,26 @@ def gemini_headers(account: SimAccount) -> list[tuple[str, str]]:
 
 
 async def call(
-    http: httpcore.AsyncConnectionPool,
+    http: HttpClient,
     method: str,
     url: str,
     headers: list[tuple[str, str]],
     body: Any = None,
     *,
     raw: bytes | None = None,
-) -> httpcore.Response:
+) -> Reply:
     content = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
     return await http.request(method, url, headers=headers, content=content)
 
 
-def header(response: httpcore.Response, name: str) -> str | None:
+def header(response: Reply, name: str) -> str | None:
     for key, value in response.headers:
         if key.decode().lower() == name:
             return value.decode()
     return None
 
 
-def json_body(response: httpcore.Response) -> Any:
+def json_body(response: Reply) -> Any:
     return json.loads(response.content)
 
 

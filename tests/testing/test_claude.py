@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import httpcore
 import pytest
 import trio
 
+from tests.http_client import HttpClient
 from tests.testing.sim_helpers import Sim, call, claude_headers, header, json_body, sse_events
+from trio_pool.providers import identity
 from trio_pool.testing.accounts import SimWindow
 from trio_pool.testing.faults import SimConfig
 
@@ -33,9 +34,7 @@ def url(sim: Sim) -> str:
     return f"{sim.base}/v1/messages?beta=true"
 
 
-async def test_stream_has_every_required_event_in_order(
-    sim: Sim, http: httpcore.AsyncConnectionPool
-) -> None:
+async def test_stream_has_every_required_event_in_order(sim: Sim, http: HttpClient) -> None:
     """message_start … message_stop, each event line matching its data type, with unified headers."""
     account = sim.account("claude")
     with trio.fail_after(10):
@@ -58,9 +57,7 @@ async def test_stream_has_every_required_event_in_order(
     assert header(response, "request-id")
 
 
-async def test_non_streaming_reply_is_one_message(
-    sim: Sim, http: httpcore.AsyncConnectionPool
-) -> None:
+async def test_non_streaming_reply_is_one_message(sim: Sim, http: HttpClient) -> None:
     """stream absent -> one JSON message with end_turn and usage."""
     with trio.fail_after(10):
         response = await call(http, "POST", url(sim), claude_headers(sim.account("claude")), BODY)
@@ -70,7 +67,7 @@ async def test_non_streaming_reply_is_one_message(
     assert message["stop_reason"] == "end_turn"
 
 
-async def test_auth_rules(sim: Sim, http: httpcore.AsyncConnectionPool) -> None:
+async def test_auth_rules(sim: Sim, http: HttpClient) -> None:
     """OAuth needs the beta; unknown, x-api-key and expired tokens get the real 401 bodies."""
     account = sim.account("claude")
     with trio.fail_after(10):
@@ -97,9 +94,7 @@ async def test_auth_rules(sim: Sim, http: httpcore.AsyncConnectionPool) -> None:
     assert body["request_id"].startswith("req_")
 
 
-async def test_full_window_is_rejected_until_reset(
-    sim: Sim, http: httpcore.AsyncConnectionPool
-) -> None:
+async def test_full_window_is_rejected_until_reset(sim: Sim, http: HttpClient) -> None:
     """A full 5h window gives 429 rate_limit_error with unified-status rejected; the reset clears it."""
     account = sim.account("claude")
     account.windows = [SimWindow("5h", 5 * 3600, 2), SimWindow("7d", 7 * 86400, 100)]
@@ -130,7 +125,7 @@ async def test_full_window_is_rejected_until_reset(
     ],
 )
 async def test_request_scoped_faults_have_no_unified_headers(
-    sim: Sim, http: httpcore.AsyncConnectionPool, kind: str, status: int, error_type: str
+    sim: Sim, http: HttpClient, kind: str, status: int, error_type: str
 ) -> None:
     """Throttle 429 / 529 / 500 carry no unified headers, so they do not look like quota."""
     sim.state.force("claude/a", kind)  # type: ignore[arg-type]
@@ -143,7 +138,7 @@ async def test_request_scoped_faults_have_no_unified_headers(
         assert header(response, "x-should-retry") == "true"
 
 
-async def test_in_stream_error_event(sim: Sim, http: httpcore.AsyncConnectionPool) -> None:
+async def test_in_stream_error_event(sim: Sim, http: HttpClient) -> None:
     """The error_event fault ends the stream with event: error overloaded_error."""
     account = sim.account("claude")
     account.config = SimConfig(fail_after_events=4, fail_mode="error_event")
@@ -156,15 +151,16 @@ async def test_in_stream_error_event(sim: Sim, http: httpcore.AsyncConnectionPoo
     assert events[-1][1]["error"]["type"] == "overloaded_error"
 
 
-async def test_count_tokens_and_usage_poll(sim: Sim, http: httpcore.AsyncConnectionPool) -> None:
+async def test_count_tokens_and_usage_poll(sim: Sim, http: HttpClient) -> None:
     """count_tokens answers input_tokens; /api/oauth/usage reports percent and ISO resets."""
     account = sim.account("claude")
+    usage_headers = [*claude_headers(account), ("user-agent", identity.claude_code_user_agent())]
     with trio.fail_after(10):
         await call(http, "POST", url(sim), claude_headers(account), BODY)
         count = await call(
             http, "POST", f"{sim.base}/v1/messages/count_tokens", claude_headers(account), BODY
         )
-        usage = await call(http, "GET", f"{sim.base}/api/oauth/usage", claude_headers(account))
+        usage = await call(http, "GET", f"{sim.base}/api/oauth/usage", usage_headers)
     assert json_body(count)["input_tokens"] > 0
     poll = json_body(usage)
     assert poll["five_hour"]["utilization"] == 0.2

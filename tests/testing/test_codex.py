@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
-import httpcore
 import pytest
 import trio
 import zstandard
 
+from tests.http_client import HttpClient
 from tests.testing.sim_helpers import Sim, call, codex_headers, header, json_body, sse_events
+from trio_pool.errors import UpstreamProtocolError
+from trio_pool.providers import identity
 from trio_pool.testing.accounts import SimWindow
 from trio_pool.testing.faults import SimConfig
 
@@ -28,7 +30,9 @@ CODEX_EVENTS = [
 ]
 BODY = {
     "model": "gpt-5",
+    "instructions": "Be brief.",
     "input": [{"type": "message", "role": "user", "content": []}],
+    "store": False,
     "stream": True,
 }
 
@@ -37,9 +41,7 @@ def url(sim: Sim, path: str = "/responses") -> str:
     return f"{sim.base}/backend-api/codex{path}"
 
 
-async def test_stream_has_every_required_event_in_order(
-    sim: Sim, http: httpcore.AsyncConnectionPool
-) -> None:
+async def test_stream_has_every_required_event_in_order(sim: Sim, http: HttpClient) -> None:
     """A turn streams created … completed, each data line valid JSON with a matching type."""
     account = sim.account("codex")
     with trio.fail_after(10):
@@ -62,9 +64,7 @@ async def test_stream_has_every_required_event_in_order(
     assert account.last_header("chatgpt-account-id") == account.account_id
 
 
-async def test_any_prefix_ending_in_responses_is_served(
-    sim: Sim, http: httpcore.AsyncConnectionPool
-) -> None:
+async def test_any_prefix_ending_in_responses_is_served(sim: Sim, http: HttpClient) -> None:
     """The custom-provider path /v1/responses is answered like /backend-api/codex/responses."""
     with trio.fail_after(10):
         response = await call(
@@ -74,9 +74,7 @@ async def test_any_prefix_ending_in_responses_is_served(
     assert sse_events(response.content)[-1][0] == "response.completed"
 
 
-async def test_full_window_gets_usage_limit_reached_until_reset(
-    sim: Sim, http: httpcore.AsyncConnectionPool
-) -> None:
+async def test_full_window_gets_usage_limit_reached_until_reset(sim: Sim, http: HttpClient) -> None:
     """Filling the 5h window gives the real 429 body and headers; after the reset it passes again."""
     account = sim.account("codex")
     account.windows = [SimWindow("5h", 5 * 3600, 2), SimWindow("7d", 7 * 86400, 100)]
@@ -98,9 +96,7 @@ async def test_full_window_gets_usage_limit_reached_until_reset(
     assert header(again, "x-codex-secondary-used-percent") == "3"
 
 
-async def test_token_problems_get_401_and_wrong_account_403(
-    sim: Sim, http: httpcore.AsyncConnectionPool
-) -> None:
+async def test_token_problems_get_401_and_wrong_account_403(sim: Sim, http: HttpClient) -> None:
     """Unknown and expired tokens get 401; a wrong ChatGPT-Account-ID gets 403 account_mismatch."""
     account = sim.account("codex")
     with trio.fail_after(10):
@@ -117,7 +113,7 @@ async def test_token_problems_get_401_and_wrong_account_403(
     assert json_body(expired)["error"]["code"] == "token_expired"
 
 
-async def test_zstd_body_is_decoded(sim: Sim, http: httpcore.AsyncConnectionPool) -> None:
+async def test_zstd_body_is_decoded(sim: Sim, http: HttpClient) -> None:
     """A Content-Encoding: zstd body (built-in provider Codex) is accepted and decoded."""
     account = sim.account("codex")
     plain = json.dumps(BODY).encode()
@@ -132,13 +128,13 @@ async def test_zstd_body_is_decoded(sim: Sim, http: httpcore.AsyncConnectionPool
 
 
 @pytest.mark.parametrize("mode", ["close", "error_event"])
-async def test_mid_stream_faults(sim: Sim, http: httpcore.AsyncConnectionPool, mode: str) -> None:
+async def test_mid_stream_faults(sim: Sim, http: HttpClient, mode: str) -> None:
     """After N events the stream is cut (broken chunked body) or ends with response.failed."""
     account = sim.account("codex")
     account.config = SimConfig(fail_after_events=5, fail_mode=mode)  # type: ignore[arg-type]
     with trio.fail_after(10):
         if mode == "close":
-            with pytest.raises(httpcore.RemoteProtocolError):
+            with pytest.raises(UpstreamProtocolError):
                 await call(http, "POST", url(sim), codex_headers(account), BODY)
             return
         response = await call(http, "POST", url(sim), codex_headers(account), BODY)
@@ -157,7 +153,7 @@ async def test_mid_stream_faults(sim: Sim, http: httpcore.AsyncConnectionPool, m
     ],
 )
 async def test_forced_faults(
-    sim: Sim, http: httpcore.AsyncConnectionPool, kind: str, status: int, code: str | None
+    sim: Sim, http: HttpClient, kind: str, status: int, code: str | None
 ) -> None:
     """A forced fault answers the next request only, in Codex's shape."""
     sim.state.force("codex/a", kind)  # type: ignore[arg-type]
@@ -170,9 +166,7 @@ async def test_forced_faults(
     assert after.status == 200
 
 
-async def test_forced_quota_fault_is_usage_limit_reached(
-    sim: Sim, http: httpcore.AsyncConnectionPool
-) -> None:
+async def test_forced_quota_fault_is_usage_limit_reached(sim: Sim, http: HttpClient) -> None:
     """A forced quota fault is the real usage_limit_reached 429, with resets_at."""
     sim.state.force("codex/a", "quota")
     with trio.fail_after(10):
@@ -181,14 +175,19 @@ async def test_forced_quota_fault_is_usage_limit_reached(
     assert json_body(response)["error"]["type"] == "usage_limit_reached"
 
 
-async def test_side_endpoints(sim: Sim, http: httpcore.AsyncConnectionPool) -> None:
+async def test_side_endpoints(sim: Sim, http: HttpClient) -> None:
     """compact, models (with ETag), wham/usage and a 404 for unknown paths."""
     account = sim.account("codex")
     headers = codex_headers(account)
     with trio.fail_after(10):
         compact = await call(http, "POST", url(sim, "/responses/compact"), headers, {"input": []})
         models = await call(http, "GET", url(sim, "/models?client_version=0.169.0"), headers)
-        usage = await call(http, "GET", f"{sim.base}/backend-api/wham/usage", headers)
+        usage = await call(
+            http,
+            "GET",
+            f"{sim.base}/backend-api/wham/usage",
+            [*headers, *identity.codex_headers()],
+        )
         missing = await call(http, "GET", f"{sim.base}/backend-api/ps/plugins/installed", headers)
         upgrade = [*headers, ("connection", "Upgrade"), ("upgrade", "websocket")]
         ws = await call(http, "GET", url(sim), upgrade)
@@ -204,7 +203,7 @@ async def test_side_endpoints(sim: Sim, http: httpcore.AsyncConnectionPool) -> N
     assert ws.status == 426
 
 
-async def test_slow_stream_with_delays(sim: Sim, http: httpcore.AsyncConnectionPool) -> None:
+async def test_slow_stream_with_delays(sim: Sim, http: HttpClient) -> None:
     """Delays between events and before the first byte still give the complete event sequence."""
     account = sim.account("codex")
     account.config = SimConfig(

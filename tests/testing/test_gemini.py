@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
-import httpcore
 import pytest
 import trio
 
+from tests.http_client import HttpClient
 from tests.testing.sim_helpers import Sim, call, gemini_headers, json_body, sse_events
+from trio_pool.errors import UpstreamProtocolError
 from trio_pool.testing.accounts import SimWindow
 from trio_pool.testing.faults import SimConfig
 
@@ -31,9 +32,7 @@ def turn(sim: Sim, **extra: object) -> dict[str, object]:
     }
 
 
-async def test_startup_calls_name_the_accounts_project(
-    sim: Sim, http: httpcore.AsyncConnectionPool
-) -> None:
+async def test_startup_calls_name_the_accounts_project(sim: Sim, http: HttpClient) -> None:
     """loadCodeAssist gives currentTier and the project; quota, experiments and metrics answer."""
     account = sim.account("gemini")
     headers = gemini_headers(account)
@@ -73,9 +72,7 @@ async def test_startup_calls_name_the_accounts_project(
     assert count["totalTokens"] > 0
 
 
-async def test_stream_ends_with_stop_and_usage(
-    sim: Sim, http: httpcore.AsyncConnectionPool
-) -> None:
+async def test_stream_ends_with_stop_and_usage(sim: Sim, http: HttpClient) -> None:
     """streamGenerateContent sends data: chunks only; the last has finishReason STOP and usage."""
     account = sim.account("gemini")
     with trio.fail_after(10):
@@ -101,9 +98,7 @@ async def test_stream_ends_with_stop_and_usage(
     assert len({c["responseId"] for c in chunks}) == 1
 
 
-async def test_json_mode_answer_fits_the_router_schema(
-    sim: Sim, http: httpcore.AsyncConnectionPool
-) -> None:
+async def test_json_mode_answer_fits_the_router_schema(sim: Sim, http: HttpClient) -> None:
     """A JSON-mode generateContent answers an object with reasoning and an allowed model_choice."""
     schema = {
         "type": "object",
@@ -129,7 +124,7 @@ async def test_json_mode_answer_fits_the_router_schema(
     assert isinstance(answer["reasoning"], str)
 
 
-async def test_wrong_project_and_bad_token(sim: Sim, http: httpcore.AsyncConnectionPool) -> None:
+async def test_wrong_project_and_bad_token(sim: Sim, http: HttpClient) -> None:
     """Another account's project gets 403 PERMISSION_DENIED; a bad token 401 UNAUTHENTICATED."""
     account = sim.account("gemini")
     with trio.fail_after(10):
@@ -153,7 +148,7 @@ async def test_wrong_project_and_bad_token(sim: Sim, http: httpcore.AsyncConnect
     ("length_s", "reason"), [(60.0, "RATE_LIMIT_EXCEEDED"), (86400.0, "QUOTA_EXHAUSTED")]
 )
 async def test_full_window_is_resource_exhausted_until_reset(
-    sim: Sim, http: httpcore.AsyncConnectionPool, length_s: float, reason: str
+    sim: Sim, http: HttpClient, length_s: float, reason: str
 ) -> None:
     """429 RESOURCE_EXHAUSTED with ErrorInfo and RetryInfo; after the reset the turn passes."""
     account = sim.account("gemini")
@@ -176,13 +171,11 @@ async def test_full_window_is_resource_exhausted_until_reset(
     assert again.status == 200
 
 
-async def test_mid_stream_close_breaks_the_body(
-    sim: Sim, http: httpcore.AsyncConnectionPool
-) -> None:
+async def test_mid_stream_close_breaks_the_body(sim: Sim, http: HttpClient) -> None:
     """The close fault drops the connection before the finishing chunk."""
     account = sim.account("gemini")
     account.config = SimConfig(fail_after_events=1)
-    with trio.fail_after(10), pytest.raises(httpcore.RemoteProtocolError):
+    with trio.fail_after(10), pytest.raises(UpstreamProtocolError):
         await call(
             http,
             "POST",

@@ -22,7 +22,11 @@ async def test_openai_sdk_streams_a_codex_turn(sim: Sim) -> None:
             default_headers={"ChatGPT-Account-ID": account.account_id},
             max_retries=0,
         ) as client:
-            return list(client.responses.create(model="gpt-5", input="hi", stream=True))
+            return list(
+                client.responses.create(
+                    model="gpt-5", instructions="Be brief.", input="hi", store=False, stream=True
+                )
+            )
 
     with trio.fail_after(20):
         events = await trio.to_thread.run_sync(run)

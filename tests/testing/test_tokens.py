@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-import httpcore
 import trio
 
+from tests.http_client import HttpClient
 from tests.testing.sim_helpers import Sim, call, codex_headers, json_body
+from trio_pool.providers import identity
 from trio_pool.testing import issue
 
 JSON = [("content-type", "application/json")]
 FORM = [("content-type", "application/x-www-form-urlencoded")]
+# Each endpoint's bot protection lets in only the real client's identity (testing/identity.py).
+CODEX_JSON = [*JSON, *identity.codex_headers()]
+CODEX_FORM = [*FORM, *identity.codex_headers()]
+CLAUDE_JSON = [*JSON, *identity.anthropic_token_headers()]
 
 
 def codex_refresh(token: str) -> dict[str, str]:
@@ -23,17 +28,17 @@ def codex_refresh(token: str) -> dict[str, str]:
 
 
 async def test_codex_refresh_rotates_and_reuse_is_refresh_token_reused(
-    sim: Sim, http: httpcore.AsyncConnectionPool
+    sim: Sim, http: HttpClient
 ) -> None:
     """A Codex refresh gives new JWTs and refresh token; replaying the old one is 401 refresh_token_reused."""
     account = sim.account("codex")
     old_refresh, old_access = account.refresh_token, account.access_token
     with trio.fail_after(10):
         first = await call(
-            http, "POST", f"{sim.base}/oauth/token", JSON, codex_refresh(old_refresh)
+            http, "POST", f"{sim.base}/oauth/token", CODEX_JSON, codex_refresh(old_refresh)
         )
         replay = await call(
-            http, "POST", f"{sim.base}/oauth/token", JSON, codex_refresh(old_refresh)
+            http, "POST", f"{sim.base}/oauth/token", CODEX_JSON, codex_refresh(old_refresh)
         )
         stale = await call(
             http,
@@ -47,7 +52,7 @@ async def test_codex_refresh_rotates_and_reuse_is_refresh_token_reused(
             "POST",
             f"{sim.base}/backend-api/codex/responses",
             codex_headers(account),
-            {"model": "gpt-5"},
+            {"model": "gpt-5", "instructions": "", "store": False, "input": [], "stream": True},
         )
     tokens = json_body(first)
     assert first.status == 200
@@ -63,9 +68,7 @@ async def test_codex_refresh_rotates_and_reuse_is_refresh_token_reused(
     assert fresh.status == 200
 
 
-async def test_codex_code_exchange_is_form_encoded(
-    sim: Sim, http: httpcore.AsyncConnectionPool
-) -> None:
+async def test_codex_code_exchange_is_form_encoded(sim: Sim, http: HttpClient) -> None:
     """A form-encoded authorization_code grant returns the account's new tokens once."""
     code = sim.state.new_login_code("codex/a")
     form = urlencode(
@@ -78,15 +81,15 @@ async def test_codex_code_exchange_is_form_encoded(
         }
     )
     with trio.fail_after(10):
-        first = await call(http, "POST", f"{sim.base}/oauth/token", FORM, raw=form.encode())
-        again = await call(http, "POST", f"{sim.base}/oauth/token", FORM, raw=form.encode())
+        first = await call(http, "POST", f"{sim.base}/oauth/token", CODEX_FORM, raw=form.encode())
+        again = await call(http, "POST", f"{sim.base}/oauth/token", CODEX_FORM, raw=form.encode())
     assert first.status == 200
     assert json_body(first)["access_token"] == sim.account("codex").access_token
     assert again.status == 400
 
 
 async def test_claude_refresh_rotates_and_reuse_is_invalid_grant(
-    sim: Sim, http: httpcore.AsyncConnectionPool
+    sim: Sim, http: HttpClient
 ) -> None:
     """A Claude refresh answers expires_in 28800 and a new refresh token; the old one is invalid_grant."""
     account = sim.account("claude")
@@ -98,8 +101,8 @@ async def test_claude_refresh_rotates_and_reuse_is_invalid_grant(
         "scope": "user:inference",
     }
     with trio.fail_after(10):
-        first = await call(http, "POST", f"{sim.base}/v1/oauth/token", JSON, body)
-        replay = await call(http, "POST", f"{sim.base}/v1/oauth/token", JSON, body)
+        first = await call(http, "POST", f"{sim.base}/v1/oauth/token", CLAUDE_JSON, body)
+        replay = await call(http, "POST", f"{sim.base}/v1/oauth/token", CLAUDE_JSON, body)
     tokens = json_body(first)
     assert tokens["expires_in"] == 28800
     assert tokens["access_token"].startswith("sk-ant-oat01-")
@@ -109,9 +112,7 @@ async def test_claude_refresh_rotates_and_reuse_is_invalid_grant(
     assert json_body(replay)["error"] == "invalid_grant"
 
 
-async def test_gemini_refresh_keeps_the_refresh_token(
-    sim: Sim, http: httpcore.AsyncConnectionPool
-) -> None:
+async def test_gemini_refresh_keeps_the_refresh_token(sim: Sim, http: HttpClient) -> None:
     """Google refresh: expires_in 3599, no refresh_token in the answer, the old one keeps working."""
     account = sim.account("gemini")
     refresh = account.refresh_token
@@ -143,9 +144,7 @@ async def test_gemini_refresh_keeps_the_refresh_token(
     assert json_body(unknown)["error"] == "invalid_grant"
 
 
-async def test_forced_refresh_failure_is_transient(
-    sim: Sim, http: httpcore.AsyncConnectionPool
-) -> None:
+async def test_forced_refresh_failure_is_transient(sim: Sim, http: HttpClient) -> None:
     """fail_refresh answers the next refresh with the status and keeps the token usable."""
     account = sim.account("claude")
     sim.state.fail_refresh("claude/a", 503)
@@ -155,7 +154,7 @@ async def test_forced_refresh_failure_is_transient(
         "client_id": issue.CLAUDE_CLIENT_ID,
     }
     with trio.fail_after(10):
-        failed = await call(http, "POST", f"{sim.base}/v1/oauth/token", JSON, body)
-        passed = await call(http, "POST", f"{sim.base}/v1/oauth/token", JSON, body)
+        failed = await call(http, "POST", f"{sim.base}/v1/oauth/token", CLAUDE_JSON, body)
+        passed = await call(http, "POST", f"{sim.base}/v1/oauth/token", CLAUDE_JSON, body)
     assert failed.status == 503
     assert passed.status == 200

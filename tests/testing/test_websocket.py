@@ -48,7 +48,8 @@ async def connect(
 
 
 def create(**extra: Any) -> str:
-    return json.dumps({"type": "response.create", "model": "gpt-5", "input": [], **extra})
+    turn = {"type": "response.create", "model": "gpt-5", "instructions": "", "store": False}
+    return json.dumps({**turn, "input": [], **extra})
 
 
 async def turn(ws: trio_websocket.WebSocketConnection, message: str) -> list[dict[str, Any]]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpcore
 import pytest
 import trio
 
+from tests.http_client import HttpClient, Reply
 from tests.proxy.conftest import Env
 from tests.usage.conftest import ledger_rows
 from trio_pool.app import serve_proxy
@@ -17,7 +17,7 @@ from trio_pool.usage.ledger import hash_key
 from trio_pool.usage.store import read_rollups, read_rows
 
 CLAUDE = ("/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 8, "messages": []})
-CODEX = ("/v1/responses", {"model": "gpt-5", "input": "hi"})
+CODEX = ("/v1/responses", {"model": "gpt-5", "instructions": "", "store": False, "input": "hi"})
 GEMINI_REQUEST = {
     "model": "gemini-2.5-pro",
     "project": "p",
@@ -26,8 +26,8 @@ GEMINI_REQUEST = {
 }
 
 
-async def post(base: str, path: str, body: Any, *headers: tuple[str, str]) -> httpcore.Response:
-    async with httpcore.AsyncConnectionPool() as client:
+async def post(base: str, path: str, body: Any, *headers: tuple[str, str]) -> Reply:
+    async with HttpClient() as client:
         with trio.fail_after(10):
             return await client.request(
                 "POST",

@@ -6,10 +6,10 @@ import json
 import logging
 from typing import Any
 
-import httpcore
 import pytest
 import trio
 
+from tests.http_client import HttpClient
 from tests.proxy.conftest import Env
 from tests.usage.conftest import ledger_rows
 
@@ -18,7 +18,7 @@ CLIENT_KEY = "planted-client-key-0123456789abcdef"
 
 
 async def send(env: Env, path: str, body: Any, *headers: tuple[str, str]) -> int:
-    async with httpcore.AsyncConnectionPool() as client:
+    async with HttpClient() as client:
         with trio.fail_after(10):
             response = await client.request(
                 "POST" if body is not None else "GET",
@@ -44,11 +44,11 @@ async def test_planted_tokens_never_reach_ledger_logs_or_metrics(
     auth = ("authorization", f"Bearer {CLIENT_BEARER}")
     for _ in range(3):
         await send(env, "/v1/messages", claude, auth, ("anthropic-version", "2023-06-01"))
-    codex = {"model": "gpt-5", "input": "hi", "stream": True}
+    codex = {"model": "gpt-5", "instructions": "", "store": False, "input": "hi", "stream": True}
     await send(env, "/v1/responses", codex, ("authorization", f"Bearer {CLIENT_KEY}"))
     rows = await ledger_rows(env, 4)
     assert any(row.failures for row in rows)  # a failure reason was written too
-    async with httpcore.AsyncConnectionPool() as client:
+    async with HttpClient() as client:
         metrics = (await client.request("GET", env.base + "/metrics")).content.decode()
     data_dir = env.running.config.data_dir
     stored = b"".join(p.read_bytes() for p in data_dir.iterdir() if p.name.startswith("state.db"))

@@ -5,6 +5,8 @@ Pure: these functions mutate one AccountState given ``now``; they never read a c
 
 from __future__ import annotations
 
+import attrs
+
 from trio_pool.accounts.model import AccountState, ObservedWindow
 from trio_pool.accounts.routing import current_penalty
 from trio_pool.providers.base import Outcome, OutcomeKind, QuotaReading
@@ -137,7 +139,12 @@ def apply_outcome(account: AccountState, outcome: Outcome, now: float) -> None:
     elif kind is OutcomeKind.AUTH:
         add_penalty(account, AUTH_PENALTY, now)
         start_backoff(account, AUTH_BACKOFF_S, f"auth failed: {label}", now)
+    elif kind is OutcomeKind.FORBIDDEN:
+        add_penalty(account, AUTH_PENALTY, now)
+        start_backoff(account, AUTH_BACKOFF_S, f"refused: {label}", now)
     elif kind is OutcomeKind.TRANSIENT:
         add_penalty(account, TRANSIENT_PENALTY, now)
         start_backoff(account, TRANSIENT_BACKOFF_S, f"upstream error: {label}", now)
+    elif kind is OutcomeKind.ACCOUNT_ACTION and outcome.action is not None:
+        account.action = attrs.evolve(outcome.action, since_at=now)
     # CLIENT_ERROR: the request's fault, nothing against the account.

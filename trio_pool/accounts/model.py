@@ -11,9 +11,11 @@ from typing import Literal
 
 import attrs
 
+# AccountAction lives beside Outcome (providers' classifiers return it); re-exported here.
+from trio_pool.providers.base import AccountAction as AccountAction
 from trio_pool.providers.base import ProviderName, QuotaWindow, TokenUsage
 
-AccountStateName = Literal["ok", "cooling", "backoff", "needs_relogin", "disabled"]
+AccountStateName = Literal["ok", "cooling", "backoff", "needs_relogin", "needs_action", "disabled"]
 
 DAY_S = 86400.0
 # Windows at least this long are "weekly-or-longer" and get the higher ceiling.
@@ -110,6 +112,8 @@ class AccountState:
     penalty: float = 0.0
     penalty_at: float = 0.0
     needs_relogin: str | None = None
+    # Something only the account's owner can fix (see AccountAction): never routed.
+    action: AccountAction | None = None
     in_flight: int = 0
     last_used: float | None = None
     touched: bool = False  # dormant touch spent since the windows were last seen started
@@ -154,6 +158,7 @@ class AccountView:
     tokens_total: TokenUsage
     last_used: float | None
     pinned_conversations: int
+    action: AccountAction | None = None  # with state "needs_action": what the user must do
 
 
 @attrs.frozen
@@ -195,6 +200,7 @@ class AccountRecord:
     penalty: float = 0.0
     penalty_at: float = 0.0
     needs_relogin: str | None = None
+    action: AccountAction | None = None
     last_used: float | None = None
     day: int = -1
     requests_today: int = 0
@@ -226,6 +232,7 @@ def record_of(account: AccountState) -> AccountRecord:
         penalty=account.penalty,
         penalty_at=account.penalty_at,
         needs_relogin=account.needs_relogin,
+        action=account.action,
         last_used=account.last_used,
         day=account.day,
         requests_today=account.requests_today,
@@ -246,6 +253,7 @@ def apply_record(account: AccountState, record: AccountRecord) -> None:
     account.penalty = record.penalty
     account.penalty_at = record.penalty_at
     account.needs_relogin = record.needs_relogin
+    account.action = record.action
     account.last_used = record.last_used
     account.day = record.day
     account.requests_today = record.requests_today

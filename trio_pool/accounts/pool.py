@@ -13,6 +13,7 @@ import attrs
 
 from trio_pool.accounts import cooldown
 from trio_pool.accounts.model import (
+    AccountAction,
     AccountRecord,
     AccountState,
     AccountView,
@@ -109,6 +110,27 @@ class Pool:
         if name in self._accounts:
             self._accounts[name].needs_relogin = None
             self._changes += 1
+
+    def set_action(self, name: str, action: AccountAction) -> None:
+        """Something only the user can fix: out of rotation (and out of the capacity
+        figures) until ``clear_action``, which the registry calls when the file changes."""
+        account = self._accounts.get(name)
+        if account is not None and account.action != action:
+            account.action = action
+            self._changes += 1
+
+    def clear_action(self, name: str, kind: str | None = None) -> None:
+        """End the account's action (only one of ``kind``, when given)."""
+        account = self._accounts.get(name)
+        if account is None or account.action is None:
+            return
+        if kind is None or account.action.kind == kind:
+            account.action = None
+            self._changes += 1
+
+    def action_of(self, name: str) -> AccountAction | None:
+        account = self._accounts.get(name)
+        return None if account is None else account.action
 
     # -- routing ----------------------------------------------------------------------------
 
@@ -219,6 +241,28 @@ class Pool:
         ]
         return min(ends, default=None)
 
+    def same_plan(self, name: str) -> frozenset[str]:
+        """Every account of ``name``'s provider on ``name``'s plan (an unknown plan counts
+        as one more plan), ``name`` included."""
+        account = self._accounts.get(name)
+        if account is None:
+            return frozenset({name})
+        return frozenset(
+            a.name
+            for a in self._accounts.values()
+            if a.provider == account.provider and a.plan == account.plan
+        )
+
+    def other_plan_usable(self, name: str, now: float) -> bool:
+        """True when an account of ``name``'s provider on another plan could serve now."""
+        account = self._accounts.get(name)
+        if account is None:
+            return False
+        return any(
+            a.provider == account.provider and a.plan != account.plan and assess(a, now).usable
+            for a in self._accounts.values()
+        )
+
     def pinned_account(self, provider: ProviderName, key: str, now: float) -> str | None:
         """The account a conversation is pinned to, if the pin is still alive."""
         pin = self._pins.get((provider, key))
@@ -288,7 +332,10 @@ class Pool:
         members = [
             a
             for a in self._accounts.values()
-            if a.provider == provider and not a.disabled and a.needs_relogin is None
+            if a.provider == provider
+            and not a.disabled
+            and a.needs_relogin is None
+            and a.action is None
         ]
         return aggregate_usage(provider, members, now)
 

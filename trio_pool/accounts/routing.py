@@ -8,6 +8,7 @@ from __future__ import annotations
 import attrs
 
 from trio_pool.accounts.model import (
+    AccountAction,
     AccountState,
     AccountStateName,
     ObservedWindow,
@@ -56,6 +57,12 @@ class Availability:
         return self.state == "ok"
 
 
+def action_text(action: AccountAction) -> str:
+    """The reason shown for a needs-action account: the message, and the link to open."""
+    text = f"action needed ({action.kind}): {action.message}"
+    return f"{text} (open {action.link})" if action.link else text
+
+
 def current_penalty(account: AccountState, now: float) -> float:
     if account.penalty <= 0:
         return 0.0
@@ -73,6 +80,8 @@ def assess(account: AccountState, now: float) -> Availability:
         return Availability("disabled", "disabled")
     if account.needs_relogin is not None:
         return Availability("needs_relogin", f"needs re-login: {account.needs_relogin}")
+    if account.action is not None:
+        return Availability("needs_action", action_text(account.action))
     ends: list[float] = []
     reasons: list[str] = []
     state: AccountStateName = "ok"

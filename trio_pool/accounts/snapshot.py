@@ -40,6 +40,7 @@ def account_view(account: AccountState, now: float, pinned: int) -> AccountView:
         state=state.state,
         state_reason=state.reason,
         state_until=state.until,
+        action=account.action,
         windows=windows,
         in_flight=account.in_flight,
         requests_today=account.requests_today if same_day else 0,
@@ -53,7 +54,8 @@ def account_view(account: AccountState, now: float, pinned: int) -> AccountView:
 def aggregate_usage(provider: ProviderName, members: list[AccountState], now: float) -> PoolUsage:
     """The pool's combined capacity per window name (design.md §3.6).
 
-    ``members`` are the accounts that count as capacity (enabled, not needing re-login).
+    ``members`` are the accounts that count as capacity (enabled, not needing re-login or
+    any other action by the user).
     Each window's used fraction is the mean over them; an account with no reading for that
     window counts as unused, and a window whose reset passed counts as 0 (it came back).
     The reset shown is the earliest future one: that is when the pool next gains room.

@@ -44,8 +44,13 @@ class UsageLimiter:
             deque
         )
 
-    def admit(self, user: str, provider: str, limits: UserLimits, now: float) -> Refusal | None:
-        """None: ``user`` may start a request now (call ``started``); else why not."""
+    def admit(
+        self, user: str, provider: str, limits: UserLimits, now: float, *, streams: bool = True
+    ) -> Refusal | None:
+        """None: ``user`` may start a request now (call ``started``); else why not.
+
+        ``streams=False`` for a turn on a WebSocket that already holds its stream slot.
+        """
         starts = self._starts[user]
         while starts and starts[0] + MINUTE_S <= now:
             starts.popleft()
@@ -57,7 +62,7 @@ class UsageLimiter:
                 f"retry in {_duration(wait)}",
                 wait,
             )
-        if limits.streams is not None and self._in_flight[user] >= limits.streams:
+        if streams and limits.streams is not None and self._in_flight[user] >= limits.streams:
             return Refusal(
                 "streams",
                 f"user {user} reached the limit of {limits.streams} requests at once; "
@@ -79,9 +84,15 @@ class UsageLimiter:
                     )
         return None
 
-    def started(self, user: str, now: float) -> None:
-        self._starts[user].append(now)
+    def started(self, user: str, now: float, *, request: bool = True) -> None:
+        """A request (or a WebSocket: ``request=False``, its turns count one by one) began."""
+        if request:
+            self._starts[user].append(now)
         self._in_flight[user] += 1
+
+    def turn_started(self, user: str, now: float) -> None:
+        """One ``response.create`` on an open WebSocket: a request for the rpm limit."""
+        self._starts[user].append(now)
 
     def ended(self, user: str) -> None:
         self._in_flight[user] = max(0, self._in_flight[user] - 1)

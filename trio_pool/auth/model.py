@@ -7,6 +7,8 @@ from typing import Literal
 import attrs
 
 Role = Literal["admin", "user", "anonymous"]
+MAX_LIMIT = 10**9  # the largest rpm / streams (SQLite INTEGER, and no real limit is larger)
+MAX_KEYS_PER_USER = 20  # live (not revoked) keys of one user
 
 
 @attrs.frozen
@@ -39,10 +41,10 @@ class UserLimits:
 
     def problems(self) -> list[str]:
         found = []
-        if self.rpm is not None and self.rpm < 1:
-            found.append("rpm: must be at least 1 (or null for no limit)")
-        if self.streams is not None and self.streams < 1:
-            found.append("streams: must be at least 1 (or null for no limit)")
+        if self.rpm is not None and not 1 <= self.rpm <= MAX_LIMIT:
+            found.append(f"rpm: must be from 1 to {MAX_LIMIT} (or null for no limit)")
+        if self.streams is not None and not 1 <= self.streams <= MAX_LIMIT:
+            found.append(f"streams: must be from 1 to {MAX_LIMIT} (or null for no limit)")
         if self.share_pct is not None and not 0 < self.share_pct <= 100:
             found.append("share_pct: must be more than 0 and at most 100 (or null)")
         return found
@@ -71,3 +73,7 @@ class User:
     created_at: float
     limits: UserLimits = UserLimits()
     role: Literal["user"] = "user"
+    # A random id (a user removed and re-created under the same name is another user) and
+    # the session epoch (bumped to end every session of the user); see auth/session.py.
+    uid: str = ""
+    epoch: int = 0

@@ -1,8 +1,14 @@
 """Brute-force protection for the friend code, the admin password and key sign-in (pure).
 
-Failures are counted per client address and in total: a client is locked out after
-PER_CLIENT failures within WINDOW_S, and everyone after GLOBAL failures within
-GLOBAL_WINDOW_S (a guesser with many addresses still gets only a few hundred tries a day).
+Each secret has its own AttemptThrottle, so a guesser of one cannot lock out the others
+(the admin still signs in while someone tries friend codes). Failures are counted per client
+address: a client is locked out after PER_CLIENT failures within WINDOW_S. Sign-up alone
+also has a global lock, GLOBAL failures within GLOBAL_WINDOW_S from anywhere (a guesser
+with many addresses still gets only a few hundred codes a day); the password and key
+throttles have none, or a guesser could lock the admin out from every address.
+
+``SignupRate`` caps successful sign-ups per hour (a friend code that leaked cannot mint
+users without end).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ class AttemptThrottle:
         *,
         per_client: int = PER_CLIENT,
         window_s: float = WINDOW_S,
-        total: int = GLOBAL,
+        total: int | None = GLOBAL,
         total_window_s: float = GLOBAL_WINDOW_S,
     ) -> None:
         self.per_client, self.window_s = per_client, window_s
@@ -37,15 +43,17 @@ class AttemptThrottle:
         mine = self._clients.get(client)
         if mine is not None and len(mine) >= self.per_client:
             waits.append(mine[0] + self.window_s - now)
-        if len(self._all) >= self.total:
+        if self.total is not None and len(self._all) >= self.total:
             waits.append(self._all[0] + self.total_window_s - now)
         return max(waits) if waits else None
 
     def failed(self, client: str, now: float) -> None:
+        """A failed attempt (or one about to be checked: count it before the wait)."""
         if client not in self._clients and len(self._clients) >= MAX_CLIENTS:
             del self._clients[next(iter(self._clients))]
         self._clients.setdefault(client, deque()).append(now)
-        self._all.append(now)
+        if self.total is not None:
+            self._all.append(now)
 
     def succeeded(self, client: str) -> None:
         self._clients.pop(client, None)
@@ -58,3 +66,27 @@ class AttemptThrottle:
         for times in self._clients.values():
             while times and times[0] + self.window_s <= now:
                 times.popleft()
+
+
+class SignupRate:
+    """At most ``per_hour`` successful sign-ups in any rolling hour (all addresses)."""
+
+    def __init__(self, per_hour: int, window_s: float = 3600.0) -> None:
+        self.per_hour, self.window_s = per_hour, window_s
+        self._times: deque[float] = deque()
+
+    def retry_after(self, now: float) -> float | None:
+        while self._times and self._times[0] + self.window_s <= now:
+            self._times.popleft()
+        if len(self._times) < self.per_hour:
+            return None
+        return self._times[0] + self.window_s - now
+
+    def record(self, now: float) -> None:
+        self._times.append(now)
+
+    def adopt(self, times: list[float], *, read_at: float) -> None:
+        """Every host's sign-ups as the shared store listed them (sorted) at ``read_at``,
+        plus this host's own recorded since then (multi-host mode)."""
+        later = [t for t in self._times if t > read_at]
+        self._times = deque(sorted([*times, *later]))

@@ -13,16 +13,17 @@ answers "acquire, may I send, write back" (the SQL is in ``state/pg/lease.py``):
 Fail closed: without the database, no lease, no token call. From the mark to the release
 the refresh is shielded from cancellation: a request that gives up must not strand a
 rotation the provider already made. A rotation whose write-back fails (engine down just
-then) stays in memory and in an encrypted spool file, and is written back later.
+then) stays in memory and in a sealed pending copy (``pending.py``, the same copies a
+single host keeps when its pool file cannot take new tokens), and is written back later.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ import trio
 
 from trio_pool import clock
 from trio_pool.config import StateConfig
-from trio_pool.credentials.store import replace_file
+from trio_pool.credentials import pending as copies
 from trio_pool.errors import CredentialsError, StateError
 from trio_pool.state.pg import credentials as stored_credentials
 from trio_pool.state.pg import lease
@@ -67,6 +68,8 @@ class Failed:
     reason: str
     retry_after_s: float | None = None
     sent: bool = False
+    at_least_s: float | None = None  # the endpoint's Retry-After: never ask sooner
+    busy: bool = False  # another host holds the lease: its write-back will be adopted
 
 
 @attrs.frozen
@@ -105,13 +108,13 @@ class FencedRefresh:
         keyring: Keyring,
         settings: StateConfig,
         *,
-        spool_dir: Path | None = None,
+        data_dir: Path | None = None,
         wake: Wakeup | None = None,
     ) -> None:
         self.store = store
         self.keyring = keyring
         self.settings = settings
-        self.spool_dir = spool_dir
+        self.data_dir = data_dir  # where pending copies are kept (None: memory only)
         self.wake = wake or Wakeup()
         self.pending: dict[str, Pending] = {}
         self.token_calls = 0  # for tests and /metrics
@@ -134,7 +137,9 @@ class FencedRefresh:
             if found is not None:
                 return found
             if trio.current_time() >= give_up:
-                return Failed(f"another host ({got.holder}) is refreshing", retry_after_s=1.0)
+                return Failed(
+                    f"another host ({got.holder}) is refreshing", retry_after_s=1.0, busy=True
+                )
             await self.wake.wait(min(POLL_S, max(0.01, give_up - trio.current_time())))
         return await self._holding(account, got, stale_access, access_of, send)
 
@@ -203,7 +208,8 @@ class FencedRefresh:
         left = await self.store.run(lease.mark, account, held.epoch, version, MARGIN_S)
         if left is None:
             log.warning("credentials.refresh.lease_lost account=%s (not sent)", account)
-            return Failed("lost the refresh lease before sending", retry_after_s=1.0), False
+            lost = Failed("lost the refresh lease before sending", retry_after_s=1.0, busy=True)
+            return lost, False
         self.token_calls += 1
         with trio.move_on_after(max(0.1, left - MARGIN_S)) as scope:
             result = await send(document)
@@ -251,51 +257,41 @@ class FencedRefresh:
 
     async def _unspool(self, account: str) -> None:
         self.pending.pop(account, None)
-        path = self._spool_path(account)
-        if path is not None:
-            await trio.to_thread.run_sync(_unlink, path)
-
-    def _spool_path(self, account: str) -> Path | None:
-        if self.spool_dir is None:
-            return None
-        return self.spool_dir / (account.replace("/", "__") + ".sealed")
+        if self.data_dir is not None:
+            await trio.to_thread.run_sync(copies.remove_pending, self.data_dir, account)
 
     async def _spool(self, pending: Pending) -> None:
-        """Keep a rotation the database did not take: the old refresh token is spent, so
-        this copy is the account. Sealed like a row (the associated data binds the
-        version it starts from), mode 0600, fsynced."""
-        path = self._spool_path(pending.account)
-        if path is None:
+        """Keep a rotation the database did not take yet: the old refresh token is spent, so
+        this copy is the account. Sealed (bound to the version it starts from), 0600,
+        fsynced, before the compare-and-set is even tried."""
+        if self.data_dir is None:
             return
-        plain = stored_credentials.encode(pending.document)
-        blob, _ = self.keyring.seal(plain, pending.account, -pending.expected)
-        data = f"{pending.expected}\n".encode() + blob
-
-        def write() -> None:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            replace_file(path, data, mode=0o600)
-
         try:
-            await trio.to_thread.run_sync(write)
-        except OSError as exc:
-            log.error("credentials.spool.failed account=%s reason=%s", pending.account, exc)
+            await trio.to_thread.run_sync(
+                partial(
+                    copies.save_pending, self.data_dir, pending.account, pending.document, None,
+                    base_version=pending.expected, sealer=self.keyring,
+                )
+            )  # fmt: skip
+        except CredentialsError as exc:
+            log.error("credentials.pending.failed account=%s reason=%s", pending.account, exc)
 
     async def load_spool(self) -> None:
         """Pending write-backs that a previous run of this host left (it died first)."""
-        if self.spool_dir is None or not self.spool_dir.is_dir():
+        if self.data_dir is None:
             return
-        for path in sorted(self.spool_dir.glob("*.sealed")):
-            account = path.stem.replace("__", "/")
-            data = await trio.Path(path).read_bytes()
-            header, _, blob = data.partition(b"\n")
+        for account in await trio.to_thread.run_sync(copies.list_pending, self.data_dir):
             try:
-                expected = int(header.decode("ascii"))
-                plain = self.keyring.open(blob, account, -expected)
-            except (ValueError, CredentialsError) as exc:
-                log.error("credentials.spool.unreadable file=%s reason=%s", path, exc)
+                found = await trio.to_thread.run_sync(
+                    partial(copies.load_pending, self.data_dir, account, sealer=self.keyring)
+                )
+            except CredentialsError as exc:
+                log.error("credentials.pending.unreadable account=%s reason=%s", account, exc)
                 continue
-            self.pending[account] = Pending(account, expected, json.loads(plain))
-            log.warning("credentials.spool.found account=%s (writing it back)", account)
+            if found is None or found.base_version is None:
+                continue  # a single-host copy (writeback.py), or not one of ours
+            self.pending[account] = Pending(account, found.base_version, found.document)
+            log.warning("credentials.pending.found account=%s (writing it back)", account)
 
     async def flush_pending(self) -> list[tuple[str, Outcome]]:
         """Try every pending write-back once; what became of each that resolved."""
@@ -334,10 +330,3 @@ async def fault_point(name: str) -> None:
     if point == name:
         log.warning("fault.point name=%s pid=%d", name, os.getpid())
         await trio.sleep(float(seconds or 0))
-
-
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

@@ -8,10 +8,8 @@ effect within two seconds without a restart.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,14 +19,13 @@ import trio
 
 from trio_pool.accounts.pool import Pool
 from trio_pool.config import Config
+from trio_pool.credentials.store import list_pool_files, read_account
 from trio_pool.errors import CredentialsError
-from trio_pool.providers import PROVIDER_REGISTRY
 from trio_pool.providers.base import PROVIDERS, Credentials, ProviderName
 
 log = logging.getLogger(__name__)
 
 RELOAD_INTERVAL_S = 1.0
-MAX_FILE_BYTES = 1024 * 1024
 
 Signature = tuple[int, int, int]  # (mtime_ns, size, inode)
 
@@ -52,7 +49,14 @@ class PoolAccount:
     # Multi-host: another host is refreshing; its token is adopted when it lands, and until
     # then this host keeps using the current one without asking again (no waiting).
     refresh_elsewhere_until: float = 0.0
-    insecure_mode: bool = False  # the file is readable by group or others
+    insecure_mode: bool = False  # the file is accessible by group or others
+    symlink: bool = False  # the pool file is a link: refreshed tokens go to its target
+    # Refreshed tokens the pool file could not take yet: we serve with them from memory
+    # (the file still holds ``spent_refresh``, already used) and retry the write.
+    unsaved: bool = False
+    spent_refresh: str | None = attrs.field(default=None, repr=False)
+    write_failures: int = 0
+    write_retry_at: float = 0.0
 
 
 def _signature(st: os.stat_result) -> Signature:
@@ -61,21 +65,8 @@ def _signature(st: os.stat_result) -> Signature:
 
 def read_account_file(path: Path, provider: ProviderName) -> tuple[dict[str, Any], Credentials]:
     """Read and parse one pool file; raises CredentialsError with a reason (never a secret)."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise CredentialsError(f"cannot read: {exc.strerror}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise CredentialsError("larger than 1 MiB; not a credential file")
-    try:
-        document = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CredentialsError(
-            f"not valid JSON ({exc.__class__.__name__} at position {getattr(exc, 'pos', '?')})"
-        ) from None
-    if not isinstance(document, dict):
-        raise CredentialsError("expected a JSON object at the top level")
-    return document, PROVIDER_REGISTRY[provider].parse_credentials(document)
+    document, credentials, _info = read_account(path, provider)
+    return document, credentials
 
 
 @attrs.frozen
@@ -87,33 +78,37 @@ class Found:
     signature: Signature
     insecure: bool
     result: tuple[dict[str, Any], Credentials] | CredentialsError | None = attrs.field(repr=False)
+    symlink: bool = False
 
 
 def collect(pool_dir: Path, known: Mapping[str, Signature]) -> dict[str, Found]:
-    """Stat every pool file and read the ones whose signature changed (runs in a thread)."""
+    """List the pool files (the one reader in ``store``) and read the ones whose signature
+    changed (runs in a thread). A file that cannot be used is a CredentialsError result."""
     found: dict[str, Found] = {}
-    for provider in PROVIDERS:
+    entries, errors = list_pool_files(pool_dir)
+    for error in errors:
+        provider = error.path.parent.name
+        if provider not in PROVIDERS or error.path.suffix != ".json":
+            continue  # a whole provider directory that cannot be listed
         try:
-            entries = sorted((pool_dir / provider).glob("*.json"))
+            sig = _signature(os.lstat(error.path))
         except OSError:
-            continue
-        for path in entries:
+            sig = (0, 0, 0)
+        name = f"{provider}/{error.path.stem}"
+        problem = CredentialsError(error.reason)
+        found[name] = Found(error.path, provider, sig, False, problem)
+    for entry in entries:
+        sig = _signature(entry.stat)
+        result: tuple[dict[str, Any], Credentials] | CredentialsError | None = None
+        if known.get(entry.name) != sig:
             try:
-                st = path.stat()
-            except OSError:
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            name = f"{provider}/{path.stem}"
-            sig = _signature(st)
-            result: tuple[dict[str, Any], Credentials] | CredentialsError | None = None
-            if known.get(name) != sig:
-                try:
-                    result = read_account_file(path, provider)
-                except CredentialsError as exc:
-                    result = exc
-            insecure = bool(st.st_mode & (stat.S_IRWXG | stat.S_IRWXO))
-            found[name] = Found(path, provider, sig, insecure, result)
+                document, credentials, _info = read_account(entry.path, entry.provider)
+                result = (document, credentials)
+            except CredentialsError as exc:
+                result = CredentialsError(str(exc).removeprefix(f"{entry.path}: "))
+        found[entry.name] = Found(
+            entry.path, entry.provider, sig, entry.insecure, result, entry.symlink
+        )
     return found
 
 
@@ -196,6 +191,26 @@ class AccountRegistry:
                 item.path,
                 item.path,
             )
+        if item.symlink and (current is None or not current.symlink):
+            # Decided: written through (the link stays, its target gets the new tokens).
+            log.warning(
+                "pool.account.symlink account=%s file=%s target=%s (refreshed tokens are "
+                "written to the target; a login used elsewhere too will be spent twice)",
+                name,
+                item.path,
+                os.path.realpath(item.path),
+            )
+        if (
+            current is not None
+            and current.unsaved
+            and credentials.refresh_token == current.spent_refresh
+        ):
+            # The file changed (touched, chmod) but still holds the refresh token we have
+            # already spent: the tokens in memory are the only working ones, keep them.
+            current.signature = item.signature
+            current.insecure_mode = item.insecure
+            current.symlink = item.symlink
+            return False
         settings = self.config.account_settings(name)
         if current is None:
             log.info("pool.account.added account=%s", name)
@@ -207,6 +222,7 @@ class AccountRegistry:
                 credentials,
                 item.signature,
                 insecure_mode=item.insecure,
+                symlink=item.symlink,
             )
         else:
             old = current.credentials
@@ -219,10 +235,18 @@ class AccountRegistry:
                 self.pool.clear_needs_relogin(name)
                 current.refresh_failures = 0
                 current.refresh_retry_at = 0.0
+            if current.unsaved:
+                log.info("credentials.write_back.superseded account=%s", name)
+            current.unsaved = False
+            current.spent_refresh = None
+            # Any edit of the file (a new login, a project added) may be what the user did
+            # about a needs-action verdict; whoever set it checks again and sets it anew.
+            self.pool.clear_action(name)
             current.document = document
             current.credentials = credentials
             current.signature = item.signature
             current.insecure_mode = item.insecure
+            current.symlink = item.symlink
         self.pool.set_account(
             name,
             item.provider,
@@ -232,12 +256,21 @@ class AccountRegistry:
         )
         return True
 
+    def adopt(
+        self, account: PoolAccount, document: Mapping[str, Any], credentials: Credentials
+    ) -> None:
+        """New credentials in memory (written to the file or not yet)."""
+        account.document = dict(document)
+        account.credentials = credentials
+
     def update_from_write(
         self, account: PoolAccount, document: Mapping[str, Any], credentials: Credentials
     ) -> None:
         """After we wrote refreshed tokens ourselves: adopt them without a reload round-trip."""
-        account.document = dict(document)
-        account.credentials = credentials
+        self.adopt(account, document, credentials)
+        account.unsaved = False
+        account.spent_refresh = None
+        account.write_failures = 0
         try:
             account.signature = _signature(account.path.stat())
         except OSError:
@@ -250,7 +283,12 @@ class AccountRegistry:
         task_status.started()
         while True:
             await trio.sleep(RELOAD_INTERVAL_S)
-            found = await trio.to_thread.run_sync(
-                collect, self.config.pool_dir, self.known_signatures()
-            )
-            self.apply(found)
+            try:
+                found = await trio.to_thread.run_sync(
+                    collect, self.config.pool_dir, self.known_signatures()
+                )
+                self.apply(found)
+            except Exception:
+                # One bad scan (a file system error, a bug) must not end the reloads, nor
+                # the app: log it and scan again at the next tick.
+                log.exception("pool.reload.failed pool_dir=%s", self.config.pool_dir)

@@ -90,6 +90,12 @@ class SharedCredentials:
     async def pull(self) -> bool:
         """Load accounts whose stored version moved; True if anything changed."""
         versions = await self.store.run(stored.versions)
+        for name, version in versions.items():
+            account = self.registry.get(name)
+            if account is not None and account.signature == (version, 0, 0):
+                # Our own write-back: already in memory. Not reloaded, as reloading
+                # credentials clears needs-action (a change of them is the user's fix).
+                self.versions[name] = version
         changed = sorted(a for a, v in versions.items() if self.versions.get(a) != v)
         removed = set(self.versions) - set(versions)
         for name in removed:

@@ -20,11 +20,17 @@ from typing import Any
 import attrs
 
 from trio_pool.errors import CredentialsError
-from trio_pool.providers.base import PROVIDERS, ProviderName
+from trio_pool.providers import PROVIDER_REGISTRY
+from trio_pool.providers.base import PROVIDERS, Credentials, ProviderName
 
 MAX_FILE_BYTES = 1024 * 1024
 STALE_TEMP_S = 60.0  # a temp file this old has no live writer
 FILE_MODE = 0o600
+
+
+def is_insecure(mode: int) -> bool:
+    """The one definition: a credential file that group or others may read or write."""
+    return bool(mode & (stat.S_IRWXG | stat.S_IRWXO))
 
 
 @attrs.frozen
@@ -37,8 +43,9 @@ class PoolDocument:
     document: dict[str, Any] = attrs.field(repr=False)
     mtime_ns: int
     size: int
-    # Readable by group or others: still loaded, and the shell warns naming the file.
+    # Accessible by group or others: still loaded, and the shell warns naming the file.
     insecure_mode: bool = False
+    symlink: bool = False
 
 
 @attrs.frozen
@@ -53,10 +60,68 @@ class PoolScan:
     errors: tuple[PoolFileError, ...] = ()
 
 
+@attrs.frozen
+class PoolEntry:
+    """One account file as listed (not read yet): ``stat`` is of the file a link points to."""
+
+    provider: ProviderName
+    name: str
+    path: Path
+    stat: os.stat_result
+    symlink: bool
+
+    @property
+    def insecure(self) -> bool:
+        return is_insecure(self.stat.st_mode)
+
+
+def list_pool_files(pool_dir: Path) -> tuple[list[PoolEntry], list[PoolFileError]]:
+    """The account files under ``pool_dir/<provider>/``: the one pool-directory reader that
+    the proxy, the CLI and the dashboard share.
+
+    ``NAME.json`` files only; hidden ones (``.name.json``, our own temporary files) are not
+    accounts. A name that is not a regular file (a directory, a FIFO, a dangling link) is
+    reported, never opened. A missing directory is an empty pool.
+    """
+    entries: list[PoolEntry] = []
+    errors: list[PoolFileError] = []
+    for provider in PROVIDERS:
+        directory = pool_dir / provider
+        try:
+            names = sorted(os.listdir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            errors.append(PoolFileError(directory, f"cannot list ({exc.strerror or exc})"))
+            continue
+        for file_name in names:
+            if file_name.startswith(".") or not file_name.endswith(".json"):
+                continue
+            path = directory / file_name
+            try:
+                link = os.lstat(path)
+                info = os.stat(path)  # follows a symlink: what a read would open
+            except OSError as exc:
+                errors.append(PoolFileError(path, f"cannot read ({exc.strerror or exc})"))
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                errors.append(PoolFileError(path, "not a regular file"))
+                continue
+            name = f"{provider}/{path.stem}"
+            entries.append(PoolEntry(provider, name, path, info, stat.S_ISLNK(link.st_mode)))
+    return entries, errors
+
+
 def read_document(path: Path) -> tuple[dict[str, Any], os.stat_result]:
-    """The JSON object in ``path`` and its stat; raises CredentialsError with a reason."""
+    """The JSON object in ``path`` and its stat; raises CredentialsError with a reason.
+
+    Opened without blocking and checked to be a regular file before any read: a FIFO (or
+    a device) in the pool directory must not hang the reader.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        with path.open("rb") as file:
+        fd = os.open(path, flags)
+        with open(fd, "rb") as file:
             info = os.fstat(file.fileno())
             if not stat.S_ISREG(info.st_mode):
                 raise CredentialsError(f"{path}: not a regular file")
@@ -65,6 +130,12 @@ def read_document(path: Path) -> tuple[dict[str, Any], os.stat_result]:
             raw = file.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise CredentialsError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise CredentialsError(f"{path}: larger than {MAX_FILE_BYTES} bytes")
+    return _parse(path, raw), info
+
+
+def _parse(path: Path, raw: bytes) -> dict[str, Any]:
     try:
         document = json.loads(raw)
     except UnicodeDecodeError:
@@ -74,48 +145,55 @@ def read_document(path: Path) -> tuple[dict[str, Any], os.stat_result]:
         raise CredentialsError(
             f"{path}: not valid JSON (line {exc.lineno} column {exc.colno})"
         ) from None
-    except ValueError:
-        raise CredentialsError(f"{path}: not valid JSON") from None
     except RecursionError:
         raise CredentialsError(f"{path}: JSON nested too deeply") from None
+    except Exception as exc:
+        # Whatever else the parser raises, this file is skipped and named: one bad file
+        # must never stop the others from loading (nor the process).
+        raise CredentialsError(f"{path}: not valid JSON ({type(exc).__name__})") from None
     if not isinstance(document, dict):
         raise CredentialsError(f"{path}: expected a JSON object at the top level")
-    return document, info
+    return document
+
+
+def read_account(
+    path: Path, provider: ProviderName
+) -> tuple[dict[str, Any], Credentials, os.stat_result]:
+    """Read one pool file and parse its credentials; any failure is a CredentialsError."""
+    document, info = read_document(path)
+    try:
+        credentials = PROVIDER_REGISTRY[provider].parse_credentials(document)
+    except CredentialsError:
+        raise
+    except Exception as exc:
+        # A well-formed JSON document of an unexpected shape (or a deep one) must not
+        # escape as a crash from the provider's parser.
+        raise CredentialsError(f"unusable credentials ({type(exc).__name__})") from None
+    return document, credentials, info
 
 
 def scan_pool(pool_dir: Path) -> PoolScan:
-    """Every ``pool_dir/<provider>/*.json`` file, read; a missing directory is an empty pool.
-
-    Hidden files (``.name.json``, our own temporary files) are not accounts.
-    """
+    """Every account file of ``pool_dir``, read (see ``list_pool_files``)."""
+    entries, errors = list_pool_files(pool_dir)
     documents: list[PoolDocument] = []
-    errors: list[PoolFileError] = []
-    for provider in PROVIDERS:
-        directory = pool_dir / provider
+    for entry in entries:
         try:
-            paths = sorted(directory.glob("*.json"))
-        except OSError as exc:
-            errors.append(PoolFileError(directory, f"cannot list ({exc.strerror or exc})"))
+            document, info = read_document(entry.path)
+        except CredentialsError as exc:
+            errors.append(PoolFileError(entry.path, str(exc).removeprefix(f"{entry.path}: ")))
             continue
-        for path in paths:
-            if path.name.startswith("."):
-                continue
-            try:
-                document, info = read_document(path)
-            except CredentialsError as exc:
-                errors.append(PoolFileError(path, str(exc).removeprefix(f"{path}: ")))
-                continue
-            documents.append(
-                PoolDocument(
-                    provider=provider,
-                    name=f"{provider}/{path.stem}",
-                    path=path,
-                    document=document,
-                    mtime_ns=info.st_mtime_ns,
-                    size=info.st_size,
-                    insecure_mode=bool(info.st_mode & (stat.S_IRGRP | stat.S_IROTH)),
-                )
+        documents.append(
+            PoolDocument(
+                provider=entry.provider,
+                name=entry.name,
+                path=entry.path,
+                document=document,
+                mtime_ns=info.st_mtime_ns,
+                size=info.st_size,
+                insecure_mode=is_insecure(info.st_mode),
+                symlink=entry.symlink,
             )
+        )
     return PoolScan(tuple(documents), tuple(errors))
 
 
@@ -127,11 +205,14 @@ def dump_document(document: Mapping[str, Any]) -> bytes:
 def write_document_atomic(path: Path, document: Mapping[str, Any]) -> None:
     """Replace ``path`` with ``document``: temp file in the same directory, fsync, rename.
 
-    Readers see the old file or the new one, never a mix; the file ends up mode 0600.
+    Readers see the old file or the new one, never a mix; the file ends up mode 0600. A
+    symlink is written through: the file it points to is replaced and the link stays, so
+    whoever else reads that file sees the new (single-use) refresh token, not a spent one.
     """
-    _remove_stale_temps(path)
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    _remove_stale_temps(target)
     try:
-        replace_file(path, dump_document(document), mode=FILE_MODE)
+        replace_file(target, dump_document(document), mode=FILE_MODE)
     except OSError as exc:
         raise CredentialsError(f"{path}: cannot write ({exc.strerror or exc})") from None
 

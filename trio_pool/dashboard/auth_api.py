@@ -12,10 +12,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from trio_pool import clock
-from trio_pool.auth.directory import describe_user
+from trio_pool.auth.directory import PasswordBusy, describe_user
 from trio_pool.auth.manage import user_documents
-from trio_pool.auth.model import Caller, UserLimits
-from trio_pool.auth.session import clear_cookie, set_cookie, sign
+from trio_pool.auth.model import MAX_LIMIT, Caller, UserLimits
+from trio_pool.auth.request_checks import client_address
+from trio_pool.auth.session import clear_cookie, cookie_value, set_cookie, sign
+from trio_pool.auth.throttle import AttemptThrottle
 from trio_pool.dashboard.data_api import public_address
 from trio_pool.dashboard.http import client_host, error, read_json, reply
 from trio_pool.errors import AuthError, StateError
@@ -42,7 +44,8 @@ def session_document(proxy: Proxy, ex: Exchange, caller: Caller) -> dict[str, An
 
 def _cookie_for(proxy: Proxy, ex: Exchange, caller: Caller) -> tuple[str, str]:
     secure = ex.head.get("x-forwarded-proto") == "https"
-    value = sign(proxy.directory.secret, caller, clock.now())
+    directory = proxy.directory
+    value = sign(directory.secret, directory.session_for(caller), clock.now())
     return ("set-cookie", set_cookie(value, secure=secure))
 
 
@@ -56,8 +59,7 @@ async def handle(ex: Exchange, proxy: Proxy, caller: Caller, parts: list[str]) -
             case ["api", "session"], "POST":
                 await _sign_in(ex, proxy)
             case ["api", "session"], "DELETE":
-                document = session_document(proxy, ex, Caller("anonymous"))
-                await reply(ex, 200, document, [("set-cookie", clear_cookie())])
+                await _sign_out(ex, proxy)
             case ["api", "join"], "POST":
                 await _join(ex, proxy)
             case ["api", "password"], "POST":
@@ -84,6 +86,8 @@ async def handle(ex: Exchange, proxy: Proxy, caller: Caller, parts: list[str]) -
                     await error(ex, 401, "unauthorized", "sign in first")
             case _:
                 return False
+    except PasswordBusy as exc:
+        await error(ex, 503, "busy", str(exc), retry_after_s=1)
     except AuthError as exc:
         await error(ex, exc.status_hint, "invalid_request", str(exc))
     except StateError as exc:
@@ -101,8 +105,13 @@ def _may_revoke(proxy: Proxy, caller: Caller, key_id: str) -> bool:
     return caller.is_admin or (key is not None and _owner_or_admin(caller, key.user))
 
 
-async def _throttled(ex: Exchange, proxy: Proxy, what: str) -> bool:
-    wait = proxy.directory.throttle.retry_after(client_host(ex), clock.now())
+def _client(ex: Exchange, proxy: Proxy) -> str:
+    """The address the throttles count by (X-Forwarded-For only from a trusted proxy)."""
+    return client_address(client_host(ex), ex.head, proxy.config.trusted_proxies).host
+
+
+async def _throttled(ex: Exchange, proxy: Proxy, throttle: AttemptThrottle, what: str) -> bool:
+    wait = throttle.retry_after(_client(ex, proxy), clock.now())
     if wait is None:
         return False
     log.warning("dashboard.throttled client=%s what=%s retry_after_s=%.0f", ex.client, what, wait)
@@ -116,42 +125,66 @@ async def _throttled(ex: Exchange, proxy: Proxy, what: str) -> bool:
     return True
 
 
-async def _failed(ex: Exchange, proxy: Proxy, what: str, message: str) -> None:
-    proxy.directory.throttle.failed(client_host(ex), clock.now())
+async def _refused(ex: Exchange, what: str, message: str) -> None:
     log.warning("dashboard.sign_in.refused client=%s what=%s", ex.client, what)
     await error(ex, 401, "unauthorized", message)
 
 
 async def _sign_in(ex: Exchange, proxy: Proxy) -> None:
     request = await read_json(ex)
-    if request is None or await _throttled(ex, proxy, "sign-in"):
+    if request is None:
         return
     directory = proxy.directory
+    client = _client(ex, proxy)
     password, key = request.get("password"), request.get("key")
     if isinstance(password, str) and password:
+        throttle = directory.password_throttle
+        if await _throttled(ex, proxy, throttle, "password"):
+            return
         token = proxy.config.admin_token
         if directory.password_hash is None and token is None:
             await error(ex, 409, "no_password", "no admin password is set (trio-pool password)")
             return
         # The admin_token signs in as well as the password (it is already an admin secret).
         by_token = token is not None and hmac.compare_digest(password.encode(), token.encode())
-        if not by_token and not await directory.check_password(password):
-            await _failed(ex, proxy, "password", "wrong password")
-            return
+        if not by_token:
+            # Counted before scrypt is awaited (H3): a burst is throttled as it arrives.
+            now = clock.now()
+            right = await directory.check_password(password, lambda: throttle.failed(client, now))
+            if not right:
+                await _refused(ex, "password", "wrong password")
+                return
+        throttle.succeeded(client)
         caller = Caller("admin")
     elif isinstance(key, str) and key:
+        throttle = directory.key_throttle
+        if await _throttled(ex, proxy, throttle, "key"):
+            return
         user = directory.authenticate(key.strip(), clock.now())
         if user is None:
-            await _failed(ex, proxy, "key", "unknown or revoked key")
+            throttle.failed(client, clock.now())
+            await _refused(ex, "key", "unknown or revoked key")
             return
+        throttle.succeeded(client)
         caller = Caller("user", user.name)
     else:
         await error(ex, 400, "invalid_request", 'expected {"password": ...} or {"key": ...}')
         return
-    directory.throttle.succeeded(client_host(ex))
     log.info("dashboard.signed_in role=%s user=%s", caller.role, caller.name)
     document = session_document(proxy, ex, caller)
     await reply(ex, 200, document, [_cookie_for(proxy, ex, caller)])
+
+
+async def _sign_out(ex: Exchange, proxy: Proxy) -> None:
+    """Clear the cookie, and end the session itself: a copy of the cookie (taken from the
+    browser, say) must not outlive the sign-out. Every session of that caller ends."""
+    cookie = cookie_value(ex.head.get_all("cookie"))
+    signed_in = None if cookie is None else proxy.directory.session_caller(cookie, clock.now())
+    if signed_in is not None:
+        await proxy.directory.end_sessions(signed_in)
+        log.info("dashboard.signed_out role=%s user=%s", signed_in.role, signed_in.name)
+    document = session_document(proxy, ex, Caller("anonymous"))
+    await reply(ex, 200, document, [("set-cookie", clear_cookie())])
 
 
 async def _join(ex: Exchange, proxy: Proxy) -> None:
@@ -161,17 +194,31 @@ async def _join(ex: Exchange, proxy: Proxy) -> None:
         await error(ex, 404, "not_found", "this pool does not take sign-ups (no friend_code)")
         return
     request = await read_json(ex)
-    if request is None or await _throttled(ex, proxy, "friend code"):
+    throttle = directory.join_throttle
+    if request is None or await _throttled(ex, proxy, throttle, "friend code"):
         return
     code, name = request.get("code"), request.get("name")
     if not isinstance(code, str) or not isinstance(name, str):
         await error(ex, 400, "invalid_request", 'expected {"code": ..., "name": ...}')
         return
+    client = _client(ex, proxy)
     if not hmac.compare_digest(code.strip().encode(), expected.encode()):
-        await _failed(ex, proxy, "friend code", "wrong friend code")
+        throttle.failed(client, clock.now())
+        await _refused(ex, "friend code", "wrong friend code")
         return
-    directory.throttle.succeeded(client_host(ex))
-    user, key = await directory.add_user(name)
+    throttle.succeeded(client)
+    wait = directory.signups.retry_after(clock.now())
+    if wait is not None:
+        log.warning("dashboard.join.rate_limited client=%s retry_after_s=%.0f", ex.client, wait)
+        message = (
+            f"this pool took {directory.signups.per_hour} sign-ups in the last hour; try "
+            f"again in {max(1, round(wait / 60))} min"
+        )
+        await error(ex, 429, "rate_limited", message, retry_after_s=wait)
+        return
+    join = proxy.config.join
+    user, key = await directory.add_user(name, UserLimits(join.rpm, join.streams, join.share_pct))
+    await directory.record_signup(clock.now())
     caller = Caller("user", user.name)
     log.info("dashboard.friend.joined user=%s", user.name)
     document = {
@@ -204,19 +251,35 @@ async def _password(ex: Exchange, proxy: Proxy, caller: Caller) -> None:
 
 
 def _limits(value: Any) -> UserLimits:
+    """Limits from JSON: whole numbers 1..MAX_LIMIT (or null), a share in (0, 100].
+
+    Checked here, before any conversion: ``1e309`` is infinity and ``10**19`` does not fit
+    SQLite's INTEGER; either used to be a 500.
+    """
     if value is None:
         return UserLimits()
     if not isinstance(value, dict):
         raise AuthError('limits: expected {"rpm": ..., "streams": ..., "share_pct": ...}')
-    try:
-        rpm, streams, share = value.get("rpm"), value.get("streams"), value.get("share_pct")
-        return UserLimits(
-            None if rpm in (None, "") else int(rpm),
-            None if streams in (None, "") else int(streams),
-            None if share in (None, "") else float(share),
-        )
-    except (TypeError, ValueError):
-        raise AuthError("limits: numbers or null expected") from None
+    rpm = _whole(value.get("rpm"), "rpm")
+    streams = _whole(value.get("streams"), "streams")
+    share = value.get("share_pct")
+    if share in (None, ""):
+        share_pct = None
+    elif isinstance(share, int | float) and not isinstance(share, bool) and 0 < share <= 100:
+        share_pct = float(share)
+    else:
+        raise AuthError("limits: share_pct must be a number more than 0 and at most 100, or null")
+    return UserLimits(rpm, streams, share_pct)
+
+
+def _whole(value: Any, name: str) -> int | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_LIMIT:
+        return value
+    raise AuthError(f"limits: {name} must be a whole number from 1 to {MAX_LIMIT}, or null")
 
 
 async def _list_users(ex: Exchange, proxy: Proxy) -> None:

@@ -140,8 +140,15 @@ async def _usage(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None:
     if proxy.state is None:
         document = queries.empty_series(since_hour, until_hour, by)
     else:
-        document = await proxy.state.run(queries.usage_series, since_hour, until_hour, by)
+        document = await proxy.state.run(
+            queries.usage_series, since_hour, until_hour, by, only_mine(caller)
+        )
     await http.reply(ex, 200, document)
+
+
+def only_mine(caller: Caller) -> str | None:
+    """A plain user sees their own usage and requests only (None: everything)."""
+    return caller.name if caller.role == "user" else None
 
 
 async def _requests(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None:
@@ -150,10 +157,13 @@ async def _requests(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None
         await http.error(ex, 400, "invalid_request", f"limit: expected 1..{MAX_REQUESTS}")
         return
     limit = int(text)
-    documents = proxy.live.recent(limit)
+    user = only_mine(caller)
+    documents = [
+        d for d in proxy.live.recent(proxy.live.keep) if user is None or d.get("user") == user
+    ][:limit]
     if len(documents) < limit and proxy.state is not None:
         # After a restart (or with other processes) the ledger has what memory lacks.
-        stored = await proxy.state.run(queries.recent_rows, limit)
+        stored = await proxy.state.run(queries.recent_rows, limit, user)
         documents = merge_requests(documents, stored, limit)
     await http.reply(ex, 200, {"requests": documents})
 
@@ -173,7 +183,7 @@ def merge_requests(
 
 
 async def _live(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None:
-    await serve_live(ex, proxy.live, proxy.shutdown)
+    await serve_live(ex, proxy.live, proxy.shutdown, only_user=only_mine(caller))
 
 
 def public_address(ex: Exchange, self_url: str) -> str:

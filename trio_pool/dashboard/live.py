@@ -162,10 +162,16 @@ def sse_event(kind: str, document: dict[str, Any]) -> bytes:
 
 
 async def serve_live(
-    ex: Exchange, feed: LiveFeed, shutdown: Shutdown, *, ping_s: float = PING_S
+    ex: Exchange,
+    feed: LiveFeed,
+    shutdown: Shutdown,
+    *,
+    ping_s: float = PING_S,
+    only_user: str | None = None,
 ) -> None:
     """Stream the feed as text/event-stream until the client leaves or shutdown begins.
 
+    ``only_user``: only that user's requests (a plain user's view).
     The connection cancels this handler when the client hangs up (once the request body is
     read, hence the read below). On shutdown the stream ends cleanly at once, so an open
     dashboard never holds the server up until the grace deadline.
@@ -187,6 +193,8 @@ async def serve_live(
                     event = await sub.receive()
                 except trio.EndOfChannel:
                     break
+            if event is not None and only_user is not None and event[1].get("user") != only_user:
+                continue  # a plain user's page sees their own requests only
             # Writes happen outside the wait's scope: a cancelled write would cut an event.
             await ex.send(b": ping\n\n" if event is None else sse_event(*event))
         nursery.cancel_scope.cancel()

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 
 from trio_pool import clock
 from trio_pool.auth.model import ANONYMOUS, LOCAL_ADMIN, Caller
+from trio_pool.auth.request_checks import ClientAddress, client_address, host_is_loopback
 from trio_pool.auth.session import cookie_value
 from trio_pool.config import is_loopback
 from trio_pool.dashboard import auth_api, data_api
 from trio_pool.dashboard.http import client_host, error
 from trio_pool.proxy import admin
 from trio_pool.server.connection import Exchange
-from trio_pool.server.messages import RequestHead
 
 if TYPE_CHECKING:
     from trio_pool.proxy.handler import Proxy
@@ -56,18 +56,23 @@ def is_dashboard_path(path: str) -> bool:
     return path in ("/", "/index.html", "/favicon.ico") or path.startswith(("/assets/", "/api/"))
 
 
-def is_local_client(ex: Exchange) -> bool:
-    """A caller on this machine (and asking for this machine by name: no DNS rebinding)."""
-    return is_loopback(client_host(ex)) and _host_is_loopback(ex.head)
+def is_local_client(proxy: Proxy, ex: Exchange) -> bool:
+    """A caller on this machine (and asking for this machine by name: no DNS rebinding).
+
+    A request forwarded by a trusted reverse proxy is not, even from a loopback peer.
+    """
+    who = client_of(proxy, ex)
+    return (
+        not who.forwarded
+        and is_loopback(who.host)
+        and bool((ex.head.get("host") or "").strip())
+        and host_is_loopback(ex.head)
+    )
 
 
-def _host_is_loopback(head: RequestHead) -> bool:
-    host = (head.get("host") or "").strip()
-    if host.startswith("["):
-        name = host[1:].partition("]")[0]
-    else:
-        name = host.rpartition(":")[0] if host.count(":") == 1 else host
-    return is_loopback(name)
+def client_of(proxy: Proxy, ex: Exchange) -> ClientAddress:
+    """The caller's address (through X-Forwarded-For only from a trusted proxy)."""
+    return client_address(client_host(ex), ex.head, proxy.config.trusted_proxies)
 
 
 def caller_of(proxy: Proxy, ex: Exchange) -> tuple[Caller, bool]:
@@ -90,7 +95,7 @@ def caller_of(proxy: Proxy, ex: Exchange) -> tuple[Caller, bool]:
         not directory.shared
         and directory.password_hash is None
         and token is None
-        and is_local_client(ex)
+        and is_local_client(proxy, ex)
     ):
         return LOCAL_ADMIN, False
     return ANONYMOUS, False

@@ -28,14 +28,21 @@ MAX_MODEL_CHARS = 100
 TIMEOUT_S = 30.0
 MAX_TEXT_CHARS = 8000
 MAX_ANSWER_BYTES = 1024 * 1024
-# What each CLI asks for by default (real-clients.md); the caller may name another.
+# The model asked for unless the caller names one. Codex and Gemini: what each CLI uses by
+# default (real-clients.md). Claude: a Haiku model. Claude Code signs its requests with a
+# billing block (x-anthropic-billing-header, cch=) that we cannot reproduce; without it a
+# subscription token is refused for other models (400 "Third-party apps now draw from your
+# extra usage") or billed as extra usage, while Haiku is let through (real-services.md §2).
 DEFAULT_MODELS: dict[ProviderName, str] = {
-    "claude": "claude-opus-5-5",
+    "claude": "claude-haiku-4-5",
     "codex": "gpt-6.1-sol",
     "gemini": "gemini-3-flash",
 }
 # Subscription OAuth tokens expect Claude Code's identity as the first system block.
 CLAUDE_SYSTEM = "You are Claude Code, Anthropic's official CLI for Claude."
+# The ChatGPT backend refuses a body without instructions ("Instructions are required");
+# an empty string is what works for other clients (CPA).
+CODEX_INSTRUCTIONS = ""
 
 
 class TryInputError(ValueError):
@@ -89,8 +96,10 @@ def outgoing(request: TryRequest) -> Outgoing:
         headers = (json_type, ("anthropic-version", "2023-06-01"), ("x-app", "cli"))
         return Outgoing("POST", "/v1/messages", headers, _dumps(body))
     if request.provider == "codex":
+        # What the ChatGPT backend takes: instructions present, store false, streamed.
         body = {
             "model": request.model,
+            "instructions": CODEX_INSTRUCTIONS,
             "input": [
                 {
                     "type": "message",
@@ -186,6 +195,9 @@ def _error_text(body: bytes) -> str:
         return str(error["message"])[:MAX_TEXT_CHARS]
     if isinstance(error, str):
         return error[:MAX_TEXT_CHARS]
+    detail = payload.get("detail") if isinstance(payload, dict) else None
+    if isinstance(detail, str):  # the ChatGPT backend's FastAPI-style refusals
+        return detail[:MAX_TEXT_CHARS]
     return body.decode("utf-8", "replace")[:MAX_TEXT_CHARS]
 
 

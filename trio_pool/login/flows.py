@@ -23,7 +23,8 @@ from trio_pool.errors import CredentialsError, UpstreamError
 from trio_pool.login import LoginError
 from trio_pool.login.callback import Callback, serve_callback
 from trio_pool.login.oauth import (
-    JSON_HEADERS,
+    CLAUDE_PROFILE_USER_AGENT,
+    CODEX_JSON_HEADERS,
     TokenCall,
     apply_claude_profile,
     authorize_url,
@@ -219,7 +220,7 @@ async def _codex_device(config: Config, client: UpstreamClient, ui: LoginUI) -> 
     base = config.codex.device_url.rstrip("/")
     start = TokenCall(
         f"{base}/usercode",
-        JSON_HEADERS,
+        CODEX_JSON_HEADERS,
         json.dumps({"client_id": codex_account.CLIENT_ID}).encode(),
     )
     answer = token_answer(
@@ -238,7 +239,7 @@ async def _codex_device(config: Config, client: UpstreamClient, ui: LoginUI) -> 
     )
     poll = TokenCall(
         f"{base}/token",
-        JSON_HEADERS,
+        CODEX_JSON_HEADERS,
         json.dumps({"device_auth_id": device_auth_id, "user_code": user_code}).encode(),
     )
     while True:
@@ -268,6 +269,7 @@ async def _claude_profile(config: Config, client: UpstreamClient, document: dict
         ("authorization", f"Bearer {access}"),
         ("anthropic-beta", "oauth-2025-04-20"),
         ("accept", "application/json"),
+        CLAUDE_PROFILE_USER_AGENT,
     ]
     try:
         status, _h, body = await client.request("GET", config.claude.profile_url, headers)

@@ -69,6 +69,8 @@ def render_accounts(
     for row in rows:
         view = live.get(row.name) if live else None
         state = str(view.get("state")).replace("_", "-") if view else row.state(now)
+        if view is not None and view.get("state") == "needs_action":
+            state += f" ({view.get('state_reason')})"  # the upstream's words, and the link
         if row.problem:
             state = f"unreadable ({row.problem})"
         table.append(

@@ -4,8 +4,10 @@ config file, so they need no running proxy.
 enable/disable write ``[accounts."provider/name"] disabled = ...`` into config.toml with
 tomlkit (comments and layout kept); a running proxy reads that at its next start, and the
 CLI also tells a running proxy through its management API when ``admin_token`` is set.
-refresh goes through the proxy's own ``Refresher``: the same per-account lock, re-read of
-the file first (someone may have rotated the token already) and atomic write-back.
+refresh goes through the proxy's own ``Refresher`` with the same host-wide lock in
+state.db as a running proxy: a re-read of the file first (someone may have rotated the token
+already) and atomic write-back. Without that lock a CLI refresh racing the proxy could spend a
+single-use refresh token twice, so it refuses to run when state.db cannot be opened.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from trio_pool.accounts.pool import Pool
 from trio_pool.config import Config, structure_config
 from trio_pool.credentials.refresh import Refresher
 from trio_pool.credentials.registry import AccountRegistry
-from trio_pool.errors import ConfigError
+from trio_pool.errors import ConfigError, TrioPoolError
 from trio_pool.login import LoginError
 from trio_pool.login.pooldir import find_account, list_accounts
 from trio_pool.setup.backup import write_text_atomic
+from trio_pool.state.store import StateStore
 from trio_pool.upstream.client import UpstreamClient
 
 
@@ -79,7 +82,27 @@ async def refresh_accounts(
     pool = Pool(config.routing)
     registry = AccountRegistry(config, pool)
     await trio.to_thread.run_sync(registry.scan)
-    refresher = Refresher(config, registry, pool, client)
+    try:
+        state = await StateStore.open(config.data_dir)
+    except TrioPoolError as exc:
+        raise LoginError(
+            f"{exc}; refusing to refresh without the host-wide refresh lock "
+            "(a running proxy could spend the same single-use token)"
+        ) from None
+    try:
+        refresher = Refresher(config, registry, pool, client, state=state)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(refresher.serve)
+            results = await _refresh_each(refresher, registry, pool, targets)
+            nursery.cancel_scope.cancel()  # waits for in-flight refreshes, then returns
+    finally:
+        await state.aclose()
+    return results
+
+
+async def _refresh_each(
+    refresher: Refresher, registry: AccountRegistry, pool: Pool, targets: list[str]
+) -> list[Refreshed]:
     results = []
     for name in targets:
         account = registry.get(name)

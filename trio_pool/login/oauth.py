@@ -16,6 +16,11 @@ from trio_pool.login import LoginError
 from trio_pool.login.pkce import Pkce, with_query
 from trio_pool.providers import claude_account, codex_account, gemini_account
 from trio_pool.providers.base import ProviderName
+from trio_pool.providers.identity import (
+    anthropic_token_headers,
+    claude_code_user_agent,
+    codex_headers,
+)
 from trio_pool.providers.jwt import decode_jwt_payload
 from trio_pool.providers.tokens import refresh_error_code
 from trio_pool.providers.wire import as_float, as_str, dig, json_object, rfc3339
@@ -42,6 +47,12 @@ FORM_HEADERS = (
     ("content-type", "application/x-www-form-urlencoded"),
     ("accept", "application/json"),
 )
+# Each CLI's own identity on its login calls (see providers/identity.py): Claude Code's code
+# exchange is an axios call, Codex's login server uses its default client.
+CLAUDE_TOKEN_HEADERS = (("content-type", "application/json"), *anthropic_token_headers())
+CODEX_JSON_HEADERS = (*JSON_HEADERS, *codex_headers())
+CODEX_FORM_HEADERS = (*FORM_HEADERS, *codex_headers())
+CLAUDE_PROFILE_USER_AGENT = ("user-agent", claude_code_user_agent())
 
 
 @attrs.frozen
@@ -124,7 +135,7 @@ def exchange_call(
         }
         if state is not None:
             body["state"] = state
-        return TokenCall(config.claude.token_url, JSON_HEADERS, json.dumps(body).encode())
+        return TokenCall(config.claude.token_url, CLAUDE_TOKEN_HEADERS, json.dumps(body).encode())
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
     if provider == "codex":
         form["client_id"] = codex_account.CLIENT_ID
@@ -135,7 +146,8 @@ def exchange_call(
         url = config.gemini.token_url
     if verifier is not None:
         form["code_verifier"] = verifier
-    return TokenCall(url, FORM_HEADERS, urllib.parse.urlencode(form).encode())
+    headers = CODEX_FORM_HEADERS if provider == "codex" else FORM_HEADERS
+    return TokenCall(url, headers, urllib.parse.urlencode(form).encode())
 
 
 def token_answer(status: int, body: bytes, what: str = "token endpoint") -> dict[str, Any]:

@@ -15,7 +15,12 @@ from typing import Any
 import attrs
 
 from trio_pool.config import Config
-from trio_pool.credentials.store import read_document, scan_pool, write_document_atomic
+from trio_pool.credentials.store import (
+    list_pool_files,
+    read_document,
+    scan_pool,
+    write_document_atomic,
+)
 from trio_pool.errors import CredentialsError
 from trio_pool.login import LoginError
 from trio_pool.logs import mask
@@ -168,9 +173,8 @@ def add_account(
     stem = check_name(name or email or "")
     directory = pool_dir / provider
     replaced = False
-    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
-        if path.name.startswith("."):
-            continue
+    entries, _errors = list_pool_files(pool_dir)
+    for path in [entry.path for entry in entries if entry.provider == provider]:
         same = _same_account(provider, path, identity, credentials)
         if path.stem == stem:
             if same is False:

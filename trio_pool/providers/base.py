@@ -52,9 +52,36 @@ class OutcomeKind(enum.Enum):
     OK = "ok"  # 2xx: relay it
     QUOTA = "quota"  # 429 with a quota signal: cool down until the reset, try the next account
     THROTTLED = "throttled"  # request-scoped 429 / 529 / overloaded: short backoff, next account
-    AUTH = "auth"  # 401/403 auth failure: refresh once, retry the same account once
+    AUTH = "auth"  # the token is the problem (401, Claude 403 "revoked"): refresh once, retry
+    # A 403 (or 402) that a new token would not fix: Cloudflare aside (TRANSIENT), the
+    # upstream refuses this account. A minute off, next account, and no refresh: each refresh
+    # spends a single-use refresh token.
+    FORBIDDEN = "forbidden"
+    # The account's plan does not offer what was asked (Codex "The 'X' model is not supported
+    # when using Codex with a ChatGPT account"): try an account on another plan, if there is
+    # one, else pass the answer on. Nothing against the account.
+    WRONG_PLAN = "wrong_plan"
     TRANSIENT = "transient"  # 5xx, connect error, timeout before the response: next account
     CLIENT_ERROR = "client_error"  # any other status: relay it unchanged (not the account's fault)
+    # The account cannot serve until its owner does something (accept terms, open a
+    # validation link, set a project, change plan): out of rotation, next account.
+    ACCOUNT_ACTION = "account_action"
+
+
+@attrs.frozen
+class AccountAction:
+    """What the owner of an account must do before it can serve again.
+
+    ``kind`` is a stable word for programs (``ineligible``, ``project_required``,
+    ``validation_required``, ``org_disabled``, ``no_codex_plan``); ``message`` is the
+    upstream's own explanation where it gave one; ``link`` a page the user must open.
+    ``since_at`` (unix seconds) is stamped by the pool when it applies the action.
+    """
+
+    kind: str
+    message: str
+    link: str | None = None
+    since_at: float = 0.0
 
 
 @attrs.frozen
@@ -64,6 +91,7 @@ class Outcome:
     reason: str = ""  # short human text for messages and status ("usage_limit_reached", ...)
     quota: QuotaReading | None = None
     retry_at: float | None = None  # unix seconds: when the account may be used again
+    action: AccountAction | None = None  # with ACCOUNT_ACTION: what the user must do
 
 
 # -- usage ------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import attrs
 
 from trio_pool.providers import claude_account
 from trio_pool.providers.base import (
+    AccountAction,
     ConversationKey,
     Credentials,
     Outcome,
@@ -35,6 +36,7 @@ from trio_pool.providers.wire import (
     as_int,
     as_str,
     clamp_fraction,
+    cloudflare_outcome,
     dig,
     forwardable,
     header_map,
@@ -47,6 +49,9 @@ from trio_pool.providers.wire import (
 from trio_pool.server.messages import Headers, RequestHead
 
 OAUTH_BETA = "oauth-2025-04-20"
+CLAUDE_CODE_BETA = "claude-code-20250219"
+# A subscriber's 1-hour prompt cache (cache_control ttl "1h"): Claude Code sends it with OAuth.
+EXTENDED_CACHE_TTL_BETA = "extended-cache-ttl-2025-04-11"
 UNIFIED = "anthropic-ratelimit-unified-"
 MESSAGE_PATHS = ("/v1/messages", "/v1/messages/count_tokens")
 _LEGACY_USER_ID = re.compile(r"_session_([0-9A-Za-z-]+)$")
@@ -55,6 +60,11 @@ _WINDOW = re.compile(r"^\d+[hd](?:_[a-z_]+)?$")
 WINDOW_SECONDS = {"5h": 5 * 3600.0, "7d": 7 * 86400.0}
 CLAIM_WINDOWS = {"five_hour": "5h", "seven_day": "7d", "seven_day_opus": "7d_opus"}
 CLAIM_WINDOWS["seven_day_sonnet"] = "7d_sonnet"
+# The one 403 that a refresh fixes: Claude Code refreshes on 401 and on this (protocols.md §2.4).
+REVOKED = "OAuth token has been revoked"
+# The organization behind the subscription is switched off: no refresh or cooldown helps, its
+# owner must act (CP disables such accounts; refreshing them every minute only spends tokens).
+ORG_DISABLED = "organization has been disabled"
 
 # Anthropic error types by what they mean for the account.
 ERROR_KINDS = {
@@ -63,7 +73,7 @@ ERROR_KINDS = {
     "api_error": OutcomeKind.TRANSIENT,
     "timeout_error": OutcomeKind.TRANSIENT,
     "authentication_error": OutcomeKind.AUTH,
-    "permission_error": OutcomeKind.AUTH,
+    "permission_error": OutcomeKind.FORBIDDEN,
     "invalid_request_error": OutcomeKind.CLIENT_ERROR,
     "not_found_error": OutcomeKind.CLIENT_ERROR,
     "request_too_large": OutcomeKind.CLIENT_ERROR,
@@ -98,17 +108,27 @@ def session_from_user_id(user_id: str) -> str | None:
 
 
 def add_oauth_beta(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The client's ``anthropic-beta`` with the OAuth beta added once (kept when present)."""
-    betas = [i for i, (key, _) in enumerate(headers) if key == "anthropic-beta"]
-    for i in betas:
-        if OAUTH_BETA in (b.strip() for b in headers[i][1].split(",")):
-            return headers
-    if not betas:
-        return [*headers, ("anthropic-beta", OAUTH_BETA)]
-    first = betas[0]
-    value = headers[first][1].strip().rstrip(",")
-    headers[first] = ("anthropic-beta", f"{value},{OAUTH_BETA}" if value else OAUTH_BETA)
-    return headers
+    """The client's ``anthropic-beta`` as Claude Code sends it with a subscription token.
+
+    A subscriber client (Claude Code with an OAuth token) already has it: left untouched.
+    Otherwise (a client in API-key mode, an SDK) the OAuth beta goes second, after
+    ``claude-code-20250219`` (first when absent), and ``extended-cache-ttl-2025-04-11`` last,
+    in Claude Code 2.1.330's order (real-clients.md §5).
+    """
+    places = [i for i, (key, _) in enumerate(headers) if key == "anthropic-beta"]
+    betas = [b.strip() for i in places for b in headers[i][1].split(",") if b.strip()]
+    if OAUTH_BETA in betas:
+        return headers
+    at = betas.index(CLAUDE_CODE_BETA) + 1 if CLAUDE_CODE_BETA in betas else 0
+    betas.insert(at, OAUTH_BETA)
+    if EXTENDED_CACHE_TTL_BETA not in betas:
+        betas.append(EXTENDED_CACHE_TTL_BETA)
+    merged = ("anthropic-beta", ",".join(betas))
+    if not places:
+        return [*headers, merged]
+    kept = [h for i, h in enumerate(headers) if i not in places[1:]]
+    kept[places[0]] = merged
+    return kept
 
 
 @attrs.define(eq=False)
@@ -247,9 +267,18 @@ class ClaudeProvider:
         quota = self.read_quota(headers, now)
         if 200 <= status < 300:
             return Outcome(OutcomeKind.OK, status, quota=quota)
+        blocked = cloudflare_outcome(status, headers)
+        if blocked is not None:
+            return blocked
         error = dig(json_object(body), "error")
         kind = as_str(dig(error, "type"))
-        reason = short_reason(kind, as_str(dig(error, "message")))
+        message = as_str(dig(error, "message")) or ""
+        reason = short_reason(kind, message)
+        if status == 403 and REVOKED in message:
+            return Outcome(OutcomeKind.AUTH, status, reason, quota)
+        if status in (400, 403) and ORG_DISABLED in message.lower():
+            action = AccountAction("org_disabled", short_reason(message))
+            return Outcome(OutcomeKind.ACCOUNT_ACTION, status, reason, quota, action=action)
         retry_at = retry_after_at(header_map(headers), now)
         if status == 429 and quota is not None and quota.exhausted:
             return Outcome(OutcomeKind.QUOTA, status, reason, quota, quota.resets_at)

@@ -17,6 +17,7 @@ from trio_pool.providers.base import (
     RefreshResult,
     RefreshVerdict,
 )
+from trio_pool.providers.identity import anthropic_token_headers, claude_code_user_agent
 from trio_pool.providers.tokens import (
     copy_document,
     refresh_answer,
@@ -36,6 +37,7 @@ CLIENT_ID = "9d1c250a-e61b-44d9-88ed-5944d1962f5e"
 SCOPE = "user:profile user:inference user:sessions:claude_code user:mcp_servers user:file_upload"
 SECTION = "claudeAiOauth"
 DEFAULT_EXPIRES_IN_S = 3600.0  # when a refresh answer omits expires_in
+MAX_EXPIRES_IN_S = 10 * 365 * 86400.0
 # /api/oauth/usage keys -> our window names and lengths.
 USAGE_WINDOWS = {
     "five_hour": ("5h", 5 * 3600.0),
@@ -71,7 +73,9 @@ def refresh_request(credentials: Credentials, token_url: str) -> RefreshRequest:
         "client_id": CLIENT_ID,
         "scope": SCOPE,
     }
-    headers = (("content-type", "application/json"), ("accept", "application/json"))
+    # As Claude Code's axios call: the endpoint answers 429 to a request with no User-Agent
+    # (from a datacenter) and 429/404 to a claude-code/ or claude-cli/ one.
+    headers = (("content-type", "application/json"), *anthropic_token_headers())
     return RefreshRequest(token_url, headers, json.dumps(body).encode())
 
 
@@ -88,7 +92,9 @@ def refresh_result(
     # The token rotates; Claude Code keeps the old one when the answer has none.
     oauth["refreshToken"] = as_str(answer.get("refresh_token")) or oauth.get("refreshToken")
     expires_in = as_float(answer.get("expires_in"))
-    expires_in = expires_in if expires_in is not None and expires_in > 0 else DEFAULT_EXPIRES_IN_S
+    # A nonsensical lifetime (none, negative, or past any real one) gets the default.
+    sane = expires_in is not None and 0 < expires_in <= MAX_EXPIRES_IN_S
+    expires_in = expires_in if sane and expires_in is not None else DEFAULT_EXPIRES_IN_S
     oauth["expiresAt"] = int((now + expires_in) * 1000)
     scope = as_str(answer.get("scope"))
     if scope is not None:
@@ -102,6 +108,7 @@ def usage_request(credentials: Credentials, upstreams: Mapping[str, str]) -> Pre
         ("authorization", f"Bearer {credentials.access_token}"),
         ("anthropic-beta", "oauth-2025-04-20"),
         ("accept", "application/json"),
+        ("user-agent", claude_code_user_agent()),
     )
     return PreparedRequest("GET", join_url(upstreams["upstream"], "/api/oauth/usage"), headers, b"")
 

@@ -15,6 +15,7 @@ import zstandard
 from trio_pool.errors import ClientProtocolError
 from trio_pool.providers import codex_account
 from trio_pool.providers.base import (
+    AccountAction,
     ConversationKey,
     Credentials,
     Outcome,
@@ -36,6 +37,7 @@ from trio_pool.providers.wire import (
     as_float,
     as_int,
     as_str,
+    cloudflare_outcome,
     dig,
     forwardable,
     header_map,
@@ -56,11 +58,17 @@ INFERENCE_PREFIXES = ("/v1", "/backend-api/codex")
 USAGE_PATHS = ("/backend-api/wham/usage", "/api/codex/usage")
 
 # In-stream `response.failed` codes (protocols.md §1.6) by what they mean for the account.
-QUOTA_CODES = frozenset({"usage_limit_reached", "insufficient_quota", "usage_not_included"})
+QUOTA_CODES = frozenset({"usage_limit_reached", "insufficient_quota"})
+# The account's plan has no Codex at all: nothing resets, its owner must change plan.
+NO_CODEX_PLAN = "usage_not_included"
 THROTTLE_CODES = frozenset({"rate_limit_exceeded", "server_is_overloaded", "slow_down"})
 CLIENT_CODES = frozenset(
     {"context_length_exceeded", "invalid_prompt", "cyber_policy", "invalid_request_error"}
 )
+# The ChatGPT backend answers some refusals FastAPI-style, {"detail": "..."} or
+# {"detail": {"code": ...}}, not in the OpenAI error shape.
+DEACTIVATED_WORKSPACE = "deactivated_workspace"
+_MODEL_NOT_IN_PLAN = re.compile(r"model is not supported when using Codex with a ChatGPT account")
 _TRY_AGAIN = re.compile(r"try again in (\d+(?:\.\d+)?)\s*(ms|s)\b", re.IGNORECASE)
 
 
@@ -101,11 +109,20 @@ def usage_from(usage: Any) -> TokenUsage | None:
     )
 
 
+def no_codex_plan(status: int | None, reason: str, message: str | None) -> Outcome:
+    """needs_action ``no_codex_plan``: out of rotation until its pool file changes."""
+    text = "plan has no Codex" + (f": {short_reason(message)}" if message else "")
+    action = AccountAction("no_codex_plan", text)
+    return Outcome(OutcomeKind.ACCOUNT_ACTION, status, reason, action=action)
+
+
 def inband_failure(error: Any, now: float) -> Outcome:
     """What a `response.failed` / `error` event's error object means for the account."""
     code = as_str(dig(error, "code")) or as_str(dig(error, "type")) or "response_failed"
     message = as_str(dig(error, "message"))
     reason = short_reason(code, message)
+    if code == NO_CODEX_PLAN:
+        return no_codex_plan(None, reason, message)
     if code in QUOTA_CODES:
         return Outcome(OutcomeKind.QUOTA, None, reason, retry_at=as_float(dig(error, "resets_at")))
     if code in THROTTLE_CODES:
@@ -261,9 +278,22 @@ class CodexProvider:
         quota = self.read_quota(headers, now)
         if 200 <= status < 300:
             return Outcome(OutcomeKind.OK, status, quota=quota)
-        error = dig(json_object(body), "error")
-        code = as_str(dig(error, "type")) or as_str(dig(error, "code"))
-        reason = short_reason(code, as_str(dig(error, "message")))
+        blocked = cloudflare_outcome(status, headers)
+        if blocked is not None:
+            return blocked
+        payload = json_object(body)
+        error = dig(payload, "error")
+        detail = dig(payload, "detail")
+        code = (
+            as_str(dig(error, "type")) or as_str(dig(error, "code")) or as_str(dig(detail, "code"))
+        )
+        message = as_str(dig(error, "message")) or as_str(detail) or as_str(dig(detail, "message"))
+        reason = short_reason(code, message)
+        if status == 402 and code == DEACTIVATED_WORKSPACE:
+            # The account's workspace is switched off (sometimes only for a while: nanobot#1738).
+            return Outcome(OutcomeKind.FORBIDDEN, status, reason, quota)
+        if status == 400 and message and _MODEL_NOT_IN_PLAN.search(message):
+            return Outcome(OutcomeKind.WRONG_PLAN, status, reason, quota)
         if status == 429:
             if code == "usage_limit_reached":
                 retry_at = as_float(dig(error, "resets_at"))
@@ -273,9 +303,10 @@ class CodexProvider:
                 if retry_at is None and quota is not None:
                     retry_at = quota.resets_at
                 return Outcome(OutcomeKind.QUOTA, status, reason, quota, retry_at)
-            if code == "usage_not_included":
-                # The plan has no Codex at all: out of rotation with no reset to wait for.
-                return Outcome(OutcomeKind.QUOTA, status, reason, quota)
+            if code == NO_CODEX_PLAN:
+                # The plan has no Codex at all: no reset to wait for, retrying every hour
+                # forever helps nobody. Out of rotation until the pool file changes.
+                return attrs.evolve(no_codex_plan(status, reason, message), quota=quota)
             if quota is not None and quota.exhausted:
                 reason = reason or "a Codex quota window is at 100%"
                 return Outcome(OutcomeKind.QUOTA, status, reason, quota, quota.resets_at)

@@ -17,6 +17,7 @@ from trio_pool.providers.base import (
     RefreshResult,
     RefreshVerdict,
 )
+from trio_pool.providers.identity import codex_headers
 from trio_pool.providers.jwt import decode_jwt_payload
 from trio_pool.providers.tokens import (
     copy_document,
@@ -101,7 +102,13 @@ def refresh_request(credentials: Credentials, token_url: str) -> RefreshRequest:
         "grant_type": "refresh_token",
         "refresh_token": credentials.refresh_token,
     }
-    headers = (("content-type", "application/json"), ("accept", "application/json"))
+    # Codex's default client identity: auth.openai.com sits behind Cloudflare, which challenges
+    # clients that do not say who they are (real-services.md §1).
+    headers = (
+        ("content-type", "application/json"),
+        ("accept", "application/json"),
+        *codex_headers(),
+    )
     return RefreshRequest(token_url, headers, json.dumps(body).encode())
 
 
@@ -130,6 +137,7 @@ def usage_request(credentials: Credentials, upstreams: Mapping[str, str]) -> Pre
     headers = [
         ("authorization", f"Bearer {credentials.access_token}"),
         ("accept", "application/json"),
+        *codex_headers(),
     ]
     if credentials.account_id:
         headers.append(("chatgpt-account-id", credentials.account_id))

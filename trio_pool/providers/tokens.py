@@ -9,7 +9,8 @@ from typing import Any
 
 from trio_pool.errors import CredentialsError
 from trio_pool.providers.base import RefreshResult, RefreshVerdict
-from trio_pool.providers.wire import as_str, json_object
+from trio_pool.providers.wire import as_float, as_str, header_map, json_object
+from trio_pool.server.messages import Headers
 
 # Token-endpoint error codes after which only a new login helps (design.md §3.2).
 PERMANENT_REFRESH_CODES = frozenset(
@@ -23,6 +24,20 @@ PERMANENT_REFRESH_CODES = frozenset(
 
 
 _CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")  # OAuth / OpenAI error codes are snake_case
+MAX_RETRY_AFTER_S = 86400.0  # a longer hint is not a backoff: cap it
+
+
+def token_retry_after_s(headers: Headers) -> float | None:
+    """How long a token endpoint asked us to wait (``Retry-After`` seconds, or the
+    ``Retry-After-Ms`` Anthropic also sends), or None when it did not say."""
+    fields = header_map(headers)
+    seconds = as_float(fields.get("retry-after"))
+    millis = as_float(fields.get("retry-after-ms"))
+    if millis is not None and millis >= 0:
+        seconds = max(seconds or 0.0, millis / 1000)
+    if seconds is None or seconds < 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER_S)
 
 
 def require_mapping(document: Any, where: str) -> Mapping[str, Any]:

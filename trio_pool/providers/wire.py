@@ -186,6 +186,27 @@ def short_reason(*parts: str | None) -> str:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
+def cloudflare_block(status: int, headers: Headers) -> bool:
+    """A Cloudflare challenge or block page in front of the API, not the API's own answer.
+
+    Common from VPS and datacenter addresses (real-services.md §1): it says nothing about the
+    token or the account, so it must never spend a refresh (openclaw#95150 made the same
+    call). ``cf-mitigated`` marks a challenge; an HTML 403 is Cloudflare's block page."""
+    fields = header_map(headers)
+    if "cf-mitigated" in fields:
+        return True
+    html = fields.get("content-type", "").strip().lower().startswith("text/html")
+    return status == 403 and html
+
+
+def cloudflare_outcome(status: int, headers: Headers) -> Outcome | None:
+    """TRANSIENT for a Cloudflare page (fail over, short backoff, no refresh), else None."""
+    if not cloudflare_block(status, headers):
+        return None
+    mitigated = header_map(headers).get("cf-mitigated", "block")
+    return Outcome(OutcomeKind.TRANSIENT, status, f"Cloudflare {mitigated} (HTTP {status})")
+
+
 def status_outcome(
     status: int,
     reason: str,
@@ -193,8 +214,10 @@ def status_outcome(
     retry_at: float | None = None,
 ) -> Outcome:
     """The outcome of a non-2xx status that carried no provider-specific signal."""
-    if status in (401, 403):
+    if status == 401:
         kind = OutcomeKind.AUTH
+    elif status == 403:
+        kind = OutcomeKind.FORBIDDEN
     elif status in (429, 529):
         kind = OutcomeKind.THROTTLED
     elif status == 408 or 500 <= status <= 599:

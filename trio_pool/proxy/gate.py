@@ -1,9 +1,14 @@
 """Who may send a proxied request, and whether their limits let it start (shared mode).
 
-Local mode lets everything through. In shared mode a request needs a pool key (wherever
-its CLI carries it: ``auth.keys.presented_key``); a missing or unknown key is a 401 in the
-provider's own error shape, a user over a limit a 429 naming the limit. The dashboard's
-"Try it" calls come from the proxy itself with the process's internal token instead.
+``screen`` runs first on every route: dot-segments and encoded slashes are refused (400),
+local mode answers only to a loopback Host (421: DNS rebinding), and while state.db cannot
+tell whether users exist every request waits outside (503, fail closed).
+
+Local mode then lets everything through. In shared mode a request needs a pool key
+(wherever its CLI carries it: ``auth.keys.presented_key``); a missing or unknown key is a
+401 in the provider's own error shape, a path no CLI uses a 404 (``friend_routes``), a user
+over a limit a 429 naming the limit. The dashboard's "Try it" calls come from the proxy
+itself with the process's internal token instead.
 """
 
 from __future__ import annotations
@@ -16,9 +21,13 @@ import attrs
 
 from trio_pool import clock
 from trio_pool.auth.keys import presented_key
+from trio_pool.auth.limits import Refusal
+from trio_pool.auth.request_checks import host_is_loopback, path_problem
 from trio_pool.logs import bind
-from trio_pool.providers.base import Provider
-from trio_pool.proxy import answers
+from trio_pool.providers import PROVIDER_REGISTRY
+from trio_pool.providers.base import Provider, Route, RouteKind
+from trio_pool.providers.friend_routes import friend_may_use
+from trio_pool.proxy import answers, local
 from trio_pool.server.connection import Exchange
 from trio_pool.server.messages import RequestHead
 
@@ -49,14 +58,49 @@ class Admitted:
             proxy.directory.limiter.ended(self.user)
 
 
-async def admit(proxy: Proxy, exchange: Exchange, provider: Provider) -> Admitted | None:
+REBOUND = (
+    "this trio-pool is local: it answers only to Host localhost, 127.0.0.1 or [::1] (another "
+    "name may be a web page rebinding its DNS to this machine)"
+)
+UNKNOWN_USERS = (
+    "trio-pool cannot read its users from data/state.db yet, so it refuses every request "
+    "until it can (see the proxy log)"
+)
+
+
+async def screen(proxy: Proxy, exchange: Exchange) -> bool:
+    """Refuse what no route may take (True: answered). Runs before routing."""
+    head = exchange.head
+    provider = PROVIDER_REGISTRY[local.guess_provider(head)]
+    problem = path_problem(head.path)
+    if problem is not None:
+        log.warning("gate.refused reason=bad_path client=%s", exchange.client)
+        await answers.send_error(exchange, provider, 400, problem, "invalid_request_error")
+        return True
+    directory = proxy.directory
+    if not directory.ready:
+        await answers.send_error(exchange, provider, 503, UNKNOWN_USERS, "unavailable", 5.0)
+        return True
+    if not directory.shared and not host_is_loopback(head):
+        log.warning("gate.refused reason=host client=%s", exchange.client)
+        await answers.send_error(exchange, provider, 421, REBOUND, "misdirected_request")
+        return True
+    return False
+
+
+async def admit(
+    proxy: Proxy, exchange: Exchange, provider: Provider, route: Route
+) -> Admitted | None:
     """The request's user (limits counted), or None after refusing it."""
     head = exchange.head
     directory = proxy.directory
+    websocket = route.kind is RouteKind.WEBSOCKET
     if is_internal(proxy, head):
         name = head.get(USER_HEADER) or None
         user = directory.users.get(name) if name else None
-        return await _limited(proxy, exchange, provider, user.name if user else None)
+        if user is not None and not await _may_use(exchange, provider, route):
+            return None
+        return await _limited(proxy, exchange, provider, user.name if user else None, websocket)
     if not directory.shared:
         return Admitted(None)
     key = presented_key(head)
@@ -70,7 +114,28 @@ async def admit(proxy: Proxy, exchange: Exchange, provider: Provider) -> Admitte
         message = "unknown or revoked pool key; ask the pool's admin for a new one"
         await answers.send_error(exchange, provider, 401, message, "authentication_error")
         return None
-    return await _limited(proxy, exchange, provider, found.name)
+    if not await _may_use(exchange, provider, route):
+        return None
+    return await _limited(proxy, exchange, provider, found.name, websocket)
+
+
+async def _may_use(exchange: Exchange, provider: Provider, route: Route) -> bool:
+    """A pool key reaches only what the CLIs use (False: refused with a 404)."""
+    head = exchange.head
+    if friend_may_use(route, head.method, head.path):
+        return True
+    log.warning(
+        "gate.refused reason=path_not_for_keys client=%s method=%s path=%s",
+        exchange.client,
+        head.method,
+        head.path,
+    )
+    message = (
+        f"pool keys do not reach {head.method} {head.path}: only what the "
+        f"{provider.name} CLI uses goes to the pool's accounts"
+    )
+    await answers.send_error(exchange, provider, 404, message, "not_found")
+    return False
 
 
 def is_internal(proxy: Proxy, head: RequestHead) -> bool:
@@ -81,8 +146,32 @@ def is_internal(proxy: Proxy, head: RequestHead) -> bool:
     )
 
 
+def turn_refusal(proxy: Proxy, user: str, provider: Provider) -> Refusal | None:
+    """A ``response.create`` on ``user``'s open WebSocket: counted, or why it is refused.
+
+    The socket holds one stream slot for its life; each turn is a request for rpm and
+    share, as it would be over HTTP.
+    """
+    directory = proxy.directory
+    found = directory.users.get(user)
+    if found is None:
+        return Refusal("user", f"user {user} no longer exists", 60.0)
+    now = clock.now()
+    refusal = directory.limiter.admit(user, provider.name, found.limits, now, streams=False)
+    if refusal is not None:
+        log.info("gate.limited user=%s limit=%s websocket=true", user, refusal.limit)
+        proxy.metrics.limited(user, refusal.limit)
+        return refusal
+    directory.limiter.turn_started(user, now)
+    return None
+
+
 async def _limited(
-    proxy: Proxy, exchange: Exchange, provider: Provider, name: str | None
+    proxy: Proxy,
+    exchange: Exchange,
+    provider: Provider,
+    name: str | None,
+    websocket: bool = False,
 ) -> Admitted | None:
     if name is None:
         return Admitted(None)
@@ -97,5 +186,6 @@ async def _limited(
             exchange, provider, 429, refusal.message, "user_limit", refusal.retry_after
         )
         return None
-    directory.limiter.started(name, now)
+    # A socket's turns count one by one (turn_refusal); the socket itself holds a stream.
+    directory.limiter.started(name, now, request=not websocket)
     return Admitted(name, counted=True)

@@ -46,6 +46,7 @@ from trio_pool.providers.codex import with_priority_tier
 from trio_pool.proxy import answers, gate, local, websocket
 from trio_pool.proxy.body import Body, chain, read_body
 from trio_pool.proxy.metrics import Metrics, serve_metrics
+from trio_pool.proxy.queue_budget import QueueBudget
 from trio_pool.proxy.relay import RelayResult, relay_response, response_headers
 from trio_pool.server.connection import Exchange
 from trio_pool.server.server import Shutdown
@@ -58,7 +59,14 @@ log = logging.getLogger(__name__)
 
 # Outcomes after which the same request may go to another account.
 FAILOVER = frozenset(
-    {OutcomeKind.QUOTA, OutcomeKind.THROTTLED, OutcomeKind.AUTH, OutcomeKind.TRANSIENT}
+    {
+        OutcomeKind.QUOTA,
+        OutcomeKind.THROTTLED,
+        OutcomeKind.AUTH,
+        OutcomeKind.FORBIDDEN,
+        OutcomeKind.TRANSIENT,
+        OutcomeKind.ACCOUNT_ACTION,
+    }
 )
 # Never sleep in a tight loop when the pool says "usable again now" but still refuses.
 MIN_QUEUE_SLEEP_S = 0.05
@@ -92,6 +100,8 @@ class Proxy:
         self.self_url = ""
         self.internal_token = secrets.token_urlsafe(32)
         self._request_ids = 0
+        routing = config.routing
+        self.queue = QueueBudget(routing.max_queued, routing.max_queued_bytes)
         self.pool = pool
         self.registry = registry
         self.refresher = refresher
@@ -105,6 +115,8 @@ class Proxy:
 
     async def handle(self, exchange: Exchange) -> None:
         head = exchange.head
+        if await gate.screen(self, exchange):
+            return
         if head.path == "/healthz":
             engine = None if self.engine is None else self.engine()
             await local.healthz(
@@ -136,7 +148,7 @@ class Proxy:
             return
         provider = PROVIDER_REGISTRY[route.provider]
         bind(provider=route.provider)
-        admitted = await gate.admit(self, exchange, provider)
+        admitted = await gate.admit(self, exchange, provider, route)
         if admitted is None:
             return
         try:
@@ -154,7 +166,9 @@ class Proxy:
         """Health details and metrics: local mode, this machine, or an admin."""
         if not self.directory.shared:
             return True
-        return routes.caller_of(self, exchange)[0].is_admin or routes.is_local_client(exchange)
+        return routes.caller_of(self, exchange)[0].is_admin or routes.is_local_client(
+            self, exchange
+        )
 
     # -- the attempt loop ------------------------------------------------------------------
 
@@ -198,7 +212,7 @@ class Proxy:
         queue_deadline = clock.now() + self.config.routing.queue_wait_s
         while attempts < self.config.routing.max_attempts:
             decision = await self.lease(
-                route.provider, key, tried, queue_deadline, use=route.inference
+                route.provider, key, tried, queue_deadline, use=route.inference, held=len(body.held)
             )
             if isinstance(decision, Exhausted):
                 tally.status = await answers.send_exhausted(exchange, provider, decision, failures)
@@ -214,6 +228,9 @@ class Proxy:
                 return
             last = outcome
             tried.add(decision.account)
+            if outcome.kind is OutcomeKind.WRONG_PLAN:
+                # Its plan lacks what was asked: so do the others on that plan.
+                tried |= self.pool.same_plan(decision.account)
             failures.append((decision.account, outcome.reason or outcome.kind.value))
             tally.failures.append(failure_text(*failures[-1]))
             self.metrics.attempt(
@@ -275,20 +292,33 @@ class Proxy:
         queue_deadline: float,
         *,
         use: bool = True,
+        held: int = 0,
     ) -> Lease | Exhausted:
         """The account for the next attempt. When none is usable, wait (until queue_deadline)
         for the first to come back rather than failing the CLI (design.md §3.4); the waits
-        are not attempts, and after one every account may be tried again."""
-        while True:
-            now = clock.now()
-            decision = self.pool.choose(provider, key, now, exclude=frozenset(tried), use=use)
-            if not isinstance(decision, Exhausted):
-                return decision
-            wake = self.pool.next_change(provider, now)
-            if wake is None or wake > queue_deadline:
-                return decision
-            await trio.sleep_until(clock.to_trio_deadline(max(wake, now + MIN_QUEUE_SLEEP_S)))
-            tried.clear()
+        are not attempts, and after one every account may be tried again. ``held``: the body
+        bytes the request keeps while it waits (the global queue cap counts them)."""
+        queued = False
+        try:
+            while True:
+                now = clock.now()
+                decision = self.pool.choose(provider, key, now, exclude=frozenset(tried), use=use)
+                if not isinstance(decision, Exhausted):
+                    return decision
+                wake = self.pool.next_change(provider, now)
+                if wake is None or wake > queue_deadline:
+                    return decision
+                if not queued:
+                    if not self.queue.try_enter(held):
+                        log.warning("proxy.queue.full requests=%d", self.queue.requests)
+                        why = ("queue", self.queue.refusal())
+                        return attrs.evolve(decision, reasons=(*decision.reasons, why))
+                    queued = True
+                await trio.sleep_until(clock.to_trio_deadline(max(wake, now + MIN_QUEUE_SLEEP_S)))
+                tried.clear()
+        finally:
+            if queued:
+                self.queue.leave(held)
 
     def _internal_headers(self, exchange: Exchange, account: PoolAccount) -> list[tuple[str, str]]:
         """The answering account, told only to the proxy's own calls (the dashboard's Try it)."""
@@ -413,7 +443,15 @@ class Proxy:
                     return None
                 error_body = await response.read_all()
                 outcome = provider.classify(response.status, response.headers, error_body, now)
-                if outcome.kind in FAILOVER and body.replayable:
+                if body.replayable and (
+                    outcome.kind in FAILOVER
+                    # Another plan may offer the model; with none usable, the client gets
+                    # this answer as it came.
+                    or (
+                        outcome.kind is OutcomeKind.WRONG_PLAN
+                        and self.pool.other_plan_usable(account.name, now)
+                    )
+                ):
                     return outcome
                 # Not the account's fault (a 400, a 404) or not replayable: pass it on as is.
                 report(outcome)

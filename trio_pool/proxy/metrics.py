@@ -18,7 +18,7 @@ Labels = tuple[tuple[str, str], ...]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DURATION_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0)
-STATES = ("ok", "cooling", "backoff", "needs_relogin", "disabled")
+STATES = ("ok", "cooling", "backoff", "needs_relogin", "needs_action", "disabled")
 
 _HELP = {
     "trio_pool_requests_total": ("counter", "Proxied requests by the status the client got."),

@@ -63,11 +63,12 @@ async def serve_usage_polls(
     client: UpstreamClient,
     upstreams: Mapping[ProviderName, Mapping[str, str]],
     *,
+    first_check_s: float = FIRST_CHECK_S,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     schedule = PollSchedule()
     task_status.started()
-    await trio.sleep(FIRST_CHECK_S)
+    await trio.sleep(first_check_s)
     while True:
         now = clock.now()
         schedule.forget(set(registry.accounts))
@@ -75,6 +76,12 @@ async def serve_usage_polls(
             account = registry.get(name)
             if account is None:
                 continue
-            status = await poll_account(account, pool, refresher, client, upstreams)
+            try:
+                status = await poll_account(account, pool, refresher, client, upstreams)
+            except Exception:
+                # One account's failure (a bad answer, a bug) must not end the polls, nor
+                # the app: it counts as an unreachable poll and the schedule backs off.
+                log.exception("usage_poll.crashed account=%s", name)
+                status = None
             schedule.polled(name, status, clock.now())
         await trio.sleep(CHECK_EVERY_S)

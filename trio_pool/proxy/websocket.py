@@ -13,7 +13,9 @@ shows the usage-limit message, or falls back to HTTP).
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from functools import cache
 from typing import TYPE_CHECKING
@@ -37,7 +39,7 @@ from trio_pool.providers.base import (
     RouteKind,
 )
 from trio_pool.providers.wire import join_url, websocket_url
-from trio_pool.proxy import answers
+from trio_pool.proxy import answers, gate
 from trio_pool.proxy.relay import response_headers
 from trio_pool.proxy.ws_frames import FrameWatcher
 from trio_pool.server.connection import Exchange
@@ -61,7 +63,14 @@ log = logging.getLogger(__name__)
 
 REALTIME_PATHS = ("/v1/realtime",)
 FAILOVER = frozenset(
-    {OutcomeKind.QUOTA, OutcomeKind.THROTTLED, OutcomeKind.AUTH, OutcomeKind.TRANSIENT}
+    {
+        OutcomeKind.QUOTA,
+        OutcomeKind.THROTTLED,
+        OutcomeKind.AUTH,
+        OutcomeKind.FORBIDDEN,
+        OutcomeKind.TRANSIENT,
+        OutcomeKind.ACCOUNT_ACTION,
+    }
 )
 # Handshake fields trio-websocket writes itself (or that make no sense on a new connection).
 _OWN_FIELDS = ("host", "content-length", "accept-encoding")
@@ -263,6 +272,7 @@ class SocketFlow:
                         trailing,
                         headers=reply_headers(upstream.handshake_headers),
                         subprotocol=upstream.subprotocol,
+                        write_timeout_s=self.proxy.config.upstream_idle_timeout_s,
                     )
                     if client is None:
                         report(Outcome(OutcomeKind.CLIENT_ERROR, reason="client went away"))
@@ -295,7 +305,11 @@ class SocketFlow:
             async with trio.open_nursery() as nursery:
 
                 async def pump(
-                    src: WebSocket, dst: WebSocket, who: str, seen: Callable[[str | bytes], None]
+                    src: WebSocket,
+                    dst: WebSocket,
+                    who: str,
+                    seen: Callable[[str | bytes], None],
+                    screen: Callable[[str | bytes], str | None] = lambda _m: None,
                 ) -> None:
                     while True:
                         message = await src.receive()
@@ -309,11 +323,18 @@ class SocketFlow:
                             nursery.cancel_scope.cancel()
                             return
                         seen(message)
+                        refused = screen(message)
+                        if refused is not None:
+                            # Over a user limit: the turn never reaches the account; the
+                            # client hears why, in-band, as Codex hears upstream refusals.
+                            if not await src.send(refused):
+                                return
+                            continue
                         if not await dst.send(message):
                             return  # dst is closing: its own pump carries the close over
 
                 ignore: Callable[[str | bytes], None] = lambda _m: None  # noqa: E731
-                nursery.start_soon(pump, client, upstream, "client", ignore)
+                nursery.start_soon(pump, client, upstream, "client", ignore, self._turn_refusal)
                 seen = ignore if watcher is None else watcher.on_message
                 nursery.start_soon(pump, upstream, client, "upstream", seen)
         if scope.cancelled_caught:
@@ -321,6 +342,38 @@ class SocketFlow:
             await upstream.close(SHUTDOWN_CLOSE)
             return SHUTDOWN_CLOSE.code, "shutdown"
         return ended[0] if ended else (1000, "client")
+
+    def _turn_refusal(self, message: str | bytes) -> str | None:
+        """A user's ``response.create`` counted against their limits (M5): None to forward
+        it, else the error frame to answer with (Codex's in-band error shape, status 429).
+
+        The handshake held a stream slot for the socket; every turn is a request for rpm
+        and share. Codex's warm-up (``"generate": false``) produces nothing and is free.
+        """
+        if self.user is None or not isinstance(message, str):
+            return None
+        if '"response.create"' not in message:
+            return None  # skip parsing what cannot be a turn
+        try:
+            payload = json.loads(message)
+        except ValueError:
+            return None
+        if not isinstance(payload, dict) or payload.get("type") != "response.create":
+            return None
+        if payload.get("generate") is False:
+            return None
+        refusal = gate.turn_refusal(self.proxy, self.user, self.provider)
+        if refusal is None:
+            return None
+        retry_after = str(max(1, math.ceil(refusal.retry_after)))
+        return json.dumps(
+            {
+                "type": "error",
+                "status": 429,
+                "error": {"type": "user_limit", "code": refusal.limit, "message": refusal.message},
+                "headers": {"retry-after": retry_after},
+            }
+        )
 
     async def _pass_refusal(self, refused: HandshakeRefused) -> None:
         if self.tally is not None:

@@ -25,7 +25,14 @@ from trio_pool.providers.wire import as_str, dig
 log = logging.getLogger(__name__)
 
 ACCOUNT_FAULTS = frozenset(
-    {OutcomeKind.QUOTA, OutcomeKind.THROTTLED, OutcomeKind.AUTH, OutcomeKind.TRANSIENT}
+    {
+        OutcomeKind.QUOTA,
+        OutcomeKind.THROTTLED,
+        OutcomeKind.AUTH,
+        OutcomeKind.FORBIDDEN,
+        OutcomeKind.TRANSIENT,
+        OutcomeKind.ACCOUNT_ACTION,
+    }
 )
 # "connection limit reached (60 minutes)": Codex opens a new socket; no fault of the account.
 CONNECTION_LIMIT = "websocket_connection_limit_reached"

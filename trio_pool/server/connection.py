@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import attrs
@@ -34,6 +34,14 @@ class ServerLimits:
     max_body_bytes: int = 64 * 1024 * 1024
     head_timeout_s: float = 30.0
     keepalive_idle_s: float = 75.0
+    # A body must average this rate: each byte buys 1/rate s on top of head_timeout_s (the
+    # rule of Apache's mod_reqtimeout), so a trickle cannot hold a connection for ever.
+    min_body_bytes_per_s: float = 1024.0
+    # A client that takes longer than this to accept one write has stopped reading: cut it,
+    # so that it does not pin an upstream connection and an account lease.
+    write_timeout_s: float = 300.0
+    # Open client connections at most (the accept loop waits for a free slot); 0: no cap.
+    max_connections: int = 0
 
 
 # error_body(status, message, head) -> (headers, body): lets the app answer server-level
@@ -73,6 +81,7 @@ class Exchange:
         self.detached = False
         self._body_done = False
         self._body_bytes = 0
+        self._body_started_at: float | None = None
         self.body_done_event = trio.Event()
         self.closing = False
 
@@ -85,8 +94,10 @@ class Exchange:
         conn = self._conn.h11
         if conn.they_are_waiting_for_100_continue:
             await self._conn.send_event(h11.InformationalResponse(status_code=100, headers=[]))
+        if self._body_started_at is None:
+            self._body_started_at = trio.current_time()
         while True:
-            event = await self._conn.next_event(deadline=self._conn.body_deadline())
+            event = await self._conn.next_event(deadline=self._body_deadline())
             if isinstance(event, h11.Data):
                 self._body_bytes += len(event.data)
                 if self._body_bytes > self._conn.limits.max_body_bytes:
@@ -103,6 +114,16 @@ class Exchange:
                 return b""
             else:  # pragma: no cover - h11 yields nothing else inside a body
                 raise ClientProtocolError(f"unexpected {type(event).__name__} in request body")
+
+    def _body_deadline(self) -> float:
+        """Each read may wait at most head_timeout_s, and the body as a whole must keep up
+        the minimum rate (after a head_timeout_s allowance)."""
+        limits = self._conn.limits
+        per_read = trio.current_time() + limits.head_timeout_s
+        if self._body_started_at is None or limits.min_body_bytes_per_s <= 0:
+            return per_read
+        earned = self._body_bytes / limits.min_body_bytes_per_s
+        return min(per_read, self._body_started_at + limits.head_timeout_s + earned)
 
     async def read_body(self) -> bytes:
         """The whole request body (bounded by max_body_bytes)."""
@@ -140,6 +161,11 @@ class Exchange:
     async def send(self, data: bytes) -> None:
         if data:
             await self._conn.send_event(h11.Data(data=data))
+
+    async def send_chunks(self, pieces: Sequence[bytes]) -> None:
+        """Several body pieces, each framed as its own HTTP chunk, written at once (the
+        simulators use it to look like an upstream that flushes once per SSE event)."""
+        await self._conn.send_events([h11.Data(data=piece) for piece in pieces if piece])
 
     async def end(self) -> None:
         await self._conn.send_event(h11.EndOfMessage())
@@ -192,7 +218,7 @@ class HTTPConnection:
     async def _receive(self) -> None:
         try:
             data = await self.stream.receive_some(READ_SIZE)
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise ClientDisconnected from exc
         if not data:
             self._eof = True
@@ -214,10 +240,6 @@ class HTTPConnection:
                 continue
             raise ClientProtocolError("the client sent its request too slowly", 408)
 
-    def body_deadline(self) -> float:
-        # A body must keep flowing: each read may wait at most head_timeout_s.
-        return trio.current_time() + self.limits.head_timeout_s
-
     async def send_event(self, event: Any) -> None:
         try:
             data = self.h11.send(event)
@@ -225,11 +247,31 @@ class HTTPConnection:
             self.h11.send_failed()
             raise
         if data:
-            try:
+            await self._write(data)
+
+    async def send_events(self, events: Sequence[Any]) -> None:
+        """Several h11 events in one write."""
+        try:
+            data = b"".join([self.h11.send(event) or b"" for event in events])
+        except h11.LocalProtocolError:
+            self.h11.send_failed()
+            raise
+        if data:
+            await self._write(data)
+
+    async def _write(self, data: bytes) -> None:
+        timeout_s = self.limits.write_timeout_s
+        try:
+            with trio.move_on_after(timeout_s) as scope:
                 await self.stream.send_all(data)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                self.h11.send_failed()
-                raise ClientDisconnected from exc
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self.h11.send_failed()
+            raise ClientDisconnected from exc
+        if scope.cancelled_caught:
+            # Part of the data may be written: the stream is unusable from here on.
+            self.h11.send_failed()
+            log.info("server.client.write_timeout timeout_s=%s", timeout_s)
+            raise ClientDisconnected("the client stopped reading")
 
     async def aclose(self) -> None:
         with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
@@ -280,7 +322,10 @@ class HTTPConnection:
                 if buffered:
                     await self._receive()
                 else:
-                    # Idle: also wake up when the server starts shutting down.
+                    # Idle: also wake up when the server starts shutting down. A reset
+                    # raised inside the nursery would reach the caller wrapped in an
+                    # ExceptionGroup, so it is caught here and raised again outside.
+                    reset = False
                     async with trio.open_nursery() as nursery:
 
                         async def stop_on_shutdown() -> None:
@@ -288,8 +333,13 @@ class HTTPConnection:
                             nursery.cancel_scope.cancel()
 
                         nursery.start_soon(stop_on_shutdown)
-                        await self._receive()
+                        try:
+                            await self._receive()
+                        except ClientDisconnected:
+                            reset = True
                         nursery.cancel_scope.cancel()
+                    if reset:
+                        raise ClientDisconnected
             if scope.cancelled_caught:
                 if buffered:
                     raise ClientProtocolError("the client sent its request head too slowly", 408)
@@ -318,6 +368,15 @@ class HTTPConnection:
                     headers=decode_headers(request.headers.raw_items()),
                     http_version=request.http_version.decode("ascii", "replace"),
                 )
+                if (
+                    head.get("transfer-encoding") is not None
+                    and head.get("content-length") is not None
+                ):
+                    # RFC 9112 §6.3: a request framed both ways is a smuggling attempt or
+                    # a broken intermediary; h11 would use chunked and keep the connection.
+                    message = "a request may not carry both Transfer-Encoding and Content-Length"
+                    await self._send_error(400, message, head)
+                    return
                 exchange = Exchange(self, head)
                 keep_going = await self._run_exchange(handler, exchange)
                 if not keep_going or exchange.detached:
@@ -398,7 +457,7 @@ class HTTPConnection:
         while len(self.h11.trailing_data[0]) < MAX_PIPELINED_BYTES:
             try:
                 data = await self.stream.receive_some(READ_SIZE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 data = b""
             if not data:
                 self._eof = True

@@ -7,6 +7,7 @@ themselves with the provider's in-stream error at that deadline), then cancel wh
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -17,6 +18,7 @@ import trio
 
 from trio_pool.logs import bind
 from trio_pool.server.connection import (
+    ClientDisconnected,
     ErrorBody,
     Handler,
     HTTPConnection,
@@ -28,6 +30,38 @@ log = logging.getLogger(__name__)
 
 # After the grace deadline, streams get this long to write their closing error event.
 FINAL_WRITE_S = 1.0
+# Out of descriptors or memory: the only accept errors worth waiting out (the set trio's own
+# serve_listeners retries); any other error means the listener itself is broken.
+ACCEPT_CAPACITY_ERRNOS = frozenset(
+    code
+    for code in (
+        getattr(errno, "EMFILE", None),
+        getattr(errno, "ENFILE", None),
+        getattr(errno, "ENOMEM", None),
+        getattr(errno, "ENOBUFS", None),
+    )
+    if code is not None
+)
+ACCEPT_RETRY_S = 0.1
+ACCEPT_LOG_EVERY_S = 10.0
+
+
+class LogThrottle:
+    """At most one log line per ``every_s``; counts the ones it held back."""
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self._next_at = -math.inf
+        self.suppressed = 0
+
+    def ready(self, now: float) -> int | None:
+        """None: stay quiet. Else log now, mentioning the returned count of held-back lines."""
+        if now < self._next_at:
+            self.suppressed += 1
+            return None
+        self._next_at = now + self.every_s
+        held, self.suppressed = self.suppressed, 0
+        return held
 
 
 class Shutdown:
@@ -95,25 +129,25 @@ async def serve_listeners(
             sockname = listener.socket.getsockname()
             addresses.append((sockname[0], sockname[1]))
     conn_ids = count(1)
+    # A cap on open connections (0: none); the accept loops take a slot before accepting.
+    cap = limits.max_connections if limits.max_connections > 0 else math.inf
+    slots = trio.CapacityLimiter(cap)
 
-    async def handle(stream: trio.abc.Stream) -> None:
+    async def handle(stream: trio.abc.Stream, slot: object) -> None:
         conn_id = next(conn_ids)
-        peer = ""
-        if isinstance(stream, trio.SocketStream):
-            try:
-                host, port = stream.socket.getpeername()[:2]
-                peer = f"{host}:{port}"
-            except OSError:
-                pass
-        bind(conn=str(conn_id))
-        connection = HTTPConnection(stream, limits, peer=peer, error_body=error_body)
-        await connection.serve(handler, shutdown.requested)
+        try:
+            bind(conn=str(conn_id))
+            await _serve_guarded(handler, stream, limits, shutdown, error_body)
+        finally:
+            slots.release_on_behalf_of(slot)
 
     try:
         async with trio.open_nursery() as handler_nursery:
             async with trio.open_nursery() as accept_nursery:
                 for listener in listeners:
-                    accept_nursery.start_soon(_accept_loop, listener, handle, handler_nursery)
+                    accept_nursery.start_soon(
+                        _accept_loop, listener, handle, handler_nursery, slots
+                    )
                 task_status.started(addresses)
                 await shutdown.requested.wait()
                 accept_nursery.cancel_scope.cancel()
@@ -131,17 +165,67 @@ async def _close_all(listeners: Sequence[trio.abc.AsyncResource]) -> None:
             await listener.aclose()
 
 
+async def _serve_guarded(
+    handler: Handler,
+    stream: trio.abc.Stream,
+    limits: ServerLimits,
+    shutdown: Shutdown,
+    error_body: ErrorBody,
+) -> None:
+    """One connection, from accept to close. Nothing raised here may leave this task: an
+    error in one connection (a reset, a bug) costs that connection, never the server."""
+    peer = ""
+    if isinstance(stream, trio.SocketStream):
+        try:
+            host, port = stream.socket.getpeername()[:2]
+            peer = f"{host}:{port}"
+        except OSError:
+            pass  # already reset: serve() finds out at its first read
+    connection = HTTPConnection(stream, limits, peer=peer, error_body=error_body)
+    try:
+        await connection.serve(handler, shutdown.requested)
+    except* (ClientDisconnected, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        # The peer reset or closed the socket at a moment serve() did not expect it.
+        log.debug("server.connection.reset peer=%s", peer)
+    except* Exception:
+        # A bug: log it with its traceback and drop this connection only. (Cancelled is a
+        # BaseException and passes through: shutdown still ends every connection.)
+        log.exception("server.connection.crashed peer=%s", peer)
+    finally:
+        # serve() closes the stream on a normal end (and a WebSocket handler closes the one
+        # it took over); this covers the paths where it did not. Closing twice is harmless.
+        await trio.aclose_forcefully(stream)
+
+
 async def _accept_loop(
     listener: trio.abc.Listener[trio.abc.Stream],
-    handle: Callable[[trio.abc.Stream], Awaitable[None]],
+    handle: Callable[[trio.abc.Stream, object], Awaitable[None]],
     handler_nursery: trio.Nursery,
+    slots: trio.CapacityLimiter,
 ) -> None:
+    throttle = LogThrottle(ACCEPT_LOG_EVERY_S)
     while True:
+        # At the cap, wait for a connection to end: new clients queue in the kernel's
+        # backlog, and the descriptors in reserve stay free for upstreams and files.
+        slot = object()
+        await slots.acquire_on_behalf_of(slot)
         try:
             stream = await listener.accept()
         except OSError as exc:
-            # EMFILE and friends: log and keep serving the connections we have.
-            log.warning("server.accept.failed error=%s", exc)
-            await trio.sleep(0.1)
+            slots.release_on_behalf_of(slot)
+            if exc.errno not in ACCEPT_CAPACITY_ERRNOS:
+                raise
+            held = throttle.ready(trio.current_time())
+            if held is not None:
+                log.warning(
+                    "server.accept.failed error=%s held_back=%d (lower max_connections, "
+                    "or raise the open-files limit)",
+                    exc,
+                    held,
+                )
+            await trio.sleep(ACCEPT_RETRY_S)
             continue
-        handler_nursery.start_soon(handle, stream)
+        except BaseException:
+            slots.release_on_behalf_of(slot)
+            raise
+        handler_nursery.start_soon(handle, stream, slot)

@@ -1,7 +1,9 @@
 """Planning, writing and undoing the edits (trio_pool.setup.edits) of each CLI's config file.
 
-- Codex: ``$CODEX_HOME/config.toml`` (tomlkit, comments kept): a ``trio-pool`` provider
-  selected by ``model_provider``, plus ``chatgpt_base_url`` for the usage calls.
+- Codex: ``$CODEX_HOME/config.toml`` (tomlkit, comments kept): ``openai_base_url`` moves the
+  built-in provider (sessions made before stay resumable); with a pool key, or
+  ``--custom-provider``, a ``trio-pool`` provider selected by ``model_provider``. Both with
+  ``chatgpt_base_url`` for the usage calls.
 - Claude Code: ``$CLAUDE_CONFIG_DIR/settings.json`` ``env`` (other keys kept).
 - Gemini CLI: ``$GEMINI_CLI_HOME/.gemini/.env``. The Gemini CLI reads the first ``.gemini/.env``
   or ``.env`` walking up from the working directory and falls back to this one, and its
@@ -27,7 +29,7 @@ from trio_pool.login.importer import cli_dir
 from trio_pool.logs import mask
 from trio_pool.providers.base import ProviderName
 from trio_pool.setup.backup import backup_file, latest_backup, write_text_atomic
-from trio_pool.setup.edits import EDITS, KEY_NEXT_STEPS, NEXT_STEPS
+from trio_pool.setup.edits import EDITS, KEY_NEXT_STEPS, NEXT_STEPS, codex_config
 
 __all__ = [
     "KEY_NEXT_STEPS",
@@ -83,9 +85,11 @@ def plan_setup(
     env: Mapping[str, str],
     home: Path,
     key: str | None = None,
+    custom_provider: bool = False,
 ) -> SetupPlan:
     """What ``setup CLIENT`` would write; nothing is changed yet. With ``key`` the CLI carries
-    that pool key and needs no login of its own."""
+    that pool key and needs no login of its own. ``custom_provider``: Codex gets a provider of
+    its own even without a key (its earlier sessions are then not offered by ``resume``)."""
     url = url.rstrip("/")
     if not re.match(r"^https?://[^/\s]+$", url):
         raise LoginError(f"--server: expected http://HOST:PORT, got {url!r}")
@@ -96,7 +100,11 @@ def plan_setup(
         old: str | None = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         old = None
-    return SetupPlan(client, path, old, EDITS[client](old or "", url, key), key)
+    if client == "codex":
+        new = codex_config(old or "", url, key, custom_provider=custom_provider)
+    else:
+        new = EDITS[client](old or "", url, key)
+    return SetupPlan(client, path, old, new, key)
 
 
 def apply_setup(plan: SetupPlan, now: float | None = None) -> Path | None:

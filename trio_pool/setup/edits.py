@@ -3,14 +3,24 @@
 Without a pool key each edit is the local-mode one (the CLI keeps its own login, the proxy
 swaps the credential). With a key (shared mode) the CLI carries the key where it sends its
 credential, and needs no account of its own. Checked against the real CLIs
-(e2e/real_clis.py --keys):
+(e2e/real_clis.py, e2e/real_clis.py --keys):
 
-- Codex: ``requires_openai_auth = false`` (with ``true`` and no auth.json the TUI stops at
-  its sign-in screen) and ``http_headers = { "x-trio-pool-key" = KEY }``, which Codex sends
-  on the HTTP POST and on the WebSocket upgrade alike.
-- Claude Code: ``ANTHROPIC_AUTH_TOKEN`` in settings.json's ``env`` -> ``Authorization:
-  Bearer KEY``, and no OAuth beta; it wins over a ``.credentials.json`` login and over the
-  same variable in the shell.
+- Codex, local mode: ``openai_base_url`` (and ``chatgpt_base_url``) move the built-in
+  ``openai`` provider. Codex files its sessions under the provider's id, so a new
+  ``model_provider`` would hide the sessions made before set-up from ``codex resume``
+  (real-clients.md §4). The built-in provider then opens a WebSocket first and sends
+  zstd-compressed bodies; the proxy takes both.
+- Codex, shared mode (or ``--custom-provider``): a ``trio-pool`` provider. The built-in one
+  cannot carry the key: it always asks for a ChatGPT login (``requires_openai_auth`` is fixed
+  to true) and adds no header of ours (only ``OpenAI-Organization``/``OpenAI-Project`` from
+  the environment). So: ``requires_openai_auth = false`` (with ``true`` and no auth.json the
+  TUI stops at its sign-in screen) and ``http_headers = { "x-trio-pool-key" = KEY }``, which
+  Codex sends on the HTTP POST and on the WebSocket upgrade alike.
+- Claude Code: ``CLAUDE_CODE_OAUTH_TOKEN`` in settings.json's ``env`` (the key, or any value
+  in local mode) -> ``Authorization: Bearer …`` with the OAuth betas: Claude Code stays a
+  subscriber (1-hour prompt cache), where ``ANTHROPIC_AUTH_TOKEN`` would make it an API user
+  (5-minute cache, more cache writes). It also keeps Claude Code from refreshing a login of
+  its own that may be one of the pool's accounts (single-use refresh tokens).
 - Gemini CLI: ``GOOGLE_GENAI_USE_GCA=true`` + ``GOOGLE_CLOUD_ACCESS_TOKEN`` -> ``Authorization:
   Bearer KEY``; it wins over a cached ``oauth_creds.json`` login and needs no Google call.
 """
@@ -31,8 +41,8 @@ KEY_HEADER = "x-trio-pool-key"
 NEXT_STEPS: dict[str, str] = {
     "codex": "Codex still needs a login of its own in auth.json (any ChatGPT login; the proxy "
     "replaces it with a pooled account's). Start `codex` as usual.",
-    "claude": "Start `claude` as usual. Without a Claude login of its own, also set "
-    "ANTHROPIC_AUTH_TOKEN=pool (any value: the proxy supplies the real token).",
+    "claude": "Start `claude` as usual: it runs as a subscriber on the pool's accounts and "
+    "needs no Claude login of its own.",
     "gemini": "Start `gemini` from a directory without its own .env. Without a Google login of "
     "its own, also set GOOGLE_GENAI_USE_GCA=true GOOGLE_CLOUD_ACCESS_TOKEN=pool.",
 }
@@ -43,12 +53,17 @@ KEY_NEXT_STEPS: dict[str, str] = {
 }
 
 
-def codex_config(text: str, url: str, key: str | None = None) -> str:
-    """config.toml: the trio-pool provider, selected, comments and other settings kept."""
+def codex_config(
+    text: str, url: str, key: str | None = None, *, custom_provider: bool = False
+) -> str:
+    """config.toml: the built-in provider moved to the proxy (local mode), or the trio-pool
+    provider selected (a key, or ``custom_provider``); comments and other settings kept."""
     try:
         document = tomlkit.parse(text)
     except tomlkit.exceptions.ParseError as exc:
         raise LoginError(f"config.toml is not valid TOML ({exc}); fix it first") from None
+    if key is None and not custom_provider:
+        return _codex_builtin(document, url)
     document["model_provider"] = PROVIDER_ID
     document["chatgpt_base_url"] = f"{url}/backend-api"
     providers = document.get("model_providers")
@@ -79,21 +94,48 @@ def codex_config(text: str, url: str, key: str | None = None) -> str:
     return tomlkit.dumps(document)
 
 
+def _codex_builtin(document: tomlkit.TOMLDocument, url: str) -> str:
+    """The built-in ``openai`` provider pointed at the proxy; its sessions stay resumable."""
+    selected = document.get("model_provider")
+    if selected == PROVIDER_ID:
+        del document["model_provider"]  # an earlier set-up's provider: back to the built-in
+    elif selected not in (None, "openai"):
+        raise LoginError(
+            f"config.toml selects model_provider = {selected!r}, which openai_base_url does not "
+            "move; remove that line, or use --custom-provider"
+        )
+    for name, value in (
+        ("openai_base_url", f"{url}/v1"),
+        ("chatgpt_base_url", f"{url}/backend-api"),
+    ):
+        if document.get(name) != value:
+            document[name] = value
+    return tomlkit.dumps(document)
+
+
+# Claude Code's credential variables, strongest first: a stale ANTHROPIC_AUTH_TOKEN (written by
+# an older set-up) would make Claude Code an API user again, so it goes.
+CLAUDE_TOKEN = "CLAUDE_CODE_OAUTH_TOKEN"
+CLAUDE_DROPPED = ("ANTHROPIC_AUTH_TOKEN",)
+LOCAL_TOKEN = "pool"  # any value: the proxy replaces it with an account's token
+
+
 def claude_settings(text: str, url: str, key: str | None = None) -> str:
-    """settings.json: ``env.ANTHROPIC_BASE_URL`` (and the key as ``ANTHROPIC_AUTH_TOKEN``)."""
+    """settings.json: ``env.ANTHROPIC_BASE_URL`` and ``env.CLAUDE_CODE_OAUTH_TOKEN`` (the key,
+    or a placeholder the proxy replaces)."""
     try:
         document = json.loads(text) if text.strip() else {}
     except ValueError:
         raise LoginError("settings.json is not valid JSON; fix it first") from None
     if not isinstance(document, dict) or not isinstance(document.get("env", {}), dict):
         raise LoginError("settings.json: expected an object with an object `env`")
-    wanted = {"ANTHROPIC_BASE_URL": url}
-    if key is not None:
-        wanted["ANTHROPIC_AUTH_TOKEN"] = key
+    wanted = {"ANTHROPIC_BASE_URL": url, CLAUDE_TOKEN: key if key is not None else LOCAL_TOKEN}
     env = document.get("env", {})
-    if all(env.get(name) == value for name, value in wanted.items()):
+    stale = [name for name in CLAUDE_DROPPED if name in env]
+    if not stale and all(env.get(name) == value for name, value in wanted.items()):
         return text  # already set: keep the user's formatting
-    document["env"] = env | wanted
+    kept = {name: value for name, value in env.items() if name not in CLAUDE_DROPPED}
+    document["env"] = kept | wanted
     return json.dumps(document, indent=2) + "\n"
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from trio_pool.setup.edits import (
+    CLAUDE_TOKEN,
     KEY_NEXT_STEPS,
+    LOCAL_TOKEN,
     NEXT_STEPS,
     claude_settings,
     codex_config,
@@ -37,9 +39,8 @@ def _manual(client: str, address: str, key: str | None) -> list[dict[str, str]]:
         text = codex_config("", address, key)
         return [_step("Or add this to ~/.codex/config.toml", "toml", text)]
     if client == "claude":
-        exports = [f"export ANTHROPIC_BASE_URL={address}"]
-        if key is not None:
-            exports.append(f"export ANTHROPIC_AUTH_TOKEN={key}")
+        token = key if key is not None else LOCAL_TOKEN
+        exports = [f"export ANTHROPIC_BASE_URL={address}", f"export {CLAUDE_TOKEN}={token}"]
         return [
             _step(
                 'Or merge this into ~/.claude/settings.json ("env" keeps your other variables)',

@@ -8,13 +8,14 @@ are unix seconds. No column holds a token (design.md §2.2).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from trio_pool.accounts.model import AccountRecord, ObservedWindow
+from trio_pool.accounts.model import AccountAction, AccountRecord, ObservedWindow
 from trio_pool.providers.base import PROVIDERS, ProviderName, QuotaWindow
 from trio_pool.state.merge import Stamps, StoredAccount
 
@@ -161,14 +162,30 @@ MIGRATIONS: tuple[str, ...] = (
                SUM(reasoning), SUM(bytes)
         FROM usage GROUP BY 1, 2, 3, 4, 5;
     """,
+    # 4: sessions that can end (auth/session.py): a random id per user (a re-created name is
+    # another user) and a session epoch per user, bumped to end every session of the user.
+    """
+    ALTER TABLE users ADD COLUMN uid TEXT NOT NULL DEFAULT '';
+    ALTER TABLE users ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0;
+    UPDATE users SET uid = lower(hex(randomblob(8))) WHERE uid = '';
+    """,
+    # 5: the needs-action verdict (accounts.model.AccountAction as JSON), stamped like
+    # needs-re-login with the credential file it was about.
+    """
+    ALTER TABLE accounts ADD COLUMN action TEXT;
+    ALTER TABLE accounts ADD COLUMN action_at REAL NOT NULL DEFAULT 0;
+    ALTER TABLE accounts ADD COLUMN action_file_ns INTEGER;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 ACCOUNT_COLUMNS = (
     "name, provider, windows, cooldown_until, cooldown_reason, cooldown_level, cooldown_at, "
     "backoff_until, backoff_reason, backoff_level, backoff_at, penalty, penalty_at, "
-    "relogin, relogin_at, relogin_file_ns, last_used"
+    "relogin, relogin_at, relogin_file_ns, last_used, action, action_at, action_file_ns"
 )
+# Placeholders for ACCOUNT_COLUMNS plus writer, updated_at, version.
+ACCOUNT_MARKS = ",".join("?" * (ACCOUNT_COLUMNS.count(",") + 4))
 
 
 @contextmanager
@@ -190,7 +207,7 @@ def connect(path: Path) -> sqlite3.Connection:
     ``check_same_thread=False``: the store hands the connection to one worker thread at a
     time, never two at once.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private(path)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -204,6 +221,31 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def make_private(path: Path) -> None:
+    """The data dir 0700 and the db with its -wal and -shm 0600, before SQLite opens them.
+
+    The db holds the session-signing secret: readable by another local user, it lets them
+    forge an admin cookie. SQLite creates -wal and -shm with the db file's own mode, so a
+    0600 db keeps new ones private; existing ones (an older trio-pool's) are fixed here.
+    A directory we do not own (chmod refused) is left as it is.
+    """
+    data_dir = path.parent
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        if data_dir.stat().st_mode & 0o077:
+            data_dir.chmod(0o700)
+    except PermissionError:
+        pass
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    path.chmod(0o600)
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        try:
+            side.chmod(0o600)
+        except FileNotFoundError:
+            continue
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -277,6 +319,33 @@ def windows_from_json(text: str) -> tuple[ObservedWindow, ...]:
     return tuple(result)
 
 
+def action_to_json(action: AccountAction | None) -> str | None:
+    if action is None:
+        return None
+    return json.dumps(
+        {"kind": action.kind, "message": action.message, "link": action.link,
+         "since_at": action.since_at},
+        separators=(",", ":"),
+    )  # fmt: skip
+
+
+def action_from_json(text: str | None) -> AccountAction | None:
+    """The stored action; a damaged one reads as none (the code that set it sets it again)."""
+    if not text:
+        return None
+    try:
+        item = json.loads(text)
+        link = item.get("link")
+        return AccountAction(
+            str(item["kind"]),
+            str(item["message"]),
+            None if link is None else str(link),
+            float(item.get("since_at") or 0.0),
+        )
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
 def account_params(stored: StoredAccount) -> tuple[Any, ...]:
     r, s = stored.record, stored.stamps
     return (
@@ -297,13 +366,17 @@ def account_params(stored: StoredAccount) -> tuple[Any, ...]:
         s.relogin_at,
         s.relogin_file_ns,
         r.last_used,
+        action_to_json(r.action),
+        s.action_at,
+        s.action_file_ns,
     )
 
 
 def account_from_row(row: tuple[Any, ...]) -> StoredAccount | None:
     """A stored account from a row in ACCOUNT_COLUMNS order; None for an unknown provider."""
     (name, provider, windows, cd_until, cd_reason, cd_level, cd_at, bo_until, bo_reason,
-     bo_level, bo_at, penalty, penalty_at, relogin, relogin_at, relogin_ns, last_used) = row  # fmt: skip
+     bo_level, bo_at, penalty, penalty_at, relogin, relogin_at, relogin_ns, last_used,
+     action, action_at, action_ns) = row  # fmt: skip
     if provider not in PROVIDERS:
         return None
     prov: ProviderName = provider
@@ -320,6 +393,7 @@ def account_from_row(row: tuple[Any, ...]) -> StoredAccount | None:
         penalty=penalty,
         penalty_at=penalty_at,
         needs_relogin=relogin,
+        action=action_from_json(action),
         last_used=last_used,
     )
-    return StoredAccount(record, Stamps(cd_at, bo_at, relogin_at, relogin_ns))
+    return StoredAccount(record, Stamps(cd_at, bo_at, relogin_at, relogin_ns, action_at, action_ns))

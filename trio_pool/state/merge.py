@@ -4,8 +4,9 @@ Three kinds of field:
 
 * Readings (quota windows per name, the penalty, ``last_used``) carry their own time, so
   merging is a join: the newer reading of a window, the newer penalty, the later use.
-* Verdicts (cooldown, backoff, needs-re-login) can be set *and* cleared (a fresh reading
-  that shows room clears a cooldown early, design.md §3.5; new tokens clear needs-re-login),
+* Verdicts (cooldown, backoff, needs-re-login, needs-action) can be set *and* cleared (a
+  fresh reading that shows room clears a cooldown early, design.md §3.5; new tokens clear
+  needs-re-login; a changed file clears needs-action),
   so they carry a stamp: the time a process changed them. A process only writes a verdict
   it changed itself since it last agreed with the db; the db keeps the newest change, except
   that two cooldowns (or backoffs) set independently keep the later end: a quota reset
@@ -26,7 +27,9 @@ import attrs
 from trio_pool.accounts.model import AccountRecord, ObservedWindow
 from trio_pool.providers.base import TokenUsage
 
-VERDICTS = ("cooldown", "backoff", "relogin")
+VERDICTS = ("cooldown", "backoff", "relogin", "action")
+# Verdicts about one version of the credential file: a newer file makes them stale.
+FILE_VERDICTS = ("relogin", "action")
 
 
 @attrs.frozen
@@ -39,6 +42,8 @@ class Stamps:
     # mtime_ns of the credential file a needs-re-login verdict was about: a newer file
     # (a re-login, even while no trio-pool ran) makes the verdict stale.
     relogin_file_ns: int | None = None
+    action_at: float = 0.0
+    action_file_ns: int | None = None  # as relogin_file_ns, for the needs-action verdict
 
 
 @attrs.frozen
@@ -62,6 +67,8 @@ def verdict(record: AccountRecord, group: str) -> tuple[Any, ...]:
         return (record.cooldown_until, record.cooldown_reason, record.quota_fallback_level)
     if group == "backoff":
         return (record.backoff_until, record.backoff_reason, record.throttle_level)
+    if group == "action":
+        return (record.action,)
     return (record.needs_relogin,)
 
 
@@ -76,6 +83,8 @@ def _with_verdict(record: AccountRecord, group: str, value: tuple[Any, ...]) -> 
         return attrs.evolve(
             record, backoff_until=until, backoff_reason=reason, throttle_level=level
         )
+    if group == "action":
+        return attrs.evolve(record, action=value[0])
     return attrs.evolve(record, needs_relogin=value[0])
 
 
@@ -138,6 +147,9 @@ def resolve_write(
             stamps = attrs.evolve(stamps, cooldown_at=now)
         elif group == "backoff":
             stamps = attrs.evolve(stamps, backoff_at=now)
+        elif group == "action":
+            file_ns = relogin_file_ns if local.action is not None else None
+            stamps = attrs.evolve(stamps, action_at=now, action_file_ns=file_ns)
         else:
             file_ns = relogin_file_ns if local.needs_relogin is not None else None
             stamps = attrs.evolve(stamps, relogin_at=now, relogin_file_ns=file_ns)
@@ -177,20 +189,23 @@ def adopt(
     """The record this process takes from the db: the db's verdicts, except those it changed
     while the db was busy; readings joined; the host's counters plus its own new ones.
 
-    A needs-re-login verdict about an older credential file than ours (``file_ns``) is
-    stale and not taken.
+    A needs-re-login or needs-action verdict about an older credential file than ours
+    (``file_ns``) is stale and not taken.
     """
     record = join_readings(current, stored.record)
     for group in VERDICTS:
         if verdict(current, group) != verdict(exported, group):
             continue  # changed here meanwhile: kept, and written on the next sync
         theirs = verdict(stored.record, group)
+        about = (
+            stored.stamps.relogin_file_ns if group == "relogin" else stored.stamps.action_file_ns
+        )
         stale = (
-            group == "relogin"
+            group in FILE_VERDICTS
             and theirs[0] is not None
             and file_ns is not None
-            and stored.stamps.relogin_file_ns is not None
-            and file_ns > stored.stamps.relogin_file_ns
+            and about is not None
+            and file_ns > about
         )
         if not stale:
             record = _with_verdict(record, group, theirs)

@@ -23,10 +23,10 @@ class Push:
     """What this process changed about one account since it last agreed with the db."""
 
     record: AccountRecord  # the process's record (counters ignored)
-    verdicts: frozenset[str]  # verdict groups it changed ("cooldown", "backoff", "relogin")
+    verdicts: frozenset[str]  # verdict groups it changed ("cooldown", "backoff", ...)
     counts: Counters  # counter increments (requests, tokens) since the last sync
     old_day: int  # the day the previous counts belonged to (for a rollover)
-    relogin_file_ns: int | None = None
+    relogin_file_ns: int | None = None  # the credential file's mtime_ns (relogin, action)
     row: bool = True  # False: only the counters changed
 
 
@@ -64,10 +64,9 @@ def _write(conn: sqlite3.Connection, push: Push, writer: str, now: float, versio
         stored = resolve_write(
             _read_account(conn, name), push.record, push.verdicts, now, push.relogin_file_ns
         )
-        marks = ",".join("?" * 20)
         conn.execute(
             f"INSERT OR REPLACE INTO accounts ({db.ACCOUNT_COLUMNS}, writer, updated_at,"
-            f" version) VALUES ({marks})",
+            f" version) VALUES ({db.ACCOUNT_MARKS})",
             (*db.account_params(stored), writer, now, version),
         )
     counts = push.counts

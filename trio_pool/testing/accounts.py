@@ -73,12 +73,17 @@ class SimAccount:
     windows: list[SimWindow] = attrs.field(factory=list)
     quota_unit: QuotaUnit = "request"
     config: SimConfig | None = None  # overrides the simulator's config for this account
+    # Claude: extra usage is on. A subscription request that is not Claude Code's (no billing
+    # block, not Haiku) is then served and billed to it (counted in extra_usage_requests);
+    # with it off, such a request gets the real 400 (testing/claude_rules.py).
+    extra_usage: bool = True
     # Every refresh token handed out before the current one (single-use rotation).
     retired_refresh_tokens: set[str] = attrs.field(factory=set, repr=False)
     # Forced answers for the next requests, oldest first.
     forced: deque[FaultKind] = attrs.field(factory=deque)
     # Forced statuses for the next refresh calls (e.g. 500, 429), oldest first.
     forced_refresh: deque[int] = attrs.field(factory=deque)
+    refresh_retry_after_s: int = 1  # the Retry-After of a forced 429 refresh answer
     # Counters for tests.
     requests: int = 0  # authenticated API requests that reached this account
     generations: int = 0  # requests that were answered with a model reply
@@ -86,6 +91,7 @@ class SimAccount:
     rotations: int = 0  # refresh calls that issued new tokens
     reuses: int = 0  # refresh calls presenting a spent refresh token
     revoked: bool = False  # the token family was ended (revoke_on_reuse)
+    extra_usage_requests: int = 0  # Claude requests billed as extra usage
     last_path: str = ""
     last_headers: Headers = attrs.field(default=(), repr=False)
     last_body: bytes = attrs.field(default=b"", repr=False)

@@ -8,6 +8,7 @@ Every answer to an authenticated request carries ``anthropic-ratelimit-unified-*
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import attrs
 
 from trio_pool.server.connection import Exchange
-from trio_pool.testing import wire
+from trio_pool.testing import claude_rules, wire
 from trio_pool.testing.accounts import SimAccount
 from trio_pool.testing.faults import (
     FaultKind,
@@ -25,13 +26,18 @@ from trio_pool.testing.faults import (
     output_tokens,
     text_pieces,
 )
+from trio_pool.testing.identity import claude_usage_refusal, cloudflare_challenge, refuse
 from trio_pool.testing.state import SimState
+
+log = logging.getLogger(__name__)
 
 OAUTH_BETA = "oauth-2025-04-20"
 DEFAULT_MODEL = "claude-opus-5-5"
 EXPIRED_MESSAGE = (
     "OAuth token has expired. Please obtain a new token or refresh your existing token."
 )
+REVOKED_MESSAGE = "OAuth token has been revoked. Please obtain a new token."
+ORG_DISABLED_MESSAGE = "This organization has been disabled."
 QUOTA_MESSAGE = "This request would exceed your account's rate limit. Please try again later."
 # Window index -> header label and representative-claim name.
 WINDOW_LABELS = (("5h", "five_hour"), ("7d", "seven_day"))
@@ -224,6 +230,11 @@ async def _fault(
         await wire.respond_json(
             ex, 500, _error("api_error", "Internal server error", request_id), rid
         )
+    elif kind == "cloudflare":
+        await refuse(ex, cloudflare_challenge())
+    elif kind in ("revoked", "org_disabled"):
+        message = REVOKED_MESSAGE if kind == "revoked" else ORG_DISABLED_MESSAGE
+        await wire.respond_json(ex, 403, _error("permission_error", message, request_id), rid)
     else:
         await wire.respond_json(
             ex, 401, _error("authentication_error", EXPIRED_MESSAGE, request_id), rid
@@ -272,6 +283,8 @@ async def handle(state: SimState, ex: Exchange) -> None:
         await wire.respond_json(ex, 400, _error("invalid_request_error", str(exc), request_id))
         return
     usage = head.path == "/api/oauth/usage"
+    if usage and await refuse(ex, claude_usage_refusal(head)):
+        return
     account = await _authenticate(state, ex, request_id, need_beta=not usage)
     if account is None:
         return
@@ -292,6 +305,27 @@ async def handle(state: SimState, ex: Exchange) -> None:
         await wire.respond_json(
             ex, 200, {"input_tokens": input_tokens(len(body))}, unified_headers(account, now)
         )
+        return
+    if head.path == "/v1/messages":
+        # What a client's prompt caching asked for (e2e/real_clis.py checks Claude Code's 1h).
+        log.debug(
+            "sim.claude.request model=%s billing=%s cache_ttls=%s",
+            request.get("model"),
+            "yes" if claude_rules.billing_text(request) else "no",
+            ",".join(claude_rules.cache_ttls(request)) or "-",
+        )
+    refusal = None
+    if not claude_rules.attestation_holds(body):
+        refusal = claude_rules.CCH_MISMATCH_MESSAGE
+    elif head.path == "/v1/messages" and claude_rules.third_party(request):
+        # Not Claude Code's request: billed as extra usage, refused without any.
+        if account.extra_usage:
+            account.extra_usage_requests += 1
+        else:
+            refusal = claude_rules.THIRD_PARTY_MESSAGE
+    if refusal is not None:
+        error = _error("invalid_request_error", refusal, request_id)
+        await wire.respond_json(ex, 400, error, [("request-id", request_id)])
         return
     kind = account.take_forced()
     if kind is not None:

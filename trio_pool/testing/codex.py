@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from trio_pool.server.connection import Exchange
-from trio_pool.testing import wire
+from trio_pool.testing import codex_rules, wire
 from trio_pool.testing.accounts import SimAccount, SimWindow
 from trio_pool.testing.faults import (
     FaultKind,
@@ -27,6 +27,7 @@ from trio_pool.testing.faults import (
     output_tokens,
     text_pieces,
 )
+from trio_pool.testing.identity import cloudflare_challenge, codex_identity_refusal, refuse
 from trio_pool.testing.state import SimState
 
 DEFAULT_MODEL = "gpt-5"
@@ -43,6 +44,11 @@ UNKNOWN_TOKEN = {
     "code": "invalid_token",
     "param": None,
 }
+
+
+def _detail(detail: Any) -> dict[str, Any]:
+    """The backend's FastAPI-style refusals (validation, plan, workspace)."""
+    return {"detail": detail}
 
 
 def _error(message: str, type_: str, code: str | None) -> dict[str, Any]:
@@ -254,6 +260,19 @@ async def _fault(ex: Exchange, account: SimAccount, kind: FaultKind, now: float)
     elif kind == "server_error":
         body = _error("An error occurred while processing your request.", "server_error", None)
         await wire.respond_json(ex, 500, body, headers)
+    elif kind == "cloudflare":
+        await refuse(ex, cloudflare_challenge())
+    elif kind == "deactivated_workspace":
+        await wire.respond_json(ex, 402, _detail({"code": "deactivated_workspace"}))
+    elif kind == "usage_not_included":
+        body = {
+            "error": {
+                "type": "usage_not_included",
+                "message": "To use Codex with your ChatGPT plan, upgrade to Plus.",
+                "plan_type": account.plan,
+            }
+        }
+        await wire.respond_json(ex, 429, body, headers)
     else:
         await wire.respond_json(ex, 401, {"error": EXPIRED})
 
@@ -276,6 +295,9 @@ async def handle(state: SimState, ex: Exchange) -> None:
             _error("WebSocket is not supported here.", "invalid_request_error", "upgrade_required"),
         )
         return
+    usage_poll = path.endswith(("/wham/usage", "/api/codex/usage")) and head.method == "GET"
+    if usage_poll and await refuse(ex, codex_identity_refusal(head)):
+        return
     now = state.now()
     account = state.by_access("codex", wire.bearer(head))
     if account is None:
@@ -292,7 +314,7 @@ async def handle(state: SimState, ex: Exchange) -> None:
             ex, 403, _error(message, "invalid_request_error", "account_mismatch")
         )
         return
-    if path.endswith(("/wham/usage", "/api/codex/usage")) and head.method == "GET":
+    if usage_poll:
         await wire.respond_json(ex, 200, usage_poll_body(account, now))
         return
     if path.endswith("/models") and head.method == "GET":
@@ -305,6 +327,14 @@ async def handle(state: SimState, ex: Exchange) -> None:
             ex, 404, _error(f"Unknown path {head.path}", "invalid_request_error", "not_found")
         )
         return
+    if not compact:
+        lite = codex_rules.is_lite(head.get(codex_rules.LITE_HEADER), request)
+        detail = codex_rules.body_refusal(request, lite=lite) or codex_rules.plan_refusal(
+            request.get("model"), account.plan
+        )
+        if detail is not None:
+            await wire.respond_json(ex, 400, _detail(detail))
+            return
     kind = account.take_forced()
     if kind is not None:
         await _fault(ex, account, kind, now)

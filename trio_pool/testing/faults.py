@@ -19,13 +19,36 @@ import attrs
 #   overloaded   Claude 529 overloaded_error, Codex 503 server_is_overloaded, Gemini 503
 #   server_error 500
 #   unauthorized 401 as for an expired token
-FaultKind = Literal["quota", "throttle", "overloaded", "server_error", "unauthorized"]
+# Account errors of the real services (real-services.md §1, §2; Gemini answers them as
+# unauthorized):
+#   cloudflare            Cloudflare's HTML 403 challenge (text/html, cf-mitigated)
+#   deactivated_workspace Codex 402 {"detail":{"code":"deactivated_workspace"}}
+#   usage_not_included    Codex 429 usage_not_included: the plan has no Codex
+#   revoked               Claude 403 "OAuth token has been revoked" (a refresh fixes it)
+#   org_disabled          Claude 403 "This organization has been disabled."
+FaultKind = Literal[
+    "quota",
+    "throttle",
+    "overloaded",
+    "server_error",
+    "unauthorized",
+    "cloudflare",
+    "deactivated_workspace",
+    "usage_not_included",
+    "revoked",
+    "org_disabled",
+]
 FAULT_KINDS: tuple[FaultKind, ...] = (
     "quota",
     "throttle",
     "overloaded",
     "server_error",
     "unauthorized",
+    "cloudflare",
+    "deactivated_workspace",
+    "usage_not_included",
+    "revoked",
+    "org_disabled",
 )
 
 # How a stream fails after ``fail_after_events`` events: "close" drops the connection
@@ -49,6 +72,9 @@ class SimConfig:
     fail_after_events: int | None = None  # count of events sent before the stream fails
     fail_mode: FailMode = "close"
     model: str | None = None  # reported model; None echoes the request's model
+    # Token endpoints: the new tokens are issued (the old refresh token is spent) at once,
+    # and the answer leaves this much later, as over a slow network.
+    token_delay_s: float = 0.0
 
     def __attrs_post_init__(self) -> None:
         if self.deltas < 1:

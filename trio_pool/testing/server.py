@@ -33,6 +33,7 @@ class SimUpstream:
     async def __call__(self, ex: Exchange) -> None:
         state = self.state
         state.requests_total += 1
+        state.seen.append((ex.head.method, ex.head.target))
         path = ex.head.path
         try:
             if path in oauth.PATHS:

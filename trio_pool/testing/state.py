@@ -7,6 +7,7 @@ The clock defaults to ``trio_pool.clock.now`` (unix seconds that move with trio'
 from __future__ import annotations
 
 import secrets
+from collections import deque
 from collections.abc import Callable, Iterable
 
 import attrs
@@ -36,6 +37,8 @@ class SimState:
     revoke_on_reuse: bool = False
     unknown_token_requests: int = 0  # API requests with no or an unknown credential
     requests_total: int = 0  # every request the simulator served
+    # (method, target) of the last requests served, for "nothing reached upstream" checks.
+    seen: deque[tuple[str, str]] = attrs.field(factory=lambda: deque(maxlen=1000))
     _request_ids: int = 0
 
     @classmethod
@@ -111,9 +114,13 @@ class SimState:
         """Answer the next ``count`` requests of account ``key`` with fault ``kind``."""
         self.accounts[key].force(kind, count)
 
-    def fail_refresh(self, key: str, status: int, count: int = 1) -> None:
-        """Answer the next ``count`` refresh calls of account ``key`` with ``status``."""
+    def fail_refresh(
+        self, key: str, status: int, count: int = 1, *, retry_after_s: int = 1
+    ) -> None:
+        """Answer the next ``count`` refresh calls of account ``key`` with ``status``
+        (a 429 says ``Retry-After: retry_after_s``)."""
         self.accounts[key].forced_refresh.extend([status] * count)
+        self.accounts[key].refresh_retry_after_s = retry_after_s
 
     def new_login_code(self, key: str) -> str:
         """An authorization code that the token endpoint exchanges for ``key``'s tokens."""

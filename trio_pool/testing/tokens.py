@@ -18,6 +18,7 @@ import trio
 from trio_pool.server.connection import Exchange
 from trio_pool.testing import issue, wire
 from trio_pool.testing.accounts import Provider, SimAccount
+from trio_pool.testing.identity import anthropic_token_refusal, codex_identity_refusal, refuse
 from trio_pool.testing.state import SimState
 
 CODEX_REUSED: dict[str, Any] = {
@@ -46,6 +47,13 @@ async def _params(ex: Exchange) -> dict[str, str]:
     if content_type.startswith("application/x-www-form-urlencoded"):
         return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     return {k: str(v) for k, v in wire.parse_json(body).items() if v is not None}
+
+
+async def _answer_delay(state: SimState, account: SimAccount) -> None:
+    """After issuing: a slow answer (the rotation has happened, whatever the caller does)."""
+    delay = state.config_for(account).token_delay_s
+    if delay > 0:
+        await trio.sleep(delay)
 
 
 def _issue(state: SimState, account: SimAccount, *, rotate_refresh: bool) -> tuple[float, float]:
@@ -94,7 +102,8 @@ async def _grant(
     account.refreshes += 1
     if account.forced_refresh:
         status = account.forced_refresh.popleft()
-        headers = [("retry-after", "1")] if status == 429 else []
+        retry_after = str(account.refresh_retry_after_s)
+        headers = [("retry-after", retry_after)] if status == 429 else []
         await wire.respond_json(
             ex, status, _oauth_error("temporarily_unavailable", "Simulated failure."), headers
         )
@@ -112,6 +121,8 @@ async def _grant(
 
 async def handle_codex(state: SimState, ex: Exchange) -> None:
     params = await _params(ex)
+    if await refuse(ex, codex_identity_refusal(ex.head)):
+        return
     if params.get("client_id") != issue.CODEX_CLIENT_ID:
         body = {
             "error": {
@@ -144,11 +155,14 @@ async def handle_codex(state: SimState, ex: Exchange) -> None:
         "token_type": "Bearer",
         "scope": "openid profile email offline_access",
     }
+    await _answer_delay(state, account)
     await wire.respond_json(ex, 200, answer)
 
 
 async def handle_claude(state: SimState, ex: Exchange) -> None:
     params = await _params(ex)
+    if await refuse(ex, anthropic_token_refusal(ex.head)):
+        return
     if params.get("client_id") != issue.CLAUDE_CLIENT_ID:
         await wire.respond_json(
             ex, 401, _oauth_error("invalid_client", "Client authentication failed.")
@@ -183,6 +197,7 @@ async def handle_claude(state: SimState, ex: Exchange) -> None:
         },
         "account": {"uuid": account.account_id, "email_address": account.email},
     }
+    await _answer_delay(state, account)
     await wire.respond_json(ex, 200, body)
 
 
@@ -220,4 +235,5 @@ async def handle_gemini(state: SimState, ex: Exchange) -> None:
     }
     if login:
         body["refresh_token"] = account.refresh_token
+    await _answer_delay(state, account)
     await wire.respond_json(ex, 200, body)

@@ -23,7 +23,7 @@ import attrs
 import trio
 
 from trio_pool.server.connection import Exchange
-from trio_pool.testing import codex, wire
+from trio_pool.testing import codex, codex_rules, wire
 from trio_pool.testing.accounts import SimAccount
 from trio_pool.testing.faults import SimConfig, input_tokens, output_tokens
 from trio_pool.testing.state import SimState
@@ -217,6 +217,15 @@ async def _serve(
         if not isinstance(request, dict) or request.get("type") != "response.create":
             continue  # response.processed acks and the like need no answer
         account.record(ex.head.path, ex.head.headers, message.encode())
+        lite = codex_rules.is_lite(ex.head.get(codex_rules.LITE_HEADER), request)
+        detail = codex_rules.body_refusal(
+            request, lite=lite, websocket=True
+        ) or codex_rules.plan_refusal(request.get("model"), account.plan)
+        if detail is not None:
+            # The HTTP answer's words, in an error frame (openai/codex#17642 shows the shape).
+            error = {"type": "invalid_request_error", "message": detail}
+            await ws.send(error_frame(400, error, []))
+            continue
         now = state.now()
         previous = str(request.get("previous_response_id") or "")
         fault = sim.take_frame_fault(account.key)

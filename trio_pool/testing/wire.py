@@ -95,17 +95,16 @@ async def send_stream(
 ) -> None:
     """Write a 200 event stream shaped and faulted by ``config``.
 
-    Without delays or faults the stream goes out in three writes (the delta events are
-    pre-encoded and joined once per config). A "close" fault returns without ending the
+    Without delays or faults the stream goes out in one write, one HTTP chunk per event
+    (the delta events are pre-encoded once per config). A "close" fault returns without ending the
     chunked body, so the server drops the connection and the client sees a broken message.
     """
     if config.first_byte_delay_s > 0:
         await trio.sleep(config.first_byte_delay_s)
     await ex.start_response(200, list(headers))
     if config.streams_plainly:
-        await ex.send(b"".join(head))
-        await ex.send(deltas_blob)
-        await ex.send(b"".join(tail))
+        # One HTTP chunk per event, as the providers flush them, in one write.
+        await ex.send_chunks([*head, *(deltas or (deltas_blob,)), *tail])
         await ex.end()
         return
     limit = config.fail_after_events

@@ -1,38 +1,50 @@
-"""Outbound HTTP: one httpcore connection pool on trio, with our timeouts and error types.
+"""Outbound HTTP/1.1: our own small client on h11, with keep-alive per origin.
 
-Low-level errors (httpcore, OSError, trio.TooSlowError) are mapped to ``UpstreamError``
-subclasses here and nowhere else. Three timeouts apply: connecting, waiting for the response
-head (first byte), and the longest silence between two chunks of the body.
+One request is: take an idle connection of the origin (or open one through the connector,
+within the connect timeout), send the request and read the response head (within the
+first-byte timeout), then hand the body out one socket read at a time (each read within
+the idle timeout). Low-level errors become ``UpstreamError`` subclasses in
+upstream/errors.py and nowhere else.
+
+A pooled connection the server closed while it sat idle fails before any byte of the
+answer; such a request is sent once more on a fresh connection (a bytes body can be sent
+again; a streamed one only if none of it was taken yet).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import ssl
-import urllib.request
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import asynccontextmanager
 
 import attrs
-import certifi
-import httpcore
+import h11
 import trio
 
-from trio_pool.config import is_loopback
-from trio_pool.errors import (
-    UpstreamConnectError,
-    UpstreamError,
-    UpstreamProtocolError,
-    UpstreamTimeout,
-)
-from trio_pool.server.messages import Headers, decode_headers, encode_headers
+from trio_pool.errors import UpstreamProtocolError
+from trio_pool.server.messages import Headers
+from trio_pool.upstream.connect import Connector, NetworkConnector, Origin
+from trio_pool.upstream.connect import make_ssl_context as make_ssl_context  # re-exported
+from trio_pool.upstream.connection import UpstreamConnection
+from trio_pool.upstream.errors import NoAnswerError, Phase, map_errors
 from trio_pool.upstream.pool import OriginPool
 
 log = logging.getLogger(__name__)
 
-MAX_CONNECTIONS = 200
-KEEPALIVE_EXPIRY_S = 60.0
+# h11 checks every outbound header with two regexes (a third of a small request's cost in
+# the server, where the same check is skipped). Here one regex checks the whole head at
+# once, with h11's own rules (h11/_abnf.py: a token name; a value of visible or obs-text
+# bytes, inner spaces and tabs allowed, no NUL, CR, LF or other whitespace), and h11 is
+# told the headers are already valid. A bad value is refused without quoting it: it may be
+# a token.
+_FIELD_VALUE = r"(?:[^\x00\t\n\v\f\r ]+(?:[ \t]+[^\x00\t\n\v\f\r ]+)*)?"
+_HEAD_BLOCK = re.compile(rf"(?:[-!#$%&'*+.^_`|~0-9a-zA-Z]+:{_FIELD_VALUE}\n)*")
+_HEADER = re.compile(rf"[-!#$%&'*+.^_`|~0-9a-zA-Z]+:{_FIELD_VALUE}")
+# scheme://authority, then the request target (path and query; the fragment is not sent).
+_URL = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*)([^#]*)")
+MAX_CACHED_ORIGINS = 256
 
 
 @attrs.frozen
@@ -42,75 +54,18 @@ class Timeouts:
     idle_s: float = 300.0
 
 
-def translate(exc: Exception, url: str) -> UpstreamError | None:
-    """Our error for a low-level outbound one, or None when it is not an outbound failure."""
-    where = _origin(url)
-    if isinstance(exc, UpstreamError):
-        return exc
-    if isinstance(exc, httpcore.ConnectTimeout | httpcore.PoolTimeout):
-        return UpstreamTimeout(f"connecting to {where} timed out")
-    if isinstance(exc, httpcore.ReadTimeout | httpcore.WriteTimeout | trio.TooSlowError):
-        return UpstreamTimeout(f"{where} stopped answering")
-    if isinstance(exc, httpcore.ConnectError):
-        return UpstreamConnectError(f"cannot connect to {where}: {exc}")
-    if isinstance(exc, httpcore.ProxyError):
-        return UpstreamConnectError(f"the outbound proxy refused {where}: {exc}")
-    if isinstance(exc, httpcore.ProtocolError | httpcore.NetworkError):
-        return UpstreamProtocolError(f"{where} broke the connection: {exc or type(exc).__name__}")
-    if isinstance(exc, OSError | trio.BrokenResourceError):
-        return UpstreamProtocolError(f"{where} broke the connection: {exc}")
-    return None
-
-
-@contextmanager
-def map_errors(url: str) -> Iterator[None]:
-    """The one boundary where outbound low-level errors become ours (chained with ``from``)."""
-    try:
-        yield
-    except Exception as exc:
-        mapped = translate(exc, url)
-        if mapped is None or mapped is exc:
-            raise
-        raise mapped from exc
-
-
-def _origin(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0]}"
-
-
-def make_ssl_context() -> ssl.SSLContext:
-    """Verify against the system store; fall back to certifi's bundle when the system has none
-    (a frozen binary on a minimal system, or macOS without the python.org certificates)."""
-    context = ssl.create_default_context()
-    if context.cert_store_stats().get("x509_ca", 0) == 0:
-        context.load_verify_locations(cafile=certifi.where())
-    return context
-
-
 @attrs.define(eq=False)
 class UpstreamResponse:
     status: int
     headers: Headers
-    _stream: AsyncIterable[bytes]
-    _url: str
+    _connection: UpstreamConnection
+    _idle_s: float
+    _where: str
 
-    async def iter_chunks(self) -> AsyncIterator[bytes]:
-        """Each read from upstream as it arrives; a silence longer than idle_s is UpstreamTimeout."""
-        # httpcore's read timeout (set to idle_s) bounds each read; no scope per chunk here.
-        iterator = aiter(self._stream)
-        while True:
-            try:
-                chunk = await anext(iterator)
-            except StopAsyncIteration:
-                return
-            except Exception as exc:
-                mapped = translate(exc, self._url)
-                if mapped is None or mapped is exc:
-                    raise
-                raise mapped from exc
-            if chunk:
-                yield chunk
+    def iter_chunks(self) -> AsyncIterator[bytes]:
+        """The body, one item per socket read with every byte that read delivered; a silence
+        longer than idle_s is UpstreamTimeout. Iterate it once."""
+        return self._connection.body_blocks(self._idle_s, self._where)
 
     async def read_all(self, limit: int = 4 * 1024 * 1024) -> bytes:
         """The whole body (error bodies, unary answers), truncated at ``limit`` bytes."""
@@ -124,47 +79,92 @@ class UpstreamResponse:
         return b"".join(parts)[:limit]
 
 
-class UpstreamClient:
-    """Pooled keep-alive connections to the providers, direct or through HTTPS_PROXY."""
+def build_request(
+    method: str,
+    origin: Origin,
+    target: str,
+    headers: Headers | list[tuple[str, str]],
+    body: bytes | AsyncIterable[bytes],
+    where: str,
+) -> h11.Request:
+    """The h11 request: Host and framing added when missing, every header checked once."""
+    out = list(headers)
+    names = {k for k, _ in out}
+    if "host" not in names:
+        out.insert(0, ("host", origin.host_header))
+    if isinstance(body, bytes):
+        if "content-length" not in names and (body or method not in ("GET", "HEAD")):
+            out.append(("content-length", str(len(body))))
+    elif "content-length" not in names and "transfer-encoding" not in names:
+        out.append(("transfer-encoding", "chunked"))
+    block = "".join([f"{k}:{v}\n" for k, v in out])
+    if _HEAD_BLOCK.fullmatch(block) is None:
+        raise _bad_header(out, where)
+    try:
+        encoded = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out]
+    except UnicodeEncodeError:
+        raise _bad_header(out, where) from None
+    return h11.Request(
+        method=method.encode("ascii"),
+        target=target.encode("latin-1"),
+        headers=encoded,
+        http_version=b"1.1",
+        _parsed=True,
+    )
+
+
+def _bad_header(headers: list[tuple[str, str]], where: str) -> UpstreamProtocolError:
+    """The refusal naming the first bad header (never its value)."""
+    name = next((k for k, v in headers if not _sendable(k, v)), "?")
+    return UpstreamProtocolError(
+        f"cannot send header {name[:60]!r} to {where}: its name or value has characters "
+        "HTTP does not allow (check the account's credentials)"
+    )
+
+
+def _sendable(name: str, value: str) -> bool:
+    try:
+        name.encode("latin-1")
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return _HEADER.fullmatch(f"{name}:{value}") is not None
+
+
+class UpstreamClient(trio.abc.AsyncResource):
+    """Pooled keep-alive connections to the providers, direct or through HTTPS_PROXY.
+
+    ``async with UpstreamClient() as client:`` closes the pooled connections at the end."""
 
     def __init__(
         self,
         timeouts: Timeouts = Timeouts(),
         *,
-        network_backend: httpcore.AsyncNetworkBackend | None = None,
+        connector: Connector | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.timeouts = timeouts
-        self._ssl = ssl_context or make_ssl_context()
-        self._backend = network_backend
-        self._direct = OriginPool(
-            ssl_context=self._ssl,
-            keepalive_expiry=KEEPALIVE_EXPIRY_S,
-            network_backend=network_backend,
-        )
-        self._proxies: dict[str, httpcore.AsyncHTTPProxy] = {}
-        self._proxy_env = urllib.request.getproxies_environment()
+        # The outbound WebSockets open their streams through the same connector.
+        self.connector: Connector = connector or NetworkConnector(ssl_context)
+        self._pool = OriginPool(self.connector)
+        self._origins: dict[str, tuple[Origin, str]] = {}
 
-    def _pool_for(self, url: str) -> OriginPool | httpcore.AsyncHTTPProxy:
-        scheme, _, rest = url.partition("://")
-        host = rest.split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
-        proxy_url = self._proxy_env.get(scheme)
-        if (
-            not proxy_url
-            or is_loopback(host)
-            # proxy_bypass_environment is public but missing from typeshed.
-            or urllib.request.proxy_bypass_environment(host, self._proxy_env)  # type: ignore[attr-defined]
-        ):
-            return self._direct
-        if proxy_url not in self._proxies:
-            self._proxies[proxy_url] = httpcore.AsyncHTTPProxy(
-                proxy_url=proxy_url,
-                ssl_context=self._ssl,
-                max_connections=MAX_CONNECTIONS,
-                keepalive_expiry=KEEPALIVE_EXPIRY_S,
-                network_backend=self._backend,
-            )
-        return self._proxies[proxy_url]
+    def _locate(self, url: str) -> tuple[Origin, str, str]:
+        """(origin, its text for messages, request target) of an absolute URL."""
+        match = _URL.match(url)
+        if match is None:
+            raise ValueError(f"not an absolute URL: {url.split('?', 1)[0]!r}")
+        base, target = match.groups()
+        known = self._origins.get(base)
+        if known is None:
+            origin = Origin.of_url(base)
+            known = (origin, str(origin))
+            if len(self._origins) >= MAX_CACHED_ORIGINS:
+                self._origins.clear()
+            self._origins[base] = known
+        if not target.startswith("/"):
+            target = "/" + target
+        return known[0], known[1], target
 
     @asynccontextmanager
     async def stream(
@@ -176,51 +176,62 @@ class UpstreamClient:
     ) -> AsyncIterator[UpstreamResponse]:
         """Send a request; yield the response once its head arrived (within first_byte_s).
 
-        Leaving the block closes the response; a cancelled caller (client hang-up) closes the
-        upstream connection at once instead of reading the rest of the body.
+        Leaving the block closes the response: a connection whose body was read to its end
+        goes back to the pool; otherwise (a cancelled caller, a client hang-up) it is closed
+        at once instead of reading the rest of the body.
         """
-        t = self.timeouts
-        extensions: dict[str, Any] = {
-            "timeout": {
-                "connect": t.connect_s,
-                "read": t.idle_s,
-                "write": t.idle_s,
-                "pool": t.connect_s,
-            }
-        }
-        # handle_async_request sends exactly these headers: Host and framing are ours to set.
-        out = list(headers)
-        names = {k for k, _ in out}
-        if "host" not in names:
-            out.insert(0, ("host", _origin(url).partition("://")[2]))
-        if isinstance(body, bytes):
-            if "content-length" not in names and (body or method not in ("GET", "HEAD")):
-                out.append(("content-length", str(len(body))))
-        elif "content-length" not in names and "transfer-encoding" not in names:
-            out.append(("transfer-encoding", "chunked"))
-        request = httpcore.Request(
-            method.encode("ascii"),
-            url,
-            headers=encode_headers(out),
-            content=body,
-            extensions=extensions,
-        )
-        pool = self._pool_for(url)
-        with map_errors(url), trio.fail_after(t.connect_s + t.first_byte_s):
-            response = await pool.handle_async_request(request)
+        origin, where, target = self._locate(url)
+        request = build_request(method, origin, target, headers, body, where)
+        with map_errors(where, Phase.HEAD, self.timeouts.first_byte_s):
+            connection, head = await self._exchange(origin, where, request, body)
         try:
             yield UpstreamResponse(
-                status=response.status,
-                headers=decode_headers(response.headers),
-                stream=response.stream,  # type: ignore[arg-type]
-                url=url,
+                status=head.status_code,
+                headers=tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers),
+                connection=connection,
+                idle_s=self.timeouts.idle_s,
+                where=where,
             )
         finally:
-            with trio.CancelScope(shield=True), map_errors(url):
-                try:
-                    await response.aclose()
-                except UpstreamError:
-                    pass
+            if not self._pool.release(connection):
+                with trio.CancelScope(shield=True):
+                    await connection.aclose()
+
+    async def _exchange(
+        self,
+        origin: Origin,
+        where: str,
+        request: h11.Request,
+        body: bytes | AsyncIterable[bytes],
+    ) -> tuple[UpstreamConnection, h11.Response]:
+        t = self.timeouts
+        connection, stale = self._pool.take_idle(origin)
+        if stale:
+            with trio.CancelScope(shield=True):
+                for old in stale:
+                    await old.aclose()
+        while True:
+            fresh = connection is None
+            if connection is None:
+                with map_errors(where, Phase.CONNECT, t.connect_s), trio.fail_after(t.connect_s):
+                    connection = await self._pool.open(origin)
+            answered = False
+            try:
+                with trio.fail_after(t.first_byte_s):
+                    await connection.send_request(request, body)
+                    head = await connection.read_head()
+                answered = True
+                return connection, head
+            except NoAnswerError:
+                # A pooled connection the server closed while it sat idle: once, on a fresh one.
+                if fresh or (connection.pulled_body and not isinstance(body, bytes)):
+                    raise
+                log.debug("upstream.retry origin=%s reason=idle connection closed", where)
+            finally:
+                if not answered:
+                    with trio.CancelScope(shield=True):
+                        await connection.aclose()
+            connection = None
 
     async def request(
         self,
@@ -237,6 +248,4 @@ class UpstreamClient:
 
     async def aclose(self) -> None:
         with trio.CancelScope(shield=True):
-            await self._direct.aclose()
-            for proxy in self._proxies.values():
-                await proxy.aclose()
+            await self._pool.aclose()

@@ -1,81 +1,62 @@
-"""A keep-alive pool of httpcore connections, per origin, that checks only what it reuses.
+"""Keep-alive connections, per origin, checked only when reused.
 
-httpcore's own ``AsyncConnectionPool`` re-examines every open connection (one ``poll``
-system call each, plus a scan that grows with the square of the pool) at the start and end
-of every request. With 64 streams open that was most of the proxy's CPU (bench/). Here each
-origin keeps a stack of idle ``httpcore.AsyncHTTPConnection``s; a request takes the most
-recently used one and checks that one alone. httpcore still does HTTP/1.1, TLS and timeouts.
+Each origin keeps a stack of idle connections; a request takes the most recently used one
+(the one least likely to have been closed by the server) and checks that one alone: its
+age, and one ``poll`` that notices a server that closed it while it sat idle. No scan of the
+whole pool per request (httpcore's pool did one, and with 64 streams open that was most of
+the proxy's CPU, bench/).
 """
 
 from __future__ import annotations
 
-import ssl
-from collections.abc import AsyncIterator
+import trio
 
-import httpcore
+from trio_pool.upstream.connect import Connector, Origin
+from trio_pool.upstream.connection import UpstreamConnection
 
 MAX_IDLE_PER_ORIGIN = 100
-
-OriginKey = tuple[bytes, bytes, int]
-
-
-def _key(origin: httpcore.Origin) -> OriginKey:
-    return (origin.scheme, origin.host, origin.port)  # httpcore.Origin is not hashable
+# Idle longer than this, a connection is closed instead of reused: servers drop theirs
+# after a minute or two, and a request sent into a connection being closed is lost.
+KEEPALIVE_EXPIRY_S = 60.0
 
 
 class OriginPool:
-    def __init__(
-        self,
-        *,
-        ssl_context: ssl.SSLContext,
-        keepalive_expiry: float,
-        network_backend: httpcore.AsyncNetworkBackend | None = None,
-    ) -> None:
-        self._ssl = ssl_context
-        self._expiry = keepalive_expiry
-        self._backend = network_backend
-        self._idle: dict[OriginKey, list[httpcore.AsyncHTTPConnection]] = {}
+    def __init__(self, connector: Connector, *, keepalive_expiry_s: float = KEEPALIVE_EXPIRY_S):
+        self.connector = connector
+        self.keepalive_expiry_s = keepalive_expiry_s
+        self._idle: dict[Origin, list[UpstreamConnection]] = {}
         self._closed = False
 
-    async def _acquire(self, origin: httpcore.Origin) -> httpcore.AsyncHTTPConnection:
-        idle = self._idle.get(_key(origin))
+    def take_idle(
+        self, origin: Origin
+    ) -> tuple[UpstreamConnection | None, list[UpstreamConnection]]:
+        """An idle connection worth reusing (or None), and the stale ones to close."""
+        idle = self._idle.get(origin)
+        stale: list[UpstreamConnection] = []
+        if not idle:
+            return None, stale
+        oldest = trio.current_time() - self.keepalive_expiry_s
         while idle:
             connection = idle.pop()
-            # has_expired also notices a server that closed the connection while it sat idle.
-            if connection.is_available() and not connection.has_expired():
-                return connection
-            await connection.aclose()
-        return httpcore.AsyncHTTPConnection(
-            origin,
-            ssl_context=self._ssl,
-            keepalive_expiry=self._expiry,
-            network_backend=self._backend,
-        )
+            if connection.idle_since >= oldest and not connection.looks_dropped():
+                return connection, stale
+            stale.append(connection)
+        return None, stale
 
-    def _release(self, origin: httpcore.Origin, connection: httpcore.AsyncHTTPConnection) -> bool:
-        """Keep a connection that finished its response cleanly; False if it must be closed."""
-        if self._closed or not connection.is_idle():
+    async def open(self, origin: Origin) -> UpstreamConnection:
+        """A new connection (the caller bounds the time and maps the errors)."""
+        return UpstreamConnection(await self.connector(origin), origin)
+
+    def release(self, connection: UpstreamConnection) -> bool:
+        """Keep a connection whose exchange ended cleanly; False when it must be closed."""
+        if self._closed or not connection.reusable():
             return False
-        idle = self._idle.setdefault(_key(origin), [])
+        idle = self._idle.setdefault(connection.origin, [])
         if len(idle) >= MAX_IDLE_PER_ORIGIN:
             return False
+        connection.idle_since = trio.current_time()
         idle.append(connection)
         return True
-
-    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
-        origin = request.url.origin
-        connection = await self._acquire(origin)
-        try:
-            response = await connection.handle_async_request(request)
-        except BaseException:
-            await connection.aclose()
-            raise
-        return httpcore.Response(
-            status=response.status,
-            headers=response.headers,
-            content=_ReleasingStream(self, origin, connection, response),
-            extensions=response.extensions,
-        )
 
     async def aclose(self) -> None:
         self._closed = True
@@ -83,31 +64,3 @@ class OriginPool:
         for connections in idle.values():
             for connection in connections:
                 await connection.aclose()
-
-
-class _ReleasingStream:
-    """The response body; closing it hands the connection back to the pool (or closes it)."""
-
-    def __init__(
-        self,
-        pool: OriginPool,
-        origin: httpcore.Origin,
-        connection: httpcore.AsyncHTTPConnection,
-        response: httpcore.Response,
-    ) -> None:
-        self._pool = pool
-        self._origin = origin
-        self._connection = connection
-        self._response = response
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._response.aiter_stream():
-            yield chunk
-
-    async def aclose(self) -> None:
-        try:
-            # A body not read to its end leaves the connection unusable; httpcore closes it.
-            await self._response.aclose()
-        finally:
-            if not self._pool._release(self._origin, self._connection):
-                await self._connection.aclose()

@@ -1,9 +1,14 @@
 """The trio-websocket boundary: open an outbound socket, adopt an inbound one, frames as values.
 
-Library errors become ours here and nowhere else: a refused handshake is ``HandshakeRefused``
-(with the upstream's status, headers and body, so the caller can classify it like an HTTP
-answer), other handshake failures are ``UpstreamConnectError`` / ``UpstreamTimeout``. Once
-open, ``WebSocket.receive()`` returns a message or a ``Closed`` value instead of raising.
+Library errors become ours here: a refused handshake is ``HandshakeRefused`` (with the
+upstream's status, headers and body, so the caller can classify it like an HTTP answer);
+connecting and the handshake fail as the HTTP client's connect phase does
+(upstream/errors.py: ``UpstreamConnectError`` / ``UpstreamTimeout``). Once open,
+``WebSocket.receive()`` returns a message or a ``Closed`` value instead of raising.
+
+Outbound sockets open their stream through a connector (upstream/connect.py), the same
+one as HTTP requests: TCP or the HTTPS_PROXY tunnel, then TLS; trio-websocket then speaks
+the handshake over it.
 
 Inbound sockets: h11 has already parsed the handshake, and trio-websocket wants to parse it
 itself, so the head is rebuilt and replayed to it in front of the raw stream (``ReplayStream``),
@@ -13,16 +18,21 @@ followed by the bytes h11 had read past the head. Nothing the client sent is los
 from __future__ import annotations
 
 import logging
+import math
 import ssl
+import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import NoReturn
 
 import attrs
 import trio
 import trio_websocket
 
-from trio_pool.errors import UpstreamConnectError, UpstreamError, UpstreamTimeout
+from trio_pool.errors import UpstreamError, UpstreamProtocolError
 from trio_pool.server.messages import Headers, RequestHead, decode_headers, encode_headers
+from trio_pool.upstream.connect import Connector, NetworkConnector, Origin
+from trio_pool.upstream.errors import Phase, map_errors
 
 log = logging.getLogger(__name__)
 
@@ -107,43 +117,86 @@ async def open_socket(
     *,
     subprotocols: tuple[str, ...] = (),
     ssl_context: ssl.SSLContext | None = None,
+    connector: Connector | None = None,
     connect_timeout_s: float = 15.0,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
 ) -> AsyncIterator[WebSocket]:
-    """An outbound socket to ``url`` sending ``headers``; closed (bounded) on exit."""
-    conn: trio_websocket.WebSocketConnection | None = None
+    """An outbound socket to ``url`` sending ``headers``; closed (bounded) on exit.
+
+    The stream is opened by ``connector`` (by default a ``NetworkConnector`` with
+    ``ssl_context``), so a socket goes through HTTPS_PROXY like every HTTP request.
+    """
+    origin = Origin.of_url(url)
+    parts = urllib.parse.urlsplit(url)
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     where = url.split("?", 1)[0]
+    connect = connector or NetworkConnector(ssl_context)
+    stream: trio.abc.Stream | None = None
     try:
-        async with trio_websocket.open_websocket_url(
-            url,
-            ssl_context if url.startswith("wss://") else None,
-            subprotocols=subprotocols or None,
-            extra_headers=encode_headers(list(headers)),
-            message_queue_size=MESSAGE_QUEUE,
-            max_message_size=max_message_bytes,
-            receive_buffer_size=RECEIVE_BYTES,
-            connect_timeout=connect_timeout_s,
-            disconnect_timeout=CLOSE_TIMEOUT_S,
-        ) as conn:
-            yield WebSocket(conn)
-    except trio_websocket.ConnectionRejected as exc:
-        await close_rejected(exc)
-        body = exc.body or b""
-        raise HandshakeRefused(exc.status_code, decode_headers(list(exc.headers)), body) from None
-    except trio_websocket.DisconnectionTimeout:
-        if conn is None:
-            raise UpstreamTimeout(f"{where} did not finish the WebSocket handshake") from None
-        log.debug("ws.upstream.close_timeout url=%s", where)
-    except trio_websocket.ConnectionTimeout:
-        raise UpstreamTimeout(f"connecting a WebSocket to {where} timed out") from None
-    except (trio_websocket.HandshakeError, OSError, trio.BrokenResourceError) as exc:
-        if conn is not None:
-            raise
-        cause = exc.__cause__ or exc
-        raise UpstreamConnectError(f"cannot open a WebSocket to {where}: {cause}") from exc
+        # trio-websocket reads the socket in a task of this nursery, beside the caller's block.
+        async with trio.open_nursery() as nursery:
+            with map_errors(where, Phase.CONNECT, connect_timeout_s):
+                with trio.fail_after(connect_timeout_s):
+                    stream = await connect(origin)
+                    conn = await trio_websocket.wrap_client_stream(
+                        nursery,
+                        stream,  # type: ignore[arg-type]  # any trio stream will do
+                        origin.host_header,
+                        resource,
+                        subprotocols=subprotocols or None,
+                        extra_headers=encode_headers(list(headers)),
+                        message_queue_size=MESSAGE_QUEUE,
+                        max_message_size=max_message_bytes,
+                        receive_buffer_size=RECEIVE_BYTES,
+                    )
+            try:
+                yield WebSocket(conn)
+            finally:
+                with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
+                    await conn.aclose()
+                with trio.CancelScope(shield=True):
+                    await release(conn)
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        if stream is not None:
+            # A refused or unfinished handshake leaves the stream open (closing twice is fine).
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+        refused = _refusal(group)
+        if refused is None:
+            _raise_sole(group, where)
+        body = refused.body or b""
+        headers = decode_headers(list(refused.headers))
+        raise HandshakeRefused(refused.status_code, headers, body) from None
+
+
+def _refusal(group: BaseExceptionGroup[BaseException]) -> trio_websocket.ConnectionRejected | None:
+    """The upstream's refusal of the handshake, raised by trio-websocket's reader task."""
+    for exc in group.exceptions:
+        if isinstance(exc, trio_websocket.ConnectionRejected):
+            return exc
+    return None
+
+
+def _raise_sole(group: BaseExceptionGroup[BaseException], where: str) -> NoReturn:
+    """Raise what the socket's hidden nursery caught as the caller would have seen it.
+
+    The reader task ends quietly on a broken stream, so the group holds the caller's own
+    exception (plus the reader's Cancelled): that one is raised unwrapped, keeping its
+    context. A group of Cancelled alone is raised as is, for trio to route.
+    """
+    errors = [exc for exc in group.exceptions if not isinstance(exc, trio.Cancelled)]
+    if not errors:
+        raise group
+    if len(errors) > 1:
+        raise UpstreamProtocolError(f"the WebSocket to {where} failed twice at once") from group
+    sole = errors[0]
+    context = sole.__context__
+    try:
+        raise sole
     finally:
-        if conn is not None:
-            await release(conn)
+        sole.__context__ = context
+        del sole, context
 
 
 async def close_rejected(exc: trio_websocket.ConnectionRejected) -> None:
@@ -170,11 +223,16 @@ async def release(conn: trio_websocket.WebSocketConnection) -> None:
 
 
 class ReplayStream(trio.abc.Stream):
-    """A stream that first yields ``prefix``, then reads from ``inner``."""
+    """A stream that first yields ``prefix``, then reads from ``inner``; a write that the
+    peer does not take within ``write_timeout_s`` breaks the stream (a client that stopped
+    reading must not pin the upstream socket and the account for ever)."""
 
-    def __init__(self, inner: trio.abc.Stream, prefix: bytes) -> None:
+    def __init__(
+        self, inner: trio.abc.Stream, prefix: bytes, *, write_timeout_s: float = math.inf
+    ) -> None:
         self._inner = inner
         self._prefix = prefix
+        self._write_timeout_s = write_timeout_s
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._prefix:
@@ -183,7 +241,12 @@ class ReplayStream(trio.abc.Stream):
         return bytes(await self._inner.receive_some(max_bytes))
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self._inner.send_all(data)
+        with trio.move_on_after(self._write_timeout_s) as scope:
+            await self._inner.send_all(data)
+        if scope.cancelled_caught:
+            # trio-websocket treats a broken stream as an abnormal close (1006).
+            log.info("ws.client.write_timeout timeout_s=%s", self._write_timeout_s)
+            raise trio.BrokenResourceError("the client stopped reading")
 
     async def wait_send_all_might_not_block(self) -> None:
         await self._inner.wait_send_all_might_not_block()
@@ -221,6 +284,7 @@ async def adopt(
     headers: Headers | list[tuple[str, str]] = (),
     subprotocol: str | None = None,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
+    write_timeout_s: float = math.inf,
 ) -> WebSocket | None:
     """Accept a handshake that h11 already parsed (check ``handshake_problem`` first);
     None when the client went away meanwhile.
@@ -228,7 +292,7 @@ async def adopt(
     No extension is negotiated: a 101 without Sec-WebSocket-Extensions makes Codex send
     plain frames (real-clients.md §4).
     """
-    replay = ReplayStream(stream, rebuild_head(head) + trailing)
+    replay = ReplayStream(stream, rebuild_head(head) + trailing, write_timeout_s=write_timeout_s)
     try:
         with trio.fail_after(CLOSE_TIMEOUT_S):
             request = await trio_websocket.wrap_server_stream(

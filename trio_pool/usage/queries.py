@@ -38,17 +38,21 @@ def hours_between(since_hour: int, until_hour: int) -> list[int]:
 
 
 def usage_series(
-    conn: sqlite3.Connection, since_hour: int, until_hour: int, by: str
+    conn: sqlite3.Connection, since_hour: int, until_hour: int, by: str, user: str | None = None
 ) -> dict[str, Any]:
     """GET /api/usage: per-hour requests and tokens (input + output) per ``by`` value,
-    zero-filled, largest first, at most MAX_SERIES series."""
+    zero-filled, largest first, at most MAX_SERIES series. ``user``: only that user's rows
+    (what a plain user may see of the ledger)."""
     column = BY_COLUMNS[by]  # a KeyError here is a caller bug: the API checks ``by``
     hours = hours_between(since_hour, until_hour)
     index = {hour: i for i, hour in enumerate(hours)}
+    mine = "" if user is None else " AND user = ?"
+    params: tuple[Any, ...] = (hours[0] if hours else since_hour, until_hour)
+    params += () if user is None else (user,)
     found = conn.execute(
         f"SELECT {column}, hour, SUM(requests), SUM(input + output) FROM usage_hourly "
-        "WHERE hour >= ? AND hour <= ? GROUP BY 1, 2",
-        (hours[0] if hours else since_hour, until_hour),
+        f"WHERE hour >= ? AND hour <= ?{mine} GROUP BY 1, 2",
+        params,
     ).fetchall()
     series: dict[str, tuple[list[int], list[int]]] = {}
     for key, hour, requests, tokens in found:
@@ -72,8 +76,8 @@ def usage_series(
         "SELECT COALESCE(SUM(requests), 0), COALESCE(SUM(errors), 0), "
         "COALESCE(SUM(failovers), 0), COALESCE(SUM(input), 0), COALESCE(SUM(cached), 0), "
         "COALESCE(SUM(output), 0), COALESCE(SUM(reasoning), 0) FROM usage_hourly "
-        "WHERE hour >= ? AND hour <= ?",
-        (hours[0] if hours else since_hour, until_hour),
+        f"WHERE hour >= ? AND hour <= ?{mine}",
+        params,
     ).fetchone()
     return {
         "by": by,
@@ -110,17 +114,22 @@ def totals_since(conn: sqlite3.Connection, since: float) -> dict[str, int]:
     return {"requests": requests, "tokens": tokens, "errors": errors, "failovers": failovers}
 
 
-def recent_rows(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
-    """The newest ``limit`` ledger rows as live "end" documents, newest first.
+def recent_rows(
+    conn: sqlite3.Connection, limit: int, user: str | None = None
+) -> list[dict[str, Any]]:
+    """The newest ``limit`` ledger rows as live "end" documents, newest first (``user``:
+    only that user's).
 
     The ledger keeps no path, so ``path`` is null; ``id`` is the row's negated rowid, so it
     never collides with the live feed's (positive) ids.
     """
+    mine = "" if user is None else "WHERE user = ? "
+    params: tuple[Any, ...] = (() if user is None else (user,)) + (max(0, limit),)
     found = conn.execute(
         "SELECT id, at, user, provider, account, model, status, attempts, failures, ttfb_ms, "
-        "duration_ms, input, cached, output, reasoning, bytes FROM usage "
+        f"duration_ms, input, cached, output, reasoning, bytes FROM usage {mine}"
         "ORDER BY at DESC, id DESC LIMIT ?",
-        (max(0, limit),),
+        params,
     ).fetchall()
     documents = []
     for (rowid, at, user, provider, account, model, status, attempts, failures, ttfb,

@@ -343,11 +343,13 @@
       state.skew = doc.now - Date.now() / 1000;
       if (!alive()) return;
       const problems = doc.problems || [];
-      body.replaceChildren(
+      // replaceChildren would write a null as the text "null": only real nodes go in.
+      body.replaceChildren(...[
         problems.length ? h('ul', { class: 'problems', role: 'status' }, problems.map((p) => h('li', {}, h('strong', {}, p.account), ': ', p.reason))) : null,
         h('table', { class: 'grid-table' },
           h('thead', {}, h('tr', {}, ['Account', 'State', 'Windows', 'Today', 'Last used', isAdmin() ? 'Actions' : null].filter(Boolean).map((t) => h('th', { scope: 'col' }, t)))),
-          h('tbody', {}, (doc.accounts || []).map((a) => accountRow(a, load)))));
+          h('tbody', {}, (doc.accounts || []).map((a) => accountRow(a, load)))),
+      ].filter(Boolean));
       if (!(doc.accounts || []).length) body.append(h('p', { class: 'empty' }, 'No accounts in the pool.'));
     };
     await load();
@@ -364,9 +366,10 @@
     const t = a.tokens_today || {};
     return h('tr', { testid: 'account-row', 'data-account': name, 'data-state': a.state },
       td('Account', h('strong', {}, name), h('div', { class: 'muted small' }, [a.plan, 'priority ' + a.priority, a.in_flight ? a.in_flight + ' in flight' : null].filter(Boolean).join(' · '))),
-      td('State', h('span', { class: 'badge ' + (a.state === 'ok' ? 'ok' : disabled || a.state === 'needs_relogin' ? 'bad' : 'mid') }, a.state.replace('_', ' ')),
+      td('State', h('span', { class: 'badge ' + (a.state === 'ok' ? 'ok' : disabled || a.state === 'needs_relogin' || a.state === 'needs_action' ? 'bad' : 'mid') }, a.state.replace('_', ' ')),
         a.state_until && a.state_until > now() ? h('div', { class: 'small' }, 'for ', countdown(a.state_until, 'now')) : null,
-        a.state_reason ? h('div', { class: 'small reason', title: 'last error' }, a.state_reason) : null),
+        a.action ? actionNote(a.action)
+          : a.state_reason ? h('div', { class: 'small reason', title: 'last error' }, a.state_reason) : null),
       td('Windows', h('div', { class: 'wins' }, (a.windows || []).map((w) => h('div', { class: 'win' },
         h('div', { class: 'row small' }, h('span', {}, w.name + ' · ' + fmtPct(w.used * 100)), h('span', { class: 'muted' }, w.resets_at ? ['resets ', countdown(w.resets_at, 'now')] : '')),
         gauge(w.used, `${name} ${w.name}: ${fmtPct(w.used * 100, 1)} used`))), (a.windows || []).length ? null : h('span', { class: 'muted' }, 'no readings'))),
@@ -376,6 +379,14 @@
         disabled ? h('button', { type: 'button', testid: 'account-enable', onclick: act('enable') }, 'Enable')
           : h('button', { type: 'button', testid: 'account-disable', onclick: act('disable') }, 'Disable'),
         h('button', { type: 'button', testid: 'account-refresh', onclick: act('refresh') }, 'Refresh'))) : null);
+  }
+
+  // What the account's owner must do: the upstream's message, and its link (https only:
+  // the link comes from an upstream answer and must never become a javascript: URL).
+  function actionNote(action) {
+    const link = typeof action.link === 'string' && action.link.startsWith('https://') ? action.link : null;
+    return h('div', { class: 'small reason', testid: 'account-action', 'data-kind': action.kind, title: 'needs your action' },
+      action.message, link ? [' ', h('a', { href: link, target: '_blank', rel: 'noopener noreferrer' }, 'open')] : null);
   }
 
   // ------------------------------------------------------------------ page: usage
@@ -587,7 +598,14 @@
     const prompt = h('textarea', { testid: 'try-prompt', rows: 4, maxlength: 2000, required: true }, 'Say hello in five words.');
     const submit = h('button', { type: 'submit', class: 'primary', testid: 'try-submit' }, 'Send');
     const result = h('div', { testid: 'try-result', class: 'result', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Nothing sent yet.'));
+    // Claude Code signs its requests (a billing block we cannot reproduce); without it a
+    // subscription may be refused for most models or billed as extra usage (real-services.md).
+    const note = h('p', { class: 'muted', testid: 'try-note' },
+      'Claude is asked with a Haiku model: without the signature Claude Code puts on its own requests, ' +
+      'Anthropic may refuse other models for a subscription or bill them as extra usage. ' +
+      'Haiku has been let through so far, but Anthropic does not promise it.');
     main.append(header('Try it', 'Send a short prompt through the pool and see which account answered'),
+      note,
       h('form', { class: 'panel', onsubmit: async (ev) => {
         ev.preventDefault();
         submit.disabled = true;

@@ -23,7 +23,7 @@ CHANNEL = "trio_pool"
 _SELECT = f"SELECT {db.ACCOUNT_COLUMNS} FROM accounts"
 _UPSERT = (
     f"INSERT INTO accounts ({db.ACCOUNT_COLUMNS}, writer, updated_at, version) VALUES "
-    f"({', '.join(['%s'] * 20)}) ON CONFLICT (name) DO UPDATE SET "
+    f"({', '.join(['%s'] * (db.ACCOUNT_COLUMNS.count(',') + 4))}) ON CONFLICT (name) DO UPDATE SET "
     + ", ".join(
         f"{c} = excluded.{c}"
         for c in [*db.ACCOUNT_COLUMNS.split(", ")[1:], "writer", "updated_at", "version"]

@@ -26,27 +26,30 @@ from trio_pool.usage.ledger import LedgerRow
 from trio_pool.usage.store import _row_from
 
 BATCH = 5000
-_COPIES = {
-    "accounts": ("name", 20),
-    "counters": ("account, day", 7),
-    "pins": ("provider, key", 5),
-    "users": ("name", 6),
-    "pool_keys": ("id", 7),
-    "settings": ("key", 2),
-}
+_COPIES = ("accounts", "counters", "pins", "users", "pool_keys", "settings")
+# In PostgreSQL these hold the credential version a verdict is about, not a file's mtime_ns:
+# copied as unknown (a host that loads newer credentials clears the verdict itself).
+_NOT_COPIED = {"accounts": ("relogin_file_ns", "action_file_ns")}
 
 
 def _copy_table(src: sqlite3.Connection, dst: psycopg.Connection, table: str) -> int:
-    _, width = _COPIES[table]
-    rows = src.execute(f"SELECT * FROM {table}").fetchall()
+    """Copy by column name (the two schemas gained columns in their own order)."""
+    columns = [
+        str(row[1])
+        for row in src.execute(f"PRAGMA table_info({table})")
+        if row[1] not in _NOT_COPIED.get(table, ())
+    ]
+    rows = src.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
     if not rows:
         return 0
-    marks = ", ".join(["%s"] * width)
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks = ", ".join(["%s"] * len(columns))
     with dst.cursor() as cursor:
         copied = 0
         for row in rows:
             cursor.execute(
-                f"INSERT INTO {table} VALUES ({marks}) ON CONFLICT DO NOTHING".encode(), row
+                f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING".encode(),
+                row,
             )
             copied += cursor.rowcount
     return copied

@@ -138,6 +138,21 @@ MIGRATIONS: tuple[str, ...] = (
         base_version bigint
     );
     """,
+    # state.db's migrations 4 and 5, on PostgreSQL: session epochs (a sign-out on one host
+    # ends the cookie on every host: the epoch is read from here) and the needs-action
+    # verdict. Here ``action_file_ns``, like ``relogin_file_ns``, holds the credential
+    # version the verdict is about (state.db keeps the pool file's mtime_ns there).
+    # ``signups``: the friend sign-ups of the last hours, so ``[join] signups_per_hour``
+    # holds for the pool, not per host.
+    """
+    ALTER TABLE users ADD COLUMN uid text NOT NULL DEFAULT '';
+    ALTER TABLE users ADD COLUMN session_epoch bigint NOT NULL DEFAULT 0;
+    ALTER TABLE accounts ADD COLUMN action text;
+    ALTER TABLE accounts ADD COLUMN action_at double precision NOT NULL DEFAULT 0;
+    ALTER TABLE accounts ADD COLUMN action_file_ns bigint;
+    CREATE TABLE signups (at double precision NOT NULL);
+    CREATE INDEX signups_by_at ON signups (at);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,0 +1,94 @@
+"""The relay over memory streams: one client write per upstream read, never one per chunk."""
+
+from __future__ import annotations
+
+import json
+
+import attrs
+import trio
+import trio.testing
+
+from tests.upstream.fakes import CHUNKED_HEAD, MemoryConnector, ServerSide, chunk
+from trio_pool.providers import PROVIDER_REGISTRY
+from trio_pool.providers.base import Outcome, OutcomeKind
+from trio_pool.proxy.relay import RelayResult, relay_response
+from trio_pool.server.connection import Exchange, HTTPConnection, ServerLimits
+from trio_pool.server.messages import RequestHead
+from trio_pool.server.server import Shutdown
+from trio_pool.upstream.client import UpstreamClient
+
+REQUEST = b"POST /v1/messages HTTP/1.1\r\nhost: proxy\r\ncontent-length: 0\r\n\r\n"
+EVENTS = 50
+
+
+def sse(kind: str, data: dict[str, object]) -> bytes:
+    return b"event: %s\ndata: %s\n\n" % (kind.encode(), json.dumps(data).encode())
+
+
+@attrs.define(eq=False)
+class CountingStream(trio.abc.Stream):
+    """The client's side as the proxy sees it: counts the proxy's writes."""
+
+    inner: trio.abc.Stream
+    writes: list[bytes] = attrs.field(factory=list)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_a_read_of_many_sse_chunks_is_one_client_write(nursery: trio.Nursery) -> None:
+    """An upstream read carrying 50 SSE events, each its own HTTP chunk, reaches the client
+    in one write (plus one for the head and one for the end), and nothing is lost."""
+    deltas = [
+        sse(
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": f"t{i}"},
+            },
+        )
+        for i in range(EVENTS)
+    ]
+    stop = sse("message_stop", {"type": "message_stop"})
+
+    async def upstream(index: int, conn: ServerSide) -> None:
+        await conn.request()
+        await conn.send_raw(CHUNKED_HEAD + b"".join(chunk(d) for d in deltas))
+        await trio.testing.wait_all_tasks_blocked()  # the proxy has relayed that read
+        await conn.send_raw(chunk(stop) + b"0\r\n\r\n", whole=True)
+        await conn.wait_closed()
+
+    proxy_side, _client_side = trio.testing.memory_stream_pair()
+    counting = CountingStream(proxy_side)
+    connection = HTTPConnection(counting, ServerLimits())
+    connection.h11.receive_data(REQUEST)
+    connection.h11.next_event()
+    head = RequestHead("POST", "/v1/messages", (("host", "proxy"),))
+    exchange = Exchange(connection, head)
+    provider = PROVIDER_REGISTRY["claude"]
+    client = UpstreamClient(connector=MemoryConnector(nursery, upstream))
+    result = RelayResult(Outcome(OutcomeKind.OK, 200))
+    with trio.fail_after(5):
+        async with client.stream(
+            "POST", "https://api.example.test/v1/messages", [], b"{}"
+        ) as response:
+            observer = provider.observer(head, response.headers, 0.0)
+            await relay_response(exchange, response, provider, observer, Shutdown(), result)
+    head_write, *body_writes, end_write = counting.writes
+    assert head_write.startswith(b"HTTP/1.1 200")
+    assert end_write == b"0\r\n\r\n"
+    # One write for the read of 50 events, one for the read that brought message_stop.
+    assert len(body_writes) == 2
+    assert body_writes[0] == b"%x\r\n%s\r\n" % (len(b"".join(deltas)), b"".join(deltas))
+    assert result.complete

@@ -1,0 +1,110 @@
+"""The chunked body decoder: every body byte a read brought comes out of that read, the
+framing is as strict as h11's, and nothing but h11.RemoteProtocolError escapes."""
+
+from __future__ import annotations
+
+import h11
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trio_pool.upstream.chunked import MAX_LINE_BYTES, MAX_TRAILER_BYTES, ChunkedDecoder
+
+payloads = st.lists(st.binary(min_size=1, max_size=300), max_size=20)
+extensions = st.sampled_from([b"", b";a=1", b' ; name="v"', b"\t"])
+trailers = st.sampled_from([b"", b"x-checksum: 1\r\n", b"a: 1\r\nb: 2\r\n"])
+
+
+def encode(chunks: list[bytes], ext: bytes, trailer: bytes) -> tuple[bytes, list[int]]:
+    """The wire bytes, and for each wire byte how many body bytes lie at or before it."""
+    wire = bytearray()
+    body_upto: list[int] = []
+    body = 0
+    for piece in chunks:
+        line = b"%x%s\r\n" % (len(piece), ext)
+        wire += line
+        body_upto += [body] * len(line)
+        for _ in piece:
+            body += 1
+            body_upto.append(body)
+        wire += piece + b"\r\n"
+        body_upto += [body] * 2
+    end = b"0\r\n" + trailer + b"\r\n"
+    wire += end
+    body_upto += [body] * len(end)
+    return bytes(wire), body_upto
+
+
+@given(payloads, extensions, trailers, st.lists(st.integers(1, 400), max_size=40))
+def test_each_read_gives_every_body_byte_it_brought(
+    chunks: list[bytes], ext: bytes, trailer: bytes, cuts: list[int]
+) -> None:
+    """Whatever the reads' sizes, after each feed the output is exactly the body bytes the
+    wire held so far (nothing held back), and the decoder ends cleanly."""
+    wire, body_upto = encode(chunks, ext, trailer)
+    body = b"".join(chunks)
+    decoder = ChunkedDecoder()
+    out = b""
+    at = 0
+    for size in [*cuts, len(wire)]:
+        if at >= len(wire):
+            break
+        piece = wire[at : at + size]
+        at += len(piece)
+        out += decoder.feed(piece)
+        assert out == body[: body_upto[at - 1]]
+    assert out == body
+    assert decoder.done
+    assert decoder.trailing == b""
+
+
+@given(st.binary(max_size=2000), st.integers(1, 64))
+def test_only_protocol_errors_escape(data: bytes, size: int) -> None:
+    """Arbitrary bytes either decode or raise h11.RemoteProtocolError, nothing else."""
+    decoder = ChunkedDecoder()
+    try:
+        for at in range(0, len(data), size):
+            decoder.feed(data[at : at + size])
+    except h11.RemoteProtocolError:
+        pass
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"5\r\nhello\nx",  # chunk data followed by a bare LF
+        b"0x5\r\nhello\r\n",  # int()'s prefix is not HTTP
+        b"-5\r\nhello\r\n",
+        b"+5\r\nhello\r\n",
+        b"5_0\r\n",
+        b" 5\r\nhello\r\n",
+        b"5\nhello\r\n",  # a size line ended by a bare LF
+        b"zz\r\n",
+        b"11111111111111111\r\n",  # more hex digits than any sane size
+        b"0\r\nx-a: 1\nx-b: 2\r\n\r\n",  # a bare LF inside the trailers
+    ],
+)
+def test_malformed_framing_is_refused(wire: bytes) -> None:
+    """Framing h11 refuses is refused."""
+    with pytest.raises(h11.RemoteProtocolError):
+        ChunkedDecoder().feed(wire)
+
+
+def test_size_lines_and_trailers_are_bounded() -> None:
+    """An endless size line or trailer section is refused instead of buffered forever."""
+    with pytest.raises(h11.RemoteProtocolError, match="too long"):
+        ChunkedDecoder().feed(b"1" + b";" * MAX_LINE_BYTES)
+    decoder = ChunkedDecoder()
+    decoder.feed(b"0\r\n")
+    for _ in range(MAX_TRAILER_BYTES // 1000 - 1):
+        decoder.feed(b"x-a: " + b"b" * 1000 + b"\r\n")
+    with pytest.raises(h11.RemoteProtocolError, match="too large"):
+        decoder.feed(b"x-a: " + b"b" * 2000)
+
+
+def test_bytes_after_the_body_are_kept_aside() -> None:
+    """Bytes after the last chunk are not body: they are kept (so the connection is not reused)."""
+    decoder = ChunkedDecoder()
+    assert decoder.feed(b"2\r\nhi\r\n0\r\n\r\nHTTP/1.1") == b"hi"
+    assert decoder.done
+    assert decoder.trailing == b"HTTP/1.1"
