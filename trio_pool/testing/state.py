@@ -36,6 +36,7 @@ class SimState:
     token_lifetime_s: float | None = None
     revoke_on_reuse: bool = False
     unknown_token_requests: int = 0  # API requests with no or an unknown credential
+    settings_changed: list[str] = attrs.field(factory=list)  # Gemini setCodeAssist... calls
     requests_total: int = 0  # every request the simulator served
     # (method, target) of the last requests served, for "nothing reached upstream" checks.
     seen: deque[tuple[str, str]] = attrs.field(factory=lambda: deque(maxlen=1000))
