@@ -177,6 +177,7 @@ async def serve_proxy(
         max_connections=connection_cap(raise_fd_limit(), config.max_connections),
     )
     proxy.engine = backend.describe
+    proxy.history = backend.shared or state
     try:
         async with trio.open_nursery() as background:
             # First in, last out: cancelling it waits for the refreshes in flight (their new
@@ -185,6 +186,8 @@ async def serve_proxy(
             await background.start(refresher.serve)
             if backend.listener is not None:
                 await background.start(backend.listener.serve)
+            if backend.heartbeat is not None:
+                await background.start(backend.heartbeat.serve)
             sync_store: SyncStore | None = backend.shared or state
             if sync_store is not None:
                 # Loaded before serving (a restart keeps cooldowns); synced until the

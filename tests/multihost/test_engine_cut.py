@@ -29,12 +29,18 @@ async def test_an_engine_cut_under_load_loses_nothing_and_converges(cluster: Clu
     # The pool files say "expires soon": let the hosts refresh once before the cut.
     statuses: list[int] = []
     stop = trio.Event()
+    # Hosts 1 and 2 pause from the quota 429 until they converged: a request of theirs to
+    # the victim would teach them the cooldown themselves, not through the database.
+    others_paused = False
 
     async def client(index: int) -> None:
         host = cluster.hosts[index % 3]
         conn = host.connection()
         try:
             while not stop.is_set():
+                if index % 3 and others_paused:
+                    await trio.sleep(0.01)
+                    continue
                 reply = await conn.request(claude_request(host.port))
                 statuses.append(reply.status)
                 await trio.sleep(0.01)
@@ -53,11 +59,18 @@ async def test_an_engine_cut_under_load_loses_nothing_and_converges(cluster: Clu
             document = await health(cluster.hosts[0])
             assert document["status"] == "degraded"
             assert document["state"]["reachable"] is False
-            # A quota 429 seen by host 0 during the cut.
+            # A quota 429 seen by host 0 during the cut: the victim's windows are full from
+            # now on (a one-off 429 followed by answers with room would rightly end the
+            # cooldown early on whichever host saw those answers).
+            others_paused = True
+            await trio.sleep(0.3)  # their requests in flight finish
             victim = next(iter(cluster.sim.accounts.values()))
-            victim.force("quota")
-            while victim.forced:
-                await trio.sleep(0.01)
+            assert victim.windows
+            for window in victim.windows:
+                window.used = window.capacity
+            tried = victim.requests
+            while victim.requests == tried:
+                await trio.sleep(0.01)  # host 0 has tried it (and been refused)
             await trio.sleep(max(0.0, CUT_S - min(1.5, CUT_S / 2)))
             calls_during = sum(a.refreshes for a in cluster.sim.accounts.values()) - calls_before
             for host in cluster.hosts:
@@ -73,6 +86,7 @@ async def test_an_engine_cut_under_load_loses_nothing_and_converges(cluster: Clu
                     break
                 await trio.sleep(0.02)
             converged_s = time.perf_counter() - restored
+            others_paused = False
             await trio.sleep(0.5)
             stop.set()
     requests = len(statuses)

@@ -47,7 +47,7 @@ def run_with_directory(config: Config, action: Callable[[Directory], Awaitable[T
 
 async def user_documents(directory: Directory) -> list[dict[str, Any]]:
     usage: dict[str, tuple[int, int]] = {}
-    if isinstance(directory.store, StateStore):  # multi-host: not summed per user here yet
+    if directory.store is not None:  # state.db, or every host's rows in PostgreSQL
         usage = await directory.store.run(user_usage, clock.now() - DAY_S)
     documents = []
     for user in sorted(directory.users.values(), key=lambda u: u.created_at):

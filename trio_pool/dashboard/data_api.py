@@ -2,7 +2,8 @@
 
 The lead's router has already checked that the caller may view; ``handle`` answers the
 routes below and returns False for any other path. Reads of the ledger run on the state
-store's worker thread; with no state db the answers are empty, never an error.
+store's worker thread (state.db, or PostgreSQL with every host's rows in multi-host mode);
+with no state db the answers are empty, never an error.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from trio_pool.providers.base import PROVIDERS
 from trio_pool.server.connection import Exchange
 from trio_pool.server.server import Shutdown
 from trio_pool.setup.instructions import instructions
-from trio_pool.state.store import StateStore
 from trio_pool.upstream.client import UpstreamClient
 from trio_pool.usage import queries
 from trio_pool.usage.ledger import HOUR_S, hour_of
+from trio_pool.usage.queries import LedgerReader
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class DashboardProxy(Protocol):
     @property
     def shutdown(self) -> Shutdown: ...
     @property
-    def state(self) -> StateStore | None: ...
+    def history(self) -> LedgerReader | None: ...
     @property
     def live(self) -> LiveFeed: ...
     @property
@@ -109,8 +110,8 @@ async def _overview(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None
     for usage in usages.values():
         proxy.burn.observe(usage, now)
     last_24h: dict[str, int] = {}
-    if proxy.state is not None:
-        last_24h = await proxy.state.run(queries.totals_since, now - DAY_S)
+    if proxy.history is not None:
+        last_24h = await proxy.history.run(queries.totals_since, now - DAY_S)
     views = proxy.pool.accounts(now)
     await http.reply(ex, 200, overview_document(usages, views, proxy.burn, last_24h, now))
 
@@ -137,10 +138,10 @@ async def _usage(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None:
         return
     until_hour = hour_of(clock.now())
     since_hour = until_hour - (int(hours_text) - 1) * HOUR_S
-    if proxy.state is None:
+    if proxy.history is None:
         document = queries.empty_series(since_hour, until_hour, by)
     else:
-        document = await proxy.state.run(
+        document = await proxy.history.run(
             queries.usage_series, since_hour, until_hour, by, only_mine(caller)
         )
     await http.reply(ex, 200, document)
@@ -161,9 +162,10 @@ async def _requests(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None
     documents = [
         d for d in proxy.live.recent(proxy.live.keep) if user is None or d.get("user") == user
     ][:limit]
-    if len(documents) < limit and proxy.state is not None:
-        # After a restart (or with other processes) the ledger has what memory lacks.
-        stored = await proxy.state.run(queries.recent_rows, limit, user)
+    if len(documents) < limit and proxy.history is not None:
+        # After a restart (or with other processes, or hosts) the ledger has what memory
+        # lacks.
+        stored = await proxy.history.run(queries.recent_rows, limit, user)
         documents = merge_requests(documents, stored, limit)
     await http.reply(ex, 200, {"requests": documents})
 

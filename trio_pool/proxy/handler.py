@@ -54,6 +54,7 @@ from trio_pool.server.server import Shutdown
 from trio_pool.state.store import StateStore
 from trio_pool.upstream.client import UpstreamClient
 from trio_pool.usage.ledger import Tally, failure_text, hash_key, model_of
+from trio_pool.usage.queries import LedgerReader
 from trio_pool.usage.store import Ledger
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,9 @@ class Proxy:
         self.config = config
         self.metrics = metrics or Metrics()
         self.ledger = ledger  # None: no ledger (turned off, or no state db)
-        self.state = state  # None: no state db (the dashboard shows no history)
+        self.state = state  # None: no state db (single host), or multi-host mode
+        # Where the dashboard reads the ledger: state.db, or PostgreSQL (set by the app).
+        self.history: LedgerReader | None = state
         # What /healthz says about the state engine (set by app.serve_proxy).
         self.engine: Callable[[], dict[str, Any]] | None = None
         self.directory = directory or Directory(None, friend_code=config.friend_code)

@@ -20,6 +20,7 @@ from trio_pool.auth import db as sqlite_auth
 from trio_pool.config import Config
 from trio_pool.errors import StateError, TrioPoolError
 from trio_pool.state.pg import users as pg_auth
+from trio_pool.state.pg.hosts import Heartbeat
 from trio_pool.state.pg.listen import Listener
 from trio_pool.state.pg.sealing import Keyring
 from trio_pool.state.pg.store import PgStore
@@ -38,6 +39,7 @@ class Backend:
     listener: Listener | None = None
     outbox: Outbox | None = None
     sink: SharedLedgerSink | None = None
+    heartbeat: Heartbeat | None = None
 
     @property
     def multi_host(self) -> bool:
@@ -67,6 +69,8 @@ class Backend:
             document["reason"] = store.last_error
         if self.outbox is not None:
             document["outbox_rows"] = self.outbox.pending
+        if self.heartbeat is not None:
+            document["hosts"] = self.heartbeat.describe()
         return document
 
     async def aclose(self) -> None:
@@ -103,4 +107,5 @@ async def open_backend(config: Config) -> Backend:
         listener=listener,
         outbox=outbox,
         sink=SharedLedgerSink(store, outbox),
+        heartbeat=Heartbeat(store),
     )

@@ -3,7 +3,9 @@
 Every write bumps ``version`` and seals the document for that version (``sealing``): the
 version is the fence of the refresh protocol (``lease.py``). A pool file is imported only
 when its content (``file_sha``) differs from the last import, so a host restarting with an
-old copy of a file never overwrites tokens that were rotated since.
+old copy of a file never overwrites tokens that were rotated since. A removed account stays
+as a tombstone (``removed_at``, an empty document, the last import's digest): the file it
+came from, still in some host's pool directory, is not imported again; a new login is.
 """
 
 from __future__ import annotations
@@ -45,7 +47,12 @@ def _decode(keyring: Keyring, account: str, version: int, blob: bytes) -> dict[s
 
 def versions(conn: psycopg.Connection) -> dict[str, int]:
     """Every stored account and its credential version (cheap: no document)."""
-    return {a: int(v) for a, v in conn.execute("SELECT account, version FROM credentials")}
+    return {
+        a: int(v)
+        for a, v in conn.execute(
+            "SELECT account, version FROM credentials WHERE removed_at IS NULL"
+        )
+    }
 
 
 def read_many(
@@ -54,7 +61,8 @@ def read_many(
     """The named accounts' credentials, decrypted; a row that will not open is returned as
     its error (CredentialsError naming the account), so one bad row never hides the rest."""
     rows = conn.execute(
-        "SELECT account, provider, version, doc FROM credentials WHERE account = ANY(%s)",
+        "SELECT account, provider, version, doc FROM credentials "
+        "WHERE account = ANY(%s) AND removed_at IS NULL",
         (accounts,),
     ).fetchall()
     result: list[StoredCredential | Exception] = []
@@ -105,7 +113,8 @@ def import_document(
             "updated_at, updated_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (account) DO UPDATE SET doc = excluded.doc, key_id = excluded.key_id, "
             "version = excluded.version, file_sha = excluded.file_sha, "
-            "updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+            "updated_at = excluded.updated_at, updated_by = excluded.updated_by, "
+            "removed_at = NULL",
             (account, provider, blob, key_id, version, sha, now, writer),
         )
         notify(conn, f"cred:{account}")
@@ -129,7 +138,8 @@ def compare_and_set(
     with conn.transaction():
         row = conn.execute(
             "UPDATE credentials SET doc = %s, key_id = %s, version = %s, updated_at = %s, "
-            "updated_by = %s WHERE account = %s AND version = %s RETURNING version",
+            "updated_by = %s WHERE account = %s AND version = %s AND removed_at IS NULL "
+            "RETURNING version",
             (blob, key_id, version, now, writer, account, expected),
         ).fetchone()
         if row is None:
@@ -138,12 +148,25 @@ def compare_and_set(
     return version
 
 
-def remove(conn: psycopg.Connection, account: str) -> bool:
+def remove(conn: psycopg.Connection, account: str, *, writer: str, now: float) -> bool:
+    """Take the account out of the pool on every host: a tombstone replaces the sealed
+    document (no token is kept) and the version moves on, so a refresh in flight cannot
+    land; True when there was such an account."""
     with conn.transaction():
-        gone = conn.execute("DELETE FROM credentials WHERE account = %s", (account,)).rowcount
+        gone = conn.execute(
+            "UPDATE credentials SET doc = %s, key_id = '', version = version + 1, "
+            "removed_at = %s, updated_at = %s, updated_by = %s "
+            "WHERE account = %s AND removed_at IS NULL",
+            (b"", now, now, writer, account),
+        ).rowcount
         conn.execute("DELETE FROM refresh_leases WHERE account = %s", (account,))
         notify(conn, f"cred:{account}")
     return gone > 0
+
+
+def listing(conn: psycopg.Connection, keyring: Keyring) -> list[StoredCredential | Exception]:
+    """Every account in the shared store, decrypted (``accounts list``)."""
+    return read_many(conn, keyring, list(versions(conn)))
 
 
 def rekey(conn: psycopg.Connection, keyring: Keyring) -> int:
@@ -151,7 +174,8 @@ def rekey(conn: psycopg.Connection, keyring: Keyring) -> int:
     how many rows were re-sealed."""
     done = 0
     rows = conn.execute(
-        "SELECT account, version FROM credentials WHERE key_id <> %s", (keyring.current,)
+        "SELECT account, version FROM credentials WHERE key_id <> %s AND removed_at IS NULL",
+        (keyring.current,),
     ).fetchall()
     for account, version in rows:
         with conn.transaction():

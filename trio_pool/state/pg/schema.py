@@ -143,15 +143,27 @@ MIGRATIONS: tuple[str, ...] = (
     # verdict. Here ``action_file_ns``, like ``relogin_file_ns``, holds the credential
     # version the verdict is about (state.db keeps the pool file's mtime_ns there).
     # ``signups``: the friend sign-ups of the last hours, so ``[join] signups_per_hour``
-    # holds for the pool, not per host.
+    # holds for the pool, not per host. ``hosts``: each host's heartbeat (``hosts.py``).
+    # ``credentials.removed_at``: ``accounts remove`` leaves a tombstone (no document, the
+    # last file's digest), so the same pool file on some host is not imported again.
     """
     ALTER TABLE users ADD COLUMN uid text NOT NULL DEFAULT '';
     ALTER TABLE users ADD COLUMN session_epoch bigint NOT NULL DEFAULT 0;
     ALTER TABLE accounts ADD COLUMN action text;
     ALTER TABLE accounts ADD COLUMN action_at double precision NOT NULL DEFAULT 0;
     ALTER TABLE accounts ADD COLUMN action_file_ns bigint;
+    ALTER TABLE credentials ADD COLUMN removed_at double precision;
     CREATE TABLE signups (at double precision NOT NULL);
     CREATE INDEX signups_by_at ON signups (at);
+    CREATE TABLE hosts (
+        host_id text PRIMARY KEY,
+        hostname text NOT NULL,
+        pid integer NOT NULL,
+        version text NOT NULL,
+        started_at double precision NOT NULL,
+        seen_at double precision NOT NULL,
+        stopped_at double precision
+    );
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
