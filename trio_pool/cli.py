@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -63,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--shared",
         action="store_true",
         help="shared mode: a friend code for the dashboard and a pool key for the CLIs",
+    )
+    demo.add_argument(
+        "--sim-script",
+        metavar="FILE",
+        default=os.environ.get("TRIO_POOL_SIM_SCRIPT") or None,
+        help="JSON file of scripted model turns for the simulated upstreams "
+        "(default: $TRIO_POOL_SIM_SCRIPT; format in trio_pool/testing/scripts.py)",
     )
 
     sub.add_parser("selftest", help="proxy one request per provider through simulated upstreams")
@@ -170,6 +178,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from trio_pool.testing.scripts import TurnScripts, read_script
+    from trio_pool.testing.turns import ScriptError
+
+    parse_listen(args.listen)
+    script = None
+    if args.sim_script:
+        try:
+            script = read_script(Path(args.sim_script))
+            TurnScripts().load(script)  # refuse a bad script before anything starts
+        except ScriptError as exc:
+            print(f"trio-pool: {exc}", file=sys.stderr)
+            return 2
     setup_logging("debug" if args.debug else "info")
     if not args.debug:
         # The demo's own start-up chatter would bury the instructions it prints.
@@ -177,8 +197,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)
     from trio_pool.demo import run_demo
 
-    parse_listen(args.listen)
-    trio.run(partial(run_demo, args.listen, print, shared=args.shared))
+    trio.run(partial(run_demo, args.listen, print, shared=args.shared, script=script))
     return 0
 
 
