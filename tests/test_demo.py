@@ -22,7 +22,7 @@ async def test_shared_demo_refuses_keyless_requests_and_serves_the_printed_key(
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             running, _state, _sim = await start_demo(nursery, tmp_path, "127.0.0.1:0", shared=True)
-            _user, key = await running.proxy.directory.add_user("demo")
+            _user, key = await running.services.directory.add_user("demo")
             text = instructions(running.base_url, key)
             assert DEMO_FRIEND_CODE in text
             printed = re.search(r"CLAUDE_CODE_OAUTH_TOKEN=(\S+)", text)

@@ -124,7 +124,7 @@ async def run_demo(listen: str, say: Say, *, shared: bool = False, script: Any =
             )
             key = None
             if shared:
-                _user, key = await running.proxy.directory.add_user("demo")
+                _user, key = await running.services.directory.add_user("demo")
             say(instructions(running.base_url, key))
             await wait_for_shutdown_signal(signals, running)
             nursery.cancel_scope.deadline = (

@@ -11,7 +11,7 @@ import trio
 
 from tests.multihost.cluster import Cluster, claude_request, health
 from tests.multihost.test_storm import start_three
-from trio_pool.state.pg import ledger
+from trio_pool.usage import pg_ledger as ledger
 
 # 30 s in `make bench`-style runs (TRIO_POOL_CUT_S=30); a short cut keeps `make test` fast.
 CUT_S = float(os.environ.get("TRIO_POOL_CUT_S", "4"))

@@ -82,7 +82,7 @@ async def test_the_sign_up_rate_counts_every_hosts_sign_ups(
     the next one (429 with Retry-After) once it has reloaded, instead of allowing its own."""
     a, b = await two_hosts()
     await join(a, "alice")
-    directory = b.running.proxy.directory
+    directory = b.running.services.directory
 
     async def reloaded() -> bool:
         return directory.signups.retry_after(clock.now()) is not None

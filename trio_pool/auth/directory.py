@@ -62,11 +62,11 @@ class Directory:
         queries: ModuleType = db,
     ) -> None:
         self.store = store
-        # auth/db.py on state.db; state/pg/users.py (the same functions) in multi-host mode.
+        # auth/db.py on state.db; auth/pg_users.py (the same functions) in multi-host mode.
         self.db = queries
         # Where state.db and the users marker live (None: no db at all, e.g. in tests). In
         # multi-host mode there is no marker: the users are in PostgreSQL, and a host that
-        # cannot read them at start refuses to start (state/backend.py).
+        # cannot read them at start refuses to start (backend.py).
         if data_dir is None and isinstance(store, StateStore):
             data_dir = store.path.parent
         self.data_dir = data_dir if queries is db else None

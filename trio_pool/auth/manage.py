@@ -23,8 +23,8 @@ DAY_S = 86400.0
 def run_with_directory(config: Config, action: Callable[[Directory], Awaitable[T]]) -> T:
     async def main() -> T:
         if config.state_url is not None:
-            # Several hosts: the directory lives in PostgreSQL (state/backend.py).
-            from trio_pool.state.pg import users
+            # Several hosts: the directory lives in PostgreSQL (backend.py).
+            from trio_pool.auth import pg_users as users
             from trio_pool.state.pg.store import PgStore
 
             shared = await PgStore.open(config.state_url, config.state)

@@ -18,8 +18,7 @@ import trio
 
 from trio_pool import clock
 from trio_pool.config import Config
-from trio_pool.errors import CredentialsError
-from trio_pool.login import LoginError
+from trio_pool.errors import CredentialsError, LoginError
 from trio_pool.login.pooldir import AccountRow, email_of, split_name
 from trio_pool.logs import mask
 from trio_pool.providers import PROVIDER_REGISTRY

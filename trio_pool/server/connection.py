@@ -16,6 +16,7 @@ import attrs
 import h11
 import trio
 
+from trio_pool.errors import ClientDisconnected as ClientDisconnected  # re-exported
 from trio_pool.errors import ClientProtocolError
 from trio_pool.server.messages import Headers, RequestHead, decode_headers, encode_headers
 
@@ -64,10 +65,6 @@ def _head_size(request: h11.Request) -> int:
     for name, value in request.headers.raw_items():
         size += len(name) + len(value) + 4
     return size + 2
-
-
-class ClientDisconnected(Exception):
-    """The client went away while we were reading its request."""
 
 
 class Exchange:

@@ -2,7 +2,7 @@
 
 ``Ledger.flush`` hands each batch to ``write``. Rows get their uid here, before the first
 attempt, so a batch that goes to the outbox and is replayed later keeps the same ids and
-is stored once (``state/pg/ledger.py``). The outbox is replayed, oldest first, before each
+is stored once (``usage/pg_ledger.py``). The outbox is replayed, oldest first, before each
 new batch: the ledger stays in arrival order as far as a host can tell.
 """
 
@@ -13,8 +13,8 @@ import uuid
 from collections.abc import Sequence
 
 from trio_pool.errors import StateError
-from trio_pool.state.pg import ledger as pg_ledger
 from trio_pool.state.pg.store import PgStore
+from trio_pool.usage import pg_ledger
 from trio_pool.usage.ledger import LedgerRow
 from trio_pool.usage.outbox import Outbox
 

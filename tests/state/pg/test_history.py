@@ -13,7 +13,7 @@ from tests.state.pg.helpers import migrated
 from trio_pool.providers.base import TokenUsage
 from trio_pool.state.db import connect as sqlite_connect
 from trio_pool.state.db import migrate as sqlite_migrate
-from trio_pool.state.pg import ledger
+from trio_pool.usage import pg_ledger as ledger
 from trio_pool.usage import queries
 from trio_pool.usage.ledger import HOUR_S, LedgerRow, hour_of
 from trio_pool.usage.store import insert_rows

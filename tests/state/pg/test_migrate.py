@@ -14,12 +14,13 @@ from tests.state.test_sync import cool
 from trio_pool import clock
 from trio_pool.auth.directory import Directory
 from trio_pool.cli import main
-from trio_pool.state.pg import credentials, ledger
+from trio_pool.state.pg import credentials
 from trio_pool.state.store import StateStore
 from trio_pool.state.sync import StateSync
 from trio_pool.testing.issue import new_account
 from trio_pool.testing.pool_files import write_pool
 from trio_pool.testing.state import SimState
+from trio_pool.usage import pg_ledger as ledger
 from trio_pool.usage.ledger import LedgerRow
 from trio_pool.usage.store import insert_rows
 

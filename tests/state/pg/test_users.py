@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from trio_pool.auth import pg_users as users
 from trio_pool.auth.directory import Directory
 from trio_pool.config import StateConfig
-from trio_pool.state.pg import users
 from trio_pool.state.pg.store import PgStore
 
 

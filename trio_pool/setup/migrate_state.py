@@ -19,9 +19,10 @@ import psycopg
 from trio_pool.credentials.registry import collect
 from trio_pool.errors import StateError
 from trio_pool.state.pg import credentials as stored
-from trio_pool.state.pg import ledger, schema
+from trio_pool.state.pg import schema
 from trio_pool.state.pg.exchange import notify
 from trio_pool.state.pg.sealing import Keyring
+from trio_pool.usage import pg_ledger
 from trio_pool.usage.ledger import LedgerRow
 from trio_pool.usage.store import _row_from
 
@@ -105,7 +106,7 @@ def _copy_usage(src: sqlite3.Connection, dst: psycopg.Connection) -> int:
         for values in found:
             row = _row_from(tuple(values[1:]))
             items.append((f"migrated:{values[0]}:{row.at!r}", row))
-        inserted, _ = ledger.insert(dst, items, "migrated")
+        inserted, _ = pg_ledger.insert(dst, items, "migrated")
         copied += inserted
         last = int(found[-1][0])
 

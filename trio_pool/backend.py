@@ -3,8 +3,9 @@
 Without ``state_url`` everything is as it always was: one SQLite file per host, shared by
 that host's processes. With it, several hosts share PostgreSQL: the sync exchange, the
 ledger (through a local outbox), users, keys and settings, and the credentials, sealed
-with the key from the environment. ``app.serve_proxy`` and the CLI open a ``Backend`` and
-take what they need from it.
+with the key from the environment. ``app.serve_proxy`` opens a ``Backend`` and takes what
+it needs from it. It sits above ``state``, ``usage`` and ``auth``, whose PostgreSQL parts
+it puts together (``state/pg``, ``usage/pg_ledger.py``, ``auth/pg_users.py``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import attrs
 
 from trio_pool import clock
 from trio_pool.auth import db as sqlite_auth
+from trio_pool.auth import pg_users
 from trio_pool.config import Config
 from trio_pool.errors import StateError, TrioPoolError
-from trio_pool.state.pg import users as pg_auth
 from trio_pool.state.pg.hosts import Heartbeat
 from trio_pool.state.pg.listen import Listener
 from trio_pool.state.pg.sealing import Keyring
@@ -51,7 +52,7 @@ class Backend:
 
     @property
     def auth_queries(self) -> ModuleType:
-        return pg_auth if self.shared is not None else sqlite_auth
+        return pg_users if self.shared is not None else sqlite_auth
 
     def describe(self) -> dict[str, Any]:
         """What /healthz and ``status`` say about the state engine."""
