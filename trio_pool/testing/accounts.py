@@ -106,6 +106,9 @@ class SimAccount:
     requests: int = 0  # authenticated API requests that reached this account
     generations: int = 0  # requests that were answered with a model reply
     refreshes: int = 0  # refresh calls presenting one of this account's refresh tokens
+    rotations: int = 0  # refresh calls that issued new tokens
+    reuses: int = 0  # refresh calls presenting a spent refresh token
+    revoked: bool = False  # the token family was ended (revoke_on_reuse)
     extra_usage_requests: int = 0  # Claude requests billed as extra usage
     last_path: str = ""
     last_headers: Headers = attrs.field(default=(), repr=False)
@@ -164,6 +167,8 @@ class SimAccount:
     # -- tokens --------------------------------------------------------------------------
 
     def check_refresh(self, presented: str) -> RefreshCheck:
+        if self.revoked:
+            return "reused" if presented in self.retired_refresh_tokens else "revoked"
         if presented == self.refresh_token:
             return "current"
         if presented in self.retired_refresh_tokens:
