@@ -35,6 +35,10 @@ class SimWindow:
     # model (an exact id such as "gemini-2.5-pro") or family (a word of the model's name,
     # such as "opus"), as Gemini's per-model buckets and Claude's weekly Opus limit do.
     model: str | None = None
+    # Codex: the id of the extra limit family a model window belongs to ("codex_bengalfox";
+    # default codex_<model>). A family's windows (primary first) are metered apart from the
+    # account's own (testing/codex_limits.py).
+    limit_id: str | None = None
 
     def limits(self, model: str | None) -> bool:
         if self.model is None:
