@@ -25,11 +25,23 @@ from trio_pool.upstream.errors import Phase, timed_out, translate
 READ_SIZE = 64 * 1024
 
 
-class _Body(AsyncIterator[bytes]):
+class BodyReader(AsyncIterator[bytes]):
+    """The two readers' common part: the socket read, and what the relay asks of both."""
+
     def __init__(self, stream: trio.abc.Stream, idle_s: float, where: str) -> None:
         self._receive = stream.receive_some
         self._idle_s = idle_s
         self._where = where
+
+    def at_end(self) -> bool:
+        """The whole body has been handed out (the relay then ends the client's answer in
+        the same write as its last bytes)."""
+        raise NotImplementedError
+
+    def take_buffered(self) -> bytes:
+        """The body bytes already read (they came with the head), without waiting for more;
+        the relay sends them with the response head, in one write."""
+        raise NotImplementedError
 
     async def _read(self) -> bytes:
         """One socket read (b"" at the server's close) within idle_s."""
@@ -45,13 +57,25 @@ class _Body(AsyncIterator[bytes]):
         return mapped if mapped is not None else exc  # pragma: no cover - always mapped
 
 
-class ChunkedBody(_Body):
+class ChunkedBody(BodyReader):
     """A chunked body, decoded a read at a time; ``first`` is what came with the head."""
 
     def __init__(self, stream: trio.abc.Stream, first: bytes, idle_s: float, where: str) -> None:
         super().__init__(stream, idle_s, where)
         self.decoder = ChunkedDecoder()
         self._first: bytes | None = first
+
+    def at_end(self) -> bool:
+        return self.decoder.done
+
+    def take_buffered(self) -> bytes:
+        data, self._first = self._first, None
+        if not data:
+            return b""
+        try:
+            return self.decoder.feed(data)
+        except h11.RemoteProtocolError as exc:
+            raise self._error(exc) from exc
 
     async def __anext__(self) -> bytes:
         decoder = self.decoder
@@ -72,7 +96,7 @@ class ChunkedBody(_Body):
         raise StopAsyncIteration
 
 
-class H11Body(_Body):
+class H11Body(BodyReader):
     """A body h11 reads (Content-Length, or until the server closes)."""
 
     def __init__(
@@ -82,28 +106,43 @@ class H11Body(_Body):
         self._h11 = connection
         self._done = False
 
-    async def __anext__(self) -> bytes:
+    def at_end(self) -> bool:
+        return self._done
+
+    def take_buffered(self) -> bytes:
+        try:
+            return self._drain()
+        except h11.RemoteProtocolError as exc:
+            raise self._error(exc) from exc
+
+    def _drain(self) -> bytes:
+        """Every body byte h11 holds (it yields one Data per read), up to NEED_DATA or the end."""
         h = self._h11
+        parts: list[bytes] = []
         while not self._done:
-            parts: list[bytes] = []
+            event = h.next_event()
+            kind = type(event)
+            if kind is h11.Data:
+                parts.append(event.data)  # type: ignore[union-attr]
+            elif event is h11.NEED_DATA:
+                break
+            elif kind is h11.EndOfMessage:
+                self._done = True
+            else:  # pragma: no cover - h11 yields nothing else inside a body
+                raise h11.RemoteProtocolError(f"unexpected {kind.__name__} in the body")
+        if not parts:
+            return b""
+        return parts[0] if len(parts) == 1 and type(parts[0]) is bytes else b"".join(parts)
+
+    async def __anext__(self) -> bytes:
+        while not self._done:
             try:
-                while True:
-                    event = h.next_event()
-                    kind = type(event)
-                    if kind is h11.Data:
-                        parts.append(event.data)  # type: ignore[union-attr]
-                    elif event is h11.NEED_DATA:
-                        break
-                    elif kind is h11.EndOfMessage:
-                        self._done = True
-                        break
-                    else:  # pragma: no cover - h11 yields nothing else inside a body
-                        raise h11.RemoteProtocolError(f"unexpected {kind.__name__} in the body")
+                block = self._drain()
             except h11.RemoteProtocolError as exc:
                 raise self._error(exc) from exc
-            if parts:
-                return parts[0] if len(parts) == 1 and type(parts[0]) is bytes else b"".join(parts)
+            if block:
+                return block
             if not self._done:
                 # b"" is the server's close: h11 tells whether that ends the body or cuts it.
-                h.receive_data(await self._read())
+                self._h11.receive_data(await self._read())
         raise StopAsyncIteration

@@ -25,6 +25,7 @@ import trio
 
 from trio_pool.errors import UpstreamProtocolError
 from trio_pool.server.messages import Headers
+from trio_pool.upstream.body import BodyReader
 from trio_pool.upstream.connect import Connector, NetworkConnector, Origin
 from trio_pool.upstream.connect import make_ssl_context as make_ssl_context  # re-exported
 from trio_pool.upstream.connection import UpstreamConnection
@@ -62,7 +63,7 @@ class UpstreamResponse:
     _idle_s: float
     _where: str
 
-    def iter_chunks(self) -> AsyncIterator[bytes]:
+    def iter_chunks(self) -> BodyReader:
         """The body, one item per socket read with every byte that read delivered; a silence
         longer than idle_s is UpstreamTimeout. Iterate it once."""
         return self._connection.body_blocks(self._idle_s, self._where)

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterable
 import h11
 import trio
 
-from trio_pool.upstream.body import ChunkedBody, H11Body
+from trio_pool.upstream.body import BodyReader, ChunkedBody, H11Body
 from trio_pool.upstream.connect import Origin
 from trio_pool.upstream.errors import NoAnswerError
 
@@ -117,7 +117,7 @@ class UpstreamConnection:
             ):  # pragma: no cover - h11 yields no other
                 raise h11.RemoteProtocolError(f"unexpected {type(event).__name__} before the head")
 
-    def body_blocks(self, idle_s: float, where: str) -> ChunkedBody | H11Body:
+    def body_blocks(self, idle_s: float, where: str) -> BodyReader:
         """The response body, one item per socket read (upstream/body.py)."""
         if self._chunked():
             self._body = ChunkedBody(self.stream, self.h11.trailing_data[0], idle_s, where)
