@@ -33,6 +33,7 @@ class Router(Protocol):
         now: float,
         *,
         exclude: frozenset[str] = frozenset(),
+        model: str | None = None,
     ) -> Lease | Exhausted: ...
 
     def report(self, lease: Lease, outcome: Outcome, now: float) -> None: ...
@@ -87,6 +88,7 @@ class RoundRobin:
         now: float,
         *,
         exclude: frozenset[str] = frozenset(),
+        model: str | None = None,
     ) -> Lease | Exhausted:
         names = self.accounts.names
         for step in range(len(names)):
@@ -121,6 +123,7 @@ class StickyUntilFail:
         now: float,
         *,
         exclude: frozenset[str] = frozenset(),
+        model: str | None = None,
     ) -> Lease | Exhausted:
         names = self.accounts.names
         for step in range(len(names)):

@@ -123,8 +123,9 @@ class Engine:
     def _attempt(self, request: _Request, now: float) -> None:
         plan = self.plans[request.conv].turns[request.turn]
         while request.attempts < self.routing.max_attempts:
+            model = self.plans[request.conv].model
             decision = self.router.choose(
-                "claude", request.key, now, exclude=frozenset(request.tried)
+                "claude", request.key, now, exclude=frozenset(request.tried), model=model
             )
             if isinstance(decision, Exhausted):
                 wake = decision.retry_at
@@ -136,20 +137,22 @@ class Engine:
             request.attempts += 1
             sim = self.sims[decision.account]
             self._refresh_if_due(decision.account, sim, now)
-            if sim.blocking_window(now) is not None:
-                self._quota_429(decision, sim, now)
+            if sim.blocking_window(now, model) is not None:
+                self._quota_429(decision, sim, now, model)
                 request.tried.add(decision.account)
                 now += FAILOVER_S
                 continue
-            self.metrics.served(request.conv, decision.account, plan.cost, request.tried, now)
-            sim.consume(plan.cost, now)
+            self.metrics.served(
+                request.conv, decision.account, plan.cost, request.tried, now, model
+            )
+            sim.consume(plan.cost, now, model)
             reading = PROVIDER.read_quota(tuple(sim_claude.unified_headers(sim, now)), now)
             if reading is not None:
                 self.router.observe(decision.account, reading, now)
             done = Outcome(OutcomeKind.OK, 200, quota=reading)
             self.at(now + plan.duration_s, self._end(request, decision, done))
             return
-        self.metrics.client_429(request.conv, self.sims, now)
+        self.metrics.client_429(request.conv, self.sims, now, self.plans[request.conv].model)
         self._next_turn(request, now)
 
     def _end(self, request: _Request, lease: Lease, outcome: Outcome) -> Callable[[float], None]:
@@ -159,9 +162,9 @@ class Engine:
 
         return end
 
-    def _quota_429(self, lease: Lease, sim: SimAccount, now: float) -> None:
-        window = sim.blocking_window(now)
-        headers = sim_claude.unified_headers(sim, now, rejected=True)
+    def _quota_429(self, lease: Lease, sim: SimAccount, now: float, model: str | None) -> None:
+        window = sim.blocking_window(now, model)
+        headers = sim_claude.unified_headers(sim, now, rejected=True, model=model)
         if window is not None:
             headers.append(("retry-after", str(int(window.reset_after_s(now)) + 1)))
         outcome = PROVIDER.classify(429, tuple(headers), QUOTA_BODY, now)

@@ -29,14 +29,15 @@ def servable(window: SimWindow, now: float) -> float:
     return max(ceiling * window.capacity - used_now(window, now), 0.0)
 
 
-def headroom(sim: SimAccount, now: float) -> float:
-    """Units the account can serve now before any window reaches its ceiling."""
-    return min((servable(w, now) for w in sim.windows), default=0.0)
+def headroom(sim: SimAccount, now: float, model: str | None = None) -> float:
+    """Units the account can serve now (for ``model``) before any window limiting it reaches
+    its ceiling."""
+    return min((servable(w, now) for w in sim.windows if w.limits(model)), default=0.0)
 
 
-def has_quota(sim: SimAccount, now: float) -> bool:
-    """Not refused by the upstream: every window below 100 %."""
-    return all(used_now(w, now) < w.capacity for w in sim.windows)
+def has_quota(sim: SimAccount, now: float, model: str | None = None) -> bool:
+    """Not refused by the upstream (for ``model``): every window limiting it below 100 %."""
+    return all(used_now(w, now) < w.capacity for w in sim.windows if w.limits(model))
 
 
 @attrs.define(eq=False)
@@ -89,13 +90,23 @@ class Metrics:
         self.demand_turns = sum(len(p.turns) for p in plans)
         self.demand_units = sum(t.cost for p in plans for t in p.turns)
 
-    def served(self, conv: int, account: str, cost: float, tried: set[str], now: float) -> None:
+    def served(
+        self,
+        conv: int,
+        account: str,
+        cost: float,
+        tried: set[str],
+        now: float,
+        model: str | None = None,
+    ) -> None:
         state = self.conversations.setdefault(conv, _Conversation())
         previous = state.account
         if previous is not None and previous != account:
             if now - state.last_at > self.pin_idle_ttl_s:
                 state.after_idle += 1  # the prompt cache had expired anyway
-            elif previous in tried or headroom(self.sims[previous], now) < MIN_HEADROOM_UNITS:
+            elif (
+                previous in tried or headroom(self.sims[previous], now, model) < MIN_HEADROOM_UNITS
+            ):
                 state.forced += 1
             else:
                 state.unforced += 1
@@ -106,15 +117,18 @@ class Metrics:
         self.served_units += cost
         self.units_by_account[account] = self.units_by_account.get(account, 0.0) + cost
 
-    def client_429(self, conv: int, sims: dict[str, SimAccount], now: float) -> None:
+    def client_429(
+        self, conv: int, sims: dict[str, SimAccount], now: float, model: str | None = None
+    ) -> None:
         self.client_429s += 1
-        if any(headroom(s, now) >= MIN_HEADROOM_UNITS for s in sims.values()):
+        if any(headroom(s, now, model) >= MIN_HEADROOM_UNITS for s in sims.values()):
             self.client_429s_with_headroom += 1
-        if any(has_quota(s, now) for s in sims.values()):
+        if any(has_quota(s, now, model) for s in sims.values()):
             self.client_429s_with_quota += 1
         if self.first_429_at is None:
             self.first_429_at = now
-            left = sum(headroom(s, now) for s in sims.values())
+            # The capacity that could have served this request: its model's.
+            left = sum(headroom(s, now, model) for s in sims.values())
             total = self.served_units + left + self.lost_at_reset
             self.share_before_first_429 = self.served_units / total if total > 0 else 1.0
 

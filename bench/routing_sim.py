@@ -20,7 +20,12 @@ import attrs
 from bench.routing_baselines import RoundRobin, Router, StickyUntilFail
 from bench.routing_engine import run
 from bench.routing_metrics import Metrics
-from bench.routing_workload import Workload, overload_workload, tiny_workload
+from bench.routing_workload import (
+    Workload,
+    model_window_workload,
+    overload_workload,
+    tiny_workload,
+)
 from trio_pool.accounts.pool import Pool
 from trio_pool.config import RoutingConfig
 
@@ -105,10 +110,16 @@ def table(results: dict[str, Metrics]) -> str:
 
 
 def scenarios(seed: int, *, tiny: bool = False) -> dict[str, Workload]:
-    """ "steady": demand close to what the pool serves; "overload": more than it can serve."""
+    """ "steady": demand close to what the pool serves; "overload": more than it can serve;
+    "models": Opus and Sonnet conversations over accounts whose weekly Opus limit runs out
+    first (a model window must stop Opus only)."""
     if tiny:
         return {"tiny": tiny_workload(seed)}
-    return {"steady": Workload(seed=seed), "overload": overload_workload(seed)}
+    return {
+        "steady": Workload(seed=seed),
+        "overload": overload_workload(seed),
+        "models": model_window_workload(seed),
+    }
 
 
 def verdicts(runs: dict[str, dict[str, Metrics]]) -> dict[str, bool]:

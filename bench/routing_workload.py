@@ -32,6 +32,9 @@ class AccountSpec:
     used_7d: float = 0.0
     reset_7d_h: float = 24 * 7
     token_expires_h: float = TOKEN_LIFETIME_S / HOUR
+    # A weekly Opus limit (a model window: it stops Opus only), when given.
+    cap_opus_7d: float | None = None
+    used_opus_7d: float = 0.0
 
     def build(self) -> SimAccount:
         """A fresh simulated account in this state at T0."""
@@ -40,12 +43,20 @@ class AccountSpec:
             five.resets_at = T0 + self.reset_5h_h * HOUR
         week = SimWindow("7d", WEEK, self.cap_7d, self.used_7d * self.cap_7d)
         week.resets_at = T0 + self.reset_7d_h * HOUR
+        windows = [five, week]
+        if self.cap_opus_7d is not None:
+            opus = SimWindow(
+                "7d_opus", WEEK, self.cap_opus_7d, self.used_opus_7d * self.cap_opus_7d
+            )
+            opus.resets_at = week.resets_at
+            opus.model = "opus"
+            windows.append(opus)
         return issue.new_account(
             "claude",
             self.name,
             now=T0,
             plan=self.plan,
-            windows=[five, week],
+            windows=windows,
             expires_in_s=self.token_expires_h * HOUR,
         )
 
@@ -81,6 +92,7 @@ class ConversationPlan:
     session: str  # the Claude Code session id (x-claude-code-session-id)
     start: float  # unix seconds of the first turn
     turns: tuple[TurnPlan, ...]
+    model: str | None = None  # every turn's model (None: not modelled)
 
 
 @attrs.frozen
@@ -99,6 +111,9 @@ class Workload:
     long_pause_s: tuple[float, float] = (1200.0, 5400.0)
     duration_s: tuple[float, float] = (5.0, 60.0)
     accounts: tuple[AccountSpec, ...] = DEFAULT_ACCOUNTS
+    # Share of conversations on Opus (the rest on Sonnet); 0: models not modelled (and no
+    # extra random draws, so the other scenarios keep their exact numbers).
+    opus_share: float = 0.0
 
     def plan(self) -> list[ConversationPlan]:
         rng = random.Random(self.seed)
@@ -108,7 +123,10 @@ class Workload:
             start = T0 + burst * self.burst_every_h * HOUR + rng.uniform(0, self.burst_spread_s)
             count = rng.randint(self.min_turns, self.max_turns)
             turns = tuple(self._turn(rng, i) for i in range(count))
-            plans.append(ConversationPlan(f"session-{self.seed}-{index:04d}", start, turns))
+            model = None
+            if self.opus_share > 0:
+                model = OPUS if rng.random() < self.opus_share else SONNET
+            plans.append(ConversationPlan(f"session-{self.seed}-{index:04d}", start, turns, model))
         return plans
 
     def _turn(self, rng: random.Random, index: int) -> TurnPlan:
@@ -126,6 +144,21 @@ class Workload:
 def overload_workload(seed: int = 1) -> Workload:
     """More demand than the pool can serve over two days: every router refuses some turns."""
     return Workload(seed=seed, conversations=200, bursts=10, burst_every_h=4.0)
+
+
+OPUS, SONNET = "claude-opus-4-1", "claude-sonnet-4-5"
+
+# The default accounts with weekly Opus limits (a fifth of the weekly capacity), two of them
+# nearly spent: Opus runs out long before the accounts do.
+MODEL_ACCOUNTS: tuple[AccountSpec, ...] = tuple(
+    attrs.evolve(spec, cap_opus_7d=spec.cap_7d / 5, used_opus_7d=used)
+    for spec, used in zip(DEFAULT_ACCOUNTS, (0.5, 0.97, 0.3, 0.9, 0.1, 0.6), strict=True)
+)
+
+
+def model_window_workload(seed: int = 1) -> Workload:
+    """Half the conversations on Opus, half on Sonnet, over accounts with a weekly Opus cap."""
+    return Workload(seed=seed, accounts=MODEL_ACCOUNTS, opus_share=0.5)
 
 
 def tiny_workload(seed: int = 1) -> Workload:

@@ -19,6 +19,7 @@ from trio_pool.credentials.registry import AccountRegistry
 from trio_pool.dashboard.data_api import serve_burn_sampler
 from trio_pool.errors import ConfigError, TrioPoolError
 from trio_pool.proxy import local
+from trio_pool.proxy.gemini_setup import serve_gemini_setup
 from trio_pool.proxy.handler import Proxy
 from trio_pool.proxy.metrics import Metrics
 from trio_pool.proxy.poller import serve_usage_polls
@@ -170,6 +171,15 @@ async def serve_proxy(
                         proxy.upstreams,
                     )
                     nursery.start_soon(_until_shutdown, shutdown, polls)
+                    setups = partial(
+                        serve_gemini_setup,
+                        registry,
+                        pool,
+                        proxy.refresher,
+                        upstream,
+                        proxy.upstreams,
+                    )
+                    nursery.start_soon(_until_shutdown, shutdown, setups)
                     task_status.started(Running(config, proxy, addresses, shutdown))
             finally:
                 background.cancel_scope.cancel()

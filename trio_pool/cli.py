@@ -327,6 +327,13 @@ def _accounts_import(args: argparse.Namespace, config: Config) -> int:
     from trio_pool.login.importer import SHARED_LOGIN_WARNING, import_login
 
     source = Path(args.source).expanduser() if args.source else None
+
+    def check(document: dict[str, Any]) -> None:
+        if args.provider == "gemini":
+            warning = trio.run(_check_gemini, config, document)
+            if warning is not None:
+                _note(f"warning: {warning}")
+
     done = import_login(
         config.pool_dir,
         args.provider,
@@ -335,12 +342,24 @@ def _accounts_import(args: argparse.Namespace, config: Config) -> int:
         env=os.environ,
         home=Path.home(),
         platform=sys.platform,
+        check=check,
     )
     verb = "replaced" if done.replaced else "added"
     document = {"name": done.name, "path": str(done.path), "source": str(done.source)}
     _emit(args, {**document, "replaced": done.replaced}, f"{verb} {done.name} ({done.path})")
     _note("warning: " + SHARED_LOGIN_WARNING.format(provider=args.provider))
     return 0
+
+
+async def _check_gemini(config: Config, document: dict[str, Any]) -> str | None:
+    from trio_pool.login.gemini_check import check_gemini_login
+    from trio_pool.upstream.client import UpstreamClient
+
+    client = UpstreamClient()
+    try:
+        return await check_gemini_login(config, client, document)
+    finally:
+        await client.aclose()
 
 
 def _accounts_login(args: argparse.Namespace, config: Config) -> int:

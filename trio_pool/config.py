@@ -72,6 +72,9 @@ class GeminiConfig:
     authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
     manual_redirect_url: str = "https://codeassist.google.com/authcode"
     userinfo_url: str = "https://www.googleapis.com/oauth2/v2/userinfo"
+    # The Google Cloud project for Code Assist Standard/Enterprise accounts whose pool file
+    # names none ("project_id"); the CLI's GOOGLE_CLOUD_PROJECT. "" = none.
+    project: str = ""
 
 
 @attrs.frozen

@@ -66,3 +66,16 @@ def test_main_writes_every_router_to_json(
     routers = document["scenarios"]["tiny"]["routers"]
     assert set(routers) == {"trio-pool", "round-robin", "sticky-until-fail"}
     assert "unforced switches / 100 turns" in capsys.readouterr().out
+
+
+def test_a_spent_opus_week_never_refuses_sonnet_while_an_account_has_room() -> None:
+    """Model windows in the simulation: with weekly Opus limits running out first, no turn
+    (Opus or Sonnet) is refused while an account could serve its model."""
+    specs = tuple(
+        attrs.evolve(spec, cap_opus_7d=spec.cap_7d / 10, used_opus_7d=0.9)
+        for spec in tiny_workload().accounts
+    )
+    workload = attrs.evolve(tiny_workload(seed=3), accounts=specs, opus_share=0.5)
+    ours = run_all(workload)["trio-pool"]
+    assert ours.client_429s > 0  # Opus did run out
+    assert ours.client_429s_with_headroom == 0

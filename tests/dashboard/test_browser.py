@@ -28,6 +28,10 @@ from tests.dashboard.browser_helpers import (
     shoot,
     tid,
 )
+from trio_pool import clock
+from trio_pool.accounts.model import AccountAction
+from trio_pool.accounts.pool import Pool
+from trio_pool.providers.base import QuotaReading, QuotaWindow
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -206,6 +210,41 @@ def test_account_disabled_in_the_ui_gets_no_traffic(
     assert texts == [dash.state.config.text] * 6
     assert after["claude/a"] == before["claude/a"]
     assert after["claude/b"] == before["claude/b"] + 6
+
+
+def test_accounts_page_shows_an_action_and_model_windows(
+    dash: DashboardServer, new_page: NewPage, admin: str
+) -> None:
+    """A needs-action account shows the upstream's message and its link; a model window is
+    listed apart from the account's own windows."""
+    sonic = "gpt-5.4-codex-sonic"
+
+    async def mark(pool: Pool) -> None:
+        now = clock.now()
+        action = AccountAction("validation_required", "Verify it.", "https://accounts.test/v")
+        pool.set_action("gemini/b", action)
+        window = QuotaWindow(f"{sonic} 5h", 1.0, 18000.0, now + 600, sonic)
+        pool.observe("codex/b", QuotaReading((window,)), now)
+
+    async def unmark(pool: Pool) -> None:
+        pool.clear_action("gemini/b")
+
+    pool = dash.running.proxy.pool
+    dash.call(mark, pool)
+    try:
+        page = new_page(cookie=admin)
+        open_route(page, dash.base_url, "accounts", "account-row")
+        note = page.locator(
+            f'{tid("account-row")}[data-account="gemini/b"] {tid("account-action")}'
+        )
+        note.wait_for(state="visible", timeout=WAIT_MS)
+        assert "Verify it." in note.inner_text()
+        assert note.locator("a").get_attribute("href") == "https://accounts.test/v"
+        row = page.locator(f'{tid("account-row")}[data-account="codex/b"]')
+        model = row.locator(f'{tid("model-window")}[data-scope="{sonic}"]')
+        model.wait_for(state="visible", timeout=WAIT_MS)
+    finally:
+        dash.call(unmark, pool)
 
 
 def test_usage_chart_draws_a_seeded_ledger(

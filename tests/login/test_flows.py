@@ -193,3 +193,36 @@ async def test_new_login_goes_into_the_pool_once(
         add_account(sim.config.pool_dir, "codex", result.document, "other")
     # The same account under its own name is a re-login: allowed.
     assert add_account(sim.config.pool_dir, "codex", result.document)[2] is True
+
+
+async def test_a_google_account_code_assist_refuses_is_not_logged_in(
+    nursery: trio.Nursery, tmp_path: Path, client: UpstreamClient
+) -> None:
+    """accounts login gemini with an individual (free-tier) account: a LoginError that says
+    why in Google's words and which licences work; nothing reaches the pool."""
+    sim = await start_sim(nursery, tmp_path)
+    sim.state.account("gemini/bob").plan = "free-tier"
+    script_for(sim.state).push("gemini", Approve("gemini/bob"))
+    ui, _messages = browser_ui(nursery)
+    with (
+        trio.fail_after(20),
+        pytest.raises(
+            LoginError, match=r"ineligible.*no longer available.*Standard and Enterprise"
+        ),
+    ):
+        await run_login("gemini", sim.config, client, ui, FREE)
+    assert not (sim.config.pool_dir / "gemini").exists()
+
+
+async def test_a_standard_login_without_a_project_is_kept_with_a_warning(
+    nursery: trio.Nursery, tmp_path: Path, client: UpstreamClient
+) -> None:
+    """A Standard account's login succeeds; the user is told to name its project."""
+    sim = await start_sim(nursery, tmp_path)
+    ui, messages = paste_ui()
+    with trio.fail_after(20):
+        result = await run_login(
+            "gemini", sim.config, client, ui, LoginOptions(no_browser=True, timeout_s=20)
+        )
+    assert result.email == "alice@example.com"
+    assert any("project_id" in m for m in messages)

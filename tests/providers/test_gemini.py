@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 
+import attrs
 import pytest
 
 from tests.providers.samples import (
@@ -105,9 +106,8 @@ def test_prepare_rewrites_project() -> None:
 def test_prepare_load_code_assist_and_untouched_bodies() -> None:
     """loadCodeAssist project fields are rewritten; bodies needing nothing keep their bytes."""
     load = b'{"cloudaicompanionProject":"c","metadata":{"pluginType":"GEMINI","duetProject":"c"}}'
-    prepared = GEMINI.prepare(
-        ROUTE, head("POST", "/v1internal:loadCodeAssist"), load, credentials()
-    )
+    side = attrs.evolve(ROUTE, inference=False)
+    prepared = GEMINI.prepare(side, head("POST", "/v1internal:loadCodeAssist"), load, credentials())
     assert json.loads(prepared.body) == {
         "cloudaicompanionProject": "pool-project",
         "metadata": {"pluginType": "GEMINI", "duetProject": "pool-project"},
@@ -118,9 +118,9 @@ def test_prepare_load_code_assist_and_untouched_bodies() -> None:
         b"{not json project",
         b"",
     ):
-        assert (
-            GEMINI.prepare(ROUTE, head("POST", "/v1internal:x"), body, credentials()).body is body
-        )
+        assert GEMINI.prepare(side, head("POST", "/v1internal:x"), body, credentials()).body is body
+    turn = GEMINI.prepare(ROUTE, head("POST", STREAM_TARGET), b'{"request":{}}', credentials())
+    assert json.loads(turn.body) == {"request": {}, "project": "pool-project"}
     unknown = credentials(project=None)
     body = b'{"project":"client"}'
     assert GEMINI.prepare(ROUTE, head("POST", "/v1internal:x"), body, unknown).body is body
@@ -259,18 +259,6 @@ def test_usage_and_project_lookup() -> None:
         ("gemini-2.5-pro", 0.75, NOW + 3600),
         ("gemini-2.5-flash", 0.0, None),
     ]
-    load = GEMINI.load_code_assist_request(credentials(), UPSTREAMS)
-    assert load.url.endswith("/v1internal:loadCodeAssist")
-    assert (
-        GEMINI.parse_load_code_assist(
-            b'{"currentTier":{"id":"free-tier"},"cloudaicompanionProject":"fake-proj"}'
-        )
-        == "fake-proj"
-    )
-    assert (
-        GEMINI.parse_load_code_assist(b'{"cloudaicompanionProject":{"id":"p2","name":"x"}}') == "p2"
-    )
-    assert GEMINI.parse_load_code_assist(b"{}") is None
 
 
 def test_observer_usage_before_a_finish_chunk_without_usage_and_at_end() -> None:

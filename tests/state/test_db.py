@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trio_pool.accounts.model import AccountRecord, ObservedWindow
+from trio_pool.accounts.model import AccountAction, AccountRecord, ObservedWindow
 from trio_pool.providers.base import QuotaWindow
 from trio_pool.state import db, ops
 from trio_pool.state.merge import Stamps, StoredAccount
@@ -42,7 +42,11 @@ def test_account_row_round_trip(tmp_path: Path) -> None:
     record = AccountRecord(
         "claude/work",
         "claude",
-        windows=(ObservedWindow(QuotaWindow("5h", 0.4, 18000.0, T0 + 60), T0),),
+        windows=(
+            ObservedWindow(QuotaWindow("5h", 0.4, 18000.0, T0 + 60), T0),
+            ObservedWindow(QuotaWindow("7d_opus", 1.0, 604800.0, T0 + 90, "opus"), T0),
+        ),
+        action=AccountAction("org_disabled", "Your organization is disabled.", None, T0),
         cooldown_until=T0 + 600,
         cooldown_reason="quota exhausted",
         quota_fallback_level=2,
@@ -54,7 +58,7 @@ def test_account_row_round_trip(tmp_path: Path) -> None:
         needs_relogin="invalid_grant",
         last_used=T0 - 1,
     )
-    stored = StoredAccount(record, Stamps(T0, T0 + 1, T0 + 2, 123))
+    stored = StoredAccount(record, Stamps(T0, T0 + 1, T0 + 2, 123, T0 + 3, 456))
     conn = db.connect(tmp_path / "state.db")
     conn.execute(
         f"INSERT INTO accounts ({db.ACCOUNT_COLUMNS}, writer, updated_at, version)"

@@ -12,6 +12,7 @@ from tests.testing.sim_helpers import Sim, call, gemini_headers, json_body, sse_
 from trio_pool.errors import UpstreamProtocolError
 from trio_pool.testing.accounts import SimWindow
 from trio_pool.testing.faults import SimConfig
+from trio_pool.testing.issue import new_account
 
 
 def url(sim: Sim, method: str) -> str:
@@ -33,16 +34,16 @@ def turn(sim: Sim, **extra: object) -> dict[str, object]:
 
 
 async def test_startup_calls_name_the_accounts_project(sim: Sim, http: HttpClient) -> None:
-    """loadCodeAssist gives currentTier and the project; quota, experiments and metrics answer."""
+    """A Standard account: loadCodeAssist names its project only when asked with it; quota,
+    experiments and metrics answer; another operation than its own is not found."""
     account = sim.account("gemini")
     headers = gemini_headers(account)
+    project = {"cloudaicompanionProject": account.project, "metadata": {}}
     with trio.fail_after(10):
-        load = json_body(
+        bare = json_body(
             await call(http, "POST", url(sim, "loadCodeAssist"), headers, {"metadata": {}})
         )
-        onboard = json_body(
-            await call(http, "POST", url(sim, "onboardUser"), headers, {"tierId": "free-tier"})
-        )
+        load = json_body(await call(http, "POST", url(sim, "loadCodeAssist"), headers, project))
         quota = json_body(
             await call(
                 http, "POST", url(sim, "retrieveUserQuota"), headers, {"project": account.project}
@@ -59,17 +60,112 @@ async def test_startup_calls_name_the_accounts_project(sim: Sim, http: HttpClien
         count = json_body(
             await call(http, "POST", url(sim, "countTokens"), headers, {"request": {}})
         )
-        operation = json_body(
-            await call(http, "GET", f"{sim.base}/v1internal/operations/x", headers)
-        )
-    assert load["currentTier"]["id"] == "free-tier"
+        other = await call(http, "GET", f"{sim.base}/v1internal/operations/x", headers)
+    assert bare["currentTier"]["id"] == "standard-tier"
+    assert "cloudaicompanionProject" not in bare  # the CLI: ProjectIdRequiredError
     assert load["cloudaicompanionProject"] == account.project
-    assert onboard["done"] is True
-    assert onboard["response"]["cloudaicompanionProject"]["id"] == account.project
-    assert operation["done"] is True
     assert quota["buckets"][0]["remainingFraction"] == 1
     assert experiments == metrics == {}
     assert count["totalTokens"] > 0
+    assert other.status == 404
+
+
+async def test_individual_accounts_are_refused_as_unsupported(sim: Sim, http: HttpClient) -> None:
+    """A free-tier (individual) account: no currentTier, UNSUPPORTED_CLIENT with a
+    reasonMessage, and its model calls are denied."""
+    account = sim.account("gemini")
+    account.plan = "free-tier"
+    headers = gemini_headers(account)
+    with trio.fail_after(10):
+        load = json_body(
+            await call(http, "POST", url(sim, "loadCodeAssist"), headers, {"metadata": {}})
+        )
+        turned = await call(
+            http, "POST", url(sim, "streamGenerateContent?alt=sse"), headers, turn(sim)
+        )
+    assert "currentTier" not in load
+    (tier,) = load["ineligibleTiers"]
+    assert tier["reasonCode"] == "UNSUPPORTED_CLIENT"
+    assert tier["reasonMessage"]
+    assert turned.status == 403
+
+
+async def test_onboarding_is_an_operation_only_its_account_can_poll(
+    sim: Sim, http: HttpClient
+) -> None:
+    """Not onboarded: no currentTier; onboardUser needs the project and answers a running
+    operation; another account's poll is 404; the account's own poll finishes it."""
+    account = sim.account("gemini")
+    other = new_account("gemini", "b", now=sim.clock.now)
+    sim.state.add(other)
+    account.onboarded = False
+    headers = gemini_headers(account)
+    onboard = {"tierId": "standard-tier", "metadata": {}}
+    with trio.fail_after(10):
+        load = json_body(
+            await call(http, "POST", url(sim, "loadCodeAssist"), headers, {"metadata": {}})
+        )
+        refused = await call(http, "POST", url(sim, "onboardUser"), headers, onboard)
+        started = json_body(
+            await call(
+                http,
+                "POST",
+                url(sim, "onboardUser"),
+                headers,
+                {**onboard, "cloudaicompanionProject": account.project},
+            )
+        )
+        operation = f"{sim.base}/v1internal/{started['name']}"
+        stranger = await call(http, "GET", operation, gemini_headers(other))
+        done = json_body(await call(http, "GET", operation, headers))
+    assert "currentTier" not in load
+    assert load["allowedTiers"][0]["isDefault"] is True
+    assert refused.status == 400
+    assert started["done"] is False
+    assert stranger.status == 404
+    assert done["response"]["cloudaicompanionProject"]["id"] == account.project
+    assert account.onboarded
+
+
+async def test_validation_required_is_a_403_with_the_link(sim: Sim, http: HttpClient) -> None:
+    """An account Google wants verified: 403 VALIDATION_REQUIRED (cloudcode-pa) + Help link."""
+    account = sim.account("gemini")
+    account.validation_url = "https://accounts.google.test/verify"
+    with trio.fail_after(10):
+        refused = await call(
+            http,
+            "POST",
+            url(sim, "streamGenerateContent?alt=sse"),
+            gemini_headers(account),
+            turn(sim),
+        )
+    error = json_body(refused)["error"]
+    assert refused.status == 403
+    assert error["details"][0]["reason"] == "VALIDATION_REQUIRED"
+    assert error["details"][1]["links"][0]["url"] == account.validation_url
+
+
+async def test_a_model_bucket_at_zero_refuses_that_model_only(sim: Sim, http: HttpClient) -> None:
+    """A spent per-model window: that model gets a 429 naming it, the others still answer,
+    and retrieveUserQuota shows that bucket at 0."""
+    account = sim.account("gemini")
+    account.windows = [SimWindow("pro", 86400.0, 1, 1, model="gemini-2.5-pro")]
+    headers = gemini_headers(account)
+    target = url(sim, "streamGenerateContent?alt=sse")
+    with trio.fail_after(10):
+        pro = await call(http, "POST", target, headers, {**turn(sim), "model": "gemini-2.5-pro"})
+        flash = await call(http, "POST", target, headers, turn(sim))
+        quota = json_body(
+            await call(
+                http, "POST", url(sim, "retrieveUserQuota"), headers, {"project": account.project}
+            )
+        )
+    assert pro.status == 429
+    assert json_body(pro)["error"]["details"][0]["metadata"]["model"] == "gemini-2.5-pro"
+    assert flash.status == 200
+    buckets = {b["modelId"]: b["remainingFraction"] for b in quota["buckets"]}
+    assert buckets["gemini-2.5-pro"] == 0
+    assert buckets["gemini-3-flash"] == 1
 
 
 async def test_stream_ends_with_stop_and_usage(sim: Sim, http: HttpClient) -> None:

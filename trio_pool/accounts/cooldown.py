@@ -9,7 +9,7 @@ import attrs
 
 from trio_pool.accounts.model import AccountState, ObservedWindow
 from trio_pool.accounts.routing import current_penalty
-from trio_pool.providers.base import Outcome, OutcomeKind, QuotaReading
+from trio_pool.providers.base import Outcome, OutcomeKind, QuotaReading, QuotaWindow
 
 # A quota 429 that names no reset time at all: bench for 5 minutes, doubling on each further
 # such 429 up to an hour. Short enough that a wrong guess costs little, long enough not to
@@ -45,10 +45,13 @@ def merge_windows(account: AccountState, reading: QuotaReading, now: float) -> N
 
 
 def shows_room(reading: QuotaReading, now: float) -> bool:
-    """A reading that says the account can serve again: windows given, all below ceiling."""
+    """A reading that says the account can serve again: windows given, and every
+    account-wide one below its ceiling (a spent model window stops only its model)."""
     if reading.exhausted or not reading.windows:
         return False
-    return not any(ObservedWindow(w, now).over_ceiling(now) for w in reading.windows)
+    return not any(
+        ObservedWindow(w, now).over_ceiling(now) for w in reading.windows if w.scope is None
+    )
 
 
 def clear_cooldown(account: AccountState) -> None:
@@ -65,11 +68,12 @@ def start_quota_cooldown(
     A cooldown is never shortened here: a later 429 only extends it.
     """
     times = [t for t in given if t is not None]
-    # Windows already known to be at their ceiling also name when the quota comes back.
+    # Account-wide windows already known to be at their ceiling also name when the quota
+    # comes back.
     times += [
         w.window.resets_at
         for w in account.windows.values()
-        if w.window.resets_at is not None and w.over_ceiling(now)
+        if w.account_wide and w.window.resets_at is not None and w.over_ceiling(now)
     ]
     label = reason or "quota exhausted"
     if times:
@@ -84,6 +88,25 @@ def start_quota_cooldown(
         return  # an existing, longer cooldown stands (and keeps its reason)
     account.cooldown_until = until
     account.cooldown_reason = label
+
+
+def cool_model(account: AccountState, outcome: Outcome, scope: str, now: float) -> None:
+    """A model's own quota ran out: that model's window on this account reads full until
+    the reset the upstream gave (else QUOTA_FALLBACK_S); the account serves other models.
+
+    The window keeps the name of the reading's window of that scope (Gemini's bucket,
+    Claude's "7d_opus"), so a later poll with room replaces it: fresh evidence wins."""
+    known = next(
+        (w for w in account.windows.values() if w.window.scope == scope),
+        None,
+    )
+    given = [t for t in (outcome.retry_at,) if t is not None]
+    if outcome.quota is not None:
+        given += [w.resets_at for w in outcome.quota.windows if w.scope == scope and w.resets_at]
+    until = max(max(given, default=now + QUOTA_FALLBACK_S), now + QUOTA_MIN_S)
+    name = known.name if known is not None else scope
+    length = None if known is None else known.window.window_s
+    account.windows[name] = ObservedWindow(QuotaWindow(name, 1.0, length, until, scope), now)
 
 
 def start_backoff(account: AccountState, seconds: float, reason: str, now: float) -> None:
@@ -115,6 +138,9 @@ def apply_outcome(account: AccountState, outcome: Outcome, now: float) -> None:
     if kind is OutcomeKind.QUOTA:
         if outcome.quota is not None:
             merge_windows(account, outcome.quota, now)
+        if outcome.scope is not None:
+            cool_model(account, outcome, outcome.scope, now)
+            return
         quota_reset = None if outcome.quota is None else outcome.quota.resets_at
         start_quota_cooldown(account, [outcome.retry_at, quota_reset], outcome.reason, now)
         return

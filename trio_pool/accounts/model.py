@@ -13,7 +13,7 @@ import attrs
 
 # AccountAction lives beside Outcome (providers' classifiers return it); re-exported here.
 from trio_pool.providers.base import AccountAction as AccountAction
-from trio_pool.providers.base import ProviderName, QuotaWindow, TokenUsage
+from trio_pool.providers.base import ProviderName, QuotaWindow, TokenUsage, scope_matches
 
 AccountStateName = Literal["ok", "cooling", "backoff", "needs_relogin", "needs_action", "disabled"]
 
@@ -83,6 +83,15 @@ class ObservedWindow:
     def over_ceiling(self, now: float) -> bool:
         return self.used_at(now) >= ceiling(self.window)
 
+    @property
+    def account_wide(self) -> bool:
+        return self.window.scope is None
+
+    def limits(self, model: str | None) -> bool:
+        """Whether this window limits a request for ``model`` (see QuotaWindow.scope)."""
+        scope = self.window.scope
+        return scope is None or scope_matches(scope, model)
+
     def started(self, now: float) -> bool:
         """Whether this window's clock is known to be running (for dormant touch)."""
         if now >= self.reset_deadline():
@@ -138,6 +147,7 @@ class WindowView:
     window_s: float | None
     resets_at: float | None
     ceiling: float
+    scope: str | None = None  # None: the whole account's window; else the model(s) it limits
 
 
 @attrs.frozen
@@ -167,6 +177,7 @@ class PoolWindowUsage:
     used: float  # mean used fraction over the pool's usable accounts
     window_s: float | None
     resets_at: float | None  # the earliest future reset among the accounts
+    scope: str | None = None  # as QuotaWindow.scope
 
 
 @attrs.frozen

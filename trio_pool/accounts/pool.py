@@ -27,11 +27,13 @@ from trio_pool.accounts.routing import Availability, assess, clearly_better, sor
 from trio_pool.accounts.snapshot import account_view, aggregate_usage
 from trio_pool.config import RoutingConfig
 from trio_pool.providers.base import (
+    REQUEST_MODEL,
     ConversationKey,
     Outcome,
     ProviderName,
     QuotaReading,
     TokenUsage,
+    normal_model,
 )
 
 __all__ = ["Exhausted", "Lease", "Pool"]
@@ -47,6 +49,7 @@ class Lease:
     # client already chose a tier).
     fast: bool
     lease_id: int
+    model: str | None = None  # the request's model: model windows and model 429s apply to it
 
 
 @attrs.frozen
@@ -142,15 +145,19 @@ class Pool:
         *,
         exclude: frozenset[str] = frozenset(),
         use: bool = True,
+        model: str | None = None,
     ) -> Lease | Exhausted:
         """Lease the best account for one attempt; ``exclude`` holds accounts already tried.
+
+        ``model`` is the request's model: an account whose window for that model is spent
+        is skipped, and scores count that model's windows beside the account-wide ones.
 
         ``use=False`` for side calls (model lists, set-up calls): they need credentials but
         are not use of the account, so they touch no counters, pins or last-use times.
         """
         self._expire_pins(now)
         candidates = [a for a in self._accounts.values() if a.provider == provider]
-        status = {a.name: assess(a, now) for a in candidates}
+        status = {a.name: assess(a, now, model) for a in candidates}
         eligible = [a for a in candidates if status[a.name].usable and a.name not in exclude]
         if not eligible:
             return self._exhausted(candidates, status)
@@ -164,13 +171,16 @@ class Pool:
             if held is not None and (
                 key.hard
                 or self.routing.sticky == "always"
-                or not self._better_elsewhere(held, eligible, now)
+                or not self._better_elsewhere(held, eligible, now, model)
             ):
                 chosen = held
         pinned = chosen is not None
         if chosen is None:
             dormant_touch = self.routing.dormant_touch
-            chosen = min(eligible, key=lambda a: sort_key(a, now, dormant_touch=dormant_touch))
+            chosen = min(
+                eligible,
+                key=lambda a: sort_key(a, now, dormant_touch=dormant_touch, model=model),
+            )
         chosen.in_flight += 1
         if use:
             chosen.roll_day(now)
@@ -184,8 +194,9 @@ class Pool:
             provider=provider,
             key=key,
             pinned=pinned,
-            fast=self._fast(chosen, now),
+            fast=self._fast(chosen, now, model),
             lease_id=self._next_lease_id,
+            model=model,
         )
         self._leases[lease.lease_id] = chosen.name
         self._next_lease_id += 1
@@ -199,6 +210,11 @@ class Pool:
         if account is None:
             return
         account.in_flight = max(account.in_flight - 1, 0)
+        if outcome.scope == REQUEST_MODEL:
+            # The upstream said "this model's quota", not which model: the request's. With no
+            # model known, the whole account cools (the safe side).
+            scope = None if lease.model is None else normal_model(lease.model)
+            outcome = attrs.evolve(outcome, scope=scope)
         cooldown.apply_outcome(account, outcome, now)
         self._changes += 1
 
@@ -230,13 +246,16 @@ class Pool:
             account.tokens_total += usage
             self._changes += 1
 
-    def next_change(self, provider: ProviderName, now: float) -> float | None:
-        """Earliest time an unusable account of the provider becomes usable (None: none will)."""
+    def next_change(
+        self, provider: ProviderName, now: float, model: str | None = None
+    ) -> float | None:
+        """Earliest time an account of the provider that cannot serve ``model`` now becomes
+        usable (None: none will)."""
         ends = [
             s.until
             for a in self._accounts.values()
             if a.provider == provider
-            for s in [assess(a, now)]
+            for s in [assess(a, now, model)]
             if not s.usable and s.until is not None
         ]
         return min(ends, default=None)
@@ -262,6 +281,12 @@ class Pool:
             a.provider == account.provider and a.plan != account.plan and assess(a, now).usable
             for a in self._accounts.values()
         )
+
+    def pin(self, provider: ProviderName, key: str, account: str, now: float) -> None:
+        """Pin ``key`` to ``account`` (a Gemini operation to the account that started it)."""
+        if account in self._accounts:
+            self._pins[(provider, key)] = _Pin(account, now)
+            self._changes += 1
 
     def pinned_account(self, provider: ProviderName, key: str, now: float) -> str | None:
         """The account a conversation is pinned to, if the pin is still alive."""
@@ -342,21 +367,21 @@ class Pool:
     # -- internals --------------------------------------------------------------------------
 
     def _better_elsewhere(
-        self, held: AccountState, eligible: list[AccountState], now: float
+        self, held: AccountState, eligible: list[AccountState], now: float, model: str | None
     ) -> bool:
         if self.routing.sticky != "auto":
             return False
         strength = self.routing.sticky_strength
         return any(
-            clearly_better(held, other, now, strength=strength)
+            clearly_better(held, other, now, strength=strength, model=model)
             for other in eligible
             if other is not held
         )
 
-    def _fast(self, account: AccountState, now: float) -> bool:
+    def _fast(self, account: AccountState, now: float, model: str | None) -> bool:
         if account.provider != "codex" or self.routing.fast_mode == "off":
             return False
-        return self.routing.fast_mode == "always" or wants_fast(account, now)
+        return self.routing.fast_mode == "always" or wants_fast(account, now, model)
 
     def _exhausted(
         self,

@@ -70,12 +70,22 @@ def current_penalty(account: AccountState, now: float) -> float:
     return float(account.penalty * 0.5 ** (elapsed / PENALTY_HALF_LIFE_S))
 
 
-def blocking_windows(account: AccountState, now: float) -> list[ObservedWindow]:
-    return [w for w in account.windows.values() if w.over_ceiling(now)]
+def applicable(account: AccountState, model: str | None) -> list[ObservedWindow]:
+    """The windows that limit a request for ``model``: the account-wide ones, and the model
+    windows that match it (none when the model is unknown)."""
+    return [w for w in account.windows.values() if w.limits(model)]
 
 
-def assess(account: AccountState, now: float) -> Availability:
-    """The account's state now. Several blocks may hold at once: `until` is the latest."""
+def blocking_windows(
+    account: AccountState, now: float, model: str | None = None
+) -> list[ObservedWindow]:
+    return [w for w in applicable(account, model) if w.over_ceiling(now)]
+
+
+def assess(account: AccountState, now: float, model: str | None = None) -> Availability:
+    """The account's state now, for a request for ``model`` (None: the account as a whole,
+    as status shows it: a spent model window leaves it "ok" for the other models).
+    Several blocks may hold at once: `until` is the latest."""
     if account.disabled:
         return Availability("disabled", "disabled")
     if account.needs_relogin is not None:
@@ -89,12 +99,13 @@ def assess(account: AccountState, now: float) -> Availability:
         state = "cooling"
         ends.append(account.cooldown_until)
         reasons.append(f"cooling until {iso(account.cooldown_until)} ({account.cooldown_reason})")
-    for observed in blocking_windows(account, now):
+    for observed in blocking_windows(account, now, model):
         state = "cooling"
         window = observed.window
         ends.append(observed.reset_deadline())
+        what = f"{window.name} window" if window.scope is None else f"{window.name} model window"
         text = (
-            f"{round(observed.used_at(now) * 100)}% of {window.name} window used "
+            f"{round(observed.used_at(now) * 100)}% of {what} used "
             f"(ceiling {round(ceiling(window) * 100)}%)"
         )
         if window.resets_at is not None:
@@ -110,10 +121,13 @@ def assess(account: AccountState, now: float) -> Availability:
     return Availability(state, "; ".join(reasons), max(ends))
 
 
-def binding_window(account: AccountState, now: float) -> ObservedWindow | None:
-    """The most used window now (ties: the one resetting last, which binds longest)."""
+def binding_window(
+    account: AccountState, now: float, model: str | None = None
+) -> ObservedWindow | None:
+    """The most used window limiting ``model`` now (ties: the one resetting last, which
+    binds longest)."""
     best: ObservedWindow | None = None
-    for observed in account.windows.values():
+    for observed in applicable(account, model):
         if best is None or (observed.used_at(now), observed.reset_deadline()) > (
             best.used_at(now),
             best.reset_deadline(),
@@ -122,8 +136,8 @@ def binding_window(account: AccountState, now: float) -> ObservedWindow | None:
     return best
 
 
-def binding_used(account: AccountState, now: float) -> float:
-    binding = binding_window(account, now)
+def binding_used(account: AccountState, now: float, model: str | None = None) -> float:
+    binding = binding_window(account, now, model)
     return 0.0 if binding is None else binding.used_at(now)
 
 
@@ -138,9 +152,9 @@ def reset_factor(observed: ObservedWindow | None, now: float) -> float:
     return 1.0 + (MAX_RESET_FACTOR - 1.0) * (1.0 - remaining)
 
 
-def score(account: AccountState, now: float) -> float:
+def score(account: AccountState, now: float, model: str | None = None) -> float:
     """Higher is better. Unknown windows score as full headroom."""
-    binding = binding_window(account, now)
+    binding = binding_window(account, now, model)
     headroom = 1.0 - (0.0 if binding is None else binding.used_at(now))
     return (
         headroom * reset_factor(binding, now)
@@ -149,26 +163,34 @@ def score(account: AccountState, now: float) -> float:
     )
 
 
-def is_dormant(account: AccountState, now: float) -> bool:
+def is_dormant(account: AccountState, now: float, model: str | None = None) -> bool:
     """No window seen started: no reading, or 0 % used with no reset time (or reset passed)."""
-    return not any(w.started(now) for w in account.windows.values())
+    return not any(w.started(now) for w in applicable(account, model))
 
 
-def sort_key(account: AccountState, now: float, *, dormant_touch: bool) -> tuple[object, ...]:
+def sort_key(
+    account: AccountState, now: float, *, dormant_touch: bool, model: str | None = None
+) -> tuple[object, ...]:
     """Sort ascending; the first is the best choice within the eligible candidates.
 
     Tiers first (lower priority numbers win outright), then an untouched dormant account,
     then score, then least recently used (never used first), then name for determinism.
     """
-    touch = dormant_touch and not account.touched and is_dormant(account, now)
+    touch = dormant_touch and not account.touched and is_dormant(account, now, model)
     last = -1.0 if account.last_used is None else account.last_used
     # Scores within a tenth of a percent of headroom are a tie, so float noise and faded
     # penalties do not defeat the least-recently-used spreading.
-    return (account.priority, not touch, -round(score(account, now), 3), last, account.name)
+    points = -round(score(account, now, model), 3)
+    return (account.priority, not touch, points, last, account.name)
 
 
 def clearly_better(
-    pinned: AccountState, other: AccountState, now: float, *, strength: float
+    pinned: AccountState,
+    other: AccountState,
+    now: float,
+    *,
+    strength: float,
+    model: str | None = None,
 ) -> bool:
     """Whether sticky = "auto" should move a soft pin from `pinned` to `other`."""
     if other.priority < pinned.priority:
@@ -180,20 +202,20 @@ def clearly_better(
     # and no recent errors. Reset boosts make scores swing with time; without this rule the
     # routing simulation moved conversations whenever another account's window reset.
     if strength > 0 and (
-        1.0 - binding_used(pinned, now) >= SAFE_HEADROOM / strength
+        1.0 - binding_used(pinned, now, model) >= SAFE_HEADROOM / strength
         and current_penalty(pinned, now) < FAST_MAX_PENALTY
     ):
         return False
     # Otherwise the margin is relative once scores exceed 1: a pin moves for a clearly
     # better account, not for a boost that grew a little.
-    pinned_score = score(pinned, now)
+    pinned_score = score(pinned, now, model)
     margin = SWITCH_MARGIN * strength * max(1.0, pinned_score)
-    return score(other, now) - pinned_score > margin + EPSILON
+    return score(other, now, model) - pinned_score > margin + EPSILON
 
 
-def wants_fast(account: AccountState, now: float) -> bool:
+def wants_fast(account: AccountState, now: float, model: str | None = None) -> bool:
     """fast_mode = "auto": priority tier only while the account has plenty left and no errors."""
     return (
-        binding_used(account, now) < FAST_MAX_USED
+        binding_used(account, now, model) < FAST_MAX_USED
         and current_penalty(account, now) < FAST_MAX_PENALTY
     )

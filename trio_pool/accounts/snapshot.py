@@ -29,6 +29,7 @@ def account_view(account: AccountState, now: float, pinned: int) -> AccountView:
             window_s=w.window.window_s,
             resets_at=w.window.resets_at,
             ceiling=ceiling(w.window),
+            scope=w.window.scope,
         )
         for w in account.windows.values()
     )
@@ -72,7 +73,13 @@ def aggregate_usage(provider: ProviderName, members: list[AccountState], now: fl
         ]
         lengths = [w.window.window_s for w in seen if w.window.window_s is not None]
         windows.append(
-            PoolWindowUsage(name, used, max(lengths, default=None), min(resets, default=None))
+            PoolWindowUsage(
+                name,
+                used,
+                max(lengths, default=None),
+                min(resets, default=None),
+                seen[0].window.scope,
+            )
         )
     plans = {a.plan for a in members if a.plan}
     return PoolUsage(

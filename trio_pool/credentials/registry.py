@@ -43,7 +43,11 @@ class PoolAccount:
     # Serialises refreshes (and Gemini project look-ups) of this account inside this process;
     # the lock in state.db serialises them across processes.
     lock: trio.Lock = attrs.field(factory=trio.Lock, repr=False)
-    project: str | None = None  # Gemini project learned from loadCodeAssist
+    # Gemini Code Assist set-up (proxy.gemini_setup), redone when the file changes.
+    project: str | None = None  # the project loadCodeAssist / onboardUser gave
+    setup_done: bool = False
+    setup_retry_at: float = 0.0  # after a failed look-up: not before this
+    setup_failures: int = 0
     refresh_retry_at: float = 0.0  # after a transient refresh failure: not before this
     refresh_failures: int = 0
     insecure_mode: bool = False  # the file is accessible by group or others
@@ -230,6 +234,10 @@ class AccountRegistry:
             # Any edit of the file (a new login, a project added) may be what the user did
             # about a needs-action verdict; whoever set it checks again and sets it anew.
             self.pool.clear_action(name)
+            current.project = None
+            current.setup_done = False
+            current.setup_retry_at = 0.0
+            current.setup_failures = 0
             current.document = document
             current.credentials = credentials
             current.signature = item.signature

@@ -22,6 +22,7 @@ from trio_pool.config import Config
 from trio_pool.errors import CredentialsError, UpstreamError
 from trio_pool.login import LoginError
 from trio_pool.login.callback import Callback, serve_callback
+from trio_pool.login.gemini_check import check_gemini_login
 from trio_pool.login.oauth import (
     CLAUDE_PROFILE_USER_AGENT,
     CODEX_JSON_HEADERS,
@@ -102,6 +103,11 @@ async def run_login(
     email = credentials.email or as_str(dig(document, "oauthAccount", "emailAddress"))
     if provider == "gemini" and email is None:
         email = await _google_email(config, client, credentials.access_token)
+    if provider == "gemini":
+        # An account Code Assist refuses is not written to the pool (LoginError).
+        warning = await check_gemini_login(config, client, document)
+        if warning is not None:
+            ui.notify(f"warning: {warning}")
     log.info("login.ok provider=%s", provider)
     return LoginResult(provider, document, email)
 

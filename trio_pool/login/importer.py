@@ -8,7 +8,7 @@ Where each CLI keeps its login (protocols.md §1.3, §2.3, §3.3): Codex ``$CODE
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +108,12 @@ def import_login(
     env: Mapping[str, str],
     home: Path,
     platform: str,
+    check: Callable[[dict[str, Any]], None] | None = None,
 ) -> Imported:
-    """Copy the CLI's login (or ``source``) into the pool; refuses a second copy."""
+    """Copy the CLI's login (or ``source``) into the pool; refuses a second copy.
+
+    ``check`` sees the document before it is written and raises LoginError to refuse it
+    (a Google account Code Assist does not serve)."""
     path = source or credential_path(provider, env, home)
     if not path.exists():
         raise _missing(provider, path, platform)
@@ -127,6 +131,8 @@ def import_login(
         document = kept
     if provider == "gemini" and name is None and not dig(document, "id_token"):
         name = _gemini_email(env, home)
+    if check is not None:
+        check(document)
     account_name, written, replaced = add_account(pool_dir, provider, document, name)
     email = account_name.split("/", 1)[1] if "@" in account_name else None
     return Imported(account_name, written, path, replaced, email)

@@ -8,6 +8,7 @@ MockClock drives them in tests.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
@@ -30,6 +31,35 @@ class QuotaWindow:
     used: float  # fraction 0..1 of the window used (providers send 0-1 or 0-100: normalise)
     window_s: float | None = None  # length of the window, when known
     resets_at: float | None = None  # unix seconds, when known
+    # None: the window limits the whole account. Else it limits only requests for the models
+    # it matches (see scope_matches): Gemini's per-model buckets, Claude's weekly Opus and
+    # Sonnet limits, Codex's extra limit families. A full model window stops that model only.
+    scope: str | None = None
+
+
+# A model-scoped 429 whose model the upstream did not name: the pool puts the model of the
+# request that got it (Lease.model) in its place.
+REQUEST_MODEL = "@request"
+_MODEL_WORDS = re.compile(r"[^a-z0-9.]+")
+
+
+def normal_model(model: str) -> str:
+    """A model name as scopes compare it: lower case, without the ``models/`` prefix."""
+    model = model.strip().lower()
+    return model.removeprefix("models/")
+
+
+def scope_matches(scope: str, model: str | None) -> bool:
+    """Whether a window of ``scope`` limits requests for ``model``.
+
+    A scope is either an exact model id ("gemini-2.5-pro", which does not match
+    "gemini-2.5-pro-lite") or one word of the model's name ("opus" matches
+    "claude-opus-4-1"). A request whose model is unknown is limited by no model window.
+    """
+    if model is None:
+        return False
+    scope, model = normal_model(scope), normal_model(model)
+    return scope == model or scope in _MODEL_WORDS.split(model)
 
 
 @attrs.frozen
@@ -92,6 +122,10 @@ class Outcome:
     quota: QuotaReading | None = None
     retry_at: float | None = None  # unix seconds: when the account may be used again
     action: AccountAction | None = None  # with ACCOUNT_ACTION: what the user must do
+    # With QUOTA: the quota of one model ran out, not the account's. Only that model is
+    # cooled on this account, until ``retry_at`` (a scope as QuotaWindow.scope, or
+    # REQUEST_MODEL).
+    scope: str | None = None
 
 
 # -- usage ------------------------------------------------------------------------------------
@@ -173,6 +207,11 @@ class Route:
     # need an account's credentials but are not use of its quota: they do not count as
     # requests, do not pin a conversation and do not keep the account from usage polls.
     inference: bool = True
+    # A side call that must reach the account its conversation key is pinned to (polling a
+    # Gemini operation started by one account).
+    follows_pin: bool = False
+    # Answered by the proxy itself with this refusal (403), never forwarded.
+    refusal: str | None = None
 
 
 @attrs.frozen
@@ -201,6 +240,9 @@ class StreamEvent:
     quota: QuotaReading | None = None  # a quota reading carried in the stream
     failure: Outcome | None = None  # the stream reported an error in-band
     complete: bool = False  # the terminal event of a successful response was seen
+    # A key that later requests (Route.follows_pin) must follow to this same account: the
+    # name of a Gemini long-running operation, which only its own account can poll.
+    pin: str | None = None
 
 
 class StreamObserver(Protocol):

@@ -65,6 +65,8 @@ REVOKED = "OAuth token has been revoked"
 # The organization behind the subscription is switched off: no refresh or cooldown helps, its
 # owner must act (CP disables such accounts; refreshing them every minute only spends tokens).
 ORG_DISABLED = "organization has been disabled"
+# Windows that limit one model family: a rejection they represent cools that family only.
+MODEL_SCOPES = {"7d_opus": "opus", "7d_sonnet": "sonnet"}
 
 # Anthropic error types by what they mean for the account.
 ERROR_KINDS = {
@@ -105,6 +107,14 @@ def session_from_user_id(user_id: str) -> str | None:
         return as_str(dig(json_object(user_id), "session_id"))
     match = _LEGACY_USER_ID.search(user_id)
     return match.group(1) if match else None
+
+
+def scoped_rejection(quota: QuotaReading, name: str, scope: str) -> QuotaReading:
+    """A rejection by a model window: that window reads full until the reset, and the
+    reading no longer says the account is out."""
+    window = QuotaWindow(name, 1.0, WINDOW_SECONDS["7d"], quota.resets_at, scope)
+    others = tuple(w for w in quota.windows if w.name != name)
+    return QuotaReading((*others, window), quota.plan, False, None)
 
 
 def add_oauth_beta(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -248,7 +258,8 @@ class ClaudeProvider:
                 continue
             window_s = WINDOW_SECONDS.get(name.split("_")[0])
             reset_at = as_float(fields.get(f"{UNIFIED}{name}-reset"))
-            windows.append(QuotaWindow(name, clamp_fraction(used), window_s, reset_at))
+            scope = MODEL_SCOPES.get(name)
+            windows.append(QuotaWindow(name, clamp_fraction(used), window_s, reset_at, scope))
         if not status and not windows:
             return None
         # Only `status: rejected` means exhausted: with extra usage enabled a window can be
@@ -281,6 +292,18 @@ class ClaudeProvider:
             return Outcome(OutcomeKind.ACCOUNT_ACTION, status, reason, quota, action=action)
         retry_at = retry_after_at(header_map(headers), now)
         if status == 429 and quota is not None and quota.exhausted:
+            claim = CLAIM_WINDOWS.get(header_map(headers).get(UNIFIED + "representative-claim", ""))
+            scope = MODEL_SCOPES.get(claim or "")
+            if scope is not None:
+                # The weekly Opus (or Sonnet) limit: the other models still serve.
+                return Outcome(
+                    OutcomeKind.QUOTA,
+                    status,
+                    reason,
+                    scoped_rejection(quota, claim or "", scope),
+                    quota.resets_at,
+                    scope=scope,
+                )
             return Outcome(OutcomeKind.QUOTA, status, reason, quota, quota.resets_at)
         if kind == "overloaded_error":
             # Anthropic's capacity, not the account's: a short backoff whatever the status.

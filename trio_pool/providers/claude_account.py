@@ -28,6 +28,7 @@ from trio_pool.providers.wire import (
     as_float,
     as_str,
     clamp_fraction,
+    dig,
     join_url,
     json_object,
     parse_timestamp,
@@ -38,15 +39,19 @@ SCOPE = "user:profile user:inference user:sessions:claude_code user:mcp_servers 
 SECTION = "claudeAiOauth"
 DEFAULT_EXPIRES_IN_S = 3600.0  # when a refresh answer omits expires_in
 MAX_EXPIRES_IN_S = 10 * 365 * 86400.0
-# /api/oauth/usage keys -> our window names and lengths.
-USAGE_WINDOWS = {
-    "five_hour": ("5h", 5 * 3600.0),
-    "seven_day": ("7d", 7 * 86400.0),
-    "seven_day_opus": ("7d_opus", 7 * 86400.0),
-    "seven_day_sonnet": ("7d_sonnet", 7 * 86400.0),
-    "seven_day_oauth_apps": ("7d_oauth_apps", 7 * 86400.0),
+WEEK_S = 7 * 86400.0
+# /api/oauth/usage keys -> our window names, lengths and model scopes. 5h and 7d limit the
+# account; the Opus and Sonnet weekly limits stop only their family (Claude Code names them
+# "Opus limit" / "Sonnet limit"). 7d_oauth_apps is not a model: unverified what it stops,
+# so it stays account-wide, as before.
+USAGE_WINDOWS: dict[str, tuple[str, float, str | None]] = {
+    "five_hour": ("5h", 5 * 3600.0, None),
+    "seven_day": ("7d", WEEK_S, None),
+    "seven_day_opus": ("7d_opus", WEEK_S, "opus"),
+    "seven_day_sonnet": ("7d_sonnet", WEEK_S, "sonnet"),
+    "seven_day_oauth_apps": ("7d_oauth_apps", WEEK_S, None),
 }
-ACCOUNT_WINDOWS = ("5h", "7d")  # the others only limit one model family
+ACCOUNT_WINDOWS = ("5h", "7d")  # at 100 % these mean the account is out
 
 
 def parse_credentials(document: Mapping[str, Any]) -> Credentials:
@@ -119,16 +124,42 @@ def parse_usage(status: int, body: bytes, now: float) -> QuotaReading | None:
     payload = json_object(body)
     if payload is None:
         return None
-    windows = []
-    for key, (name, length_s) in USAGE_WINDOWS.items():
+    windows: dict[str, QuotaWindow] = {}
+    for key, (name, length_s, scope) in USAGE_WINDOWS.items():
         data = payload.get(key)
         used = as_float(data.get("utilization")) if isinstance(data, dict) else None
         if used is None or not isinstance(data, dict):
             continue
         reset_at = parse_timestamp(data.get("resets_at"))
-        windows.append(QuotaWindow(name, clamp_fraction(used / 100), length_s, reset_at))
+        windows[name] = QuotaWindow(name, clamp_fraction(used / 100), length_s, reset_at, scope)
+    for window in scoped_limits(payload.get("limits")):
+        windows[window.name] = window  # the newer list wins over the older keys
     if not windows:
         return None
-    full = [w for w in windows if w.name in ACCOUNT_WINDOWS and w.used >= 1.0]
+    found = tuple(windows.values())
+    full = [w for w in found if w.name in ACCOUNT_WINDOWS and w.used >= 1.0]
     resets = [w.resets_at for w in full if w.resets_at is not None]
-    return QuotaReading(tuple(windows), None, bool(full), max(resets) if resets else None)
+    return QuotaReading(found, None, bool(full), max(resets) if resets else None)
+
+
+def scoped_limits(limits: Any) -> list[QuotaWindow]:
+    """The model-scoped weekly rows of the usage answer's newer ``limits[]`` (kind
+    ``weekly_scoped``, ``percent`` 0-100, ``resets_at``, ``scope.model.display_name``).
+
+    The other kinds (session, weekly_all) repeat five_hour / seven_day. Field names are from
+    one real sample (real-services.md §2): the display name's first word ("Opus",
+    "Sonnet 4.5") is taken as the model family."""
+    windows = []
+    for item in limits if isinstance(limits, list) else ():
+        if not isinstance(item, dict) or item.get("kind") != "weekly_scoped":
+            continue
+        display = as_str(dig(item, "scope", "model", "display_name")) or ""
+        family = next((w for w in display.lower().split() if w.isalpha()), None)
+        used = as_float(item.get("percent"))
+        if family is None or used is None:
+            continue
+        reset_at = parse_timestamp(item.get("resets_at"))
+        windows.append(
+            QuotaWindow(f"7d_{family}", clamp_fraction(used / 100), WEEK_S, reset_at, family)
+        )
+    return windows

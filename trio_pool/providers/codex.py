@@ -15,6 +15,7 @@ import zstandard
 from trio_pool.errors import ClientProtocolError
 from trio_pool.providers import codex_account
 from trio_pool.providers.base import (
+    REQUEST_MODEL,
     AccountAction,
     ConversationKey,
     Credentials,
@@ -31,7 +32,7 @@ from trio_pool.providers.base import (
     StreamObserver,
     TokenUsage,
 )
-from trio_pool.providers.codex_account import window
+from trio_pool.providers.codex_account import MAIN_FAMILY, family_scope, window
 from trio_pool.providers.observe import BodyObserver, parse_wanted
 from trio_pool.providers.wire import (
     as_float,
@@ -190,16 +191,31 @@ class CodexEvents:
 
 
 def rate_limits_event(payload: dict[str, Any], now: float) -> QuotaReading | None:
-    """A WebSocket / SSE ``codex.rate_limits`` event as a quota reading."""
+    """A WebSocket / SSE ``codex.rate_limits`` event as a quota reading. An event of an
+    extra limit family (``metered_limit_name``) gives that family's model windows only."""
     windows = []
+    limit = as_str(payload.get("metered_limit_name")) or as_str(payload.get("limit_name"))
+    family = family_scope(limit, limit)
     for slot in ("primary", "secondary"):
         data = dig(payload, "rate_limits", slot)
         minutes = as_float(dig(data, "window_minutes"))
         reset_at = as_float(dig(data, "reset_at"))
-        found = window(slot, dig(data, "used_percent"), minutes, reset_at)
+        found = window(slot, dig(data, "used_percent"), minutes, reset_at, family)
         if found is not None:
             windows.append(found)
     return reading_from_windows(windows, as_str(payload.get("plan_type")))
+
+
+def header_families(fields: Mapping[str, str]) -> list[str]:
+    """The limit families in a response head: "codex" first, then every other
+    ``x-<id>-primary-used-percent`` (ids as in the header, lower case)."""
+    suffix = "-primary-used-percent"
+    found = sorted(
+        key[2 : -len(suffix)]
+        for key in fields
+        if key.startswith("x-") and key.endswith(suffix) and key != "x-codex" + suffix
+    )
+    return [MAIN_FAMILY, *found]
 
 
 class CodexProvider:
@@ -262,16 +278,22 @@ class CodexProvider:
     def read_quota(self, headers: Headers, now: float) -> QuotaReading | None:
         fields = header_map(headers)
         windows = []
-        for slot in ("primary", "secondary"):
-            prefix = f"x-codex-{slot}-"
-            reset_at = as_float(fields.get(prefix + "reset-at"))
-            after = as_float(fields.get(prefix + "reset-after-seconds"))
-            if reset_at is None and after is not None:
-                reset_at = now + after
-            minutes = as_float(fields.get(prefix + "window-minutes"))
-            found = window(slot, fields.get(prefix + "used-percent"), minutes, reset_at)
-            if found is not None:
-                windows.append(found)
+        # The main family (x-codex-primary-*) and every extra one (x-<id>-primary-*, as
+        # codex-api rate_limits.rs finds them), each family's windows apart.
+        for family_id in header_families(fields):
+            prefix = f"x-{family_id}-"
+            family = family_scope(family_id, fields.get(prefix + "limit-name"))
+            for slot in ("primary", "secondary"):
+                slot_prefix = f"{prefix}{slot}-"
+                reset_at = as_float(fields.get(slot_prefix + "reset-at"))
+                after = as_float(fields.get(slot_prefix + "reset-after-seconds"))
+                if reset_at is None and after is not None:
+                    reset_at = now + after
+                minutes = as_float(fields.get(slot_prefix + "window-minutes"))
+                used = fields.get(slot_prefix + "used-percent")
+                found = window(slot, used, minutes, reset_at, family)
+                if found is not None:
+                    windows.append(found)
         return reading_from_windows(windows, as_str(fields.get("x-codex-plan-type")))
 
     def classify(self, status: int, headers: Headers, body: bytes, now: float) -> Outcome:
@@ -302,6 +324,15 @@ class CodexProvider:
                     retry_at = now + seconds
                 if retry_at is None and quota is not None:
                     retry_at = quota.resets_at
+                # x-codex-active-limit names the family that refused: an extra family's
+                # limit stops only its model on this account.
+                fields = header_map(headers)
+                active = fields.get("x-codex-active-limit") or ""
+                if family_scope(active, None) is not None:
+                    header_id = active.strip().lower().replace("_", "-")
+                    name = (fields.get(f"x-{header_id}-limit-name") or "").strip()
+                    scope = name or REQUEST_MODEL
+                    return Outcome(OutcomeKind.QUOTA, status, reason, quota, retry_at, scope=scope)
                 return Outcome(OutcomeKind.QUOTA, status, reason, quota, retry_at)
             if code == NO_CODEX_PLAN:
                 # The plan has no Codex at all: no reset to wait for, retrying every hour

@@ -53,14 +53,44 @@ def window_name(minutes: float | None, slot: str) -> str:
 
 
 def window(
-    slot: str, used_percent: Any, minutes: float | None, reset_at: float | None
+    slot: str,
+    used_percent: Any,
+    minutes: float | None,
+    reset_at: float | None,
+    family: str | None = None,
 ) -> QuotaWindow | None:
-    """One window from Codex's numbers (used in percent 0-100, length in minutes)."""
+    """One window from Codex's numbers (used in percent 0-100, length in minutes).
+
+    ``family``: the limit family's model name for windows of an extra family (see
+    ``family_scope``); they are named after it, so they never overwrite the main windows.
+    """
     used = as_float(used_percent)
     if used is None:
         return None
     window_s = minutes * 60 if minutes is not None and minutes > 0 else None
-    return QuotaWindow(window_name(minutes, slot), clamp_fraction(used / 100), window_s, reset_at)
+    name = window_name(minutes, slot)
+    if family is not None:
+        name = f"{family} {name}"
+    return QuotaWindow(name, clamp_fraction(used / 100), window_s, reset_at, family)
+
+
+MAIN_FAMILY = "codex"
+
+
+def family_scope(limit_id: str | None, limit_name: str | None) -> str | None:
+    """The model scope of a Codex limit family; None for the main ("codex") family.
+
+    Codex keys extra families by limit id (``x-codex-bengalfox-*``, ``metered_limit_name``,
+    ``additional_rate_limits[].limit_name``) and shows each under its limit name, which
+    names the model it covers (codex-api rate_limits.rs tests: family "codex_bengalfox",
+    limit name "gpt-5.4-codex-sonic"). Unverified beyond that sample: with no limit name the
+    id is kept as the scope, which matches no model (the numbers are shown, never gate),
+    and a 429 of that family cools the model of the request that got it.
+    """
+    ident = (limit_id or "").strip().lower().replace("-", "_")
+    if not ident or ident == MAIN_FAMILY:
+        return None
+    return (limit_name or "").strip() or ident
 
 
 def parse_credentials(document: Mapping[str, Any]) -> Credentials:
@@ -163,4 +193,17 @@ def parse_usage(status: int, body: bytes, now: float) -> QuotaReading | None:
         if found is not None:
             windows.append(found)
     exhausted = dig(limits, "limit_reached") is True
+    extras = dig(payload, "additional_rate_limits")
+    for extra in extras if isinstance(extras, list) else ():
+        name = as_str(dig(extra, "limit_name"))
+        family = family_scope(as_str(dig(extra, "metered_feature")) or name, name)
+        for slot in ("primary", "secondary") if family is not None else ():
+            data = dig(extra, "rate_limit", f"{slot}_window")
+            seconds = as_float(dig(data, "limit_window_seconds"))
+            minutes = seconds / 60 if seconds is not None else None
+            found = window(
+                slot, dig(data, "used_percent"), minutes, as_float(dig(data, "reset_at")), family
+            )
+            if found is not None:
+                windows.append(found)
     return reading_from_windows(windows, as_str(dig(payload, "plan_type")), exhausted=exhausted)

@@ -7,12 +7,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from datetime import datetime, time, timedelta, timezone, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
 from trio_pool.providers import gemini_account
 from trio_pool.providers.base import (
+    REQUEST_MODEL,
+    AccountAction,
     ConversationKey,
     Credentials,
     Outcome,
@@ -28,7 +32,6 @@ from trio_pool.providers.base import (
     StreamObserver,
     TokenUsage,
 )
-from trio_pool.providers.gemini_account import load_code_assist_request, parse_load_code_assist
 from trio_pool.providers.observe import BodyObserver, merge
 from trio_pool.providers.wire import (
     as_int,
@@ -51,6 +54,17 @@ from trio_pool.server.messages import Headers, RequestHead
 PROMPT_ID_SEPARATOR = "########"
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
+HELP = "type.googleapis.com/google.rpc.Help"
+CLOUDCODE_DOMAINS = frozenset(
+    {
+        "cloudcode-pa.googleapis.com",
+        "staging-cloudcode-pa.googleapis.com",
+        "autopush-cloudcode-pa.googleapis.com",
+    }
+)
+# "limit: 0": the account has no quota at all for this model today (the CLI: terminal).
+_LIMIT_ZERO = re.compile(r"limit:\s*0(?!\d|\.\d)")
 # Google's capacity, not the account's quota: another account may get through at once.
 CAPACITY_REASONS = frozenset({"MODEL_CAPACITY_EXHAUSTED", "MODEL_CAPACITY_EXCEEDED"})
 _MESSAGE_DELAY = re.compile(r"(?:retry in|reset after)\s+(\d+(?:\.\d+)?)\s*(ms|s)\b", re.I)
@@ -85,19 +99,30 @@ def rpc_error(payload: Any) -> dict[str, Any] | None:
 
 
 def error_outcome(status: int, error: dict[str, Any] | None, now: float) -> Outcome:
-    """What a Google RPC error means for the account (design.md §3.2)."""
-    message = as_str(dig(error, "message"))
+    """What a Google RPC error means for the account (design.md §3.2), following the
+    Gemini CLI's classifyGoogleError (googleQuotaErrors.ts).
+
+    Code Assist quotas are per model (retrieveUserQuota has one bucket per model), so a
+    quota 429 cools only its model on the account: the model the ErrorInfo names, else the
+    request's. A daily quota (QuotaFailure ``quotaId`` with PerDay/Daily) or ``limit: 0`` is
+    terminal for that model until the daily reset, midnight Pacific time.
+    """
+    message = as_str(dig(error, "message")) or ""
     details = dig(error, "details")
+    details = details if isinstance(details, list) else []
     reasons: set[str] = set()
     delay: float | None = None
     reset_at: float | None = None
     quota_signal = False
-    for detail in details if isinstance(details, list) else ():
+    model: str | None = None
+    daily = False
+    for detail in details:
         kind = dig(detail, "@type")
         if kind == ERROR_INFO:
             reason = as_str(dig(detail, "reason"))
             if reason:
                 reasons.add(reason)
+            model = model or as_str(dig(detail, "metadata", "model"))
             found = parse_duration(dig(detail, "metadata", "quotaResetDelay"))
             stamp = parse_timestamp(dig(detail, "metadata", "quotaResetTimeStamp"))
             quota_signal = quota_signal or found is not None or stamp is not None
@@ -107,17 +132,59 @@ def error_outcome(status: int, error: dict[str, Any] | None, now: float) -> Outc
             found = parse_duration(dig(detail, "retryDelay"))
             quota_signal = quota_signal or found is not None
             delay = found if found is not None else delay
+        elif kind == QUOTA_FAILURE:
+            violations = dig(detail, "violations")
+            for violation in violations if isinstance(violations, list) else ():
+                quota_id = as_str(dig(violation, "quotaId")) or ""
+                daily = daily or "PerDay" in quota_id or "Daily" in quota_id
     reason = short_reason(",".join(sorted(reasons)) or as_str(dig(error, "status")), message)
+    if status == 403 and (action := validation_action(details, message)) is not None:
+        return Outcome(OutcomeKind.ACCOUNT_ACTION, status, reason, action=action)
+    if status not in (429, 499, 503):
+        return status_outcome(status, reason)
+    scope = model or REQUEST_MODEL
+    if daily or _LIMIT_ZERO.search(message.lower()):
+        # Nothing comes back before the day's reset: no point asking again sooner.
+        return Outcome(
+            OutcomeKind.QUOTA, status, reason, retry_at=next_daily_reset(now), scope=scope
+        )
     if status != 429:
         return status_outcome(status, reason)
-    if delay is None and (match := _MESSAGE_DELAY.search(message or "")):
+    if delay is None and (match := _MESSAGE_DELAY.search(message)):
         delay = float(match.group(1)) / (1000 if match.group(2).lower() == "ms" else 1)
     retry_at = reset_at if reset_at is not None else (now + delay if delay is not None else None)
     if reasons & CAPACITY_REASONS:
         return Outcome(OutcomeKind.THROTTLED, status, reason, retry_at=retry_at)
     if "QUOTA_EXHAUSTED" in reasons or quota_signal:
-        return Outcome(OutcomeKind.QUOTA, status, reason, retry_at=retry_at)
+        return Outcome(OutcomeKind.QUOTA, status, reason, retry_at=retry_at, scope=scope)
     return Outcome(OutcomeKind.THROTTLED, status, reason, retry_at=retry_at)
+
+
+def validation_action(details: list[Any], message: str) -> AccountAction | None:
+    """403 VALIDATION_REQUIRED from Code Assist: the user must verify the account at a link
+    (googleQuotaErrors.ts: the first Help link, else ErrorInfo ``validation_link``)."""
+    info = next((d for d in details if dig(d, "@type") == ERROR_INFO), None)
+    domain = as_str(dig(info, "domain")) or ""
+    if as_str(dig(info, "reason")) != "VALIDATION_REQUIRED" or domain not in CLOUDCODE_DOMAINS:
+        return None
+    links = next((dig(d, "links") for d in details if dig(d, "@type") == HELP), None)
+    link = as_str(dig(links[0], "url")) if isinstance(links, list) and links else None
+    link = link or as_str(dig(info, "metadata", "validation_link"))
+    return AccountAction(
+        "validation_required", message or "Google asks to verify this account", link
+    )
+
+
+def next_daily_reset(now: float) -> float:
+    """Midnight America/Los_Angeles after ``now``: when Code Assist daily quotas come back
+    (as peers observe, peers.md §2.4). UTC-8 when the time zone data is missing."""
+    try:
+        zone: tzinfo = ZoneInfo("America/Los_Angeles")
+    except ZoneInfoNotFoundError:
+        zone = timezone(timedelta(hours=-8))
+    local = datetime.fromtimestamp(now, tz=zone)
+    midnight = datetime.combine(local.date() + timedelta(days=1), time(), tzinfo=zone)
+    return midnight.timestamp()
 
 
 @attrs.define(eq=False)
@@ -163,6 +230,9 @@ class GeminiEvents:
         return merge(earlier, self._chunk(payload))
 
     def on_body(self, payload: Any) -> StreamEvent | None:
+        name = as_str(dig(payload, "name"))
+        if name and name.startswith("operations/") and dig(payload, "done") is not True:
+            return StreamEvent(pin=name)  # an onboarding operation: its account polls it
         if isinstance(payload, list):  # a non-SSE streamGenerateContent is a JSON array
             result = None
             for item in payload:
@@ -198,6 +268,12 @@ class GeminiEvents:
 # The model calls; loadCodeAssist, retrieveUserQuota, listExperiments, countTokens and the
 # rest are side calls.
 GENERATE_PATHS = frozenset({"/v1internal:streamGenerateContent", "/v1internal:generateContent"})
+OPERATIONS_PREFIX = "/v1internal/operations/"
+SETTINGS_PATH = "/v1internal:setCodeAssistGlobalUserSetting"
+SETTINGS_REFUSAL = (
+    "trio-pool does not change the settings of pooled Google accounts: they belong to each "
+    "account's owner. Change it with the Gemini CLI logged in to that account."
+)
 
 
 class GeminiProvider:
@@ -210,9 +286,19 @@ class GeminiProvider:
         if not path.startswith(("/v1internal:", "/v1internal/operations")):
             return None
         url = join_url(upstreams["upstream"], path, head.query)
+        if path == SETTINGS_PATH:
+            # The privacy opt-in of whichever account the pool would pick: it belongs to
+            # that account's owner, and changing a random one helps no one. Reading it is
+            # harmless (forwarded); changing it is refused here.
+            return Route(self.name, RouteKind.PROXY, url, inference=False, refusal=SETTINGS_REFUSAL)
+        if path.startswith(OPERATIONS_PREFIX):
+            return Route(self.name, RouteKind.PROXY, url, inference=False, follows_pin=True)
         return Route(self.name, RouteKind.PROXY, url, inference=path in GENERATE_PATHS)
 
     def conversation_key(self, head: RequestHead, body: bytes | None) -> ConversationKey | None:
+        if head.path.startswith(OPERATIONS_PREFIX):
+            # Hard: an operation exists only on the account that started it.
+            return ConversationKey(head.path.removeprefix("/v1internal/"), hard=True)
         if not body or (b'"session_id"' not in body and b'"user_prompt_id"' not in body):
             return None
         payload = json_object(body)
@@ -227,8 +313,10 @@ class GeminiProvider:
     ) -> PreparedRequest:
         headers = forwardable(head.headers)
         headers.append(("authorization", f"Bearer {credentials.access_token}"))
-        if credentials.project and b"roject" in body:
-            body = with_project(body, credentials.project)
+        if credentials.project and (b"roject" in body or route.inference):
+            # Model calls must name the project (the CLI always does; the proxy's own Try it
+            # and other clients may not): it is added when missing.
+            body = with_project(body, credentials.project, add=route.inference)
         return PreparedRequest(head.method, route.upstream_url, tuple(headers), body)
 
     def read_quota(self, headers: Headers, now: float) -> QuotaReading | None:
@@ -282,23 +370,19 @@ class GeminiProvider:
     def parse_usage(self, status: int, body: bytes, now: float) -> QuotaReading | None:
         return gemini_account.parse_usage(status, body, now)
 
-    def load_code_assist_request(
-        self, credentials: Credentials, upstreams: Mapping[str, str]
-    ) -> PreparedRequest:
-        return load_code_assist_request(credentials, upstreams)
 
-    def parse_load_code_assist(self, body: bytes) -> str | None:
-        return parse_load_code_assist(body)
-
-
-def with_project(body: bytes, project: str) -> bytes:
+def with_project(body: bytes, project: str, *, add: bool = False) -> bytes:
     """``body`` with the account's project in ``project`` (and, in loadCodeAssist,
     ``cloudaicompanionProject`` / ``metadata.duetProject``); the same bytes when none of
-    those keys is present or each already names this project."""
+    those keys is present or each already names this project. ``add``: put ``project`` in
+    a body that lacks it."""
     payload = json_object(body)
     if payload is None:
         return body
     changed = False
+    if add and not isinstance(payload.get("project"), str):
+        payload["project"] = project
+        changed = True
     for section, key in ((payload, "project"), (payload, "cloudaicompanionProject")):
         if isinstance(section.get(key), str) and section[key] != project:
             section[key] = project

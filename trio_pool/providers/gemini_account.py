@@ -1,5 +1,6 @@
 """Gemini account files and calls: oauth_creds.json, the token refresh, the
-retrieveUserQuota poll and the loadCodeAssist project look-up (protocols.md §3.1-§3.6)."""
+retrieveUserQuota poll (protocols.md §3.1-§3.6). The Code Assist set-up (tier, project,
+onboarding) is in ``gemini_setup``."""
 
 from __future__ import annotations
 
@@ -131,20 +132,8 @@ def parse_usage(status: int, body: bytes, now: float) -> QuotaReading | None:
         remaining = as_float(dig(bucket, "remainingFraction"))
         if model is None or remaining is None:
             continue
-        found = QuotaWindow(
-            model, clamp_fraction(1 - remaining), None, parse_timestamp(dig(bucket, "resetTime"))
-        )
+        reset_at = parse_timestamp(dig(bucket, "resetTime"))
+        found = QuotaWindow(model, clamp_fraction(1 - remaining), None, reset_at, model)
         if model not in windows or found.used > windows[model].used:
             windows[model] = found
     return QuotaReading(tuple(windows.values())) if windows else None
-
-
-def load_code_assist_request(
-    credentials: Credentials, upstreams: Mapping[str, str]
-) -> PreparedRequest:
-    """The call the Gemini CLI makes at start-up; its answer names the account's project."""
-    return _post(credentials, upstreams, "loadCodeAssist", {"metadata": CLIENT_METADATA})
-
-
-def parse_load_code_assist(body: bytes) -> str | None:
-    return project_of(dig(json_object(body), "cloudaicompanionProject"))

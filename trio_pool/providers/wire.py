@@ -168,10 +168,12 @@ def clamp_fraction(value: float) -> float:
 def reading_from_windows(
     windows: list[QuotaWindow], plan: str | None = None, *, exhausted: bool = False
 ) -> QuotaReading | None:
-    """A QuotaReading; a window at 100 % makes it exhausted until that window resets."""
-    full = [w for w in windows if w.used >= 1.0]
+    """A QuotaReading; an account-wide window at 100 % makes it exhausted until that window
+    resets (a model window at 100 % stops only its model)."""
+    full = [w for w in windows if w.used >= 1.0 and w.scope is None]
     exhausted = exhausted or bool(full)
-    resets = [w.resets_at for w in (full or windows) if w.resets_at is not None]
+    main = [w for w in windows if w.scope is None]
+    resets = [w.resets_at for w in (full or main) if w.resets_at is not None]
     if not windows and plan is None and not exhausted:
         return None
     # Every full window must have reset before the account is usable: the latest one binds.

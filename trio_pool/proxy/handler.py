@@ -32,6 +32,7 @@ from trio_pool.errors import UpstreamError
 from trio_pool.logs import bind
 from trio_pool.providers import PROVIDER_REGISTRY, find_route
 from trio_pool.providers.base import (
+    AccountAction,
     ConversationKey,
     Credentials,
     Outcome,
@@ -43,7 +44,7 @@ from trio_pool.providers.base import (
     RouteKind,
 )
 from trio_pool.providers.codex import with_priority_tier
-from trio_pool.proxy import answers, gate, local, websocket
+from trio_pool.proxy import answers, gate, gemini_setup, local, websocket
 from trio_pool.proxy.body import Body, chain, read_body
 from trio_pool.proxy.metrics import Metrics, serve_metrics
 from trio_pool.proxy.queue_budget import QueueBudget
@@ -147,7 +148,9 @@ class Proxy:
         if admitted is None:
             return
         try:
-            if route.kind is RouteKind.POOL_USAGE:
+            if route.refusal is not None:
+                await answers.send_error(exchange, provider, 403, route.refusal, "refused")
+            elif route.kind is RouteKind.POOL_USAGE:
                 await local.codex_pool_usage(exchange, self.pool)
             elif route.kind is RouteKind.WEBSOCKET:
                 await websocket.serve_websocket(self, exchange, route, provider, admitted.user)
@@ -174,7 +177,7 @@ class Proxy:
         # Side calls carry session headers too, but only model calls pin a conversation.
         key = (
             provider.conversation_key(head, body.held if body.replayable else None)
-            if route.inference
+            if route.inference or route.follows_pin
             else None
         )
         tally = Tally(
@@ -207,7 +210,13 @@ class Proxy:
         queue_deadline = clock.now() + self.config.routing.queue_wait_s
         while attempts < self.config.routing.max_attempts:
             decision = await self.lease(
-                route.provider, key, tried, queue_deadline, use=route.inference, held=len(body.held)
+                route.provider,
+                key,
+                tried,
+                queue_deadline,
+                use=route.inference,
+                held=len(body.held),
+                model=tally.model,
             )
             if isinstance(decision, Exhausted):
                 tally.status = await answers.send_exhausted(exchange, provider, decision, failures)
@@ -288,6 +297,7 @@ class Proxy:
         *,
         use: bool = True,
         held: int = 0,
+        model: str | None = None,
     ) -> Lease | Exhausted:
         """The account for the next attempt. When none is usable, wait (until queue_deadline)
         for the first to come back rather than failing the CLI (design.md §3.4); the waits
@@ -297,10 +307,12 @@ class Proxy:
         try:
             while True:
                 now = clock.now()
-                decision = self.pool.choose(provider, key, now, exclude=frozenset(tried), use=use)
+                decision = self.pool.choose(
+                    provider, key, now, exclude=frozenset(tried), use=use, model=model
+                )
                 if not isinstance(decision, Exhausted):
                     return decision
-                wake = self.pool.next_change(provider, now)
+                wake = self.pool.next_change(provider, now, model)
                 if wake is None or wake > queue_deadline:
                     return decision
                 if not queued:
@@ -351,9 +363,15 @@ class Proxy:
 
         try:
             credentials = await self.refresher.fresh_credentials(account)
-            credentials = await local.with_project(
-                self.client, account, credentials, self.upstreams
+            set_up = await gemini_setup.set_up(
+                self.client, self.pool, account, credentials, self.upstreams
             )
+            if isinstance(set_up, AccountAction):
+                # Only the account's owner can fix this one: it leaves rotation, next account.
+                action = Outcome(OutcomeKind.ACCOUNT_ACTION, None, set_up.message, action=set_up)
+                report(action)
+                return action
+            credentials = set_up
             may_refresh = body.replayable
             while True:
                 outcome = await self._send(
@@ -432,6 +450,8 @@ class Proxy:
                             self.observe(tally, account.name, result.quota, now)
                         if result.usage is not None:
                             self.pool.record_usage(account.name, result.usage, now)
+                        if result.pin is not None:
+                            self.pool.pin(route.provider, result.pin, account.name, now)
                         tally.usage, tally.bytes = result.usage, result.bytes_sent
                         report(result.outcome)
                         answers.log_done(exchange.head, response.status, started, result)

@@ -5,20 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
 from trio_pool import __version__, clock
 from trio_pool.accounts.pool import Pool
-from trio_pool.credentials.registry import AccountRegistry, PoolAccount
-from trio_pool.errors import UpstreamError
-from trio_pool.providers.base import Credentials, ProviderName
-from trio_pool.providers.gemini_account import load_code_assist_request, parse_load_code_assist
+from trio_pool.credentials.registry import AccountRegistry
+from trio_pool.providers.base import ProviderName
 from trio_pool.server.connection import Exchange
 from trio_pool.server.messages import RequestHead
-from trio_pool.upstream.client import UpstreamClient
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +69,8 @@ async def codex_pool_usage(exchange: Exchange, pool: Pool) -> None:
     so one exhausted account does not block a client while the pool still has room."""
     now = clock.now()
     usage = pool.pool_usage("codex", now)
-    windows = sorted(usage.windows, key=lambda w: w.window_s or 0)
+    # The main family only: a model family's numbers never stand in for the 5h/weekly ones.
+    windows = sorted((w for w in usage.windows if w.scope is None), key=lambda w: w.window_s or 0)
 
     def window(w: Any) -> dict[str, Any] | None:
         if w is None:
@@ -100,39 +97,3 @@ async def codex_pool_usage(exchange: Exchange, pool: Pool) -> None:
         "credits": {"has_credits": False, "unlimited": False, "balance": "0"},
     }
     await exchange.respond(200, JSON, json.dumps(document).encode())
-
-
-async def with_project(
-    client: UpstreamClient,
-    account: PoolAccount,
-    credentials: Credentials,
-    upstreams: Mapping[ProviderName, Mapping[str, str]],
-) -> Credentials:
-    """Gemini bodies carry the account's project: learn it once from loadCodeAssist."""
-    if account.provider != "gemini" or credentials.project:
-        return credentials
-    if account.project is None:
-        async with account.lock:
-            if account.project is None:
-                account.project = await _learn_gemini_project(
-                    client, credentials, upstreams["gemini"]
-                )
-    return attrs.evolve(credentials, project=account.project) if account.project else credentials
-
-
-async def _learn_gemini_project(
-    client: UpstreamClient, credentials: Credentials, upstreams: Mapping[str, str]
-) -> str | None:
-    """Ask Code Assist which project this account uses (the CLI does the same at start-up)."""
-    request = load_code_assist_request(credentials, upstreams)
-    try:
-        status, _headers, body = await client.request(
-            request.method, request.url, list(request.headers), request.body
-        )
-    except UpstreamError as exc:
-        log.warning("gemini.project.lookup_failed reason=%s", exc)
-        return None
-    if status != 200:
-        log.warning("gemini.project.lookup_failed status=%d", status)
-        return None
-    return parse_load_code_assist(body)

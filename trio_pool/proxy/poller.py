@@ -18,8 +18,8 @@ from trio_pool.credentials.refresh import Refresher
 from trio_pool.credentials.registry import AccountRegistry, PoolAccount
 from trio_pool.errors import UpstreamError
 from trio_pool.providers import PROVIDER_REGISTRY
-from trio_pool.providers.base import ProviderName
-from trio_pool.proxy import local
+from trio_pool.providers.base import AccountAction, ProviderName
+from trio_pool.proxy import gemini_setup
 from trio_pool.upstream.client import UpstreamClient
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,10 @@ async def poll_account(
     """One usage poll; the upstream status (None when it could not be reached)."""
     provider = PROVIDER_REGISTRY[account.provider]
     credentials = await refresher.fresh_credentials(account)
-    credentials = await local.with_project(client, account, credentials, upstreams)
-    request = provider.usage_request(credentials, upstreams[account.provider])
+    set_up = await gemini_setup.set_up(client, pool, account, credentials, upstreams)
+    if isinstance(set_up, AccountAction):
+        return None  # out of rotation until the user acts: nothing to poll
+    request = provider.usage_request(set_up, upstreams[account.provider])
     if request is None:
         return None
     try:

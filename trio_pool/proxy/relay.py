@@ -39,6 +39,7 @@ class RelayResult:
     quota: QuotaReading | None = None
     bytes_sent: int = 0
     complete: bool = False
+    pin: str | None = None  # see StreamEvent.pin
 
 
 def response_headers(headers: Headers) -> list[tuple[str, str]]:
@@ -138,6 +139,8 @@ def _sent(result: RelayResult, observer: StreamObserver, chunk: bytes) -> None:
 
 
 def _apply(result: RelayResult, event: StreamEvent) -> None:
+    if event.pin is not None:
+        result.pin = event.pin
     if event.usage is not None:
         result.usage = event.usage
     if event.quota is not None:

@@ -291,6 +291,7 @@ def windows_to_json(windows: tuple[ObservedWindow, ...]) -> str:
                 "window_s": w.window.window_s,
                 "resets_at": w.window.resets_at,
                 "seen_at": w.seen_at,
+                **({"scope": w.window.scope} if w.window.scope is not None else {}),
             }
             for w in windows
         ],
@@ -312,6 +313,7 @@ def windows_from_json(text: str) -> tuple[ObservedWindow, ...]:
                 float(item["used"]),
                 None if item.get("window_s") is None else float(item["window_s"]),
                 None if item.get("resets_at") is None else float(item["resets_at"]),
+                None if item.get("scope") is None else str(item["scope"]),
             )
             result.append(ObservedWindow(window, float(item["seen_at"])))
         except (KeyError, TypeError, ValueError):

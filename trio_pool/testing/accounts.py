@@ -8,6 +8,7 @@ starts at the next use (like Claude's 5-hour window, which starts at the first m
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from typing import Literal
 
@@ -30,6 +31,18 @@ class SimWindow:
     capacity: float  # units that fit in one window
     used: float = 0.0
     resets_at: float | None = None  # unix seconds; None: starts at the first use
+    # None: the window limits every request of the account. Else only requests for this
+    # model (an exact id such as "gemini-2.5-pro") or family (a word of the model's name,
+    # such as "opus"), as Gemini's per-model buckets and Claude's weekly Opus limit do.
+    model: str | None = None
+
+    def limits(self, model: str | None) -> bool:
+        if self.model is None:
+            return True
+        if model is None:
+            return False
+        name = model.lower().removeprefix("models/")
+        return name == self.model or self.model in re.split(r"[^a-z0-9.]+", name)
 
     def roll(self, now: float) -> None:
         """Start a fresh window if the reset time has passed (or none was set yet)."""
@@ -70,6 +83,11 @@ class SimAccount:
     email: str = ""
     account_id: str = ""  # Codex ChatGPT-Account-ID; Claude account uuid
     project: str = ""  # Gemini cloudaicompanionProject
+    # Gemini Code Assist set-up: not onboarded yet (loadCodeAssist has no currentTier until
+    # onboardUser's operation is done), and a verification Google asks for (403
+    # VALIDATION_REQUIRED with this link until cleared).
+    onboarded: bool = True
+    validation_url: str | None = None
     windows: list[SimWindow] = attrs.field(factory=list)
     quota_unit: QuotaUnit = "request"
     config: SimConfig | None = None  # overrides the simulator's config for this account
@@ -107,25 +125,28 @@ class SimAccount:
         for window in self.windows:
             window.roll(now)
 
-    def blocking_window(self, now: float) -> SimWindow | None:
-        """The full window that keeps the account blocked longest, or None if usable."""
+    def blocking_window(self, now: float, model: str | None = None) -> SimWindow | None:
+        """The full window that keeps a request for ``model`` blocked longest, or None."""
         self.roll(now)
-        full = [w for w in self.windows if w.full]
+        full = [w for w in self.windows if w.full and w.limits(model)]
         if not full:
             return None
         return max(full, key=lambda w: w.reset_at(now))
 
-    def binding_window(self, now: float) -> SimWindow | None:
-        """The most used window (the one a provider reports as representative)."""
+    def binding_window(self, now: float, model: str | None = None) -> SimWindow | None:
+        """The most used window limiting ``model`` (the one a provider reports as
+        representative)."""
         self.roll(now)
-        if not self.windows:
+        windows = [w for w in self.windows if w.limits(model)]
+        if not windows:
             return None
-        return max(self.windows, key=lambda w: (w.fraction, w.reset_at(now)))
+        return max(windows, key=lambda w: (w.fraction, w.reset_at(now)))
 
-    def consume(self, units: float, now: float) -> None:
+    def consume(self, units: float, now: float, model: str | None = None) -> None:
         self.roll(now)
         for window in self.windows:
-            window.used += units
+            if window.limits(model):
+                window.used += units
 
     def units_for(self, input_tokens: int, output_tokens: int) -> float:
         if self.quota_unit == "token":

@@ -41,6 +41,9 @@ ORG_DISABLED_MESSAGE = "This organization has been disabled."
 QUOTA_MESSAGE = "This request would exceed your account's rate limit. Please try again later."
 # Window index -> header label and representative-claim name.
 WINDOW_LABELS = (("5h", "five_hour"), ("7d", "seven_day"))
+# Model windows (SimWindow.model) by family: their claim and usage-poll key. The headers
+# carry no utilization of their own for these (none seen); the poll does.
+MODEL_CLAIMS = {"opus": "seven_day_opus", "sonnet": "seven_day_sonnet"}
 WARNING_FRACTION = 0.8
 
 
@@ -49,13 +52,15 @@ def _error(type_: str, message: str, request_id: str) -> dict[str, Any]:
 
 
 def unified_headers(
-    account: SimAccount, now: float, *, rejected: bool = False
+    account: SimAccount, now: float, *, rejected: bool = False, model: str | None = None
 ) -> list[tuple[str, str]]:
     """``anthropic-ratelimit-unified-*`` (utilizations are 0-1 fractions, resets unix s).
 
     ``rejected`` is for the 429 itself; the success that fills a window says allowed_warning.
+    A rejection by a model window (the weekly Opus limit) names it as the representative
+    claim.
     """
-    blocking = account.blocking_window(now) if rejected else None
+    blocking = account.blocking_window(now, model) if rejected else None
     binding = blocking or account.binding_window(now)
     prefix = "anthropic-ratelimit-unified-"
     if rejected:
@@ -65,8 +70,11 @@ def unified_headers(
     else:
         status = "allowed"
     headers = [(prefix + "status", status)]
-    claim = "five_hour"
-    for (label, name), window in zip(WINDOW_LABELS, account.windows, strict=False):
+    claim = (
+        MODEL_CLAIMS.get(binding.model, "five_hour") if binding and binding.model else "five_hour"
+    )
+    main = [w for w in account.windows if w.model is None]
+    for (label, name), window in zip(WINDOW_LABELS, main, strict=False):
         if window is binding:
             claim = name
         w_status = (
@@ -94,10 +102,26 @@ def usage_poll_body(account: SimAccount, now: float) -> dict[str, Any]:
     """``/api/oauth/usage``: utilization in percent (0-100), ISO reset times."""
     account.roll(now)
     body: dict[str, Any] = {"five_hour": None, "seven_day": None}
-    for (_, name), window in zip(WINDOW_LABELS, account.windows, strict=False):
+    body.update(seven_day_oauth_apps=None, seven_day_opus=None, seven_day_sonnet=None)
+    main = [w for w in account.windows if w.model is None]
+    for (_, name), window in zip(WINDOW_LABELS, main, strict=False):
         resets = datetime.fromtimestamp(window.reset_at(now), tz=UTC).isoformat()
         body[name] = {"utilization": round(window.fraction * 100, 1), "resets_at": resets}
-    body.update(seven_day_oauth_apps=None, seven_day_opus=None, seven_day_sonnet=None)
+    limits = []
+    for window in account.windows:
+        if window.model is None:
+            continue
+        resets = datetime.fromtimestamp(window.reset_at(now), tz=UTC).isoformat()
+        used = round(window.fraction * 100, 1)
+        if window.model in MODEL_CLAIMS:
+            body[MODEL_CLAIMS[window.model]] = {"utilization": used, "resets_at": resets}
+        # The newer list (real-services.md §2: one real sample) repeats them as scoped rows.
+        display = {"display_name": window.model.capitalize()}
+        limits.append(
+            {"kind": "weekly_scoped", "percent": used, "resets_at": resets,
+             "scope": {"model": display}, "is_active": True}
+        )  # fmt: skip
+    body["limits"] = limits
     body["extra_usage"] = {
         "is_enabled": False,
         "monthly_limit": None,
@@ -177,7 +201,7 @@ async def _reply(
     config = state.config_for(account)
     model = config.model or str(request.get("model") or DEFAULT_MODEL)
     n_in, n_out = input_tokens(body_size), output_tokens(config)
-    account.consume(account.units_for(n_in, n_out), now)
+    account.consume(account.units_for(n_in, n_out), now, model)
     account.generations += 1
     msg_id = state.next_request_id("msg_sim")
     headers = [("request-id", request_id), *unified_headers(account, now)]
@@ -331,9 +355,13 @@ async def handle(state: SimState, ex: Exchange) -> None:
     if kind is not None:
         await _fault(ex, account, kind, now, request_id)
         return
-    window = account.blocking_window(now)
+    model = str(request.get("model") or DEFAULT_MODEL)
+    window = account.blocking_window(now, model)
     if window is not None:
-        headers = [("request-id", request_id), *unified_headers(account, now, rejected=True)]
+        headers = [
+            ("request-id", request_id),
+            *unified_headers(account, now, rejected=True, model=model),
+        ]
         headers.append(("retry-after", str(int(window.reset_after_s(now)) + 1)))
         await wire.respond_json(
             ex, 429, _error("rate_limit_error", QUOTA_MESSAGE, request_id), headers

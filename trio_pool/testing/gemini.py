@@ -3,7 +3,23 @@
 A body whose ``project`` is not the account's ``cloudaicompanionProject`` gets 403
 PERMISSION_DENIED, so a proxy that forgets to rewrite ``project`` is caught. A full quota
 window gets the real 429 RESOURCE_EXHAUSTED: RATE_LIMIT_EXCEEDED for short windows
-(<= 5 min, retryable), QUOTA_EXHAUSTED for long ones (terminal for the CLI).
+(<= 5 min, retryable), QUOTA_EXHAUSTED for long ones (terminal for the CLI); a window of one
+model (``SimWindow.model``) stops that model only, and retrieveUserQuota has one bucket per
+model.
+
+The Code Assist set-up is as strict as the real service's (real-services.md §3):
+
+* individual accounts (free, AI Pro, AI Ultra tiers) are refused since 2026-06-18:
+  loadCodeAssist has no currentTier, only ``ineligibleTiers`` with UNSUPPORTED_CLIENT, and
+  every other call is denied;
+* Standard/Enterprise tiers bill the user's own project: loadCodeAssist names it only when
+  the request carries it, and calls without it are denied;
+* an account not onboarded yet (``SimAccount.onboarded``) has no currentTier until
+  onboardUser's long-running operation, polled by that same account, is done;
+* ``SimAccount.validation_url`` makes every call answer 403 VALIDATION_REQUIRED.
+
+Unverified details (the exact reasonMessage, what a refused account's other calls answer)
+follow what the real CLI expects, and are marked where they are made up.
 """
 
 from __future__ import annotations
@@ -31,6 +47,14 @@ from trio_pool.testing.schema import minimal_instance
 from trio_pool.testing.state import SimState
 
 DEFAULT_MODEL = "gemini-2.5-pro"
+# Individual Google accounts: no longer served by Code Assist (since 2026-06-18).
+INDIVIDUAL_TIERS = frozenset({"free-tier", "g1-pro-tier", "g1-ultra-tier"})
+# Made up: the capture (claude-remember#532) shows the code, not this exact text.
+UNSUPPORTED_MESSAGE = (
+    "Gemini Code Assist for individuals is no longer available in Gemini CLI. "
+    "Use a Gemini Code Assist Standard or Enterprise licence."
+)
+HELP = "type.googleapis.com/google.rpc.Help"
 MODELS = ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-3-flash")
 DOMAIN = "cloudcode-pa.googleapis.com"
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
@@ -93,31 +117,105 @@ def _tier(account: SimAccount) -> dict[str, Any]:
         if tier_id == "free-tier"
         else "Gemini Code Assist",
         "description": "Simulated tier",
-        "userDefinedCloudaicompanionProject": tier_id != "free-tier",
+        "userDefinedCloudaicompanionProject": tier_id not in INDIVIDUAL_TIERS,
     }
 
 
-def _operation(account: SimAccount) -> dict[str, Any]:
+def _operation_name(account: SimAccount) -> str:
+    return f"operations/sim-onboard-{account.name}"
+
+
+def _operation(account: SimAccount, *, done: bool = True) -> dict[str, Any]:
+    if not done:
+        return {"name": _operation_name(account), "done": False}
     project = {"id": account.project, "name": account.project}
     return {
-        "name": f"operations/sim-onboard-{account.name}",
+        "name": _operation_name(account),
         "done": True,
         "response": {"cloudaicompanionProject": project},
     }
 
 
+def _denied(message: str, reason: str, domain: str = DOMAIN) -> dict[str, Any]:
+    info = {"@type": ERROR_INFO, "reason": reason, "domain": domain}
+    return _error(403, "PERMISSION_DENIED", message, [info])
+
+
+def validation_body(account: SimAccount) -> dict[str, Any]:
+    """403 VALIDATION_REQUIRED as googleQuotaErrors.ts reads it: ErrorInfo + a Help link."""
+    body = _denied("Verify your account to continue.", "VALIDATION_REQUIRED")
+    link = {"description": "Verify your account", "url": account.validation_url}
+    body["error"]["details"].append({"@type": HELP, "links": [link]})
+    return body
+
+
+def load_code_assist(account: SimAccount, request: dict[str, Any]) -> dict[str, Any]:
+    """loadCodeAssist as the real service answers it for this account (setup.ts reads it)."""
+    tier = _tier(account)
+    if account.plan in INDIVIDUAL_TIERS:
+        ineligible = {
+            "reasonCode": "UNSUPPORTED_CLIENT",
+            "reasonMessage": UNSUPPORTED_MESSAGE,
+            "tierId": tier["id"],
+            "tierName": tier["name"],
+        }
+        return {"ineligibleTiers": [ineligible]}
+    if account.validation_url:
+        ineligible = {
+            "reasonCode": "VALIDATION_REQUIRED",
+            "reasonMessage": "Verify your account to continue.",
+            "tierId": tier["id"],
+            "validationUrl": account.validation_url,
+        }
+        return {"ineligibleTiers": [ineligible]}
+    if not account.onboarded:
+        return {"allowedTiers": [{**tier, "isDefault": True}]}
+    answer: dict[str, Any] = {"currentTier": tier, "allowedTiers": [{**tier, "isDefault": True}]}
+    # A user-defined project is named back only when the request carries it: with none,
+    # the CLI raises ProjectIdRequiredError (setup.ts).
+    if request.get("cloudaicompanionProject") == account.project:
+        answer["cloudaicompanionProject"] = account.project
+    return answer
+
+
+def setup_refusal(
+    account: SimAccount, method: str, request: dict[str, Any]
+) -> tuple[int, dict[str, Any]] | None:
+    """Why the real service would refuse this call of a set-up (or refused) account."""
+    if account.plan in INDIVIDUAL_TIERS:
+        return 403, _denied(UNSUPPORTED_MESSAGE, "UNSUPPORTED_CLIENT")
+    if account.validation_url:
+        return 403, validation_body(account)
+    if method == "onboardUser":
+        if request.get("cloudaicompanionProject") != account.project:
+            message = "This tier requires a Google Cloud project (cloudaicompanionProject)."
+            return 400, _error(400, "FAILED_PRECONDITION", message)
+        return None
+    if not account.onboarded:
+        return 403, _denied("The user has not onboarded to Gemini Code Assist.", "NOT_ONBOARDED")
+    if method in (*GENERATION, "retrieveUserQuota") and request.get("project") is None:
+        return 403, _denied("A Google Cloud project is required.", "PROJECT_REQUIRED")
+    return None
+
+
 def quota_body(account: SimAccount, now: float) -> dict[str, Any]:
-    window = account.binding_window(now)
-    fraction = window.fraction if window else 0.0
-    remaining = max(0.0, window.capacity - window.used) if window else 0.0
-    reset = _iso(window.reset_at(now)) if window else _iso(now + 86400)
-    bucket = {
-        "remainingAmount": str(int(remaining)),
-        "remainingFraction": round(1 - fraction, 4),
-        "resetTime": reset,
-        "tokenType": "REQUESTS",
-    }
-    return {"buckets": [{**bucket, "modelId": model} for model in MODELS]}
+    """One bucket per model: the most used window that limits that model."""
+    buckets = []
+    for model in MODELS:
+        window = account.binding_window(now, model)
+        fraction = window.fraction if window else 0.0
+        remaining = max(0.0, window.capacity - window.used) if window else 0.0
+        reset = _iso(window.reset_at(now)) if window else _iso(now + 86400)
+        buckets.append(
+            {
+                "remainingAmount": str(int(remaining)),
+                "remainingFraction": round(1 - fraction, 4),
+                "resetTime": reset,
+                "tokenType": "REQUESTS",
+                "modelId": model,
+            }
+        )
+    return {"buckets": buckets}
 
 
 @attrs.frozen
@@ -182,7 +280,7 @@ async def _reply(
     config = state.config_for(account)
     model = config.model or str(request.get("model") or DEFAULT_MODEL)
     n_in, n_out = input_tokens(body_size), output_tokens(config)
-    account.consume(account.units_for(n_in, n_out), now)
+    account.consume(account.units_for(n_in, n_out), now, model)
     account.generations += 1
     rid = state.next_request_id("sim-")
     if method == "generateContent":
@@ -221,7 +319,9 @@ async def _fault(
         await wire.respond_json(
             ex,
             429,
-            exhausted_body(account.binding_window(now), model, now, reason="QUOTA_EXHAUSTED"),
+            exhausted_body(
+                account.binding_window(now, model), model, now, reason="QUOTA_EXHAUSTED"
+            ),
         )
     elif kind == "throttle":
         # Capacity of the model on the server, not the account's quota.
@@ -271,7 +371,7 @@ async def handle(state: SimState, ex: Exchange) -> None:
     if account is None or account.expired(now):
         await wire.respond_json(ex, 401, _error(401, "UNAUTHENTICATED", UNAUTHENTICATED))
         return
-    project = request.get("project")
+    project = request.get("project") or request.get("cloudaicompanionProject")
     if project is not None and project != account.project:
         message = f"Permission denied on resource project {project}."
         details = [
@@ -286,16 +386,23 @@ async def handle(state: SimState, ex: Exchange) -> None:
         return
     _, colon, method = head.path.partition(":")
     if not colon and "/operations/" in head.path and head.method == "GET":
+        # Only the account that started an operation can poll it.
+        if not head.path.endswith(_operation_name(account)):
+            await wire.respond_json(ex, 404, _error(404, "NOT_FOUND", "Operation not found."))
+            return
+        account.onboarded = True
         await wire.respond_json(ex, 200, _operation(account))
         return
+    if method == "loadCodeAssist":
+        await wire.respond_json(ex, 200, load_code_assist(account, request))
+        return
+    refusal = setup_refusal(account, method, request)
+    if refusal is not None:
+        await wire.respond_json(ex, *refusal)
+        return
     simple: dict[str, Any] = {
-        "loadCodeAssist": {
-            "currentTier": _tier(account),
-            "allowedTiers": [{**_tier(account), "isDefault": True}],
-            "cloudaicompanionProject": account.project,
-            "gcpManaged": False,
-        },
-        "onboardUser": _operation(account),
+        # Onboarding takes a while: the operation is done on its first poll.
+        "onboardUser": _operation(account, done=account.onboarded),
         "listExperiments": {},
         "fetchAdminControls": {},
         "recordCodeAssistMetrics": {},
@@ -305,10 +412,12 @@ async def handle(state: SimState, ex: Exchange) -> None:
         },
         "setCodeAssistGlobalUserSetting": {
             "cloudaicompanionProject": account.project,
-            "freeTierDataCollectionOptin": False,
+            "freeTierDataCollectionOptin": bool(request.get("freeTierDataCollectionOptin")),
         },
     }
     if method in simple:
+        if method == "setCodeAssistGlobalUserSetting":
+            state.settings_changed.append(account.key)
         await wire.respond_json(ex, 200, simple[method])
     elif method == "retrieveUserQuota":
         await wire.respond_json(ex, 200, quota_body(account, now))
@@ -317,7 +426,7 @@ async def handle(state: SimState, ex: Exchange) -> None:
     elif method in GENERATION and head.method == "POST":
         model = str(request.get("model") or DEFAULT_MODEL)
         kind = account.take_forced()
-        window = account.blocking_window(now)
+        window = account.blocking_window(now, model)
         if kind is not None:
             await _fault(ex, account, kind, model, now)
         elif window is not None:

@@ -164,7 +164,9 @@ def new_account(
         else:
             windows = [SimWindow("5h", 5 * 3600.0, 500.0), SimWindow("7d", 7 * 86400.0, 5000.0)]
     stable = uuid.uuid5(uuid.NAMESPACE_DNS, f"{provider}.{name}.trio-pool.sim")
-    default_plan = {"codex": "plus", "claude": "max", "gemini": "free-tier"}[provider]
+    # Gemini: Code Assist Standard, the kind of licence Code Assist still serves (individual
+    # accounts have been refused since 2026-06-18; see testing/gemini.py).
+    default_plan = {"codex": "plus", "claude": "max", "gemini": "standard-tier"}[provider]
     account = SimAccount(
         name=name,
         provider=provider,

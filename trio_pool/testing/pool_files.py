@@ -16,6 +16,7 @@ from typing import Any
 from trio_pool.testing import issue
 from trio_pool.testing.accounts import Provider, SimAccount, SimWindow
 from trio_pool.testing.faults import SimConfig
+from trio_pool.testing.gemini import INDIVIDUAL_TIERS
 from trio_pool.testing.state import SimState
 
 CLAUDE_TIERS = {
@@ -58,6 +59,9 @@ def credential_file(account: SimAccount, now: float) -> dict[str, Any]:
         "token_type": "Bearer",
         "id_token": issue.google_id_token(account, now),
         "expiry_date": int(account.expires_at * 1000),
+        # Standard/Enterprise licences bill the user's own Google Cloud project, which the
+        # pool file names (the CLI takes it from GOOGLE_CLOUD_PROJECT).
+        **({"project_id": account.project} if account.plan not in INDIVIDUAL_TIERS else {}),
     }
 
 
@@ -100,9 +104,9 @@ def demo_state(now: float) -> SimState:
         ("claude", "ada", "max", _windows(5 * hour, 100, week, 1000, 0.2, now)),
         ("claude", "bob", "pro", _windows(5 * hour, 30, week, 300, 0.6, now)),
         ("claude", "cyd", "max", _windows(5 * hour, 100, week, 1000, 0.95, now)),
-        ("gemini", "ada", "free-tier", _windows(60.0, 60, day, 1000, 0.05, now)),
-        ("gemini", "bob", "standard-tier", _windows(60.0, 120, day, 1500, 0.4, now)),
-        ("gemini", "cyd", "free-tier", _windows(60.0, 10, day, 100, 0.85, now)),
+        ("gemini", "ada", "standard-tier", _windows(60.0, 60, day, 1000, 0.05, now)),
+        ("gemini", "bob", "enterprise-tier", _windows(60.0, 120, day, 1500, 0.4, now)),
+        ("gemini", "cyd", "standard-tier", _windows(60.0, 10, day, 100, 0.85, now)),
     ]
     names: dict[Provider, tuple[str, str]] = {
         "codex": ("5h", "7d"),

@@ -29,6 +29,7 @@ class SimState:
     _by_refresh: dict[tuple[Provider, str], SimAccount] = attrs.field(factory=dict, repr=False)
     _login_codes: dict[str, str] = attrs.field(factory=dict, repr=False)
     unknown_token_requests: int = 0  # API requests with no or an unknown credential
+    settings_changed: list[str] = attrs.field(factory=list)  # Gemini setCodeAssist... calls
     requests_total: int = 0  # every request the simulator served
     # (method, target) of the last requests served, for "nothing reached upstream" checks.
     seen: deque[tuple[str, str]] = attrs.field(factory=lambda: deque(maxlen=1000))

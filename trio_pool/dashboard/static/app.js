@@ -370,15 +370,27 @@
         a.state_until && a.state_until > now() ? h('div', { class: 'small' }, 'for ', countdown(a.state_until, 'now')) : null,
         a.action ? actionNote(a.action)
           : a.state_reason ? h('div', { class: 'small reason', title: 'last error' }, a.state_reason) : null),
-      td('Windows', h('div', { class: 'wins' }, (a.windows || []).map((w) => h('div', { class: 'win' },
-        h('div', { class: 'row small' }, h('span', {}, w.name + ' · ' + fmtPct(w.used * 100)), h('span', { class: 'muted' }, w.resets_at ? ['resets ', countdown(w.resets_at, 'now')] : '')),
-        gauge(w.used, `${name} ${w.name}: ${fmtPct(w.used * 100, 1)} used`))), (a.windows || []).length ? null : h('span', { class: 'muted' }, 'no readings'))),
+      td('Windows', windowList(name, a.windows || [])),
       td('Today', fmtInt(a.requests_today) + ' req', h('div', { class: 'muted small' }, fmtNum((t.input || 0) + (t.output || 0)) + ' tokens')),
       td('Last used', a.last_used ? fmtAgo(a.last_used) : 'never'),
       isAdmin() ? td('Actions', h('div', { class: 'actions' },
         disabled ? h('button', { type: 'button', testid: 'account-enable', onclick: act('enable') }, 'Enable')
           : h('button', { type: 'button', testid: 'account-disable', onclick: act('disable') }, 'Disable'),
         h('button', { type: 'button', testid: 'account-refresh', onclick: act('refresh') }, 'Refresh'))) : null);
+  }
+
+  // The account's own windows first; then its model windows (Gemini's per-model buckets,
+  // Claude's weekly Opus/Sonnet, Codex's extra families), which stop only their model.
+  function windowList(name, windows) {
+    const win = (w) => h('div', { class: 'win', testid: w.scope ? 'model-window' : 'account-window', 'data-scope': w.scope || '' },
+      h('div', { class: 'row small' }, h('span', {}, w.name + ' · ' + fmtPct(w.used * 100)), h('span', { class: 'muted' }, w.resets_at ? ['resets ', countdown(w.resets_at, 'now')] : '')),
+      gauge(w.used, `${name} ${w.name}: ${fmtPct(w.used * 100, 1)} used`));
+    const own = windows.filter((w) => !w.scope), models = windows.filter((w) => w.scope);
+    return h('div', { class: 'wins' }, own.map(win),
+      models.length ? h('details', { class: 'model-wins', open: models.some((w) => w.used >= w.ceiling) },
+        h('summary', { class: 'small muted' }, `${models.length} model window${models.length > 1 ? 's' : ''} (each stops only its model)`),
+        models.map(win)) : null,
+      windows.length ? null : h('span', { class: 'muted' }, 'no readings'));
   }
 
   // What the account's owner must do: the upstream's message, and its link (https only:
