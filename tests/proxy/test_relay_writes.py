@@ -14,7 +14,6 @@ from trio_pool.providers import PROVIDER_REGISTRY
 from trio_pool.providers.base import Outcome, OutcomeKind
 from trio_pool.proxy.relay import RelayResult, relay_response
 from trio_pool.server.connection import Exchange, HTTPConnection, ServerLimits
-from trio_pool.server.messages import RequestHead
 from trio_pool.server.server import Shutdown
 from trio_pool.upstream.client import UpstreamClient
 
@@ -95,9 +94,9 @@ def _exchange() -> tuple[CountingStream, Exchange]:
     proxy_side, _client_side = trio.testing.memory_stream_pair()
     counting = CountingStream(proxy_side)
     connection = HTTPConnection(counting, ServerLimits())
-    connection.h11.receive_data(REQUEST)
-    connection.h11.next_event()
-    head = RequestHead("POST", "/v1/messages", (("host", "proxy"),))
+    connection.proto.receive_data(REQUEST)
+    head = connection.proto.next_request()
+    assert head is not None
     return counting, Exchange(connection, head)
 
 
