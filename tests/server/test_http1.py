@@ -83,9 +83,7 @@ def our_verdict(data: bytes) -> Any:
     if head is None:
         return "need data"
     # h11 keeps one Content-Length value where a header repeats it ("5, 5" -> "5").
-    headers = tuple(
-        (k, v.split(",")[0].strip(" \t") if k == "content-length" else v) for k, v in head.headers
-    )
+    headers = tuple((k, v) for k, v in head.headers)
     return (
         head.method,
         head.target,

@@ -45,7 +45,7 @@ _FOLDS = re.compile(rb"\n[ \t]+")
 
 
 class ProtocolError(Exception):
-    """The client broke HTTP/1.1; ``status_hint`` is the status to answer with."""
+    """The peer broke HTTP/1.1; ``status_hint`` is the status to answer a client with."""
 
     def __init__(self, message: str, status_hint: int = 400) -> None:
         super().__init__(message)
@@ -56,7 +56,7 @@ class SendError(RuntimeError):
     """We tried to send something HTTP/1.1 does not allow here (a bug on our side)."""
 
 
-def _comma_values(headers: Headers | list[tuple[str, str]], name: str) -> list[str]:
+def comma_values(headers: Headers | list[tuple[str, str]], name: str) -> list[str]:
     """h11's get_comma_header: every comma-separated token of ``name``, lower-case."""
     out = []
     for key, value in headers:
@@ -65,7 +65,7 @@ def _comma_values(headers: Headers | list[tuple[str, str]], name: str) -> list[s
     return out
 
 
-def _fields(lines: bytes) -> list[tuple[bytes, bytes]]:
+def parse_fields(lines: bytes) -> list[tuple[bytes, bytes]]:
     """The field lines (each ending in "\\n", CRs dropped) as (name, value) pairs."""
     if lines[:1] in (b" ", b"\t"):
         raise ProtocolError("continuation line at start of headers")
@@ -75,6 +75,47 @@ def _fields(lines: bytes) -> list[tuple[bytes, bytes]]:
     if _FIELDS_OK.fullmatch(lines) is None:
         raise ProtocolError("illegal header line")
     return _FIELD.findall(lines)
+
+
+def check_framing(headers: Headers) -> tuple[Headers, str | None, bool, int]:
+    """h11's checks of the framing fields: (the fields with one Content-Length, normalized;
+    its value; chunked; how many Host fields). ProtocolError when they disagree."""
+    length: str | None = None
+    chunked = False
+    hosts = 0
+    normalize = False
+    for name, value in headers:
+        if name == "host":
+            hosts += 1
+        elif name == "content-length":
+            values = {v.strip(_OWS) for v in value.split(",")}
+            found = values.pop()
+            if values or (length is not None and length != found):
+                raise ProtocolError("conflicting Content-Length headers")
+            if _DIGITS.fullmatch(found.encode("latin-1")) is None:
+                raise ProtocolError("bad Content-Length")
+            normalize = normalize or length is not None or found != value
+            length = found
+        elif name == "transfer-encoding":
+            if chunked:
+                raise ProtocolError("multiple Transfer-Encoding headers", 501)
+            if value.lower() != "chunked":
+                raise ProtocolError("Only Transfer-Encoding: chunked is supported", 501)
+            normalize = normalize or value != "chunked"
+            chunked = True
+    if normalize:
+        # As h11 keeps them: the first Content-Length only, with its one value; "chunked".
+        kept: list[tuple[str, str]] = []
+        for name, value in headers:
+            if name == "content-length":
+                if length is not None and not any(k == name for k, _ in kept):
+                    kept.append((name, length))
+            elif name == "transfer-encoding":
+                kept.append((name, "chunked"))
+            else:
+                kept.append((name, value))
+        headers = tuple(kept)
+    return headers, length, chunked, hosts
 
 
 def parse_head(head: bytes) -> tuple[RequestHead, int | None, bool, bool]:
@@ -89,42 +130,17 @@ def parse_head(head: bytes) -> tuple[RequestHead, int | None, bool, bool]:
         raise ProtocolError("illegal request line")
     method, target, version = match.groups()
     # The field lines, without the empty line that ends the head.
-    fields = _fields(text[line_end + 1 : -1])
+    fields = parse_fields(text[line_end + 1 : -1])
     headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in fields)
-    length: int | None = 0
-    hosts = 0
-    seen_length: str | None = None
-    chunked = False
-    for name, value in headers:
-        if name == "host":
-            hosts += 1
-        elif name == "content-length":
-            values = {v.strip(_OWS) for v in value.split(",")}
-            found = values.pop()
-            if values:
-                raise ProtocolError("conflicting Content-Length headers")
-            if _DIGITS.fullmatch(found.encode("latin-1")) is None:
-                raise ProtocolError("bad Content-Length")
-            if seen_length is not None and seen_length != found:
-                raise ProtocolError("conflicting Content-Length headers")
-            seen_length = found
-        elif name == "transfer-encoding":
-            if chunked:
-                raise ProtocolError("multiple Transfer-Encoding headers", 501)
-            if value.lower() != "chunked":
-                raise ProtocolError("Only Transfer-Encoding: chunked is supported", 501)
-            chunked = True
+    headers, seen_length, chunked, hosts = check_framing(headers)
     http_version = version.decode("ascii")
     if hosts > 1:
         raise ProtocolError("Found multiple Host: headers")
     if hosts == 0 and http_version == "1.1":
         raise ProtocolError("Missing mandatory Host: header")
-    if chunked:
-        length = None
-    elif seen_length is not None:
-        length = int(seen_length)
-    keep_alive = http_version >= "1.1" and "close" not in _comma_values(headers, "connection")
-    expects = http_version >= "1.1" and "100-continue" in _comma_values(headers, "expect")
+    length: int | None = None if chunked else int(seen_length or 0)
+    keep_alive = http_version >= "1.1" and "close" not in comma_values(headers, "connection")
+    expects = http_version >= "1.1" and "100-continue" in comma_values(headers, "expect")
     request = RequestHead(method.decode("ascii"), target.decode("latin-1"), headers, http_version)
     return request, length, keep_alive, expects
 
@@ -288,12 +304,12 @@ class ServerProtocol:
         need_close = framing == _UNTIL_CLOSE
         if not self.keep_alive or need_close:
             # As h11 writes it: the client's side already ends the connection.
-            tokens = {t for t in _comma_values(headers, "connection") if t != "keep-alive"}
+            tokens = {t for t in comma_values(headers, "connection") if t != "keep-alive"}
             tokens.add("close")
             headers = [h for h in headers if h[0] != "connection"]
             headers += [("Connection", token) for token in sorted(tokens)]
             self.keep_alive = False
-        elif "close" in _comma_values(headers, "connection"):
+        elif "close" in comma_values(headers, "connection"):
             self.keep_alive = False
         self._framing, self._to_send = framing, to_send
         self._ours = _SENDING

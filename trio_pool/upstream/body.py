@@ -6,10 +6,9 @@ read may wait ``idle_s``: one cancel scope per read, none per chunk. Failures co
 already mapped (the body phase of upstream/errors.py).
 
 Two readers: ``ChunkedBody`` for chunked bodies (our decoder, upstream/chunked.py: h11
-costs about 4 µs per chunk) and ``H11Body`` for the rest (Content-Length or read until
-close), where h11 yields one ``Data`` per read anyway; its events are drained until h11
-needs more data and joined. Classes rather than async generators, so that one left before
-its end (a client hang-up) needs no finalizer.
+costs about 4 µs per chunk) and ``LengthBody`` for the rest (a Content-Length, none, or
+read until the server closes). Classes rather than async generators, so that one left
+before its end (a client hang-up) needs no finalizer.
 """
 
 from __future__ import annotations
@@ -43,6 +42,10 @@ class BodyReader(AsyncIterator[bytes]):
         the relay sends them with the response head, in one write."""
         raise NotImplementedError
 
+    def leftover(self) -> bytes:
+        """Bytes the server sent past the end of the body (the connection is not reused)."""
+        raise NotImplementedError
+
     async def _read(self) -> bytes:
         """One socket read (b"" at the server's close) within idle_s."""
         with trio.move_on_after(self._idle_s):
@@ -67,6 +70,9 @@ class ChunkedBody(BodyReader):
 
     def at_end(self) -> bool:
         return self.decoder.done
+
+    def leftover(self) -> bytes:
+        return self.decoder.trailing
 
     def take_buffered(self) -> bytes:
         data, self._first = self._first, None
@@ -96,53 +102,60 @@ class ChunkedBody(BodyReader):
         raise StopAsyncIteration
 
 
-class H11Body(BodyReader):
-    """A body h11 reads (Content-Length, or until the server closes)."""
+class LengthBody(BodyReader):
+    """A body of a declared length (0 for none), or read until the server closes."""
 
     def __init__(
-        self, connection: h11.Connection, stream: trio.abc.Stream, idle_s: float, where: str
+        self,
+        stream: trio.abc.Stream,
+        first: bytes,
+        length: int,
+        until_close: bool,
+        idle_s: float,
+        where: str,
     ) -> None:
         super().__init__(stream, idle_s, where)
-        self._h11 = connection
-        self._done = False
+        self._first = first
+        self._remaining = length
+        self._until_close = until_close
+        self._done = not until_close and not length
+        self._trailing = b""  # bytes past the declared length (none from a sane server)
 
     def at_end(self) -> bool:
         return self._done
 
-    def take_buffered(self) -> bytes:
-        try:
-            return self._drain()
-        except h11.RemoteProtocolError as exc:
-            raise self._error(exc) from exc
+    def leftover(self) -> bytes:
+        return self._trailing
 
-    def _drain(self) -> bytes:
-        """Every body byte h11 holds (it yields one Data per read), up to NEED_DATA or the end."""
-        h = self._h11
-        parts: list[bytes] = []
-        while not self._done:
-            event = h.next_event()
-            kind = type(event)
-            if kind is h11.Data:
-                parts.append(event.data)  # type: ignore[union-attr]
-            elif event is h11.NEED_DATA:
-                break
-            elif kind is h11.EndOfMessage:
-                self._done = True
-            else:  # pragma: no cover - h11 yields nothing else inside a body
-                raise h11.RemoteProtocolError(f"unexpected {kind.__name__} in the body")
-        if not parts:
-            return b""
-        return parts[0] if len(parts) == 1 and type(parts[0]) is bytes else b"".join(parts)
+    def take_buffered(self) -> bytes:
+        data, self._first = self._first, b""
+        return self._take(data) if data else b""
+
+    def _take(self, data: bytes) -> bytes:
+        if self._until_close:
+            return data
+        if len(data) >= self._remaining:
+            data, self._trailing = data[: self._remaining], data[self._remaining :]
+            self._remaining = 0
+            self._done = True
+            return data
+        self._remaining -= len(data)
+        return data
 
     async def __anext__(self) -> bytes:
-        while not self._done:
-            try:
-                block = self._drain()
-            except h11.RemoteProtocolError as exc:
-                raise self._error(exc) from exc
+        if self._first:
+            block = self.take_buffered()
             if block:
                 return block
-            if not self._done:
-                # b"" is the server's close: h11 tells whether that ends the body or cuts it.
-                self._h11.receive_data(await self._read())
+        while not self._done:
+            data = await self._read()
+            if data:
+                return self._take(data)
+            if self._until_close:
+                self._done = True  # the server's close ends such a body
+                break
+            cut = h11.RemoteProtocolError(
+                "peer closed connection without sending complete message body"
+            )
+            raise self._error(cut)
         raise StopAsyncIteration

@@ -1,4 +1,4 @@
-"""Outbound HTTP/1.1: our own small client on h11, with keep-alive per origin.
+"""Outbound HTTP/1.1: our own small client (upstream/http1.py), with keep-alive per origin.
 
 One request is: take an idle connection of the origin (or open one through the connector,
 within the connect timeout), send the request and read the response head (within the
@@ -20,7 +20,6 @@ from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
 
 import attrs
-import h11
 import trio
 
 from trio_pool.errors import UpstreamProtocolError
@@ -30,16 +29,14 @@ from trio_pool.upstream.connect import Connector, NetworkConnector, Origin
 from trio_pool.upstream.connect import make_ssl_context as make_ssl_context  # re-exported
 from trio_pool.upstream.connection import UpstreamConnection
 from trio_pool.upstream.errors import NoAnswerError, Phase, map_errors
+from trio_pool.upstream.http1 import OutboundRequest, ResponseHead, encode_request
 from trio_pool.upstream.pool import OriginPool
 
 log = logging.getLogger(__name__)
 
-# h11 checks every outbound header with two regexes (a third of a small request's cost in
-# the server, where the same check is skipped). Here one regex checks the whole head at
-# once, with h11's own rules (h11/_abnf.py: a token name; a value of visible or obs-text
-# bytes, inner spaces and tabs allowed, no NUL, CR, LF or other whitespace), and h11 is
-# told the headers are already valid. A bad value is refused without quoting it: it may be
-# a token.
+# One regex checks the whole head at once, with h11's rules (h11/_abnf.py: a token name; a
+# value of visible or obs-text bytes, inner spaces and tabs allowed, no NUL, CR, LF or other
+# whitespace). A bad value is refused without quoting it: it may be a token.
 _FIELD_VALUE = r"(?:[^\x00\t\n\v\f\r ]+(?:[ \t]+[^\x00\t\n\v\f\r ]+)*)?"
 _HEAD_BLOCK = re.compile(rf"(?:[-!#$%&'*+.^_`|~0-9a-zA-Z]+:{_FIELD_VALUE}\n)*")
 _HEADER = re.compile(rf"[-!#$%&'*+.^_`|~0-9a-zA-Z]+:{_FIELD_VALUE}")
@@ -87,8 +84,8 @@ def build_request(
     headers: Headers | list[tuple[str, str]],
     body: bytes | AsyncIterable[bytes],
     where: str,
-) -> h11.Request:
-    """The h11 request: Host and framing added when missing, every header checked once."""
+) -> OutboundRequest:
+    """The request head: Host and framing added when missing, every header checked once."""
     out = list(headers)
     names = {k for k, _ in out}
     if "host" not in names:
@@ -102,16 +99,9 @@ def build_request(
     if _HEAD_BLOCK.fullmatch(block) is None:
         raise _bad_header(out, where)
     try:
-        encoded = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out]
+        return encode_request(method, target, out)
     except UnicodeEncodeError:
         raise _bad_header(out, where) from None
-    return h11.Request(
-        method=method.encode("ascii"),
-        target=target.encode("latin-1"),
-        headers=encoded,
-        http_version=b"1.1",
-        _parsed=True,
-    )
 
 
 def _bad_header(headers: list[tuple[str, str]], where: str) -> UpstreamProtocolError:
@@ -187,8 +177,8 @@ class UpstreamClient(trio.abc.AsyncResource):
             connection, head = await self._exchange(origin, where, request, body)
         try:
             yield UpstreamResponse(
-                status=head.status_code,
-                headers=tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers),
+                status=head.status,
+                headers=head.headers,
                 connection=connection,
                 idle_s=self.timeouts.idle_s,
                 where=where,
@@ -202,9 +192,9 @@ class UpstreamClient(trio.abc.AsyncResource):
         self,
         origin: Origin,
         where: str,
-        request: h11.Request,
+        request: OutboundRequest,
         body: bytes | AsyncIterable[bytes],
-    ) -> tuple[UpstreamConnection, h11.Response]:
+    ) -> tuple[UpstreamConnection, ResponseHead]:
         t = self.timeouts
         connection, stale = self._pool.take_idle(origin)
         if stale:
