@@ -30,8 +30,16 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff format trio_pool tests bench
 	$(VENV)/bin/ruff check --fix trio_pool tests bench
 
-bench: $(STAMP)      ## direct vs through-proxy benchmark (ratios), the routing simulation, the long fault suite
-	$(PY) -m bench
+# py-spy (the `bench` group) is for `python -m bench --profile small|stream`.
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --group bench
+	touch $(BENCH_STAMP)
+
+# BENCH_ARGS=--quick for a short run. Needs wrk (installed with apt-get when missing and
+# root); claude-code-router comes from npm into bench/.cache/ccr, and is skipped without npm.
+bench: $(BENCH_STAMP)  ## trio-pool vs direct, a bare relay and claude-code-router (ratios), the routing simulation, the long fault suite
+	$(PY) -m bench $(BENCH_ARGS)
 	$(PY) -m bench.routing_sim
 	TRIO_POOL_FAULT_ITERATIONS=$${TRIO_POOL_FAULT_ITERATIONS:-3000} $(PY) -m pytest -q -m faults tests/faults
 

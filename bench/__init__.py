@@ -1,7 +1,8 @@
-"""The trio-pool benchmark: the same load sent directly to the simulator and through the proxy.
+"""The trio-pool benchmark: trio-pool beside direct, a bare trio+h11 relay and claude-code-router.
 
-Run with ``make bench`` (``python -m bench``). Results are printed as a table and written to
-``bench/results/latest.json``.
+Run with ``make bench`` (``python -m bench``; ``--quick`` for a short run, ``--profile
+small|stream`` for py-spy's view of trio-pool). See bench/run.py for the parts. Results are
+printed and written to ``bench/results/latest.json``.
 """
 
 from __future__ import annotations

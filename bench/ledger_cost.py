@@ -136,11 +136,16 @@ def measure(
     extra: tuple[str, ...],
     requests_for: Callable[[int], list[bytes]],
     ready: Callable[[procs.Child, int], Awaitable[None]],
+    *,
+    claude_base: str | None = None,
+    tree: Path = procs.ROOT,
 ) -> Paired:
     """Start the ledger-on and ledger-off proxies, run the paired rounds, stop them.
 
     ``extra``: the run's --set lines (a ``ledger`` line is replaced); ``requests_for(port)``:
-    the small requests as sent to that port; ``ready``: waits until a proxy answers.
+    the small requests as sent to that port; ``ready``: waits until a proxy answers;
+    ``claude_base``: where the proxies send Claude requests (the fast fake upstream);
+    ``tree``: the checkout whose trio_pool runs.
     """
     kept = tuple(line for line in extra if line.split("=")[0].strip() != "ledger")
     sides: Sides = {}
@@ -152,8 +157,9 @@ def measure(
                 workdir,
                 port,
                 sim_base,
-                profile_to=None,
+                claude_base=claude_base,
                 extra=(*kept, setting),
+                tree=tree,
                 name=f"proxy-ledger-{name}",
             )
             sides[name] = (child, Target(name, HOST, port, requests_for(port)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,6 +16,8 @@ from trio_pool.testing.server import urls
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# "trio.BrokenResourceError: ...", "KeyboardInterrupt": the last line of each traceback.
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Disconnected|Interrupt)\b")
 
 
 def free_port() -> int:
@@ -45,6 +48,17 @@ def thread_cpu_seconds(pid: int) -> dict[int, float]:
     return out
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of the process and of its living children (a Node server may fork helpers)."""
+    total = cpu_seconds(pid)
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            total += tree_cpu_seconds(int(child))
+        except (OSError, ValueError):
+            continue  # it ended meanwhile
+    return total
+
+
 def memory_mb(pid: int) -> dict[str, float]:
     """VmRSS (now) and VmHWM (peak) in MiB."""
     out = {}
@@ -63,7 +77,10 @@ def proxy_config(
     log_level: str,
     extra: tuple[str, ...] = (),
     data: str = "data",
+    claude_base: str | None = None,
 ) -> str:
+    """The proxy's config.toml: every upstream on the simulator, except Claude's Messages
+    API on ``claude_base`` when given (the fast fake upstream; tokens stay the simulator's)."""
     lines = [
         f'listen = "127.0.0.1:{listen_port}"',
         f'pool_dir = "{workdir / "pool"}"',
@@ -72,7 +89,10 @@ def proxy_config(
         "shutdown_grace_s = 1",
         *extra,  # top-level keys from --set, e.g. "ledger = false"
     ]
-    for provider, values in urls(sim_base).items():
+    upstreams = urls(sim_base)
+    if claude_base is not None:
+        upstreams["claude"] = {**upstreams["claude"], "upstream": claude_base}
+    for provider, values in upstreams.items():
         lines.append(f"[{provider}]")
         lines += [f'{key} = "{value}"' for key, value in values.items()]
     return "\n".join(lines) + "\n"
@@ -91,10 +111,26 @@ class Child:
         return self.process.pid
 
     def check_alive(self) -> None:
+        """Raise, with what its log says, when the process has exited."""
         if self.process.poll() is not None:
             raise RuntimeError(
-                f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
+                f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}\n"
+                f"exceptions in its log: {'; '.join(self.exceptions()) or 'none'} "
+                f"(--keep keeps {self.log_path})"
             )
+
+    def exceptions(self, most: int = 8) -> list[str]:
+        """The distinct exception lines of the log (a traceback's tail may hide its cause)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        found: dict[str, None] = {}
+        for line in text.splitlines():
+            line = line.strip(" |+")
+            if EXCEPTION_LINE.match(line):
+                found[line[:200]] = None
+        return list(found)[:most]
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -114,15 +150,24 @@ class Child:
                 self.process.wait()
 
 
-def spawn(name: str, args: list[str], workdir: Path) -> Child:
+def spawn(
+    name: str,
+    args: list[str],
+    workdir: Path,
+    *,
+    program: str = sys.executable,
+    env: dict[str, str] | None = None,
+) -> Child:
+    """Start ``program args`` in ``workdir``, its output in ``<name>.log`` beside it."""
     log_path = workdir / f"{name}.log"
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), full_env.get("PYTHONPATH")]))
+    full_env.update(env or {})
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, *args],
+            [program, *args],
             cwd=workdir,
-            env=env,
+            env=full_env,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -136,23 +181,49 @@ def start_simulator(workdir: Path, port: int, accounts: int) -> Child:
     return spawn("simulator", [*args, "--accounts", str(accounts)], workdir)
 
 
+def start_upstream(workdir: Path, port: int) -> Child:
+    """The fast fake Anthropic upstream, accepting the Claude tokens of the run's pool."""
+    pool = workdir / "pool"
+    return spawn(
+        "upstream", ["-m", "bench.upstream", "--port", str(port), "--pool-dir", str(pool)], workdir
+    )
+
+
+def start_relay(workdir: Path, port: int, upstream_port: int) -> Child:
+    args = ["-m", "bench.relay", "--port", str(port), "--upstream-port", str(upstream_port)]
+    return spawn("relay", args, workdir)
+
+
 def start_proxy(
     workdir: Path,
     port: int,
     sim_base: str,
     *,
-    profile_to: Path | None,
+    claude_base: str | None = None,
     extra: tuple[str, ...] = (),
     name: str = "proxy",
+    tree: Path = ROOT,
 ) -> Child:
     """A proxy on the simulator's pool; ``name`` names its config, log and data dir (one
-    state.db per proxy, so that two proxies of one run never share a write lock)."""
+    state.db per proxy, so that two proxies of one run never share a write lock).
+
+    It logs at the default level, "info": whatever it logs per request is part of its cost.
+    ``tree`` is the checkout whose ``trio_pool`` runs (another branch can be measured with
+    this branch's benchmark).
+    """
     config = workdir / f"{name}.toml"
     text = proxy_config(
-        port, sim_base, workdir, log_level="warning", extra=extra, data=f"{name}-data"
+        port,
+        sim_base,
+        workdir,
+        log_level="info",
+        extra=extra,
+        data=f"{name}-data",
+        claude_base=claude_base,
     )
     config.write_text(text)
     args = ["-m", "trio_pool", "serve", "--config", str(config)]
-    if profile_to is not None:
-        args = ["-m", "cProfile", "-o", str(profile_to), *args]
-    return spawn(name, args, workdir)
+    env = {"PYTHONPATH": str(tree)}
+    if tree.resolve() != ROOT:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave another checkout as it was
+    return spawn(name, args, workdir, env=env)

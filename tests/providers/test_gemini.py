@@ -275,3 +275,17 @@ def test_observer_usage_before_a_finish_chunk_without_usage_and_at_end() -> None
     assert usage is not None
     assert usage.input == 8
     assert not complete
+
+
+def test_set_up_calls_without_a_project_get_the_accounts() -> None:
+    """The CLI's own loadCodeAssist names no project (no GOOGLE_CLOUD_PROJECT): the serving
+    account's goes in, so a Standard tier answers it and the CLI does not stop with
+    ProjectIdRequiredError."""
+    body = b'{"metadata": {"ideType": "IDE_UNSPECIFIED", "pluginType": "GEMINI"}}'
+    client = head("POST", "/v1internal:loadCodeAssist", ("authorization", "Bearer ya29.client"))
+    route = Route("gemini", RouteKind.PROXY, ROUTE.upstream_url, inference=False)
+    prepared = GEMINI.prepare(route, client, body, credentials())
+    assert json.loads(prepared.body) == {
+        "metadata": {"ideType": "IDE_UNSPECIFIED", "pluginType": "GEMINI"},
+        "cloudaicompanionProject": "pool-project",
+    }

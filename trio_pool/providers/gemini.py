@@ -52,6 +52,8 @@ from trio_pool.providers.wire import (
 from trio_pool.server.messages import Headers, RequestHead
 
 PROMPT_ID_SEPARATOR = "########"
+# Code Assist's set-up calls, which name the project the account works in.
+SETUP_METHODS = (":loadCodeAssist", ":onboardUser")
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
@@ -313,10 +315,14 @@ class GeminiProvider:
     ) -> PreparedRequest:
         headers = forwardable(head.headers)
         headers.append(("authorization", f"Bearer {credentials.access_token}"))
-        if credentials.project and (b"roject" in body or route.inference):
+        setup = head.path.endswith(SETUP_METHODS)
+        if credentials.project and (b"roject" in body or route.inference or setup):
             # Model calls must name the project (the CLI always does; the proxy's own Try it
-            # and other clients may not): it is added when missing.
-            body = with_project(body, credentials.project, add=route.inference)
+            # and other clients may not): it is added when missing. The CLI's own set-up
+            # calls carry no project unless its user set GOOGLE_CLOUD_PROJECT; without one a
+            # Standard tier answers no project and the CLI stops (ProjectIdRequiredError), so
+            # they get the serving account's project too.
+            body = with_project(body, credentials.project, add=route.inference, setup=setup)
         return PreparedRequest(head.method, route.upstream_url, tuple(headers), body)
 
     def read_quota(self, headers: Headers, now: float) -> QuotaReading | None:
@@ -371,17 +377,21 @@ class GeminiProvider:
         return gemini_account.parse_usage(status, body, now)
 
 
-def with_project(body: bytes, project: str, *, add: bool = False) -> bytes:
+def with_project(body: bytes, project: str, *, add: bool = False, setup: bool = False) -> bytes:
     """``body`` with the account's project in ``project`` (and, in loadCodeAssist,
     ``cloudaicompanionProject`` / ``metadata.duetProject``); the same bytes when none of
     those keys is present or each already names this project. ``add``: put ``project`` in
-    a body that lacks it."""
+    a body that lacks it; ``setup``: put ``cloudaicompanionProject`` in a set-up call
+    (loadCodeAssist, onboardUser) that lacks it."""
     payload = json_object(body)
     if payload is None:
         return body
     changed = False
     if add and not isinstance(payload.get("project"), str):
         payload["project"] = project
+        changed = True
+    if setup and not isinstance(payload.get("cloudaicompanionProject"), str):
+        payload["cloudaicompanionProject"] = project
         changed = True
     for section, key in ((payload, "project"), (payload, "cloudaicompanionProject")):
         if isinstance(section.get(key), str) and section[key] != project:
