@@ -73,7 +73,6 @@ class Exchange:
         self._body_done = False
         self._body_bytes = 0
         self._body_started_at: float | None = None
-        self.body_done_event = trio.Event()
         self.closing = False
 
     # -- request body ------------------------------------------------------------------
@@ -98,7 +97,7 @@ class Exchange:
                 continue
             if not data:
                 self._body_done = True
-                self.body_done_event.set()
+                conn.watch_hang_up(self)
                 return b""
             self._body_bytes += len(data)
             if self._body_bytes > conn.limits.max_body_bytes:
@@ -228,6 +227,12 @@ class HTTPConnection:
         self.proto = ServerProtocol(MAX_HEAD_BYTES)
         self.closing = False  # set on shutdown: finish the current response, then close
         self.detached = False  # a handler took the raw stream (WebSocket): do not close it
+        self._idle_scope: trio.CancelScope | None = None  # waiting for the next head
+        # The handler the hang-up watcher guards, and the watcher's read while it does.
+        self._watched: tuple[Exchange, trio.CancelScope] | None = None
+        self._watch_scope: trio.CancelScope | None = None
+        self._hang_up_lot = trio.lowlevel.ParkingLot()
+        self._watch_ended = trio.lowlevel.ParkingLot()
 
     @property
     def _eof(self) -> bool:
@@ -312,27 +317,13 @@ class HTTPConnection:
                 return None
             deadline = head_deadline if buffered else idle_deadline
             with trio.move_on_at(deadline) as scope:
-                if buffered:
+                # Idle, the scope is also cancelled when the server starts shutting down
+                # (by _close_idle_on_shutdown, the connection's helper task).
+                self._idle_scope = None if buffered else scope
+                try:
                     await self._receive()
-                else:
-                    # Idle: also wake up when the server starts shutting down. A reset
-                    # raised inside the nursery would reach the caller wrapped in an
-                    # ExceptionGroup, so it is caught here and raised again outside.
-                    reset = False
-                    async with trio.open_nursery() as nursery:
-
-                        async def stop_on_shutdown() -> None:
-                            await stopping.wait()
-                            nursery.cancel_scope.cancel()
-
-                        nursery.start_soon(stop_on_shutdown)
-                        try:
-                            await self._receive()
-                        except ClientDisconnected:
-                            reset = True
-                        nursery.cancel_scope.cancel()
-                    if reset:
-                        raise ClientDisconnected
+                finally:
+                    self._idle_scope = None
             if scope.cancelled_caught:
                 if buffered:
                     raise ClientProtocolError("the client sent its request head too slowly", 408)
@@ -343,7 +334,23 @@ class HTTPConnection:
     # -- the loop -------------------------------------------------------------------------
 
     async def serve(self, handler: Handler, stopping: trio.Event) -> None:
-        """Serve requests until the client closes, a limit is hit, or the server stops."""
+        """Serve requests until the client closes, a limit is hit, or the server stops.
+
+        Two helper tasks live as long as the connection (a task and a nursery per request
+        cost about 50 µs each): one ends an idle wait when the server starts shutting down,
+        the other notices a client hang-up while a handler runs.
+        """
+        try:
+            async with trio.open_nursery() as helpers:
+                helpers.start_soon(self._close_idle_on_shutdown, stopping)
+                helpers.start_soon(self._watch_hang_ups)
+                await self._serve_requests(handler, stopping)
+                helpers.cancel_scope.cancel()
+        finally:
+            if not self.detached:
+                await self.aclose()
+
+    async def _serve_requests(self, handler: Handler, stopping: trio.Event) -> None:
         first = True
         try:
             while True:
@@ -372,9 +379,11 @@ class HTTPConnection:
                     return
         except ClientDisconnected:
             return
-        finally:
-            if not self.detached:
-                await self.aclose()
+
+    async def _close_idle_on_shutdown(self, stopping: trio.Event) -> None:
+        await stopping.wait()
+        if self._idle_scope is not None:
+            self._idle_scope.cancel()
 
     async def _run_exchange(self, handler: Handler, exchange: Exchange) -> bool:
         """Run the handler for one request; False when the connection must close."""
@@ -387,12 +396,14 @@ class HTTPConnection:
                 exchange.head,
             )
             return False
-        upgrade = exchange.head.get("upgrade") is not None
         error: ClientProtocolError | ClientDisconnected | None = None
-        async with trio.open_nursery() as nursery:
-            if not upgrade:
-                nursery.start_soon(self._watch_disconnect, exchange, nursery.cancel_scope)
-            # Caught here, inside the nursery, so that they do not arrive wrapped in a group.
+        with trio.CancelScope() as handler_scope:
+            # The hang-up watcher cancels this scope; an upgrade request's handler takes the
+            # stream over, so nobody else may read it.
+            if exchange.head.get("upgrade") is None:
+                self._watched = (exchange, handler_scope)
+                if self.proto.body_done:
+                    self.watch_hang_up(exchange)
             try:
                 await handler(exchange)
             except (ClientProtocolError, ClientDisconnected) as exc:
@@ -401,7 +412,13 @@ class HTTPConnection:
                 # A bug in a handler must cost one request, never the server.
                 log.exception("server.handler.crashed path=%s", exchange.head.path)
                 error = ClientProtocolError("internal error in trio-pool (see its log)", 500)
-            nursery.cancel_scope.cancel()
+            finally:
+                self._watched = None
+        if self._watch_scope is not None:
+            # The watcher is reading: stop it, and wait until it has left the stream (trio
+            # refuses two readers at once, and the next head is read right after this).
+            self._watch_scope.cancel()
+            await self._watch_ended.park()
         if isinstance(error, ClientProtocolError) and not exchange.response_started:
             await self._send_error(error.status_hint, str(error), exchange.head)
         if error is not None:
@@ -434,21 +451,36 @@ class HTTPConnection:
             return True
         return False
 
-    async def _watch_disconnect(self, exchange: Exchange, scope: trio.CancelScope) -> None:
-        """After the request body is read, notice a client hang-up at once and cancel the handler."""
-        await exchange.body_done_event.wait()
+    def watch_hang_up(self, exchange: Exchange) -> None:
+        """The request body is read: from now on a client hang-up cancels the handler."""
+        watched = self._watched
+        if watched is not None and watched[0] is exchange:
+            self._hang_up_lot.unpark()
+
+    async def _watch_hang_ups(self) -> None:
+        """The connection's watcher: while a handler runs after its request body was read,
+        read the socket, so that a client hang-up cancels the handler at once (not at its
+        next write). Bytes that arrive meanwhile are the next request's; they are kept."""
         proto = self.proto
-        while len(proto.buffer) < MAX_PIPELINED_BYTES:
-            try:
-                data = await self.stream.receive_some(READ_SIZE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                data = b""
-            # Pipelined bytes of the next request are kept for the next cycle.
-            proto.receive_data(bytes(data))
-            if not data:
-                log.debug("server.client.disconnected path=%s", exchange.head.path)
-                scope.cancel()
-                return
+        while True:
+            await self._hang_up_lot.park()
+            watched = self._watched
+            if watched is None:
+                continue  # that handler ended before this task ran
+            exchange, handler_scope = watched
+            with trio.CancelScope() as self._watch_scope:
+                while len(proto.buffer) < MAX_PIPELINED_BYTES:
+                    try:
+                        data = await self.stream.receive_some(READ_SIZE)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                        data = b""
+                    proto.receive_data(bytes(data))
+                    if not data:
+                        log.debug("server.client.disconnected path=%s", exchange.head.path)
+                        handler_scope.cancel()
+                        break
+            self._watch_scope = None
+            self._watch_ended.unpark_all()
 
     async def _send_error(self, status: int, message: str, head: RequestHead | None) -> None:
         proto = self.proto

@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 import re
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterable
+from types import TracebackType
 
 import attrs
 import trio
@@ -157,36 +157,46 @@ class UpstreamClient(trio.abc.AsyncResource):
             target = "/" + target
         return known[0], known[1], target
 
-    @asynccontextmanager
-    async def stream(
+    def stream(
         self,
         method: str,
         url: str,
         headers: Headers | list[tuple[str, str]],
         body: bytes | AsyncIterable[bytes] = b"",
-    ) -> AsyncIterator[UpstreamResponse]:
-        """Send a request; yield the response once its head arrived (within first_byte_s).
+    ) -> _Streaming:
+        """``async with client.stream(...) as response:`` sends the request and gives the
+        response once its head arrived (within first_byte_s).
 
         Leaving the block closes the response: a connection whose body was read to its end
         goes back to the pool; otherwise (a cancelled caller, a client hang-up) it is closed
         at once instead of reading the rest of the body.
         """
+        return _Streaming(self, method, url, headers, body)
+
+    async def _open(
+        self,
+        method: str,
+        url: str,
+        headers: Headers | list[tuple[str, str]],
+        body: bytes | AsyncIterable[bytes],
+    ) -> UpstreamResponse:
         origin, where, target = self._locate(url)
         request = build_request(method, origin, target, headers, body, where)
         with map_errors(where, Phase.HEAD, self.timeouts.first_byte_s):
             connection, head = await self._exchange(origin, where, request, body)
-        try:
-            yield UpstreamResponse(
-                status=head.status,
-                headers=head.headers,
-                connection=connection,
-                idle_s=self.timeouts.idle_s,
-                where=where,
-            )
-        finally:
-            if not self._pool.release(connection):
-                with trio.CancelScope(shield=True):
-                    await connection.aclose()
+        return UpstreamResponse(
+            status=head.status,
+            headers=head.headers,
+            connection=connection,
+            idle_s=self.timeouts.idle_s,
+            where=where,
+        )
+
+    async def _close(self, response: UpstreamResponse) -> None:
+        connection = response._connection
+        if not self._pool.release(connection):
+            with trio.CancelScope(shield=True):
+                await connection.aclose()
 
     async def _exchange(
         self,
@@ -240,3 +250,33 @@ class UpstreamClient(trio.abc.AsyncResource):
     async def aclose(self) -> None:
         with trio.CancelScope(shield=True):
             await self._pool.aclose()
+
+
+class _Streaming:
+    """The context manager of ``UpstreamClient.stream`` (a class rather than an
+    @asynccontextmanager generator: every proxied request enters one)."""
+
+    __slots__ = ("_args", "_client", "_response")
+
+    def __init__(
+        self,
+        client: UpstreamClient,
+        method: str,
+        url: str,
+        headers: Headers | list[tuple[str, str]],
+        body: bytes | AsyncIterable[bytes],
+    ) -> None:
+        self._client = client
+        self._args = (method, url, headers, body)
+        self._response: UpstreamResponse | None = None
+
+    async def __aenter__(self) -> UpstreamResponse:
+        self._response = await self._client._open(*self._args)
+        return self._response
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._response is not None:
+            response, self._response = self._response, None
+            await self._client._close(response)
