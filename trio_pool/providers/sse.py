@@ -16,6 +16,7 @@ of a read, go through the line loop.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import NamedTuple
 
@@ -42,9 +43,11 @@ class SseEvent(NamedTuple):
     data: str
 
 
+@functools.lru_cache(maxsize=16)
 def _skippable(names: frozenset[bytes]) -> re.Pattern[bytes]:
     """A run of complete events each named by one ``event:`` line, with a name not in
-    ``names``, followed by non-empty lines that are not ``event:`` lines, then a blank line."""
+    ``names``, followed by non-empty lines that are not ``event:`` lines, then a blank line.
+    Built once per set of names (each provider has one)."""
     wanted = b"|".join(re.escape(name) for name in sorted(names))
     # " ?+" is possessive: backing off the space would let " message_stop" pass as a name.
     event = rb"event: ?+(?!(?:" + wanted + rb")\n)[^\n]+\n(?:(?!event:)[^\n]+\n)*\n"

@@ -232,6 +232,8 @@ class HTTPConnection:
         self._watched: tuple[Exchange, trio.CancelScope] | None = None
         self._watch_scope: trio.CancelScope | None = None
         self._hang_up_lot = trio.lowlevel.ParkingLot()
+        # Plain TCP only: a TLS stream may hold decrypted bytes while its socket is quiet.
+        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
         self._watch_ended = trio.lowlevel.ParkingLot()
 
     @property
@@ -240,12 +242,21 @@ class HTTPConnection:
 
     # -- low level -----------------------------------------------------------------------
 
-    async def _receive(self) -> None:
+    async def _receive(self, *, idle: bool = False) -> None:
         try:
+            if idle:
+                await self._wait_readable()
             data = await self.stream.receive_some(READ_SIZE)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise ClientDisconnected from exc
         self.proto.receive_data(bytes(data))
+
+    async def _wait_readable(self) -> None:
+        """Wait for the socket to hold something before reading it, where nothing is
+        expected yet (the next request head, a hang-up): receive_some would first try a
+        read that fails with EAGAIN, a syscall and an exception for nothing."""
+        if self._socket is not None:
+            await trio.lowlevel.wait_readable(self._socket)
 
     async def receive(self, deadline: float = math.inf) -> None:
         """One read into the protocol's buffer, by ``deadline`` (then 408)."""
@@ -321,7 +332,7 @@ class HTTPConnection:
                 # (by _close_idle_on_shutdown, the connection's helper task).
                 self._idle_scope = None if buffered else scope
                 try:
-                    await self._receive()
+                    await self._receive(idle=not buffered)
                 finally:
                     self._idle_scope = None
             if scope.cancelled_caught:
@@ -471,6 +482,7 @@ class HTTPConnection:
             with trio.CancelScope() as self._watch_scope:
                 while len(proto.buffer) < MAX_PIPELINED_BYTES:
                     try:
+                        await self._wait_readable()
                         data = await self.stream.receive_some(READ_SIZE)
                     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                         data = b""
