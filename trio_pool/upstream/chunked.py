@@ -71,6 +71,17 @@ class ChunkedDecoder:
         state = self._state
         find, size_line, plain = data.find, _SIZE_LINE.fullmatch, _PLAIN_SIZE_LINE.match
         startswith = data.startswith
+        if state == _SIZE:
+            # Whole chunks back to back (a read that caught many events): the tightest loop
+            # here; anything else (a cut chunk, the last chunk, extensions) goes on below.
+            append = out.append
+            while (match := plain(data, i)) is not None:
+                start = match.end()
+                stop = start + int(match[1], 16)
+                if stop == start or not startswith(b"\r\n", stop):
+                    break
+                append(view[start:stop])
+                i = stop + 2
         while i < n:
             if state == _SIZE:
                 match = plain(data, i)
