@@ -242,19 +242,18 @@ class HTTPConnection:
 
     # -- low level -----------------------------------------------------------------------
 
-    async def _receive(self, *, idle: bool = False) -> None:
+    async def _receive(self) -> None:
         try:
-            if idle:
-                await self._wait_readable()
             data = await self.stream.receive_some(READ_SIZE)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise ClientDisconnected from exc
         self.proto.receive_data(bytes(data))
 
     async def _wait_readable(self) -> None:
-        """Wait for the socket to hold something before reading it, where nothing is
-        expected yet (the next request head, a hang-up): receive_some would first try a
-        read that fails with EAGAIN, a syscall and an exception for nothing."""
+        """Wait for the socket to hold something before the watcher reads it: a hang-up or
+        a pipelined request is rare, and receive_some would first try a read that fails
+        with EAGAIN, a syscall and an exception for nothing. (Not for the next request head:
+        under load it is often there already, and a wait would cost a trip through epoll.)"""
         if self._socket is not None:
             await trio.lowlevel.wait_readable(self._socket)
 
@@ -332,7 +331,7 @@ class HTTPConnection:
                 # (by _close_idle_on_shutdown, the connection's helper task).
                 self._idle_scope = None if buffered else scope
                 try:
-                    await self._receive(idle=not buffered)
+                    await self._receive()
                 finally:
                     self._idle_scope = None
             if scope.cancelled_caught:

@@ -67,8 +67,6 @@ class UpstreamConnection:
         self._rest = b""  # what came after the response head in the same reads
         self._body: BodyReader | None = None
         self._socket = _socket_of(stream)
-        # Plain TCP only: a TLS stream may hold decrypted bytes while its socket is quiet.
-        self._plain = stream.socket if isinstance(stream, trio.SocketStream) else None
 
     def looks_dropped(self) -> bool:
         """Whether the server has closed (or written to) this idle connection."""
@@ -115,10 +113,6 @@ class UpstreamConnection:
             end = head_end(buffer, MAX_HEAD_BYTES)
             if end < 0:
                 try:
-                    if not buffer and self._plain is not None:
-                        # Nothing can have come yet: wait first rather than try a read that
-                        # fails with EAGAIN (a syscall and an exception for nothing).
-                        await trio.lowlevel.wait_readable(self._plain)
                     data = await self.stream.receive_some(READ_SIZE)
                 except (trio.BrokenResourceError, OSError) as exc:
                     if buffer:
