@@ -9,7 +9,7 @@ import h11
 import trio
 import trio.testing
 
-from trio_pool.server.connection import Exchange, ServerLimits
+from trio_pool.server.connection import Exchange, HTTPConnection, ServerLimits
 from trio_pool.server.server import Shutdown
 
 LIMITS = ServerLimits(max_body_bytes=1000, head_timeout_s=5, keepalive_idle_s=20)
@@ -219,6 +219,33 @@ async def test_a_hang_up_cancels_a_later_handler_on_a_kept_alive_connection(
     await client.send(get(), h11.EndOfMessage())
     await started.wait()
     await client.stream.aclose()
+    with trio.fail_after(1):
+        await cancelled.wait()
+
+
+async def test_a_request_read_before_the_watcher_first_runs_is_still_watched(
+    nursery: trio.Nursery,
+) -> None:
+    """The hang-up watcher is armed by a flag, not only a wake-up: a first request whose
+    head and body are read before the watcher task first runs is still guarded."""
+    cancelled = trio.Event()
+    started = trio.Event()
+
+    async def waits(ex: Exchange) -> None:
+        await ex.read_body()
+        started.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    conn = HTTPConnection(server_stream, LIMITS)
+    # Already buffered: serve() reads the head and the body without waiting once.
+    conn.proto.receive_data(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nhi")
+    nursery.start_soon(conn.serve, waits, trio.Event())
+    await started.wait()
+    await client_stream.aclose()
     with trio.fail_after(1):
         await cancelled.wait()
 

@@ -17,6 +17,7 @@ import trio
 from trio_pool.errors import ClientProtocolError
 from trio_pool.server.http1 import ProtocolError, SendError, ServerProtocol
 from trio_pool.server.messages import Headers, RequestHead
+from trio_pool.server.send_now import send_now, socket_of
 
 log = logging.getLogger(__name__)
 
@@ -232,8 +233,10 @@ class HTTPConnection:
         self._watched: tuple[Exchange, trio.CancelScope] | None = None
         self._watch_scope: trio.CancelScope | None = None
         self._hang_up_lot = trio.lowlevel.ParkingLot()
+        self._armed = False  # the watched handler's body is read: watch now
         # Plain TCP only: a TLS stream may hold decrypted bytes while its socket is quiet.
         self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
+        self._send_socket = socket_of(stream)  # writes offered to the kernel first
         self._watch_ended = trio.lowlevel.ParkingLot()
 
     @property
@@ -277,9 +280,14 @@ class HTTPConnection:
     async def write(self, data: bytes) -> None:
         timeout_s = self.limits.write_timeout_s
         try:
+            if self._send_socket is not None:
+                sent = send_now(self._send_socket, data)
+                if sent == len(data):
+                    return
+                data = data[sent:]
             with trio.move_on_after(timeout_s) as scope:
                 await self.stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self.proto.send_failed()
             raise ClientDisconnected from exc
         if scope.cancelled_caught:
@@ -424,6 +432,7 @@ class HTTPConnection:
                 error = ClientProtocolError("internal error in trio-pool (see its log)", 500)
             finally:
                 self._watched = None
+                self._armed = False
         if self._watch_scope is not None:
             # The watcher is reading: stop it, and wait until it has left the stream (trio
             # refuses two readers at once, and the next head is read right after this).
@@ -465,6 +474,9 @@ class HTTPConnection:
         """The request body is read: from now on a client hang-up cancels the handler."""
         watched = self._watched
         if watched is not None and watched[0] is exchange:
+            # A flag as well as the wake-up: the watcher may not have reached park() yet
+            # (a connection's first request can be read before its helpers first run).
+            self._armed = True
             self._hang_up_lot.unpark()
 
     async def _watch_hang_ups(self) -> None:
@@ -473,10 +485,12 @@ class HTTPConnection:
         next write). Bytes that arrive meanwhile are the next request's; they are kept."""
         proto = self.proto
         while True:
-            await self._hang_up_lot.park()
             watched = self._watched
-            if watched is None:
-                continue  # that handler ended before this task ran
+            if not self._armed or watched is None:
+                self._armed = False  # a handler that ended before this task ran
+                await self._hang_up_lot.park()
+                continue
+            self._armed = False
             exchange, handler_scope = watched
             with trio.CancelScope() as self._watch_scope:
                 while len(proto.buffer) < MAX_PIPELINED_BYTES:

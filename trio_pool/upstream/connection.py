@@ -19,6 +19,7 @@ from collections.abc import AsyncIterable
 import h11
 import trio
 
+from trio_pool.server.send_now import send_now, socket_of
 from trio_pool.upstream.body import BodyReader, ChunkedBody, LengthBody
 from trio_pool.upstream.connect import Origin
 from trio_pool.upstream.errors import NoAnswerError
@@ -67,6 +68,7 @@ class UpstreamConnection:
         self._rest = b""  # what came after the response head in the same reads
         self._body: BodyReader | None = None
         self._socket = _socket_of(stream)
+        self._send_socket = socket_of(stream)  # a request is offered to the kernel first
 
     def looks_dropped(self) -> bool:
         """Whether the server has closed (or written to) this idle connection."""
@@ -99,6 +101,11 @@ class UpstreamConnection:
 
     async def _send_first(self, data: bytes) -> None:
         try:
+            if self._send_socket is not None:
+                sent = send_now(self._send_socket, data)
+                if sent == len(data):
+                    return
+                data = data[sent:]
             await self.stream.send_all(data)
         except (trio.BrokenResourceError, OSError) as exc:
             raise NoAnswerError(_text(exc)) from exc
