@@ -71,21 +71,25 @@ UNKNOWN_USERS = (
 async def screen(proxy: Proxy, exchange: Exchange) -> bool:
     """Refuse what no route may take (True: answered). Runs before routing."""
     head = exchange.head
-    provider = PROVIDER_REGISTRY[local.guess_provider(head)]
     problem = path_problem(head.path)
     if problem is not None:
         log.warning("gate.refused reason=bad_path client=%s", exchange.client)
-        await answers.send_error(exchange, provider, 400, problem, "invalid_request_error")
+        await answers.send_error(exchange, _shape(head), 400, problem, "invalid_request_error")
         return True
     directory = proxy.directory
     if not directory.ready:
-        await answers.send_error(exchange, provider, 503, UNKNOWN_USERS, "unavailable", 5.0)
+        await answers.send_error(exchange, _shape(head), 503, UNKNOWN_USERS, "unavailable", 5.0)
         return True
     if not directory.shared and not host_is_loopback(head):
         log.warning("gate.refused reason=host client=%s", exchange.client)
-        await answers.send_error(exchange, provider, 421, REBOUND, "misdirected_request")
+        await answers.send_error(exchange, _shape(head), 421, REBOUND, "misdirected_request")
         return True
     return False
+
+
+def _shape(head: RequestHead) -> Provider:
+    """Whose error shape a refusal before routing takes (looked up only to refuse)."""
+    return PROVIDER_REGISTRY[local.guess_provider(head)]
 
 
 async def admit(
