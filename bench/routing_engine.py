@@ -2,7 +2,7 @@
 
 Event-driven and single-threaded: a heap of (time, seq, event). A turn arrives, the loop asks
 the router for an account (excluding those already tried, queueing while an account comes
-back within ``queue_wait_s``, at most ``max_attempts`` tries, as trio_pool.proxy.handler does),
+back within ``queue_wait_s``, at most ``max_attempts`` tries, as trio_pool.proxy.attempt_loop does),
 refreshes the account's token when Refresher.needs_refresh would, and asks the simulated account:
 a full window answers the simulator's real 429 headers, which the Claude provider classifies;
 otherwise the turn's cost is consumed and the simulator's response headers are read with the
@@ -24,10 +24,10 @@ from bench.routing_workload import TOKEN_LIFETIME_S, ConversationPlan, Workload
 from trio_pool.accounts.polling import PollSchedule
 from trio_pool.accounts.pool import Exhausted, Lease, Pool
 from trio_pool.config import RoutingConfig
+from trio_pool.credentials.polls import CHECK_EVERY_S, FIRST_CHECK_S
 from trio_pool.credentials.refresh import REFRESH_LEAD_S
 from trio_pool.providers import PROVIDER_REGISTRY
 from trio_pool.providers.base import ConversationKey, Outcome, OutcomeKind
-from trio_pool.proxy.poller import CHECK_EVERY_S, FIRST_CHECK_S
 from trio_pool.server.messages import RequestHead
 from trio_pool.testing import claude as sim_claude
 from trio_pool.testing import issue
@@ -78,7 +78,7 @@ class Engine:
             self.at(plan.start, self._arrival(_Request(index, 0, key)))
         self._live = len(self.plans)
         if isinstance(self.router, Pool) and self.plans:
-            # The proxy's usage poller (trio_pool.proxy.poller) runs beside the traffic.
+            # The proxy's usage poller (trio_pool.credentials.polls) runs beside the traffic.
             self.at(min(p.start for p in self.plans) + FIRST_CHECK_S, self._poll)
         while self._heap:
             when, _, action = heapq.heappop(self._heap)

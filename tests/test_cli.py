@@ -8,6 +8,7 @@ import pytest
 
 from trio_pool import __version__
 from trio_pool.cli import main
+from trio_pool.config import Config
 from trio_pool.status import render_status
 
 
@@ -117,3 +118,18 @@ def test_status_table_is_aligned_and_shows_states() -> None:
     assert "usage_limit_reached" in text
     assert "gemini/broken" in text
     assert "\x1b[" not in text  # no colour unless asked for (a TTY)
+
+
+@pytest.mark.parametrize(
+    ("listen", "url"),
+    [
+        ("127.0.0.1:8989", "http://127.0.0.1:8989"),
+        ("0.0.0.0:8989", "http://127.0.0.1:8989"),
+        ("[::]:8989", "http://[::1]:8989"),
+        ("[::1]:9000", "http://[::1]:9000"),
+        ("localhost:1", "http://localhost:1"),
+    ],
+)
+def test_local_url_is_where_the_proxy_is_from_this_machine(listen: str, url: str) -> None:
+    """One rule for status, setup and admin calls: wildcards become loopback, IPv6 is bracketed."""
+    assert Config(listen=listen).local_url == url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -21,7 +22,7 @@ async def test_shared_demo_refuses_keyless_requests_and_serves_the_printed_key(
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             running, _state, _sim = await start_demo(nursery, tmp_path, "127.0.0.1:0", shared=True)
-            _user, key = await running.proxy.directory.add_user("demo")
+            _user, key = await running.services.directory.add_user("demo")
             text = instructions(running.base_url, key)
             assert DEMO_FRIEND_CODE in text
             printed = re.search(r"CLAUDE_CODE_OAUTH_TOKEN=(\S+)", text)
@@ -49,3 +50,42 @@ def test_local_demo_instructions_need_no_key() -> None:
     assert "ANTHROPIC_AUTH_TOKEN" not in text  # it would make Claude Code an API user
     assert 'openai_base_url = "http://127.0.0.1:8989/v1"' in text
     assert "model_provider" not in text  # Codex's earlier sessions stay resumable
+
+
+async def test_demo_plays_a_script_document_through_the_proxy(tmp_path: Path) -> None:
+    """`demo --sim-script`'s document reaches the simulator: a Codex turn through the proxy
+    is the scripted reasoning + call, and the next one the plain reply again."""
+    script = {
+        "codex": {
+            "default": [
+                {
+                    "items": [
+                        {"type": "reasoning", "id": "rs_1", "encrypted_content": "E1"},
+                        {"type": "function_call", "name": "Bash", "arguments": {"command": "ls"}},
+                    ]
+                }
+            ]
+        }
+    }
+    body = json.dumps(
+        {
+            "model": "gpt-5",
+            "instructions": "",
+            "store": False,
+            "stream": True,
+            "input": [{"type": "message", "role": "user", "content": "hi"}],
+        }
+    ).encode()
+    headers = [("content-type", "application/json")]
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            running, state, _sim = await start_demo(nursery, tmp_path, "127.0.0.1:0", script=script)
+            url = running.base_url + "/v1/responses"
+            async with HttpClient() as http:
+                scripted = await http.request("POST", url, headers=headers, content=body)
+                plain = await http.request("POST", url, headers=headers, content=body)
+            nursery.cancel_scope.cancel()
+    assert b'"encrypted_content":"E1"' in scripted.content
+    assert b"response.function_call_arguments.delta" in scripted.content
+    assert b"this reply came from codex/" in plain.content
+    assert state.scripts.played == 1

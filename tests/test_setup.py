@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from trio_pool.cli import main
-from trio_pool.login import LoginError
+from trio_pool.errors import LoginError
 from trio_pool.logs import mask
 from trio_pool.setup.clients import apply_setup, plan_setup, undo_setup
 

@@ -11,25 +11,25 @@ from functools import partial
 import attrs
 import trio
 
+from trio_pool import clock, front
 from trio_pool.accounts.pool import Pool
 from trio_pool.auth.directory import Directory
-from trio_pool.config import Config, is_loopback, non_loopback_problem
-from trio_pool.credentials.refresh import Refresher
+from trio_pool.config import Config, is_loopback, local_url, non_loopback_problem
+from trio_pool.credentials.gemini_setup import serve_gemini_setup
+from trio_pool.credentials.polls import serve_usage_polls
 from trio_pool.credentials.registry import AccountRegistry
-from trio_pool.dashboard.data_api import serve_burn_sampler
 from trio_pool.errors import ConfigError, TrioPoolError
-from trio_pool.proxy import local
-from trio_pool.proxy.gemini_setup import serve_gemini_setup
-from trio_pool.proxy.handler import Proxy
-from trio_pool.proxy.metrics import Metrics
-from trio_pool.proxy.poller import serve_usage_polls
+from trio_pool.providers import PROVIDER_REGISTRY, guess_provider
+from trio_pool.providers.base import PROVIDERS
 from trio_pool.server.connection import ServerLimits
 from trio_pool.server.fds import connection_cap, raise_fd_limit
 from trio_pool.server.messages import RequestHead
 from trio_pool.server.server import Shutdown, serve_http
+from trio_pool.services import Services, make_services
 from trio_pool.state.store import StateStore
 from trio_pool.state.sync import serve_state_sync
 from trio_pool.upstream.client import Timeouts, UpstreamClient
+from trio_pool.usage.burn import BurnHistory
 from trio_pool.usage.store import Ledger
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class Running:
     """A started proxy: what tests, demo and selftest need to reach it."""
 
     config: Config
-    proxy: Proxy
+    services: Services
     addresses: list[tuple[str, int]]
     shutdown: Shutdown
 
@@ -55,9 +55,7 @@ def _error_body(
     status: int, message: str, head: RequestHead | None
 ) -> tuple[list[tuple[str, str]], bytes]:
     """Server-level refusals (400, 408, 413, 431) in the provider's shape when the path is known."""
-    from trio_pool.providers import PROVIDER_REGISTRY
-
-    name = local.guess_provider(head) if head is not None else "codex"
+    name = guess_provider(head) if head is not None else "codex"
     return PROVIDER_REGISTRY[name].error_response(status, message, kind="invalid_request_error")
 
 
@@ -113,23 +111,13 @@ async def serve_proxy(
         )
     )
     shutdown = Shutdown()
-    metrics = Metrics()
     ledger = (
         Ledger(retention_days=config.ledger_retention_days)
         if config.ledger and state is not None
         else None
     )
-    proxy = Proxy(
-        config,
-        pool,
-        registry,
-        Refresher(config, registry, pool, upstream, state=state, metrics=metrics),
-        upstream,
-        shutdown,
-        metrics=metrics,
-        ledger=ledger,
-        state=state,
-        directory=directory,
+    services = make_services(
+        config, pool, registry, upstream, shutdown, state=state, ledger=ledger, directory=directory
     )
     limits = ServerLimits(
         max_body_bytes=config.max_body_bytes,
@@ -138,7 +126,7 @@ async def serve_proxy(
         write_timeout_s=config.upstream_idle_timeout_s,
         max_connections=connection_cap(raise_fd_limit(), config.max_connections),
     )
-    refresher = proxy.refresher
+    refresher = services.refresher
     try:
         async with trio.open_nursery() as background:
             # First in, last out: cancelling it waits for the refreshes in flight (their new
@@ -154,33 +142,33 @@ async def serve_proxy(
             try:
                 async with trio.open_nursery() as nursery:
                     addresses = await nursery.start(
-                        _serve, proxy, config.listen_host, config.listen_port, limits, shutdown
+                        _serve, services, config.listen_host, config.listen_port, limits
                     )
-                    proxy.self_url = _loopback_url(addresses[0])
+                    services.self_call.url = local_url(*addresses[0][:2])
                     # Background services stop as soon as shutdown begins; the server drains.
                     nursery.start_soon(_until_shutdown, shutdown, registry.serve_reload)
                     nursery.start_soon(_until_shutdown, shutdown, directory.serve)
-                    sampler = partial(serve_burn_sampler, pool, proxy.burn)
+                    sampler = partial(serve_burn_sampler, pool, services.burn)
                     nursery.start_soon(_until_shutdown, shutdown, sampler)
                     polls = partial(
                         serve_usage_polls,
                         registry,
                         pool,
-                        proxy.refresher,
+                        refresher,
                         upstream,
-                        proxy.upstreams,
+                        services.upstreams,
                     )
                     nursery.start_soon(_until_shutdown, shutdown, polls)
                     setups = partial(
                         serve_gemini_setup,
                         registry,
                         pool,
-                        proxy.refresher,
+                        refresher,
                         upstream,
-                        proxy.upstreams,
+                        services.upstreams,
                     )
                     nursery.start_soon(_until_shutdown, shutdown, setups)
-                    task_status.started(Running(config, proxy, addresses, shutdown))
+                    task_status.started(Running(config, services, addresses, shutdown))
             finally:
                 background.cancel_scope.cancel()
     finally:
@@ -190,17 +178,25 @@ async def serve_proxy(
             await upstream.aclose()
 
 
-def _loopback_url(address: tuple[str, int]) -> str:
-    """The proxy as seen from this machine (a wildcard listen is reached on loopback)."""
-    host, port = address[:2]
-    if host in ("0.0.0.0", ""):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
 SERVICE_RESTART_S = 5.0
+SAMPLE_EVERY_S = 60.0
+
+
+async def serve_burn_sampler(
+    pool: Pool,
+    history: BurnHistory,
+    *,
+    interval_s: float = SAMPLE_EVERY_S,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Sample each provider's pooled window use every ``interval_s``, so the Overview's
+    burn rate has a history even when nobody has the page open."""
+    task_status.started()
+    while True:
+        now = clock.now()
+        for provider in PROVIDERS:
+            history.observe(pool.pool_usage(provider, now), now)
+        await trio.sleep(interval_s)
 
 
 async def _until_shutdown(shutdown: Shutdown, service: Callable[[], Awaitable[None]]) -> None:
@@ -226,20 +222,19 @@ async def _restarting(service: Callable[[], Awaitable[None]]) -> None:
 
 
 async def _serve(
-    proxy: Proxy,
+    services: Services,
     host: str,
     port: int,
     limits: ServerLimits,
-    shutdown: Shutdown,
     *,
     task_status: trio.TaskStatus[list[tuple[str, int]]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     await serve_http(
-        proxy.handle,
+        partial(front.handle, services),
         host=host,
         port=port,
         limits=limits,
-        shutdown=shutdown,
+        shutdown=services.shutdown,
         error_body=_error_body,
         task_status=task_status,
     )

@@ -161,8 +161,23 @@ class Config:
     def listen_port(self) -> int:
         return parse_listen(self.listen)[1]
 
+    @property
+    def local_url(self) -> str:
+        """Where the proxy is, seen from this machine (status, setup, the CLI's admin calls)."""
+        return local_url(self.listen_host, self.listen_port)
+
     def account_settings(self, name: str) -> AccountSettings:
         return self.accounts.get(name, AccountSettings())
+
+
+def local_url(host: str, port: int) -> str:
+    """``http://host:port`` for a listener on ``host``: a wildcard listen is reached on
+    loopback, and an IPv6 address goes in brackets (``[::]:8989`` -> ``http://[::1]:8989``)."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def parse_listen(value: str) -> tuple[str, int]:

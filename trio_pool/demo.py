@@ -50,9 +50,13 @@ async def start_demo(
     state: SimState | None = None,
     *,
     shared: bool = False,
+    script: Any = None,
 ) -> tuple[Running, SimState, str]:
-    """Simulator + pool files + proxy, started in ``nursery`` (``shared``: with a friend code)."""
+    """Simulator + pool files + proxy, started in ``nursery`` (``shared``: with a friend code;
+    ``script``: scripted turns for the simulator, testing/scripts.py)."""
     state = state or demo_state(clock.now())
+    if script is not None:
+        state.scripts.load(script)
     sim_base: str = await nursery.start(serve_simulator, state)
     await trio.to_thread.run_sync(partial(write_pool, workdir / "pool", state, now=clock.now()))
     config = demo_config(sim_base, workdir, listen)
@@ -109,16 +113,18 @@ Status: trio-pool status --listen {base.removeprefix("http://")}      Stop: Ctrl
 """
 
 
-async def run_demo(listen: str, say: Say, *, shared: bool = False) -> None:
+async def run_demo(listen: str, say: Say, *, shared: bool = False, script: Any = None) -> None:
     with (
         tempfile.TemporaryDirectory(prefix="trio-pool-demo-") as tmp,
         shutdown_signals() as signals,
     ):
         async with trio.open_nursery() as nursery:
-            running, _state, _sim = await start_demo(nursery, Path(tmp), listen, shared=shared)
+            running, _state, _sim = await start_demo(
+                nursery, Path(tmp), listen, shared=shared, script=script
+            )
             key = None
             if shared:
-                _user, key = await running.proxy.directory.add_user("demo")
+                _user, key = await running.services.directory.add_user("demo")
             say(instructions(running.base_url, key))
             await wait_for_shutdown_signal(signals, running)
             nursery.cancel_scope.deadline = (

@@ -43,6 +43,12 @@ class NoAccountAvailable(TrioPoolError):
         super().__init__(message)
 
 
+class ClientDisconnected(TrioPoolError):
+    """The client went away while we were reading its request (routine, not a bug)."""
+
+    status_hint = 499  # nginx's "client closed request": nobody is left to answer
+
+
 class ClientProtocolError(TrioPoolError):
     """The client sent something we cannot serve (bad HTTP, oversized head or body)."""
 
@@ -73,6 +79,12 @@ class UpstreamProtocolError(UpstreamError):
     """The provider broke the connection or sent something that is not HTTP."""
 
 
+class TryInputError(TrioPoolError, ValueError):
+    """The dashboard's /api/try body is not usable (the message is shown as a 400)."""
+
+    status_hint = 400
+
+
 class AuthError(TrioPoolError):
     """A shared-mode request cannot be done as asked (a name taken, no such user or key)."""
 
@@ -81,3 +93,7 @@ class AuthError(TrioPoolError):
     def __init__(self, message: str, status_hint: int = 400) -> None:
         self.status_hint = status_hint
         super().__init__(message)
+
+
+class LoginError(TrioPoolError):
+    """A login or an account operation failed; the message is one line for the user."""

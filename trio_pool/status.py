@@ -22,9 +22,7 @@ _COLORS = {
 
 
 async def fetch_health(config: Config) -> dict[str, Any]:
-    host, port = config.listen_host, config.listen_port
-    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    url = f"http://{host}:{port}/healthz"
+    url = config.local_url + "/healthz"
     try:
         async with UpstreamClient(Timeouts(connect_s=2, first_byte_s=5, idle_s=5)) as client:
             _status, _headers, body = await client.request("GET", url, [])

@@ -14,8 +14,8 @@ from trio_pool.accounts.model import AccountAction
 from trio_pool.accounts.pool import Pool
 from trio_pool.config import Config, RoutingConfig
 from trio_pool.credentials.registry import AccountRegistry
+from trio_pool.front import health_document
 from trio_pool.providers.base import OutcomeKind
-from trio_pool.proxy.local import health_document
 from trio_pool.state.store import StateStore
 from trio_pool.state.sync import StateSync
 from trio_pool.status import render_status

@@ -59,11 +59,13 @@ async def wait_for_refreshes(state: SimState, count: int) -> None:
         await trio.sleep(0.01)
 
 
-async def send_and_hang_up(port: int, after_s: float) -> None:
-    """The audit's C2 client: a request, then a normal hang-up ``after_s`` later."""
+async def hang_up_during_refresh(port: int, state: SimState, refreshes: int) -> None:
+    """The audit's C2 client: a request, then a normal hang-up while the token call it caused
+    is in flight (the endpoint has rotated the token: its counter reached ``refreshes``). A
+    fixed delay instead raced a loaded machine, where the request had not arrived yet."""
     stream = await connect(port)
     await stream.send_all(claude_request(stream=False))
-    await trio.sleep(after_s)
+    await wait_for_refreshes(state, refreshes)
     await stream.send_eof()
     await stream.aclose()
 
@@ -78,15 +80,14 @@ async def test_a_hang_up_during_a_refresh_never_loses_the_rotated_token(
     tmp_path: Path, nursery: trio.Nursery, serve_process: StartServe
 ) -> None:
     """Three times: a request that needs a refresh (expiry, then 401s), the client hanging
-    up 50 ms later while the token endpoint takes 0.3 s: the new token is in the file."""
+    up while the token endpoint holds its answer for 0.3 s: the new token is in the file."""
     state = await expiring_claude(nursery, tmp_path, token_delay_s=0.3)
     with trio.fail_after(30):
         served = await serve_process(tmp_path)
         for round_ in range(3):
             if round_:
                 state.force(CLAUDE, "unauthorized")  # the next refresh is on a 401
-            await send_and_hang_up(served.port, 0.05)
-            await wait_for_refreshes(state, round_ + 1)
+            await hang_up_during_refresh(served.port, state, round_ + 1)
             await wait_for_file(tmp_path, state)
         assert await status_of(served.base) == 200
     assert state.account(CLAUDE).refreshes == 3
@@ -157,8 +158,7 @@ async def test_an_unwritable_pool_dir_keeps_the_new_token_in_memory_and_on_resta
             assert not copy.exists()
             state.force(CLAUDE, "unauthorized")
             assert await status_of(restarted.base) == 200
-            await send_and_hang_up(restarted.port, 0.5)
-            await wait_for_refreshes(state, 2)
+            await hang_up_during_refresh(restarted.port, state, 2)
             await wait_for_file(tmp_path, state)
     finally:
         claude_dir.chmod(0o755)

@@ -262,7 +262,7 @@ def ensure_admin_password(server: DashboardServer) -> None:
     """Give the pool an admin password, the way ``trio-pool password`` does (the directory)."""
     if hasattr(server.running.config, "admin_password"):
         return
-    directory: Any = getattr(server.running.proxy, "directory", None)
+    directory: Any = getattr(server.running.services, "directory", None)
     assert directory is not None, "the proxy has no directory yet (issue 7's auth)"
     server.call(directory.set_password, ADMIN_PASSWORD)
 
@@ -302,13 +302,13 @@ def seed_rows(now: float, hours: int = SEED_HOURS) -> list[LedgerRow]:
 
 async def seed_ledger(running: Running) -> int:
     """Write seed_rows() into the proxy's ledger and flush them to state.db; rows written."""
-    proxy = running.proxy
-    assert proxy.ledger is not None, "the proxy has no ledger (no state db?)"
-    store = getattr(proxy, "state", None) or proxy.refresher.state
+    services = running.services
+    assert services.ledger is not None, "the proxy has no ledger (no state db?)"
+    store = getattr(services, "state", None) or services.refresher.state
     assert store is not None, "the proxy has no state store"
     for row in seed_rows(clock.now()):
-        proxy.ledger.record(row)
-    return await proxy.ledger.flush(store)
+        services.ledger.record(row)
+    return await services.ledger.flush(store)
 
 
 async def served(state: SimState) -> dict[str, int]:

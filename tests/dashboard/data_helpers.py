@@ -12,12 +12,13 @@ import trio
 from trio_pool.accounts.pool import Pool
 from trio_pool.auth.directory import Directory
 from trio_pool.config import RoutingConfig
-from trio_pool.dashboard.live import LiveFeed
-from trio_pool.dashboard.overview import BurnHistory
 from trio_pool.server.connection import Exchange, ServerLimits
 from trio_pool.server.server import Shutdown, serve_http
+from trio_pool.services import SelfCall
 from trio_pool.state.store import StateStore
 from trio_pool.upstream.client import UpstreamClient
+from trio_pool.usage.burn import BurnHistory
+from trio_pool.usage.live import LiveFeed
 
 TIMEOUT_S = 10.0
 
@@ -29,7 +30,7 @@ class Problems:
 
 @attrs.define(eq=False)
 class StandIn:
-    """The attributes of Proxy that the data API uses."""
+    """What the data API uses of the services (``dashboard.context.DataServices``)."""
 
     pool: Pool
     registry: Problems
@@ -38,8 +39,7 @@ class StandIn:
     state: StateStore | None
     live: LiveFeed = attrs.field(factory=LiveFeed)
     burn: BurnHistory = attrs.field(factory=BurnHistory)
-    self_url: str = ""
-    internal_token: str = attrs.field(default="internal-secret", repr=False)
+    self_call: SelfCall = attrs.field(factory=lambda: SelfCall(token="internal-secret"))
     directory: Directory = attrs.field(factory=lambda: Directory(None))
 
 

@@ -82,7 +82,7 @@ def test_harness_starts_calls_into_and_stops_the_proxy(tmp_path: Path) -> None:
     with dashboard_server(tmp_path) as server:
 
         async def accounts() -> int:
-            return len(server.running.proxy.registry.accounts)
+            return len(server.running.services.registry.accounts)
 
         assert server.call(accounts) == 6
         assert api(server.base_url, "GET", "/healthz").status == 200
@@ -229,7 +229,7 @@ def test_accounts_page_shows_an_action_and_model_windows(
     async def unmark(pool: Pool) -> None:
         pool.clear_action("gemini/b")
 
-    pool = dash.running.proxy.pool
+    pool = dash.running.services.pool
     dash.call(mark, pool)
     try:
         page = new_page(cookie=admin)

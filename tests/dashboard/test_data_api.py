@@ -42,7 +42,7 @@ async def api(store: StateStore) -> AsyncIterator[tuple[StandIn, str]]:
             await http.error(ex, 404, "not_found", "not ours")
 
     async with serving(handler, proxy.shutdown) as base:
-        proxy.self_url = base
+        proxy.self_call.url = base
         yield proxy, base
     await proxy.client.aclose()
 

@@ -8,10 +8,11 @@ import trio
 import trio.testing
 
 from tests.dashboard.data_helpers import TIMEOUT_S, serving
-from trio_pool.dashboard.live import LiveFeed, end_document, serve_live, start_document
+from trio_pool.dashboard.live import relay_live
 from trio_pool.server.connection import Exchange
 from trio_pool.server.server import Shutdown
 from trio_pool.usage.ledger import LedgerRow
+from trio_pool.usage.live import LiveFeed, end_document, start_document
 
 
 def _row() -> LedgerRow:
@@ -99,14 +100,14 @@ async def _read_until(stream: trio.SocketStream, buffer: bytearray, marker: byte
             buffer += data
 
 
-async def test_serve_live_streams_events_pings_and_ends_on_shutdown() -> None:
+async def test_relay_live_streams_events_pings_and_ends_on_shutdown() -> None:
     """GET /api/live is text/event-stream with one event per publish and ping comments;
     it ends cleanly (last chunk) as soon as shutdown begins."""
     feed = LiveFeed()
     shutdown = Shutdown()
 
     async def handler(ex: Exchange) -> None:
-        await serve_live(ex, feed, shutdown, ping_s=0.05)
+        await relay_live(ex, feed, shutdown, ping_s=0.05)
 
     async with serving(handler, shutdown) as base:
         port = int(base.rsplit(":", 1)[1])
@@ -129,13 +130,13 @@ async def test_serve_live_streams_events_pings_and_ends_on_shutdown() -> None:
         assert feed.subscribers == 0
 
 
-async def test_serve_live_unsubscribes_when_client_leaves() -> None:
+async def test_relay_live_unsubscribes_when_client_leaves() -> None:
     """A client hang-up ends the stream and removes its subscription."""
     feed = LiveFeed()
     shutdown = Shutdown()
 
     async def handler(ex: Exchange) -> None:
-        await serve_live(ex, feed, shutdown)
+        await relay_live(ex, feed, shutdown)
 
     async with serving(handler, shutdown) as base:
         port = int(base.rsplit(":", 1)[1])

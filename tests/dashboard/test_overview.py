@@ -9,13 +9,9 @@ from hypothesis import strategies as st
 from trio_pool.accounts.model import PoolUsage, PoolWindowUsage
 from trio_pool.accounts.pool import Pool
 from trio_pool.config import RoutingConfig
-from trio_pool.dashboard.overview import (
-    BurnHistory,
-    overview_document,
-    runs_out_at,
-    slope,
-)
+from trio_pool.dashboard.overview import overview_document, runs_out_at
 from trio_pool.providers.base import PROVIDERS, QuotaReading, QuotaWindow
+from trio_pool.usage.burn import BurnHistory, slope
 
 T0 = 1_800_000_000.0
 H = 3600.0

@@ -10,6 +10,7 @@ import trio
 
 from tests.dashboard.data_helpers import serving
 from trio_pool.dashboard import try_it
+from trio_pool.errors import TryInputError
 from trio_pool.providers import find_route
 from trio_pool.providers.base import ProviderName
 from trio_pool.server.connection import Exchange
@@ -158,5 +159,5 @@ def test_codex_stream_failure_becomes_the_text() -> None:
 def test_prompt_limit_is_2000_characters() -> None:
     """2000 characters are accepted, 2001 are not."""
     assert try_it.parse_try({"provider": "codex", "prompt": "x" * 2000}).model
-    with pytest.raises(try_it.TryInputError):
+    with pytest.raises(TryInputError):
         try_it.parse_try({"provider": "codex", "prompt": "x" * 2001})

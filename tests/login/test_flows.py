@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from tests.login.helpers import browser_ui, paste_ui, start_sim
-from trio_pool.login import LoginError
+from trio_pool.errors import LoginError
 from trio_pool.login.flows import LoginOptions, LoginUI, run_login
 from trio_pool.login.pkce import challenge_of, new_pkce
 from trio_pool.login.pooldir import add_account

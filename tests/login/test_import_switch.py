@@ -10,7 +10,7 @@ import trio
 
 from tests.login.helpers import start_sim
 from trio_pool import clock
-from trio_pool.login import LoginError
+from trio_pool.errors import LoginError
 from trio_pool.login.importer import import_login
 from trio_pool.login.manage import refresh_accounts
 from trio_pool.login.switch import use_account

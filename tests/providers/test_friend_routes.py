@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from trio_pool.config import structure_config
 from trio_pool.providers import find_route
 from trio_pool.providers.friend_routes import friend_may_use
 from trio_pool.proxy.websocket import realtime_route
@@ -13,12 +15,13 @@ from trio_pool.server.messages import RequestHead
 from trio_pool.testing.server import urls
 
 UPSTREAMS: Any = urls("http://127.0.0.1:1")
+CONFIG = structure_config(UPSTREAMS, base_dir=Path("."))
 
 
 def allowed(method: str, target: str, *headers: tuple[str, str]) -> bool | None:
     """None when no provider routes it at all (a 404 before the gate)."""
     head = RequestHead(method, target, (("host", "x"), *headers))
-    route = find_route(head, UPSTREAMS) or realtime_route(head, UPSTREAMS)
+    route = find_route(head, UPSTREAMS) or realtime_route(head, CONFIG)
     return None if route is None else friend_may_use(route, method, head.path)
 
 

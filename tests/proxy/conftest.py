@@ -14,6 +14,7 @@ from trio_pool import clock
 from trio_pool.app import Running, serve_proxy
 from trio_pool.config import Config
 from trio_pool.demo import demo_config
+from trio_pool.services import Services
 from trio_pool.testing.issue import new_account
 from trio_pool.testing.pool_files import write_pool
 from trio_pool.testing.server import serve_simulator
@@ -30,6 +31,11 @@ class Env:
     @property
     def base(self) -> str:
         return self.running.base_url
+
+    @property
+    def services(self) -> Services:
+        """The running proxy's services (pool, registry, directory, ledger, ...)."""
+        return self.running.services
 
     def sim(self, key: str) -> Any:
         return self.state.account(key)

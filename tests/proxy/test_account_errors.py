@@ -48,7 +48,7 @@ async def post(env: Env, path: str, body: Any) -> Reply:
 
 def state_of(env: Env, key: str) -> tuple[str, str]:
     """(state, reason) of a pooled account now."""
-    (view,) = [v for v in env.running.proxy.pool.accounts(clock.now()) if v.name == key]
+    (view,) = [v for v in env.services.pool.accounts(clock.now()) if v.name == key]
     return view.state, view.state_reason
 
 
@@ -164,7 +164,7 @@ async def test_an_account_only_its_owner_can_fix_needs_action_until_its_file_cha
     assert kind in reason
     assert text in reason
     # The owner fixes it and logs in again: the file changes, the account serves again.
-    registry = env.running.proxy.registry
+    registry = env.services.registry
     pooled = registry.get(first.key)
     assert pooled is not None
     document = json.loads(pooled.path.read_text())

@@ -15,7 +15,7 @@ from tests.http_client import HttpClient
 from tests.proxy.conftest import Env
 from trio_pool import clock
 from trio_pool.config import Config
-from trio_pool.login import LoginError
+from trio_pool.errors import LoginError
 from trio_pool.login.remote import send_login
 from trio_pool.testing.issue import new_account
 from trio_pool.testing.pool_files import credential_file
@@ -107,7 +107,7 @@ async def test_import_remove_and_duplicates(make_env: Callable[..., Any]) -> Non
     assert (status, body["name"]) == (201, "claude/carol@example.com")
     path = env.pool_dir / "claude" / "carol@example.com.json"
     assert path.stat().st_mode & 0o777 == 0o600
-    assert env.running.proxy.registry.get("claude/carol@example.com") is not None
+    assert env.services.registry.get("claude/carol@example.com") is not None
     status, body = await call(
         env, "POST", "/api/accounts", {"provider": "claude", "document": document, "name": "x"}
     )
@@ -118,7 +118,7 @@ async def test_import_remove_and_duplicates(make_env: Callable[..., Any]) -> Non
     status, _ = await call(env, "DELETE", "/api/accounts/claude/carol@example.com")
     assert status == 200
     assert not path.exists()
-    assert env.running.proxy.registry.get("claude/carol@example.com") is None
+    assert env.services.registry.get("claude/carol@example.com") is None
     status, _ = await call(env, "DELETE", "/api/accounts/claude/nobody")
     assert status == 404
 
@@ -131,7 +131,7 @@ async def test_refresh_enable_disable(make_env: Callable[..., Any]) -> None:
     assert (status, body["refreshed"]) == (200, True)
     assert env.sim("codex/a").refresh_token != before
     assert env.sim("codex/a").refresh_token in (env.pool_dir / "codex" / "a.json").read_text()
-    pool = env.running.proxy.pool
+    pool = env.services.pool
     status, body = await call(env, "POST", "/api/accounts/codex/a/disable")
     assert (status, body["disabled"]) == (200, True)
     assert {v.name: v.state for v in pool.accounts(clock.now())}["codex/a"] == "disabled"

@@ -121,7 +121,7 @@ async def test_another_local_user_cannot_read_the_session_secret(
         env = await make_env(tweak=in_public)
         await join(env, "ann")
         db = public / "data" / "state.db"
-        secret = env.running.proxy.directory.secret.hex()
+        secret = env.services.directory.secret.hex()
         forge = public / "forge.py"
         forge.write_text(FORGE)
         forge.chmod(0o644)

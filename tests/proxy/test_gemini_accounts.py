@@ -13,7 +13,7 @@ import trio
 from tests.http_client import HttpClient, Reply
 from tests.proxy.conftest import Env
 from trio_pool import clock
-from trio_pool.proxy import gemini_setup
+from trio_pool.credentials import gemini_setup
 from trio_pool.testing.accounts import SimWindow
 from trio_pool.testing.gemini import UNSUPPORTED_MESSAGE
 from trio_pool.testing.issue import new_account

@@ -32,7 +32,7 @@ async def test_no_secret_reaches_answers_logs_cookies_or_files(
     """Every new refusal and session path, with planted secrets; none is found anywhere."""
     caplog.set_level(logging.DEBUG)
     env = await make_env(tweak=hardened)
-    directory = env.running.proxy.directory
+    directory = env.services.directory
     await directory.set_password(PASSWORD)
     _, key = await directory.add_user("ann")
     answers: list[bytes] = []

@@ -104,7 +104,7 @@ async def test_a_shared_pool_does_not_check_host_since_every_caller_needs_a_key(
 ) -> None:
     """Shared mode may sit behind any name: Host is not the guard there, the key is."""
     env = await make_env(tweak=shared)
-    _, key = await env.running.proxy.directory.add_user("ann")
+    _, key = await env.services.directory.add_user("ann")
     status, _ = await send(
         env.base,
         "POST",
@@ -145,7 +145,7 @@ async def test_a_pool_key_reaches_only_what_the_clis_use(make_env: Callable[...,
     """Bob's key: other paths and methods get 404 (dot-segments 400) and never reach
     upstream with the owner's token; the CLIs' own paths still work."""
     env = await make_env(tweak=shared)
-    _, key = await env.running.proxy.directory.add_user("bob")
+    _, key = await env.services.directory.add_user("bob")
     host = env.base.removeprefix("http://")
     for method, path, extra, expected in FRIEND_REFUSALS:
         headers = {"authorization": f"Bearer {key}", **extra}

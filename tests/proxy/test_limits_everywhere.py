@@ -31,7 +31,7 @@ async def test_every_websocket_turn_counts_against_the_users_rpm(
     runs, the next 19 on the same socket get Codex's in-band error frame (429) and never
     reach an account; a second socket is refused at the handshake (one stream at once)."""
     env = await make_env(accounts=[("codex", "a"), ("codex", "b")], tweak=shared)
-    _, key = await env.running.proxy.directory.add_user(
+    _, key = await env.services.directory.add_user(
         "gina", UserLimits(rpm=1, streams=1, share_pct=1)
     )
     headers = [*client_headers(), (b"x-trio-pool-key", key.encode())]
@@ -57,7 +57,7 @@ async def test_every_websocket_turn_counts_against_the_users_rpm(
 
 def back_off(env: Env, *, times: int) -> None:
     """claude/a answers request-scoped 429s ``times`` in a row (its backoff doubles)."""
-    pool = env.running.proxy.pool
+    pool = env.services.pool
     leases = [
         pool.choose("claude", None, clock.now(), exclude=frozenset(), use=True)
         for _ in range(times)
@@ -77,7 +77,7 @@ async def test_requests_waiting_for_an_account_are_capped(make_env: Callable[...
         return attrs.evolve(config, routing=routing)
 
     env = await make_env(accounts=[("claude", "a")], tweak=small_queue)
-    proxy = env.running.proxy
+    services = env.services
     body = json.dumps(
         {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "x" * 4 * MIB}]}
     ).encode()
@@ -100,7 +100,7 @@ async def test_requests_waiting_for_an_account_are_capped(make_env: Callable[...
                 async def sample() -> None:
                     nonlocal peak
                     while True:
-                        peak = max(peak, proxy.queue.bytes)
+                        peak = max(peak, services.queue.bytes)
                         await trio.sleep(0.001)
 
                 nursery.start_soon(sample)
@@ -114,5 +114,5 @@ async def test_requests_waiting_for_an_account_are_capped(make_env: Callable[...
     assert set(statuses) <= {200, 429}
     assert full, statuses
     assert peak <= 16 * MIB
-    assert proxy.queue.requests == 0
-    assert proxy.queue.bytes == 0
+    assert services.queue.requests == 0
+    assert services.queue.bytes == 0

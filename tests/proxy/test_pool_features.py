@@ -12,9 +12,9 @@ from tests.http_client import HttpClient
 from tests.proxy.conftest import Env
 from trio_pool import clock
 from trio_pool.config import Config
+from trio_pool.credentials.polls import poll_account
 from trio_pool.providers.base import PreparedRequest
 from trio_pool.providers.codex import with_priority_tier
-from trio_pool.proxy.poller import poll_account
 
 BODY = {"model": "m", "instructions": "", "store": False, "input": "hi", "stream": True}
 
@@ -28,11 +28,13 @@ async def get(env: Env, path: str) -> Any:
 
 async def test_codex_wham_usage_is_the_pools_aggregate(env: Env) -> None:
     """/backend-api/wham/usage answers with the pool's numbers in Codex's own shape."""
-    proxy = env.running.proxy
+    services = env.services
     for account in env.state.of("codex"):
-        pooled = proxy.registry.get(account.key)
+        pooled = services.registry.get(account.key)
         assert pooled is not None
-        await poll_account(pooled, proxy.pool, proxy.refresher, proxy.client, proxy.upstreams)
+        await poll_account(
+            pooled, services.pool, services.refresher, services.client, services.upstreams
+        )
     usage = await get(env, "/backend-api/wham/usage")
     limits = usage["rate_limit"]
     assert limits["allowed"] is True
@@ -43,13 +45,15 @@ async def test_codex_wham_usage_is_the_pools_aggregate(env: Env) -> None:
 @pytest.mark.parametrize("provider", ["codex", "claude", "gemini"])
 async def test_usage_poll_teaches_the_pool_an_accounts_windows(env: Env, provider: str) -> None:
     """A usage poll reads each provider's usage endpoint into the account's windows."""
-    proxy = env.running.proxy
+    services = env.services
     account = env.state.of(provider)[0]  # type: ignore[arg-type]
-    pooled = proxy.registry.get(account.key)
+    pooled = services.registry.get(account.key)
     assert pooled is not None
-    status = await poll_account(pooled, proxy.pool, proxy.refresher, proxy.client, proxy.upstreams)
+    status = await poll_account(
+        pooled, services.pool, services.refresher, services.client, services.upstreams
+    )
     assert status == 200
-    (view,) = [v for v in proxy.pool.accounts(clock.now()) if v.name == account.key]
+    (view,) = [v for v in services.pool.accounts(clock.now()) if v.name == account.key]
     assert view.windows
     assert view.requests_today == 0  # a probe is not traffic
 
@@ -99,7 +103,7 @@ async def test_side_calls_are_not_use_of_an_account(env: Env) -> None:
                 content=b"{}" if method == "POST" else b"",
             )
             assert response.status == 200
-    for view in env.running.proxy.pool.accounts(clock.now()):
+    for view in env.services.pool.accounts(clock.now()):
         assert view.requests_today == 0
         assert view.pinned_conversations == 0
         assert view.last_used is None

@@ -12,7 +12,7 @@ import trio
 from tests.http_client import HttpClient, Reply
 from tests.proxy.conftest import Env
 from trio_pool import clock
-from trio_pool.proxy.poller import poll_account
+from trio_pool.credentials.polls import poll_account
 
 CODEX_BODY = {
     "model": "gpt-5",
@@ -64,13 +64,15 @@ async def test_usage_polls_get_past_the_usage_endpoints_bot_protection(
 ) -> None:
     """wham/usage and oauth/usage answer our polls (the simulator refuses a caller without the
     CLI's identity), and their numbers reach the pool."""
-    proxy = env.running.proxy
+    services = env.services
     account = env.state.of(provider)[0]  # type: ignore[arg-type]
-    pooled = proxy.registry.get(account.key)
+    pooled = services.registry.get(account.key)
     assert pooled is not None
-    status = await poll_account(pooled, proxy.pool, proxy.refresher, proxy.client, proxy.upstreams)
+    status = await poll_account(
+        pooled, services.pool, services.refresher, services.client, services.upstreams
+    )
     assert status == 200
-    (view,) = [v for v in proxy.pool.accounts(clock.now()) if v.name == account.key]
+    (view,) = [v for v in services.pool.accounts(clock.now()) if v.name == account.key]
     assert view.windows
 
 
@@ -83,7 +85,7 @@ async def test_token_endpoint_429_holds_refreshes_back_for_its_retry_after(env: 
     response = await post(env, "/v1/messages", CLAUDE_BODY)
     assert response.status == 200  # answered by the other account
     assert second.generations == 1
-    pooled = env.running.proxy.registry.get(first.key)
+    pooled = env.services.registry.get(first.key)
     assert pooled is not None
     assert pooled.refresh_retry_at >= started + 900
     again = await post(env, "/v1/messages", CLAUDE_BODY)

@@ -91,7 +91,7 @@ async def test_revoking_a_stolen_key_locks_its_holder_out_of_the_dashboard_too(
     env = await make_env(tweak=shared)
     key, _ = await join(env, "alice")
     thief = await key_session(env, key)
-    (record,) = env.running.proxy.directory.keys_of("alice")
+    (record,) = env.services.directory.keys_of("alice")
     await trio_pool_cli(env, "users", "revoke", record.id)
 
     async def refused() -> bool:
@@ -111,7 +111,7 @@ async def test_a_password_change_from_the_cli_ends_older_admin_sessions(
     """`trio-pool password` in another process: the old admin cookie stops working for
     reading users and for adding one; signing in with the new password works."""
     env = await make_env(tweak=shared)
-    await env.running.proxy.directory.set_password(PASSWORD)
+    await env.services.directory.set_password(PASSWORD)
     old = await admin_session(env, PASSWORD)
     status, _, _ = await call(env, "GET", "/api/users", headers={"cookie": old})
     assert status == 200
@@ -124,7 +124,7 @@ async def test_a_password_change_from_the_cli_ends_older_admin_sessions(
     await until(refused)
     status, _, _ = await call(env, "POST", "/api/users", {"name": "mallory"}, cookie_header(old))
     assert status == 401
-    assert "mallory" not in env.running.proxy.directory.users
+    assert "mallory" not in env.services.directory.users
     fresh = await admin_session(env, "the second admin password")
     status, _, _ = await call(env, "GET", "/api/users", headers={"cookie": fresh})
     assert status == 200
@@ -135,7 +135,7 @@ async def test_the_page_that_sets_the_password_stays_signed_in(
 ) -> None:
     """POST /api/password ends older admin sessions but hands the caller a current one."""
     env = await make_env(tweak=shared)
-    await env.running.proxy.directory.set_password(PASSWORD)
+    await env.services.directory.set_password(PASSWORD)
     first = await admin_session(env, PASSWORD)
     other = await admin_session(env, PASSWORD)
     status, _, response = await call(
@@ -158,7 +158,7 @@ async def test_a_removed_user_who_rejoins_under_the_same_name_is_someone_else(
     await trio_pool_cli(env, "users", "remove", "jon")
 
     async def gone() -> bool:
-        return "jon" not in env.running.proxy.directory.users
+        return "jon" not in env.services.directory.users
 
     await until(gone)
     _, new_cookie = await join(env, "jon")
@@ -181,7 +181,7 @@ async def test_a_new_users_key_works_at_once_even_while_the_directory_reloads(
         return attrs.evolve(shared(config), join=join)
 
     env = await make_env(tweak=many_signups)
-    directory = env.running.proxy.directory
+    directory = env.services.directory
     refused: list[str] = []
 
     async def reload_forever() -> None:

@@ -118,7 +118,7 @@ async def test_a_friend_joins_with_the_code_and_their_key_works_for_every_cli(
         env, "POST", "/v1internal:generateContent", body, {"authorization": f"Bearer {key}"}
     )
     assert status == 200
-    ledger = env.running.proxy.ledger
+    ledger = env.services.ledger
     assert ledger is not None
     users = {row.user for row in ledger.buffer.take(100)}
     assert users == {"ann"}
@@ -127,7 +127,7 @@ async def test_a_friend_joins_with_the_code_and_their_key_works_for_every_cli(
 async def test_a_wrong_or_revoked_key_is_refused(make_env: Callable[..., Any]) -> None:
     """A made-up key and a revoked one both get 401; the user's other key still works."""
     env = await make_env(tweak=shared)
-    directory = env.running.proxy.directory
+    directory = env.services.directory
     _, first = await directory.add_user("bob")
     record, second = await directory.issue_key("bob")
     await directory.revoke_key(record.id)
@@ -157,7 +157,7 @@ async def test_the_friend_code_is_protected_against_guessing(make_env: Callable[
     assert status == 429
     assert document["error"]["type"] == "rate_limited"
     assert int(dict(response.headers)[b"retry-after"]) > 0
-    assert "eve" not in env.running.proxy.directory.users
+    assert "eve" not in env.services.directory.users
 
 
 async def test_a_user_over_their_rpm_limit_gets_a_429_naming_the_limit(
@@ -165,7 +165,7 @@ async def test_a_user_over_their_rpm_limit_gets_a_429_naming_the_limit(
 ) -> None:
     """Two requests a minute: the third is refused by trio-pool, not by an account."""
     env = await make_env(tweak=shared)
-    _, key = await env.running.proxy.directory.add_user("cap", UserLimits(rpm=2))
+    _, key = await env.services.directory.add_user("cap", UserLimits(rpm=2))
     for _ in range(2):
         await trio.to_thread.run_sync(ask_claude, env, key)
 
@@ -184,7 +184,7 @@ async def test_admin_signs_in_with_the_password_and_out_again(
 ) -> None:
     """The password gives an HttpOnly SameSite=Strict session; a wrong one a 401; logout ends it."""
     env = await make_env(tweak=shared)
-    await env.running.proxy.directory.set_password("a long admin password")
+    await env.services.directory.set_password("a long admin password")
     status, _, _ = await call(env, "GET", "/api/users")
     assert status == 401
     status, _, _ = await call(
@@ -253,14 +253,14 @@ async def test_no_key_reaches_the_logs_ledger_or_upstream(
     env = await make_env(tweak=shared)
     key, _ = await join(env, "zed")
     await trio.to_thread.run_sync(ask_claude, env, key)
-    proxy = env.running.proxy
-    assert proxy.ledger is not None
-    assert proxy.state is not None
-    await proxy.ledger.flush(proxy.state)
+    services = env.services
+    assert services.ledger is not None
+    assert services.state is not None
+    await services.ledger.flush(services.state)
     assert key not in caplog.text
     db = (env.pool_dir.parent / "data" / "state.db").read_bytes()
     assert key.encode() not in db
-    await proxy.directory.set_password("a long admin password")
+    await services.directory.set_password("a long admin password")
     _, _, response = await call(
         env, "POST", "/api/session", {"password": "a long admin password"}, JOIN_HEADERS
     )
@@ -299,7 +299,7 @@ async def test_a_user_over_their_share_of_the_window_quota_gets_a_429(
     """What the user's requests moved the accounts' windows by is theirs: past 1 % of the
     pool's 5 h capacity the next request is refused, naming the window and the limit."""
     env = await make_env(tweak=shared)
-    _, key = await env.running.proxy.directory.add_user("big", UserLimits(share_pct=1))
+    _, key = await env.services.directory.add_user("big", UserLimits(share_pct=1))
 
     def until_refused() -> tuple[int, str]:
         for sent in range(1, 41):
@@ -313,5 +313,5 @@ async def test_a_user_over_their_share_of_the_window_quota_gets_a_429(
     assert sent > 1
     assert "big used" in message
     assert "limit is 1 %" in message
-    limiter = env.running.proxy.directory.limiter
+    limiter = env.services.directory.limiter
     assert limiter.share_used("big", "claude", "5h", clock.now()) >= 0.01

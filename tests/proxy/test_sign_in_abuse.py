@@ -47,7 +47,7 @@ async def test_a_burst_of_password_guesses_is_counted_as_it_arrives(
     checked (401), the rest get 429 or 503 at once, and no more than two scrypt checks run
     at the same time (32 MiB each)."""
     env = await make_env(tweak=with_admin)
-    directory = env.running.proxy.directory
+    directory = env.services.directory
     await directory.set_password(PASSWORD)
     statuses: list[int] = []
     peak = 0
@@ -85,7 +85,7 @@ async def test_guessing_one_secret_does_not_lock_out_the_others(
     """Five wrong friend codes (with made-up X-Forwarded-For, ignored by default), then: the
     admin password, the admin_token as password and a pool key still sign in."""
     env = await make_env(tweak=with_admin)
-    directory = env.running.proxy.directory
+    directory = env.services.directory
     await directory.set_password(PASSWORD)
     _, key = await directory.add_user("ann")
     for n in range(PER_CLIENT):
@@ -109,7 +109,7 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket(
     """With trusted_proxies, a guesser behind nginx locks out only their own address; the
     admin signing in from another address after a password burst gets in."""
     env = await make_env(tweak=behind_proxy)
-    directory = env.running.proxy.directory
+    directory = env.services.directory
     await directory.set_password(PASSWORD)
     guesser = {"x_forwarded_for": "198.51.100.7"}
     for n in range(PER_CLIENT):
@@ -147,7 +147,7 @@ async def test_sign_ups_per_hour_are_capped_even_with_the_right_code(
     )
     assert status == 429
     assert "sign-ups" in document["error"]["message"]
-    limits = env.running.proxy.directory.users["gina-alt0"].limits
+    limits = env.services.directory.users["gina-alt0"].limits
     assert (limits.rpm, limits.streams, limits.share_pct) == (7, 3, 40.0)
 
 

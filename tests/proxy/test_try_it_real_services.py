@@ -11,11 +11,11 @@ from trio_pool.providers.base import ProviderName
 
 
 async def try_through(env: Env, provider: ProviderName) -> dict[str, object]:
-    proxy = env.running.proxy
+    services = env.services
     request = try_it.parse_try({"provider": provider, "prompt": "Say hello"})
     with trio.fail_after(10):
         return await try_it.try_request(
-            proxy.client, proxy.self_url, proxy.internal_token, None, request
+            services.client, services.self_call.url, services.self_call.token, None, request
         )
 
 

@@ -33,10 +33,10 @@ async def test_a_plain_user_sees_only_their_own_usage_and_requests(
     bob_key, _ = await join(env, "bob")
     for key in (ann_key, bob_key, bob_key):
         await trio.to_thread.run_sync(ask_claude, env, key)
-    proxy = env.running.proxy
-    assert proxy.ledger is not None
-    assert proxy.state is not None
-    await proxy.ledger.flush(proxy.state)
+    services = env.services
+    assert services.ledger is not None
+    assert services.state is not None
+    await services.ledger.flush(services.state)
     _, usage, _ = await call(env, "GET", "/api/usage?hours=24&by=user", headers={"cookie": ann})
     assert [s["label"] for s in usage["series"]] == ["ann"]
     assert usage["totals"]["requests"] == 1
@@ -77,7 +77,7 @@ async def test_limits_must_be_bounded_whole_numbers(make_env: Callable[..., Any]
     """L6: 1e309, 10**19, true, 0, -1, 1.5, "x", NaN and share 101 are 400, never 500; the
     user's limits are unchanged; a sane value is saved."""
     env = await make_env(tweak=with_token)
-    await env.running.proxy.directory.add_user("ivy")
+    await env.services.directory.add_user("ivy")
     bad = [
         b'{"limits":{"rpm":1e309}}',
         b'{"limits":{"rpm":10000000000000000000}}',
@@ -102,7 +102,7 @@ async def test_limits_must_be_bounded_whole_numbers(make_env: Callable[..., Any]
         env, "POST", "/api/users", {"name": "max", "limits": {"rpm": 1e309}}, headers
     )
     assert status == 400
-    assert "max" not in env.running.proxy.directory.users
+    assert "max" not in env.services.directory.users
     status, document, _ = await call(
         env, "PATCH", "/api/users/ivy", {"limits": {"rpm": 1e9, "share_pct": 12.5}}, headers
     )
@@ -120,7 +120,7 @@ async def test_a_user_cannot_mint_keys_without_end(make_env: Callable[..., Any])
     ]
     assert statuses.count(201) == MAX_KEYS_PER_USER - 1  # the sign-up made the first
     assert statuses[-1] == 409
-    directory = env.running.proxy.directory
+    directory = env.services.directory
     assert len(directory.keys_of("bob")) == MAX_KEYS_PER_USER
     first = directory.keys_of("bob")[0]
     status, _, _ = await call(env, "DELETE", f"/api/keys/{first.id}", headers=headers)

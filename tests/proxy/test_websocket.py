@@ -85,7 +85,7 @@ async def test_quota_refusal_at_the_handshake_lands_on_the_next_account(codex_en
     assert second.generations == 1
     assert first.generations == 0
     if first.requests:  # the pool may have picked the healthy one first
-        states = {v.name: v.state for v in env.running.proxy.pool.accounts(clock.now())}
+        states = {v.name: v.state for v in env.services.pool.accounts(clock.now())}
         assert states[first.key] == "cooling"
 
 
@@ -145,7 +145,7 @@ async def test_vanished_client_closes_the_upstream_socket(codex_env: Env) -> Non
             await trio.aclose_forcefully(ws._stream)
             await sim.wait_open(0)
     assert sim.sockets_total == 1
-    views = env.running.proxy.pool.accounts(clock.now())
+    views = env.services.pool.accounts(clock.now())
     assert all(v.in_flight == 0 for v in views)
 
 
@@ -193,7 +193,7 @@ async def test_frames_update_the_pool(codex_env: Env) -> None:
             await turn(ws, create())
             await turn(ws, create())  # its rate-limit frame shows the first turn's use
     (key,) = served(env)
-    (view,) = [v for v in env.running.proxy.pool.accounts(clock.now()) if v.name == key]
+    (view,) = [v for v in env.services.pool.accounts(clock.now()) if v.name == key]
     windows = {w.name: w.used for w in view.windows}
     assert windows["5h"] > 0
     assert view.tokens_total.output > 0

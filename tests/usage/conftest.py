@@ -14,7 +14,7 @@ __all__ = ["env", "ledger_rows", "make_env"]
 
 async def ledger_rows(env: Env, count: int) -> list[LedgerRow]:
     """The ledger's rows once ``count`` are on disk (flushing the buffer from here)."""
-    ledger = env.running.proxy.ledger
+    ledger = env.services.ledger
     assert ledger is not None
     store = await StateStore.open(env.running.config.data_dir)
     try:

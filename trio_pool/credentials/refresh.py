@@ -37,7 +37,7 @@ from trio_pool.state.store import LOCK_WAIT_S, StateStore
 from trio_pool.upstream.client import UpstreamClient
 
 if TYPE_CHECKING:
-    from trio_pool.proxy.metrics import Metrics
+    from trio_pool.usage.metrics import Metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

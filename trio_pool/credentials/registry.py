@@ -43,7 +43,7 @@ class PoolAccount:
     # Serialises refreshes (and Gemini project look-ups) of this account inside this process;
     # the lock in state.db serialises them across processes.
     lock: trio.Lock = attrs.field(factory=trio.Lock, repr=False)
-    # Gemini Code Assist set-up (proxy.gemini_setup), redone when the file changes.
+    # Gemini Code Assist set-up (credentials.gemini_setup), redone when the file changes.
     project: str | None = None  # the project loadCodeAssist / onboardUser gave
     setup_done: bool = False
     setup_retry_at: float = 0.0  # after a failed look-up: not before this

@@ -9,75 +9,76 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trio_pool import clock
+from trio_pool.auth.callers import client_of
 from trio_pool.auth.directory import PasswordBusy, describe_user
 from trio_pool.auth.manage import user_documents
 from trio_pool.auth.model import MAX_LIMIT, Caller, UserLimits
-from trio_pool.auth.request_checks import client_address
 from trio_pool.auth.session import clear_cookie, cookie_value, set_cookie, sign
 from trio_pool.auth.throttle import AttemptThrottle
+from trio_pool.dashboard.context import DashboardServices
 from trio_pool.dashboard.data_api import public_address
-from trio_pool.dashboard.http import client_host, error, read_json, reply
+from trio_pool.dashboard.http import error, read_json, reply
 from trio_pool.errors import AuthError, StateError
 from trio_pool.server.connection import Exchange
 from trio_pool.setup.instructions import instructions
 
-if TYPE_CHECKING:
-    from trio_pool.proxy.handler import Proxy
-
 log = logging.getLogger(__name__)
 
 
-def session_document(proxy: Proxy, ex: Exchange, caller: Caller) -> dict[str, Any]:
-    directory = proxy.directory
+def session_document(services: DashboardServices, ex: Exchange, caller: Caller) -> dict[str, Any]:
+    directory = services.directory
     return {
         "mode": "shared" if directory.shared else "local",
         "user": {"name": caller.name, "role": caller.role} if caller.can_view else None,
         "join": directory.friend_code is not None,
-        "friend_name": proxy.config.friend_name,
-        "password_set": directory.password_hash is not None or proxy.config.admin_token is not None,
-        "address": public_address(ex, proxy.self_url),
+        "friend_name": services.config.friend_name,
+        "password_set": directory.password_hash is not None
+        or services.config.admin_token is not None,
+        "address": public_address(ex, services.self_call.url),
     }
 
 
-def _cookie_for(proxy: Proxy, ex: Exchange, caller: Caller) -> tuple[str, str]:
+def _cookie_for(services: DashboardServices, ex: Exchange, caller: Caller) -> tuple[str, str]:
     secure = ex.head.get("x-forwarded-proto") == "https"
-    directory = proxy.directory
+    directory = services.directory
     value = sign(directory.secret, directory.session_for(caller), clock.now())
     return ("set-cookie", set_cookie(value, secure=secure))
 
 
-async def handle(ex: Exchange, proxy: Proxy, caller: Caller, parts: list[str]) -> bool:
+async def handle(
+    ex: Exchange, services: DashboardServices, caller: Caller, parts: list[str]
+) -> bool:
     """Answer the route if it is one of ours (True); False to let the next router try."""
     method = ex.head.method
     try:
         match parts, method:
             case ["api", "session"], "GET":
-                await reply(ex, 200, session_document(proxy, ex, caller))
+                await reply(ex, 200, session_document(services, ex, caller))
             case ["api", "session"], "POST":
-                await _sign_in(ex, proxy)
+                await _sign_in(ex, services)
             case ["api", "session"], "DELETE":
-                await _sign_out(ex, proxy)
+                await _sign_out(ex, services)
             case ["api", "join"], "POST":
-                await _join(ex, proxy)
+                await _join(ex, services)
             case ["api", "password"], "POST":
-                await _password(ex, proxy, caller)
+                await _password(ex, services, caller)
             case ["api", "users"], "GET" if caller.is_admin:
-                await _list_users(ex, proxy)
+                await _list_users(ex, services)
             case ["api", "users"], "POST" if caller.is_admin:
-                await _add_user(ex, proxy)
+                await _add_user(ex, services)
             case ["api", "users", name], "PATCH" if caller.is_admin:
-                await _set_limits(ex, proxy, name)
+                await _set_limits(ex, services, name)
             case ["api", "users", name], "DELETE" if caller.is_admin:
-                await proxy.directory.remove_user(name)
+                await services.directory.remove_user(name)
                 await reply(ex, 200, {"name": name, "removed": True})
             case ["api", "users", name, "keys"], "POST" if _owner_or_admin(caller, name):
-                record, key = await proxy.directory.issue_key(name)
+                record, key = await services.directory.issue_key(name)
                 await reply(ex, 201, {"id": record.id, "key": key, "prefix": record.prefix})
-            case ["api", "keys", key_id], "DELETE" if _may_revoke(proxy, caller, key_id):
-                await proxy.directory.revoke_key(key_id)
+            case ["api", "keys", key_id], "DELETE" if _may_revoke(services, caller, key_id):
+                await services.directory.revoke_key(key_id)
                 await reply(ex, 200, {"id": key_id, "revoked": True})
             case ["api", ("users" | "keys"), *_], _:
                 if caller.can_view:
@@ -100,18 +101,20 @@ def _owner_or_admin(caller: Caller, name: str) -> bool:
     return caller.is_admin or (caller.role == "user" and caller.name == name)
 
 
-def _may_revoke(proxy: Proxy, caller: Caller, key_id: str) -> bool:
-    key = proxy.directory.keys.get(key_id)
+def _may_revoke(services: DashboardServices, caller: Caller, key_id: str) -> bool:
+    key = services.directory.keys.get(key_id)
     return caller.is_admin or (key is not None and _owner_or_admin(caller, key.user))
 
 
-def _client(ex: Exchange, proxy: Proxy) -> str:
+def _client(ex: Exchange, services: DashboardServices) -> str:
     """The address the throttles count by (X-Forwarded-For only from a trusted proxy)."""
-    return client_address(client_host(ex), ex.head, proxy.config.trusted_proxies).host
+    return client_of(ex.head, ex.client, services.config).host
 
 
-async def _throttled(ex: Exchange, proxy: Proxy, throttle: AttemptThrottle, what: str) -> bool:
-    wait = throttle.retry_after(_client(ex, proxy), clock.now())
+async def _throttled(
+    ex: Exchange, services: DashboardServices, throttle: AttemptThrottle, what: str
+) -> bool:
+    wait = throttle.retry_after(_client(ex, services), clock.now())
     if wait is None:
         return False
     log.warning("dashboard.throttled client=%s what=%s retry_after_s=%.0f", ex.client, what, wait)
@@ -130,18 +133,18 @@ async def _refused(ex: Exchange, what: str, message: str) -> None:
     await error(ex, 401, "unauthorized", message)
 
 
-async def _sign_in(ex: Exchange, proxy: Proxy) -> None:
+async def _sign_in(ex: Exchange, services: DashboardServices) -> None:
     request = await read_json(ex)
     if request is None:
         return
-    directory = proxy.directory
-    client = _client(ex, proxy)
+    directory = services.directory
+    client = _client(ex, services)
     password, key = request.get("password"), request.get("key")
     if isinstance(password, str) and password:
         throttle = directory.password_throttle
-        if await _throttled(ex, proxy, throttle, "password"):
+        if await _throttled(ex, services, throttle, "password"):
             return
-        token = proxy.config.admin_token
+        token = services.config.admin_token
         if directory.password_hash is None and token is None:
             await error(ex, 409, "no_password", "no admin password is set (trio-pool password)")
             return
@@ -158,7 +161,7 @@ async def _sign_in(ex: Exchange, proxy: Proxy) -> None:
         caller = Caller("admin")
     elif isinstance(key, str) and key:
         throttle = directory.key_throttle
-        if await _throttled(ex, proxy, throttle, "key"):
+        if await _throttled(ex, services, throttle, "key"):
             return
         user = directory.authenticate(key.strip(), clock.now())
         if user is None:
@@ -171,37 +174,37 @@ async def _sign_in(ex: Exchange, proxy: Proxy) -> None:
         await error(ex, 400, "invalid_request", 'expected {"password": ...} or {"key": ...}')
         return
     log.info("dashboard.signed_in role=%s user=%s", caller.role, caller.name)
-    document = session_document(proxy, ex, caller)
-    await reply(ex, 200, document, [_cookie_for(proxy, ex, caller)])
+    document = session_document(services, ex, caller)
+    await reply(ex, 200, document, [_cookie_for(services, ex, caller)])
 
 
-async def _sign_out(ex: Exchange, proxy: Proxy) -> None:
+async def _sign_out(ex: Exchange, services: DashboardServices) -> None:
     """Clear the cookie, and end the session itself: a copy of the cookie (taken from the
     browser, say) must not outlive the sign-out. Every session of that caller ends."""
     cookie = cookie_value(ex.head.get_all("cookie"))
-    signed_in = None if cookie is None else proxy.directory.session_caller(cookie, clock.now())
+    signed_in = None if cookie is None else services.directory.session_caller(cookie, clock.now())
     if signed_in is not None:
-        await proxy.directory.end_sessions(signed_in)
+        await services.directory.end_sessions(signed_in)
         log.info("dashboard.signed_out role=%s user=%s", signed_in.role, signed_in.name)
-    document = session_document(proxy, ex, Caller("anonymous"))
+    document = session_document(services, ex, Caller("anonymous"))
     await reply(ex, 200, document, [("set-cookie", clear_cookie())])
 
 
-async def _join(ex: Exchange, proxy: Proxy) -> None:
-    directory = proxy.directory
+async def _join(ex: Exchange, services: DashboardServices) -> None:
+    directory = services.directory
     expected = directory.friend_code
     if expected is None:
         await error(ex, 404, "not_found", "this pool does not take sign-ups (no friend_code)")
         return
     request = await read_json(ex)
     throttle = directory.join_throttle
-    if request is None or await _throttled(ex, proxy, throttle, "friend code"):
+    if request is None or await _throttled(ex, services, throttle, "friend code"):
         return
     code, name = request.get("code"), request.get("name")
     if not isinstance(code, str) or not isinstance(name, str):
         await error(ex, 400, "invalid_request", 'expected {"code": ..., "name": ...}')
         return
-    client = _client(ex, proxy)
+    client = _client(ex, services)
     if not hmac.compare_digest(code.strip().encode(), expected.encode()):
         throttle.failed(client, clock.now())
         await _refused(ex, "friend code", "wrong friend code")
@@ -216,7 +219,7 @@ async def _join(ex: Exchange, proxy: Proxy) -> None:
         )
         await error(ex, 429, "rate_limited", message, retry_after_s=wait)
         return
-    join = proxy.config.join
+    join = services.config.join
     user, key = await directory.add_user(name, UserLimits(join.rpm, join.streams, join.share_pct))
     directory.signups.record(clock.now())
     caller = Caller("user", user.name)
@@ -224,12 +227,12 @@ async def _join(ex: Exchange, proxy: Proxy) -> None:
     document = {
         "user": {"name": user.name, "role": "user"},
         "key": key,
-        "setup": instructions(public_address(ex, proxy.self_url), key),
+        "setup": instructions(public_address(ex, services.self_call.url), key),
     }
-    await reply(ex, 201, document, [_cookie_for(proxy, ex, caller)])
+    await reply(ex, 201, document, [_cookie_for(services, ex, caller)])
 
 
-async def _password(ex: Exchange, proxy: Proxy, caller: Caller) -> None:
+async def _password(ex: Exchange, services: DashboardServices, caller: Caller) -> None:
     if not caller.is_admin:
         await error(ex, 401 if not caller.can_view else 403, "forbidden", "admins only")
         return
@@ -240,13 +243,13 @@ async def _password(ex: Exchange, proxy: Proxy, caller: Caller) -> None:
     if not isinstance(password, str):
         await error(ex, 400, "invalid_request", 'expected {"password": ...}')
         return
-    await proxy.directory.set_password(password)
+    await services.directory.set_password(password)
     # The page that set it is the admin: it gets a session so it is not locked out.
     await reply(
         ex,
         200,
-        session_document(proxy, ex, Caller("admin")),
-        [_cookie_for(proxy, ex, Caller("admin"))],
+        session_document(services, ex, Caller("admin")),
+        [_cookie_for(services, ex, Caller("admin"))],
     )
 
 
@@ -282,11 +285,11 @@ def _whole(value: Any, name: str) -> int | None:
     raise AuthError(f"limits: {name} must be a whole number from 1 to {MAX_LIMIT}, or null")
 
 
-async def _list_users(ex: Exchange, proxy: Proxy) -> None:
-    await reply(ex, 200, {"users": await user_documents(proxy.directory)})
+async def _list_users(ex: Exchange, services: DashboardServices) -> None:
+    await reply(ex, 200, {"users": await user_documents(services.directory)})
 
 
-async def _add_user(ex: Exchange, proxy: Proxy) -> None:
+async def _add_user(ex: Exchange, services: DashboardServices) -> None:
     request = await read_json(ex)
     if request is None:
         return
@@ -294,13 +297,13 @@ async def _add_user(ex: Exchange, proxy: Proxy) -> None:
     if not isinstance(name, str):
         await error(ex, 400, "invalid_request", 'expected {"name": ..., "limits"?: {...}}')
         return
-    user, key = await proxy.directory.add_user(name, _limits(request.get("limits")))
-    await reply(ex, 201, {"user": describe_user(proxy.directory, user), "key": key})
+    user, key = await services.directory.add_user(name, _limits(request.get("limits")))
+    await reply(ex, 201, {"user": describe_user(services.directory, user), "key": key})
 
 
-async def _set_limits(ex: Exchange, proxy: Proxy, name: str) -> None:
+async def _set_limits(ex: Exchange, services: DashboardServices, name: str) -> None:
     request = await read_json(ex)
     if request is None:
         return
-    user = await proxy.directory.set_limits(name, _limits(request.get("limits")))
-    await reply(ex, 200, {"user": describe_user(proxy.directory, user)})
+    user = await services.directory.set_limits(name, _limits(request.get("limits")))
+    await reply(ex, 200, {"user": describe_user(services.directory, user)})

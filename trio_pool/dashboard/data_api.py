@@ -10,26 +10,21 @@ from __future__ import annotations
 import logging
 import re
 import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import attrs
-import trio
 
 from trio_pool import clock
-from trio_pool.accounts.pool import Pool
-from trio_pool.auth.directory import Directory
 from trio_pool.auth.model import Caller
 from trio_pool.dashboard import http, try_it
-from trio_pool.dashboard.live import LiveFeed, serve_live
-from trio_pool.dashboard.overview import BurnHistory, overview_document
-from trio_pool.errors import StateError
+from trio_pool.dashboard.context import DataServices
+from trio_pool.dashboard.live import relay_live
+from trio_pool.dashboard.overview import overview_document
+from trio_pool.errors import StateError, TryInputError
 from trio_pool.providers.base import PROVIDERS
 from trio_pool.server.connection import Exchange
-from trio_pool.server.server import Shutdown
 from trio_pool.setup.instructions import instructions
-from trio_pool.state.store import StateStore
-from trio_pool.upstream.client import UpstreamClient
 from trio_pool.usage import queries
 from trio_pool.usage.ledger import HOUR_S, hour_of
 
@@ -39,44 +34,13 @@ DAY_S = 86400.0
 USAGE_HOURS = (24, 168, 720)
 USAGE_BY = ("provider", "account", "model", "user")
 MAX_REQUESTS = 200
-SAMPLE_EVERY_S = 60.0
 KEY_RE = re.compile(r"^tp-[A-Za-z0-9_-]{40}$")
 
 
-class HasProblems(Protocol):
-    @property
-    def problems(self) -> Mapping[str, str]: ...
+Route = Callable[[Exchange, DataServices, Caller], Awaitable[None]]
 
 
-class DashboardProxy(Protocol):
-    """What the data API uses of the proxy (read-only, so the real Proxy fits)."""
-
-    @property
-    def pool(self) -> Pool: ...
-    @property
-    def registry(self) -> HasProblems: ...
-    @property
-    def client(self) -> UpstreamClient: ...
-    @property
-    def shutdown(self) -> Shutdown: ...
-    @property
-    def state(self) -> StateStore | None: ...
-    @property
-    def live(self) -> LiveFeed: ...
-    @property
-    def burn(self) -> BurnHistory: ...
-    @property
-    def self_url(self) -> str: ...
-    @property
-    def internal_token(self) -> str: ...
-    @property
-    def directory(self) -> Directory: ...
-
-
-Route = Callable[[Exchange, DashboardProxy, Caller], Awaitable[None]]
-
-
-async def handle(ex: Exchange, proxy: DashboardProxy, caller: Caller, parts: list[str]) -> bool:
+async def handle(ex: Exchange, services: DataServices, caller: Caller, parts: list[str]) -> bool:
     """Answer ``/api/<name>`` if it is one of ours; False (nothing sent) otherwise.
     (``routes`` has checked that the caller may view, and the CSRF header on changes.)"""
     if len(parts) != 2 or parts[0] != "api" or parts[1] not in ROUTES:
@@ -88,7 +52,7 @@ async def handle(ex: Exchange, proxy: DashboardProxy, caller: Caller, parts: lis
         await http.error(ex, 405, "method_not_allowed", f"use {allow}", headers=[("allow", allow)])
         return True
     try:
-        await route(ex, proxy, caller)
+        await route(ex, services, caller)
     except StateError as exc:
         log.error("dashboard.state.failed path=%s reason=%s", ex.head.path, exc)
         if not ex.response_started:
@@ -103,29 +67,29 @@ def _query(ex: Exchange) -> dict[str, str]:
 # -- routes -------------------------------------------------------------------------------
 
 
-async def _overview(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None:
+async def _overview(ex: Exchange, services: DataServices, caller: Caller) -> None:
     now = clock.now()
-    usages = {name: proxy.pool.pool_usage(name, now) for name in PROVIDERS}
+    usages = {name: services.pool.pool_usage(name, now) for name in PROVIDERS}
     for usage in usages.values():
-        proxy.burn.observe(usage, now)
+        services.burn.observe(usage, now)
     last_24h: dict[str, int] = {}
-    if proxy.state is not None:
-        last_24h = await proxy.state.run(queries.totals_since, now - DAY_S)
-    views = proxy.pool.accounts(now)
-    await http.reply(ex, 200, overview_document(usages, views, proxy.burn, last_24h, now))
+    if services.state is not None:
+        last_24h = await services.state.run(queries.totals_since, now - DAY_S)
+    views = services.pool.accounts(now)
+    await http.reply(ex, 200, overview_document(usages, views, services.burn, last_24h, now))
 
 
-async def _pool(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None:
+async def _pool(ex: Exchange, services: DataServices, caller: Caller) -> None:
     now = clock.now()
-    views = sorted(proxy.pool.accounts(now), key=lambda v: (v.provider, v.name))
+    views = sorted(services.pool.accounts(now), key=lambda v: (v.provider, v.name))
     accounts = [{**attrs.asdict(v), "disabled": v.state == "disabled"} for v in views]
     problems = [
-        {"account": name, "reason": why} for name, why in sorted(proxy.registry.problems.items())
+        {"account": name, "reason": why} for name, why in sorted(services.registry.problems.items())
     ]
     await http.reply(ex, 200, {"now": now, "accounts": accounts, "problems": problems})
 
 
-async def _usage(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None:
+async def _usage(ex: Exchange, services: DataServices, caller: Caller) -> None:
     query = _query(ex)
     hours_text, by = query.get("hours", "24"), query.get("by", "provider")
     if not hours_text.isdigit() or int(hours_text) not in USAGE_HOURS:
@@ -137,10 +101,10 @@ async def _usage(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None:
         return
     until_hour = hour_of(clock.now())
     since_hour = until_hour - (int(hours_text) - 1) * HOUR_S
-    if proxy.state is None:
+    if services.state is None:
         document = queries.empty_series(since_hour, until_hour, by)
     else:
-        document = await proxy.state.run(
+        document = await services.state.run(
             queries.usage_series, since_hour, until_hour, by, only_mine(caller)
         )
     await http.reply(ex, 200, document)
@@ -151,7 +115,7 @@ def only_mine(caller: Caller) -> str | None:
     return caller.name if caller.role == "user" else None
 
 
-async def _requests(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None:
+async def _requests(ex: Exchange, services: DataServices, caller: Caller) -> None:
     text = _query(ex).get("limit", "50")
     if not text.isdigit() or not 1 <= int(text) <= MAX_REQUESTS:
         await http.error(ex, 400, "invalid_request", f"limit: expected 1..{MAX_REQUESTS}")
@@ -159,11 +123,11 @@ async def _requests(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None
     limit = int(text)
     user = only_mine(caller)
     documents = [
-        d for d in proxy.live.recent(proxy.live.keep) if user is None or d.get("user") == user
+        d for d in services.live.recent(services.live.keep) if user is None or d.get("user") == user
     ][:limit]
-    if len(documents) < limit and proxy.state is not None:
+    if len(documents) < limit and services.state is not None:
         # After a restart (or with other processes) the ledger has what memory lacks.
-        stored = await proxy.state.run(queries.recent_rows, limit, user)
+        stored = await services.state.run(queries.recent_rows, limit, user)
         documents = merge_requests(documents, stored, limit)
     await http.reply(ex, 200, {"requests": documents})
 
@@ -182,8 +146,8 @@ def merge_requests(
     return merged[:limit]
 
 
-async def _live(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None:
-    await serve_live(ex, proxy.live, proxy.shutdown, only_user=only_mine(caller))
+async def _live(ex: Exchange, services: DataServices, caller: Caller) -> None:
+    await relay_live(ex, services.live, services.shutdown, only_user=only_mine(caller))
 
 
 def public_address(ex: Exchange, self_url: str) -> str:
@@ -195,12 +159,12 @@ def public_address(ex: Exchange, self_url: str) -> str:
     return f"{'https' if proto == 'https' else 'http'}://{host}"
 
 
-async def _setup_get(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None:
-    address = public_address(ex, proxy.self_url)
-    await http.reply(ex, 200, instructions(address, None, shared=proxy.directory.shared))
+async def _setup_get(ex: Exchange, services: DataServices, caller: Caller) -> None:
+    address = public_address(ex, services.self_call.url)
+    await http.reply(ex, 200, instructions(address, None, shared=services.directory.shared))
 
 
-async def _setup_post(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None:
+async def _setup_post(ex: Exchange, services: DataServices, caller: Caller) -> None:
     document = await http.read_json(ex)
     if document is None:
         return
@@ -208,20 +172,20 @@ async def _setup_post(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> No
     if not isinstance(key, str) or not KEY_RE.match(key):
         await http.error(ex, 400, "invalid_request", 'key: expected "tp-" and 40 characters')
         return
-    await http.reply(ex, 200, instructions(public_address(ex, proxy.self_url), key))
+    await http.reply(ex, 200, instructions(public_address(ex, services.self_call.url), key))
 
 
-async def _try(ex: Exchange, proxy: DashboardProxy, caller: Caller) -> None:
+async def _try(ex: Exchange, services: DataServices, caller: Caller) -> None:
     document = await http.read_json(ex)
     if document is None:
         return
     try:
         request = try_it.parse_try(document)
-    except try_it.TryInputError as exc:
+    except TryInputError as exc:
         await http.error(ex, 400, "invalid_request", str(exc))
         return
     answer = await try_it.try_request(
-        proxy.client, proxy.self_url, proxy.internal_token, caller.name, request
+        services.client, services.self_call.url, services.self_call.token, caller.name, request
     )
     await http.reply(ex, 200, answer)
 
@@ -235,20 +199,3 @@ ROUTES: dict[str, dict[str, Route]] = {
     "setup": {"GET": _setup_get, "POST": _setup_post},
     "try": {"POST": _try},
 }
-
-
-async def serve_burn_sampler(
-    pool: Pool,
-    history: BurnHistory,
-    *,
-    interval_s: float = SAMPLE_EVERY_S,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Sample each provider's pooled window use every ``interval_s``, so the Overview's
-    burn rate has a history even when nobody has the page open."""
-    task_status.started()
-    while True:
-        now = clock.now()
-        for provider in PROVIDERS:
-            history.observe(pool.pool_usage(provider, now), now)
-        await trio.sleep(interval_s)

@@ -12,11 +12,6 @@ JSON = [("content-type", "application/json"), ("cache-control", "no-store")]
 MAX_JSON_BYTES = 64 * 1024
 
 
-def client_host(ex: Exchange) -> str:
-    """The caller's address without its port ("::1", "192.168.1.5")."""
-    return ex.client.rpartition(":")[0].strip("[]") or ex.client
-
-
 async def reply(
     ex: Exchange, status: int, document: Any, headers: list[tuple[str, str]] | None = None
 ) -> None:

@@ -1,11 +1,8 @@
 """The dashboard's front door: the page, its assets, and who is calling the API.
 
-Callers (``auth.model.Caller``): the ``admin_token`` as a Bearer (scripts), a signed
-session cookie (the page), or, in local mode with neither an admin password nor an
-``admin_token``, any browser on this machine. That last one is guarded: the Host header must name loopback (a DNS-rebinding
-page cannot pass), and like every cookie or implicit caller it must send ``x-trio-pool: 1``
-on changes, which a cross-site form or fetch cannot do without a CORS preflight we never
-answer.
+Who is calling is ``auth.callers.caller_of``. A cookie or implicit caller must send
+``x-trio-pool: 1`` on changes, which a cross-site form or fetch cannot do without a CORS
+preflight we never answer.
 """
 
 from __future__ import annotations
@@ -13,20 +10,14 @@ from __future__ import annotations
 import logging
 import urllib.parse
 from importlib import resources
-from typing import TYPE_CHECKING
 
 from trio_pool import clock
-from trio_pool.auth.model import ANONYMOUS, LOCAL_ADMIN, Caller
-from trio_pool.auth.request_checks import ClientAddress, client_address, host_is_loopback
-from trio_pool.auth.session import cookie_value
-from trio_pool.config import is_loopback
-from trio_pool.dashboard import auth_api, data_api
-from trio_pool.dashboard.http import client_host, error
-from trio_pool.proxy import admin
+from trio_pool.auth.callers import caller_of
+from trio_pool.auth.model import Caller
+from trio_pool.dashboard import accounts_api, auth_api, data_api
+from trio_pool.dashboard.context import DashboardServices
+from trio_pool.dashboard.http import error
 from trio_pool.server.connection import Exchange
-
-if TYPE_CHECKING:
-    from trio_pool.proxy.handler import Proxy
 
 log = logging.getLogger(__name__)
 
@@ -56,57 +47,14 @@ def is_dashboard_path(path: str) -> bool:
     return path in ("/", "/index.html", "/favicon.ico") or path.startswith(("/assets/", "/api/"))
 
 
-def is_local_client(proxy: Proxy, ex: Exchange) -> bool:
-    """A caller on this machine (and asking for this machine by name: no DNS rebinding).
-
-    A request forwarded by a trusted reverse proxy is not, even from a loopback peer.
-    """
-    who = client_of(proxy, ex)
-    return (
-        not who.forwarded
-        and is_loopback(who.host)
-        and bool((ex.head.get("host") or "").strip())
-        and host_is_loopback(ex.head)
-    )
-
-
-def client_of(proxy: Proxy, ex: Exchange) -> ClientAddress:
-    """The caller's address (through X-Forwarded-For only from a trusted proxy)."""
-    return client_address(client_host(ex), ex.head, proxy.config.trusted_proxies)
-
-
-def caller_of(proxy: Proxy, ex: Exchange) -> tuple[Caller, bool]:
-    """Who is calling, and whether they came with a header credential (no CSRF risk)."""
-    head = ex.head
-    token = proxy.config.admin_token
-    if token is not None and head.get("authorization") is not None:
-        # A script's credential: right, or refused outright (never a fallback below).
-        if admin.authorized(token, head.get("authorization")):
-            return LOCAL_ADMIN, True
-        log.warning("admin.unauthorized reason=wrong_token client=%s path=%s", ex.client, head.path)
-        return ANONYMOUS, True
-    directory = proxy.directory
-    cookie = cookie_value(head.get_all("cookie"))
-    if cookie is not None:
-        caller = directory.session_caller(cookie, clock.now())
-        if caller is not None:
-            return caller, False
-    if (
-        not directory.shared
-        and directory.password_hash is None
-        and token is None
-        and is_local_client(proxy, ex)
-    ):
-        return LOCAL_ADMIN, False
-    return ANONYMOUS, False
-
-
-async def handle(ex: Exchange, proxy: Proxy) -> None:
+async def handle(ex: Exchange, services: DashboardServices) -> None:
     path = ex.head.path
     if not path.startswith("/api/"):
         await _asset(ex, path)
         return
-    caller, by_header = caller_of(proxy, ex)
+    caller, by_header = caller_of(
+        ex.head, ex.client, services.config, services.directory, clock.now()
+    )
     parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")]
     # A cookie or the implicit local admin could be ridden by another site's form; so could
     # sign-in and sign-up. (A stranger's other changes are refused below as unauthorized.)
@@ -119,18 +67,18 @@ async def handle(ex: Exchange, proxy: Proxy) -> None:
     ):
         await error(ex, 403, "forbidden", "changes need the header x-trio-pool: 1")
         return
-    if await auth_api.handle(ex, proxy, caller, parts):
+    if await auth_api.handle(ex, services, caller, parts):
         return
-    if admin.is_admin_path(path):
+    if accounts_api.is_admin_path(path):
         if not caller.is_admin:
             await _refuse(ex, caller)
             return
-        await admin.handle(ex, proxy)
+        await accounts_api.handle(ex, services)
         return
     if not caller.can_view:
         await _refuse(ex, caller)
         return
-    if not await data_api.handle(ex, proxy, caller, parts):
+    if not await data_api.handle(ex, services, caller, parts):
         await error(ex, 404, "not_found", f"no dashboard API {ex.head.method} {path}")
 
 

@@ -15,10 +15,10 @@ from typing import Any
 import attrs
 import trio
 
-from trio_pool.errors import UpstreamError
+from trio_pool.auth.internal import ACCOUNT_HEADER, INTERNAL_HEADER, USER_HEADER
+from trio_pool.errors import TryInputError, UpstreamError
 from trio_pool.providers.base import PROVIDERS, ProviderName
 from trio_pool.providers.sse import SseParser
-from trio_pool.proxy.gate import ACCOUNT_HEADER, INTERNAL_HEADER, USER_HEADER
 from trio_pool.upstream.client import UpstreamClient
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,6 @@ CLAUDE_SYSTEM = "You are Claude Code, Anthropic's official CLI for Claude."
 # The ChatGPT backend refuses a body without instructions ("Instructions are required");
 # an empty string is what works for other clients (CPA).
 CODEX_INSTRUCTIONS = ""
-
-
-class TryInputError(ValueError):
-    """The /api/try body is not usable (the message is shown to the caller as a 400)."""
 
 
 @attrs.frozen

@@ -6,11 +6,3 @@ login: browser, device code, code paste) · pooldir (the pool directory as accou
 importer (the CLIs' own files) · switch (``accounts use``) · remote (sending a login to a
 remote trio-pool's management API).
 """
-
-from __future__ import annotations
-
-from trio_pool.errors import TrioPoolError
-
-
-class LoginError(TrioPoolError):
-    """A login or an account operation failed; the message is one line for the user."""

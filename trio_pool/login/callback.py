@@ -17,7 +17,7 @@ from functools import partial
 import attrs
 import trio
 
-from trio_pool.login import LoginError
+from trio_pool.errors import LoginError
 from trio_pool.server.connection import Exchange, ServerLimits
 from trio_pool.server.server import Shutdown, serve_listeners
 

@@ -19,8 +19,7 @@ import trio
 
 from trio_pool import clock
 from trio_pool.config import Config
-from trio_pool.errors import CredentialsError, UpstreamError
-from trio_pool.login import LoginError
+from trio_pool.errors import CredentialsError, LoginError, UpstreamError
 from trio_pool.login.callback import Callback, serve_callback
 from trio_pool.login.gemini_check import check_gemini_login
 from trio_pool.login.oauth import (

@@ -14,12 +14,11 @@ from typing import Any
 import attrs
 
 from trio_pool.config import Config
-from trio_pool.errors import CredentialsError
-from trio_pool.login import LoginError
+from trio_pool.credentials.gemini_setup import run_setup
+from trio_pool.errors import CredentialsError, LoginError
 from trio_pool.providers import PROVIDER_REGISTRY
 from trio_pool.providers import gemini_setup as steps
 from trio_pool.providers.base import AccountAction
-from trio_pool.proxy.gemini_setup import run_setup
 from trio_pool.upstream.client import UpstreamClient
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,7 @@ from typing import Any
 import attrs
 
 from trio_pool.credentials.store import read_document
-from trio_pool.errors import CredentialsError
-from trio_pool.login import LoginError
+from trio_pool.errors import CredentialsError, LoginError
 from trio_pool.login.pooldir import add_account
 from trio_pool.providers.base import ProviderName
 from trio_pool.providers.wire import as_str, dig

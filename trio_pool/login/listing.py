@@ -27,7 +27,7 @@ async def live_accounts(config: Config) -> dict[str, dict[str, Any]] | None:
     return None
 
 
-def _expiry(expires_at: float | None, now: float) -> str:
+def expires_in(expires_at: float | None, now: float) -> str:
     if expires_at is None:
         return "-"
     if expires_at <= now:
@@ -79,7 +79,7 @@ def render_accounts(
                 row.email or "-",
                 row.plan or "-",
                 state,
-                _expiry(row.expires_at, now),
+                expires_in(row.expires_at, now),
                 row.refresh or "-",
                 _use(view),
             )

@@ -24,10 +24,9 @@ from trio_pool.accounts.pool import Pool
 from trio_pool.config import Config, structure_config
 from trio_pool.credentials.refresh import Refresher
 from trio_pool.credentials.registry import AccountRegistry
-from trio_pool.errors import ConfigError, TrioPoolError
-from trio_pool.login import LoginError
+from trio_pool.errors import ConfigError, LoginError, TrioPoolError
+from trio_pool.files import write_text_atomic
 from trio_pool.login.pooldir import find_account, list_accounts
-from trio_pool.setup.backup import write_text_atomic
 from trio_pool.state.store import StateStore
 from trio_pool.upstream.client import UpstreamClient
 

@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 
 from trio_pool.config import Config
-from trio_pool.login import LoginError
+from trio_pool.errors import LoginError
 from trio_pool.login.pkce import Pkce, with_query
 from trio_pool.providers import claude_account, codex_account, gemini_account
 from trio_pool.providers.base import ProviderName

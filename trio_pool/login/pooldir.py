@@ -21,8 +21,7 @@ from trio_pool.credentials.store import (
     scan_pool,
     write_document_atomic,
 )
-from trio_pool.errors import CredentialsError
-from trio_pool.login import LoginError
+from trio_pool.errors import CredentialsError, LoginError
 from trio_pool.logs import mask
 from trio_pool.providers import PROVIDER_REGISTRY
 from trio_pool.providers.base import PROVIDERS, Credentials, ProviderName

@@ -7,8 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from trio_pool.errors import UpstreamError
-from trio_pool.login import LoginError
+from trio_pool.errors import LoginError, UpstreamError
 from trio_pool.providers.base import ProviderName
 from trio_pool.providers.wire import as_str, dig, json_object
 from trio_pool.upstream.client import UpstreamClient

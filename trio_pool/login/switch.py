@@ -13,11 +13,10 @@ import attrs
 
 from trio_pool.config import Config
 from trio_pool.credentials.store import read_document, write_document_atomic
-from trio_pool.errors import CredentialsError
-from trio_pool.login import LoginError
+from trio_pool.errors import CredentialsError, LoginError
+from trio_pool.files import backup_file
 from trio_pool.login.importer import credential_path
 from trio_pool.login.pooldir import find_account
-from trio_pool.setup.backup import backup_file
 
 
 @attrs.frozen

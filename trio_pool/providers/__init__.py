@@ -34,3 +34,12 @@ def find_route(
         if route is not None:
             return route
     return None
+
+
+def guess_provider(head: RequestHead) -> ProviderName:
+    """Whose error shape an unknown path gets: by path prefix and Anthropic headers."""
+    if head.path.startswith("/v1internal"):
+        return "gemini"
+    if head.get("anthropic-version") is not None or head.path.startswith("/v1/messages"):
+        return "claude"
+    return "codex"

@@ -97,6 +97,23 @@ class OutcomeKind(enum.Enum):
     # validation link, set a project, change plan): out of rotation, next account.
     ACCOUNT_ACTION = "account_action"
 
+    @property
+    def fails_over(self) -> bool:
+        """The account's fault: the same request may go to another account (design.md §3.2)."""
+        return self in _FAILS_OVER
+
+
+_FAILS_OVER = frozenset(
+    {
+        OutcomeKind.QUOTA,
+        OutcomeKind.THROTTLED,
+        OutcomeKind.AUTH,
+        OutcomeKind.FORBIDDEN,
+        OutcomeKind.TRANSIENT,
+        OutcomeKind.ACCOUNT_ACTION,
+    }
+)
+
 
 @attrs.frozen
 class AccountAction:
@@ -268,9 +285,18 @@ class Provider(Protocol):
     def conversation_key(self, head: RequestHead, body: bytes | None) -> ConversationKey | None: ...
 
     def prepare(
-        self, route: Route, head: RequestHead, body: bytes, credentials: Credentials
+        self,
+        route: Route,
+        head: RequestHead,
+        body: bytes,
+        credentials: Credentials,
+        *,
+        fast: bool = False,
     ) -> PreparedRequest:
-        """Replace the client's credentials by the account's; rewrite the body if needed."""
+        """Replace the client's credentials by the account's; rewrite the body if needed.
+
+        ``fast``: the pool chose this account's fast tier for the request (Codex
+        ``fast_mode``); a provider without one ignores it."""
         ...
 
     def read_quota(self, headers: Headers, now: float) -> QuotaReading | None:

@@ -239,7 +239,13 @@ class ClaudeProvider:
         return ConversationKey(session) if session else None
 
     def prepare(
-        self, route: Route, head: RequestHead, body: bytes, credentials: Credentials
+        self,
+        route: Route,
+        head: RequestHead,
+        body: bytes,
+        credentials: Credentials,
+        *,
+        fast: bool = False,
     ) -> PreparedRequest:
         headers = add_oauth_beta(forwardable(head.headers))
         headers.append(("authorization", f"Bearer {credentials.access_token}"))

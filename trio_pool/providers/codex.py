@@ -267,13 +267,20 @@ class CodexProvider:
         return ConversationKey(key) if key else None
 
     def prepare(
-        self, route: Route, head: RequestHead, body: bytes, credentials: Credentials
+        self,
+        route: Route,
+        head: RequestHead,
+        body: bytes,
+        credentials: Credentials,
+        *,
+        fast: bool = False,
     ) -> PreparedRequest:
         headers = forwardable(head.headers)
         headers.append(("authorization", f"Bearer {credentials.access_token}"))
         if credentials.account_id:
             headers.append(("chatgpt-account-id", credentials.account_id))
-        return PreparedRequest(head.method, route.upstream_url, tuple(headers), body)
+        prepared = PreparedRequest(head.method, route.upstream_url, tuple(headers), body)
+        return with_priority_tier(prepared) if fast else prepared
 
     def read_quota(self, headers: Headers, now: float) -> QuotaReading | None:
         fields = header_map(headers)

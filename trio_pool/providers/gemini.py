@@ -311,7 +311,13 @@ class GeminiProvider:
         return ConversationKey(session) if session else None
 
     def prepare(
-        self, route: Route, head: RequestHead, body: bytes, credentials: Credentials
+        self,
+        route: Route,
+        head: RequestHead,
+        body: bytes,
+        credentials: Credentials,
+        *,
+        fast: bool = False,
     ) -> PreparedRequest:
         headers = forwardable(head.headers)
         headers.append(("authorization", f"Bearer {credentials.access_token}"))

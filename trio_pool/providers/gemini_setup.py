@@ -4,7 +4,7 @@
 account is on and which project to bill. With no ``currentTier`` the account is onboarded:
 ``onboardUser`` for the default allowed tier, then a long-running operation polled until
 done. Pure: the calls are built here and their answers read into decisions; the shell
-(``proxy.gemini_setup``) sends them.
+(``credentials.gemini_setup``) sends them.
 
 Since 2026-06-18 Code Assist refuses individual Google accounts (free, AI Pro, AI Ultra):
 ``loadCodeAssist`` answers with no ``currentTier`` and ``ineligibleTiers`` such as

@@ -13,26 +13,23 @@ itself with the process's internal token instead.
 
 from __future__ import annotations
 
-import hmac
 import logging
-from typing import TYPE_CHECKING
 
 import attrs
 
 from trio_pool import clock
+from trio_pool.auth.internal import internal_user, is_internal
 from trio_pool.auth.keys import presented_key
 from trio_pool.auth.limits import Refusal
 from trio_pool.auth.request_checks import host_is_loopback, path_problem
 from trio_pool.logs import bind
-from trio_pool.providers import PROVIDER_REGISTRY
+from trio_pool.providers import PROVIDER_REGISTRY, guess_provider
 from trio_pool.providers.base import Provider, Route, RouteKind
 from trio_pool.providers.friend_routes import friend_may_use
-from trio_pool.proxy import answers, local
+from trio_pool.proxy import answers
 from trio_pool.server.connection import Exchange
 from trio_pool.server.messages import RequestHead
-
-if TYPE_CHECKING:
-    from trio_pool.proxy.handler import Proxy
+from trio_pool.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +39,14 @@ NO_KEY = (
 )
 
 
-# The proxy's calls to itself (Try it): the secret, whose they are, and the answering account.
-INTERNAL_HEADER = "x-trio-pool-internal"
-USER_HEADER = "x-trio-pool-user"
-ACCOUNT_HEADER = "x-trio-pool-account"
-
-
 @attrs.frozen
 class Admitted:
     user: str | None  # None: local mode (or the local admin trying a prompt)
     counted: bool = False  # started() was called: ended() is owed
 
-    def release(self, proxy: Proxy) -> None:
+    def release(self, services: Services) -> None:
         if self.counted and self.user is not None:
-            proxy.directory.limiter.ended(self.user)
+            services.directory.limiter.ended(self.user)
 
 
 REBOUND = (
@@ -68,7 +59,7 @@ UNKNOWN_USERS = (
 )
 
 
-async def screen(proxy: Proxy, exchange: Exchange) -> bool:
+async def screen(services: Services, exchange: Exchange) -> bool:
     """Refuse what no route may take (True: answered). Runs before routing."""
     head = exchange.head
     problem = path_problem(head.path)
@@ -76,7 +67,7 @@ async def screen(proxy: Proxy, exchange: Exchange) -> bool:
         log.warning("gate.refused reason=bad_path client=%s", exchange.client)
         await answers.send_error(exchange, _shape(head), 400, problem, "invalid_request_error")
         return True
-    directory = proxy.directory
+    directory = services.directory
     if not directory.ready:
         await answers.send_error(exchange, _shape(head), 503, UNKNOWN_USERS, "unavailable", 5.0)
         return True
@@ -89,22 +80,22 @@ async def screen(proxy: Proxy, exchange: Exchange) -> bool:
 
 def _shape(head: RequestHead) -> Provider:
     """Whose error shape a refusal before routing takes (looked up only to refuse)."""
-    return PROVIDER_REGISTRY[local.guess_provider(head)]
+    return PROVIDER_REGISTRY[guess_provider(head)]
 
 
 async def admit(
-    proxy: Proxy, exchange: Exchange, provider: Provider, route: Route
+    services: Services, exchange: Exchange, provider: Provider, route: Route
 ) -> Admitted | None:
     """The request's user (limits counted), or None after refusing it."""
     head = exchange.head
-    directory = proxy.directory
+    directory = services.directory
     websocket = route.kind is RouteKind.WEBSOCKET
-    if is_internal(proxy, head):
-        name = head.get(USER_HEADER) or None
+    if is_internal(services.self_call.token, head):
+        name = internal_user(head)
         user = directory.users.get(name) if name else None
         if user is not None and not await _may_use(exchange, provider, route):
             return None
-        return await _limited(proxy, exchange, provider, user.name if user else None, websocket)
+        return await _limited(services, exchange, provider, user.name if user else None, websocket)
     if not directory.shared:
         return Admitted(None)
     key = presented_key(head)
@@ -120,7 +111,7 @@ async def admit(
         return None
     if not await _may_use(exchange, provider, route):
         return None
-    return await _limited(proxy, exchange, provider, found.name, websocket)
+    return await _limited(services, exchange, provider, found.name, websocket)
 
 
 async def _may_use(exchange: Exchange, provider: Provider, route: Route) -> bool:
@@ -142,21 +133,13 @@ async def _may_use(exchange: Exchange, provider: Provider, route: Route) -> bool
     return False
 
 
-def is_internal(proxy: Proxy, head: RequestHead) -> bool:
-    """A call the proxy made to itself (the dashboard's Try it)."""
-    internal = head.get(INTERNAL_HEADER)
-    return internal is not None and hmac.compare_digest(
-        internal.encode(), proxy.internal_token.encode()
-    )
-
-
-def turn_refusal(proxy: Proxy, user: str, provider: Provider) -> Refusal | None:
+def turn_refusal(services: Services, user: str, provider: Provider) -> Refusal | None:
     """A ``response.create`` on ``user``'s open WebSocket: counted, or why it is refused.
 
     The socket holds one stream slot for its life; each turn is a request for rpm and
     share, as it would be over HTTP.
     """
-    directory = proxy.directory
+    directory = services.directory
     found = directory.users.get(user)
     if found is None:
         return Refusal("user", f"user {user} no longer exists", 60.0)
@@ -164,14 +147,14 @@ def turn_refusal(proxy: Proxy, user: str, provider: Provider) -> Refusal | None:
     refusal = directory.limiter.admit(user, provider.name, found.limits, now, streams=False)
     if refusal is not None:
         log.info("gate.limited user=%s limit=%s websocket=true", user, refusal.limit)
-        proxy.metrics.limited(user, refusal.limit)
+        services.events.limited(user, refusal.limit)
         return refusal
     directory.limiter.turn_started(user, now)
     return None
 
 
 async def _limited(
-    proxy: Proxy,
+    services: Services,
     exchange: Exchange,
     provider: Provider,
     name: str | None,
@@ -180,12 +163,12 @@ async def _limited(
     if name is None:
         return Admitted(None)
     bind(user=name)
-    directory = proxy.directory
+    directory = services.directory
     now = clock.now()
     refusal = directory.limiter.admit(name, provider.name, directory.users[name].limits, now)
     if refusal is not None:
         log.info("gate.limited user=%s limit=%s", name, refusal.limit)
-        proxy.metrics.limited(name, refusal.limit)
+        services.events.limited(name, refusal.limit)
         await answers.send_error(
             exchange, provider, 429, refusal.message, "user_limit", refusal.retry_after
         )

@@ -16,15 +16,15 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping
-from functools import cache
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from functools import cache, partial
 
 import attrs
 import trio
 
 from trio_pool import clock
-from trio_pool.accounts.pool import Exhausted, Lease
+from trio_pool.accounts.pool import Lease
+from trio_pool.config import Config
 from trio_pool.credentials.registry import PoolAccount
 from trio_pool.errors import UpstreamError
 from trio_pool.providers.base import (
@@ -33,17 +33,18 @@ from trio_pool.providers.base import (
     Outcome,
     OutcomeKind,
     Provider,
-    ProviderName,
-    QuotaReading,
     Route,
     RouteKind,
 )
 from trio_pool.providers.wire import join_url, websocket_url
 from trio_pool.proxy import answers, gate
+from trio_pool.proxy.attempt_loop import Request, new_request, run_request
+from trio_pool.proxy.attempts import FailOver, GiveUp, PassOn, RefreshAndRetry
 from trio_pool.proxy.relay import response_headers
 from trio_pool.proxy.ws_frames import FrameWatcher
 from trio_pool.server.connection import Exchange
 from trio_pool.server.messages import RequestHead, end_to_end
+from trio_pool.services import Services
 from trio_pool.upstream.client import make_ssl_context
 from trio_pool.upstream.websocket import (
     MAX_MESSAGE_BYTES,
@@ -54,24 +55,11 @@ from trio_pool.upstream.websocket import (
     handshake_problem,
     open_socket,
 )
-from trio_pool.usage.ledger import Tally, failure_text, hash_key, model_of
-
-if TYPE_CHECKING:
-    from trio_pool.proxy.handler import Proxy
+from trio_pool.usage.ledger import model_of
 
 log = logging.getLogger(__name__)
 
 REALTIME_PATHS = ("/v1/realtime",)
-FAILOVER = frozenset(
-    {
-        OutcomeKind.QUOTA,
-        OutcomeKind.THROTTLED,
-        OutcomeKind.AUTH,
-        OutcomeKind.FORBIDDEN,
-        OutcomeKind.TRANSIENT,
-        OutcomeKind.ACCOUNT_ACTION,
-    }
-)
 # Handshake fields trio-websocket writes itself (or that make no sense on a new connection).
 _OWN_FIELDS = ("host", "content-length", "accept-encoding")
 SHUTDOWN_CLOSE = Closed(1001, "trio-pool is shutting down")
@@ -79,13 +67,11 @@ SHUTDOWN_CLOSE = Closed(1001, "trio-pool is shutting down")
 Report = Callable[[Outcome], None]
 
 
-def realtime_route(
-    head: RequestHead, upstreams: Mapping[ProviderName, Mapping[str, str]]
-) -> Route | None:
+def realtime_route(head: RequestHead, config: Config) -> Route | None:
     """The generic pass-through: ``/v1/realtime`` upgrades go to the Codex upstream's base."""
     if head.path.rstrip("/") not in REALTIME_PATHS or not head.wants_upgrade("websocket"):
         return None
-    base = upstreams["codex"]["upstream"]
+    base = config.codex.upstream
     return Route(
         "codex", RouteKind.WEBSOCKET, websocket_url(join_url(base, "/realtime", head.query))
     )
@@ -118,135 +104,84 @@ def session_key(provider: Provider, head: RequestHead) -> ConversationKey | None
     return ConversationKey(value, hard=True) if value else None
 
 
-async def serve_websocket(
-    proxy: Proxy, exchange: Exchange, route: Route, provider: Provider, user: str | None = None
+async def relay_websocket(
+    services: Services,
+    exchange: Exchange,
+    route: Route,
+    provider: Provider,
+    user: str | None = None,
 ) -> None:
     """Answer one upgrade: refuse it, or relay the socket on one pooled account."""
+    shape = answers.client_shape(route)
     problem = handshake_problem(exchange.head)
     if problem is not None:
-        await answers.send_error(exchange, provider, 400, problem, "invalid_request_error")
+        await answers.send_error(exchange, shape, 400, problem, "invalid_request_error")
         return
+    head = exchange.head
+    request = new_request(
+        services,
+        exchange,
+        route,
+        provider,
+        shape,
+        key=session_key(provider, head),
+        user=user,
+        model=model_of(b"", head.path),
+        replayable=True,  # the client hears nothing until an upstream socket is open
+    )
     observe = route.upstream_url.split("?", 1)[0].endswith("/responses")
-    await SocketFlow(proxy, exchange, route, provider, observe, user).run()
+    await run_request(request, SocketTry(request, observe))
 
 
 @attrs.define(eq=False)
-class SocketFlow:
-    proxy: Proxy
-    exchange: Exchange
-    route: Route
-    provider: Provider
-    observe: bool
-    user: str | None = None  # shared mode: whose key opened the socket
-    # One ledger row per socket (not per turn): its turns' tokens go to the pool's counters.
-    tally: Tally | None = None
+class SocketTry:
+    """One upgrade's tries: each opens the upstream socket with one account."""
 
-    async def run(self) -> None:
-        key = session_key(self.provider, self.exchange.head)
-        self.tally = tally = Tally(
-            self.route.provider,
-            clock.now(),
-            trio.current_time(),
-            model=model_of(b"", self.exchange.head.path),
-            conversation=hash_key(key.value if key is not None else None),
-            user=self.user,
-        )
-        self.proxy.started(tally, self.exchange.head.path)
+    request: Request
+    observe: bool  # watch the frames (Responses sockets; the realtime pass-through is opaque)
+    refusal: HandshakeRefused | None = None  # the last upstream refusal, passed on at the end
+
+    async def give_up(self, give_up: GiveUp) -> None:
+        request = self.request
+        if self.refusal is not None:
+            # Codex shows the upstream's own usage-limit message, or falls back to HTTP.
+            await self._pass_refusal(self.refusal)
+            return
+        request.tally.status = await answers.send_give_up(request.exchange, request.shape, give_up)
+
+    async def send(
+        self, lease: Lease, account: PoolAccount, credentials: Credentials
+    ) -> FailOver | RefreshAndRetry | None:
+        request = self.request
+        report: Report = partial(request.report, lease)
         try:
-            await self._run(key, tally)
-        finally:
-            self.proxy._finish(tally)
-
-    async def _run(self, key: ConversationKey | None, tally: Tally) -> None:
-        proxy, route = self.proxy, self.route
-        routing = proxy.config.routing
-        tried: set[str] = set()
-        failures: list[tuple[str, str]] = []
-        last: Outcome | None = None
-        refusal: HandshakeRefused | None = None
-        attempts = 0
-        queue_deadline = clock.now() + routing.queue_wait_s
-        while attempts < routing.max_attempts:
-            decision = await proxy.lease(route.provider, key, tried, queue_deadline)
-            if isinstance(decision, Exhausted):
-                if refusal is None:
-                    tally.status = await answers.send_exhausted(
-                        self.exchange, self.provider, decision, failures
-                    )
-                    return
-                break
-            attempts += 1
-            tally.attempts, tally.account = attempts, decision.account
-            account = proxy.account_for(decision, tried)
-            if account is None:
-                continue
-            result = await self._attempt(decision, account)
-            if result is None:
-                return
-            last, refused = result
-            refusal = refused or refusal
-            tried.add(decision.account)
-            failures.append((decision.account, last.reason or last.kind.value))
-            tally.failures.append(failure_text(*failures[-1]))
-            log.info(
-                "ws.failover account=%s kind=%s status=%s reason=%s",
-                decision.account,
-                last.kind.value,
-                last.status,
-                last.reason,
-            )
-        if refusal is not None:
-            await self._pass_refusal(refusal)
-        else:
-            tally.status = await answers.send_give_up(self.exchange, self.provider, failures, last)
-
-    async def _attempt(
-        self, lease: Lease, account: PoolAccount
-    ) -> tuple[Outcome, HandshakeRefused | None] | None:
-        """One account's try. None: the client got an answer or a socket. Else fail over."""
-
-        def report(outcome: Outcome) -> None:
-            # The pool ignores a second report of a lease: the first outcome stands.
-            self.proxy.pool.report(lease, outcome, clock.now())
-
-        refresher = self.proxy.refresher
-        try:
-            credentials = await refresher.fresh_credentials(account)
-            may_refresh = True
-            while True:
-                try:
-                    await self._open_and_relay(account, credentials, report)
-                    return None
-                except HandshakeRefused as refused:
-                    now = clock.now()
-                    outcome = self.provider.classify(
-                        refused.status, refused.headers, refused.body, now
-                    )
-                    if outcome.kind is OutcomeKind.AUTH and may_refresh:
-                        may_refresh = False
-                        if await refresher.refresh(account, reason="401", stale=credentials):
-                            credentials = account.credentials
-                            continue
-                    report(outcome)
-                    if outcome.kind in FAILOVER:
-                        return outcome, refused
-                    await self._pass_refusal(refused)  # not the account's fault (400, 404)
-                    return None
-                except UpstreamError as exc:
-                    if self.exchange.detached:
-                        raise
-                    outcome = Outcome(OutcomeKind.TRANSIENT, None, reason=str(exc))
-                    report(outcome)
-                    return outcome, None
-        finally:
-            # Cancelled or failed unexpectedly: the lease must still end.
-            report(Outcome(OutcomeKind.CLIENT_ERROR, reason="socket ended"))
+            await self._open_and_relay(account, credentials, report)
+            return None
+        except HandshakeRefused as refused:
+            now = clock.now()
+            outcome = request.provider.classify(refused.status, refused.headers, refused.body, now)
+            verdict = request.plan.failed(lease, outcome, now)
+            if isinstance(verdict, PassOn):
+                report(outcome)
+                await self._pass_refusal(refused)  # not the account's fault (400, 404)
+                return None
+            self.refusal = refused  # what the client hears if no other account opens
+            return verdict
+        except UpstreamError as exc:
+            if request.exchange.detached:
+                raise
+            outcome = Outcome(OutcomeKind.TRANSIENT, None, reason=str(exc))
+            verdict = request.plan.failed(lease, outcome, clock.now(), error=exc)
+            if isinstance(verdict, PassOn):  # never: a handshake can always be sent again
+                raise
+            return verdict
 
     async def _open_and_relay(
         self, account: PoolAccount, credentials: Credentials, report: Report
     ) -> None:
-        head = self.exchange.head
-        prepared = self.provider.prepare(self.route, head, b"", credentials)
+        request = self.request
+        services, head, tally = request.services, request.exchange.head, request.tally
+        prepared = request.provider.prepare(request.route, head, b"", credentials)
         offered = tuple(
             p.strip() for v in head.get_all("sec-websocket-protocol") for p in v.split(",")
         )
@@ -255,14 +190,14 @@ class SocketFlow:
             upstream_headers(prepared.headers),
             subprotocols=tuple(p for p in offered if p),
             ssl_context=_ssl_context(),  # type: ignore[arg-type]
-            connect_timeout_s=self.proxy.config.upstream_connect_timeout_s,
+            connect_timeout_s=services.config.upstream_connect_timeout_s,
             max_message_bytes=MAX_MESSAGE_BYTES,
         ) as upstream:
             now = clock.now()
-            quota = self.provider.read_quota(upstream.handshake_headers, now)
-            if quota is not None and self.tally is not None:
-                self.proxy.observe(self.tally, account.name, quota, now)
-            stream, trailing = self.exchange.detach()
+            quota = request.provider.read_quota(upstream.handshake_headers, now)
+            if quota is not None:
+                request.observe(account.name, quota, now)
+            stream, trailing = request.exchange.detach()
             try:
                 async with trio.open_nursery() as nursery:
                     client = await adopt(
@@ -272,21 +207,16 @@ class SocketFlow:
                         trailing,
                         headers=reply_headers(upstream.handshake_headers),
                         subprotocol=upstream.subprotocol,
-                        write_timeout_s=self.proxy.config.upstream_idle_timeout_s,
+                        write_timeout_s=services.config.upstream_idle_timeout_s,
                     )
                     if client is None:
                         report(Outcome(OutcomeKind.CLIENT_ERROR, reason="client went away"))
                         return
                     log.info("ws.open path=%s account=%s", head.path, account.name)
-                    tally = self.tally
-                    assert tally is not None  # set by run() before any socket opens
                     tally.status = 101
-
-                    def observe(quota: QuotaReading, now: float) -> None:
-                        self.proxy.observe(tally, account.name, quota, now)
-
+                    observe = partial(request.observe, account.name)
                     watcher = FrameWatcher(
-                        self.proxy.pool, self.provider, account.name, report, observe
+                        services.pool, request.provider, account.name, report, observe
                     )
                     ended = await self._relay(client, upstream, watcher if self.observe else None)
                     report(watcher.final(ended))
@@ -301,7 +231,7 @@ class SocketFlow:
     ) -> tuple[int, str]:
         """Relay until either side closes; (close code, "client" | "upstream" | "shutdown")."""
         ended: list[tuple[int, str]] = []
-        with self.proxy.shutdown.stream_scope() as scope:
+        with self.request.services.shutdown.stream_scope() as scope:
             async with trio.open_nursery() as nursery:
 
                 async def pump(
@@ -350,7 +280,9 @@ class SocketFlow:
         The handshake held a stream slot for the socket; every turn is a request for rpm
         and share. Codex's warm-up (``"generate": false``) produces nothing and is free.
         """
-        if self.user is None or not isinstance(message, str):
+        request = self.request
+        user = request.tally.user
+        if user is None or not isinstance(message, str):
             return None
         if '"response.create"' not in message:
             return None  # skip parsing what cannot be a turn
@@ -362,7 +294,7 @@ class SocketFlow:
             return None
         if payload.get("generate") is False:
             return None
-        refusal = gate.turn_refusal(self.proxy, self.user, self.provider)
+        refusal = gate.turn_refusal(request.services, user, request.shape)
         if refusal is None:
             return None
         retry_after = str(max(1, math.ceil(refusal.retry_after)))
@@ -376,7 +308,7 @@ class SocketFlow:
         )
 
     async def _pass_refusal(self, refused: HandshakeRefused) -> None:
-        if self.tally is not None:
-            self.tally.status = refused.status
-        await self.exchange.respond(refused.status, response_headers(refused.headers), refused.body)
-        log.info("ws.refused status=%d path=%s", refused.status, self.exchange.head.path)
+        exchange = self.request.exchange
+        self.request.tally.status = refused.status
+        await exchange.respond(refused.status, response_headers(refused.headers), refused.body)
+        log.info("ws.refused status=%d path=%s", refused.status, exchange.head.path)

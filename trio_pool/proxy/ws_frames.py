@@ -24,16 +24,6 @@ from trio_pool.providers.wire import as_str, dig
 
 log = logging.getLogger(__name__)
 
-ACCOUNT_FAULTS = frozenset(
-    {
-        OutcomeKind.QUOTA,
-        OutcomeKind.THROTTLED,
-        OutcomeKind.AUTH,
-        OutcomeKind.FORBIDDEN,
-        OutcomeKind.TRANSIENT,
-        OutcomeKind.ACCOUNT_ACTION,
-    }
-)
 # "connection limit reached (60 minutes)": Codex opens a new socket; no fault of the account.
 CONNECTION_LIMIT = "websocket_connection_limit_reached"
 # Close codes from the upstream that mean it failed (not that the conversation ended).
@@ -102,7 +92,7 @@ class FrameWatcher:
             outcome.status,
             outcome.reason,
         )
-        if outcome.kind in ACCOUNT_FAULTS:
+        if outcome.kind.fails_over:
             # Ends the lease now: the next socket of this session must not land here.
             self.report(outcome)
         self.failure = self.failure or outcome

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import attrs
 import trio
 
+from trio_pool.errors import ClientDisconnected as ClientDisconnected  # re-exported
 from trio_pool.errors import ClientProtocolError
 from trio_pool.server.http1 import ProtocolError, SendError, ServerProtocol
 from trio_pool.server.messages import Headers, RequestHead
@@ -56,10 +57,6 @@ def plain_error_body(
 
     body = json.dumps({"error": {"code": status, "message": message}}).encode()
     return [("content-type", "application/json")], body
-
-
-class ClientDisconnected(Exception):
-    """The client went away while we were reading its request."""
 
 
 class Exchange:

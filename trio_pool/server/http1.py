@@ -17,7 +17,7 @@ and tests/server/test_http1.py holds this module to h11's verdicts on generated 
 - a response without Content-Length is chunked to an HTTP/1.1 client and ends with the
   connection for an HTTP/1.0 one; HEAD, 204 and 304 answers carry no body.
 
-Chunked request bodies are decoded by the upstream client's decoder (upstream/chunked.py),
+Chunked request bodies are decoded by server/chunked.py (the upstream client's decoder too),
 which is as strict as h11 where it matters.
 """
 
@@ -27,8 +27,8 @@ import re
 
 import h11
 
+from trio_pool.server.chunked import ChunkedDecoder
 from trio_pool.server.messages import Headers, RequestHead
-from trio_pool.upstream.chunked import ChunkedDecoder
 
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
 _VALUE = rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?"

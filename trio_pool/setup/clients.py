@@ -24,11 +24,11 @@ from pathlib import Path
 import attrs
 
 from trio_pool.credentials.store import FILE_MODE
-from trio_pool.login import LoginError
+from trio_pool.errors import LoginError
+from trio_pool.files import backup_file, latest_backup, write_text_atomic
 from trio_pool.login.importer import cli_dir
 from trio_pool.logs import mask
 from trio_pool.providers.base import ProviderName
-from trio_pool.setup.backup import backup_file, latest_backup, write_text_atomic
 from trio_pool.setup.edits import EDITS, KEY_NEXT_STEPS, NEXT_STEPS, codex_config
 
 __all__ = [

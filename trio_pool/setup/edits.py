@@ -34,7 +34,7 @@ from typing import Any
 import tomlkit
 import tomlkit.exceptions
 
-from trio_pool.login import LoginError
+from trio_pool.errors import LoginError
 
 PROVIDER_ID = "trio-pool"
 KEY_HEADER = "x-trio-pool-key"

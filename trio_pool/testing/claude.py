@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from trio_pool.server.connection import Exchange
-from trio_pool.testing import claude_rules, wire
+from trio_pool.testing import claude_message_rules, claude_rules, claude_script, wire
 from trio_pool.testing.accounts import SimAccount
 from trio_pool.testing.faults import (
     FaultKind,
@@ -28,6 +28,7 @@ from trio_pool.testing.faults import (
 )
 from trio_pool.testing.identity import claude_usage_refusal, cloudflare_challenge, refuse
 from trio_pool.testing.state import SimState
+from trio_pool.testing.turns import Turn
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ WINDOW_LABELS = (("5h", "five_hour"), ("7d", "seven_day"))
 # carry no utilization of their own for these (none seen); the poll does.
 MODEL_CLAIMS = {"opus": "seven_day_opus", "sonnet": "seven_day_sonnet"}
 WARNING_FRACTION = 0.8
+UNIFIED_RESET = "anthropic-ratelimit-unified-reset"
 
 
 def _error(type_: str, message: str, request_id: str) -> dict[str, Any]:
@@ -341,6 +343,12 @@ async def handle(state: SimState, ex: Exchange) -> None:
     refusal = None
     if not claude_rules.attestation_holds(body):
         refusal = claude_rules.CCH_MISMATCH_MESSAGE
+    elif head.path == "/v1/messages" and (
+        problem := claude_message_rules.messages_refusal(
+            request, signature_valid=state.scripts.signature_valid
+        )
+    ):
+        refusal = problem
     elif head.path == "/v1/messages" and claude_rules.third_party(request):
         # Not Claude Code's request: billed as extra usage, refused without any.
         if account.extra_usage:
@@ -367,4 +375,51 @@ async def handle(state: SimState, ex: Exchange) -> None:
             ex, 429, _error("rate_limit_error", QUOTA_MESSAGE, request_id), headers
         )
         return
+    session = claude_script.conversation_of(request, head.get("x-claude-code-session-id"))
+    turn = state.scripts.take("claude", account=account.key, conversation=session, body=body)
+    if turn is not None:
+        await _scripted_reply(state, ex, account, request, len(body), request_id, turn)
+        return
     await _reply(state, ex, account, request, len(body), request_id)
+
+
+async def _scripted_reply(
+    state: SimState,
+    ex: Exchange,
+    account: SimAccount,
+    request: dict[str, Any],
+    body_size: int,
+    request_id: str,
+    turn: Turn,
+) -> None:
+    """A scripted turn (testing/claude_script.py) in place of the plain text reply."""
+    now = state.now()
+    model = state.config_for(account).model or str(request.get("model") or DEFAULT_MODEL)
+    error = turn.http_error
+    if error is not None:
+        headers = [("request-id", request_id)]
+        resets = error.resets_in_seconds
+        if error.status == 429 and error.type == "rate_limit_error":
+            # A scripted quota rejection: the unified reset is the scripted one.
+            reset_at = str(int(now + resets)) if resets is not None else None
+            headers += [
+                (k, reset_at if reset_at and k == UNIFIED_RESET else v)
+                for k, v in unified_headers(account, now, rejected=True, model=model)
+            ]
+        if resets is not None:
+            headers.append(("retry-after", str(resets)))
+        body = _error(error.type, error.message, request_id)
+        await wire.respond_json(ex, error.status, body, headers)
+        return
+    account.consume(account.units_for(input_tokens(body_size), 1), now, model)
+    account.generations += 1
+    await claude_script.reply(
+        ex,
+        turn,
+        request=request,
+        headers=[("request-id", request_id), *unified_headers(account, now)],
+        msg_id=state.next_request_id("msg_sim"),
+        model=model,
+        body_size=body_size,
+        sign=state.scripts.sign_thinking,
+    )

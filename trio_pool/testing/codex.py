@@ -11,13 +11,13 @@ so refreshing would not help, and a proxy that forgets to rewrite the header is 
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import attrs
 
 from trio_pool.server.connection import Exchange
-from trio_pool.testing import codex_rules, wire
+from trio_pool.testing import codex_input_rules, codex_rules, codex_script, wire
 from trio_pool.testing.accounts import SimAccount, SimWindow
 from trio_pool.testing.faults import (
     FaultKind,
@@ -29,6 +29,7 @@ from trio_pool.testing.faults import (
 )
 from trio_pool.testing.identity import cloudflare_challenge, codex_identity_refusal, refuse
 from trio_pool.testing.state import SimState
+from trio_pool.testing.turns import Turn
 
 DEFAULT_MODEL = "gpt-5"
 MSG_ID = "msg_sim_0001"
@@ -335,6 +336,11 @@ async def handle(state: SimState, ex: Exchange) -> None:
         if detail is not None:
             await wire.respond_json(ex, 400, _detail(detail))
             return
+        issued = partial(state.scripts.issued_by, account.key)
+        refusal = codex_input_rules.input_refusal(request, issued_by_account=issued)
+        if refusal is not None:
+            await wire.respond_json(ex, refusal.status, refusal.body)
+            return
     kind = account.take_forced()
     if kind is not None:
         await _fault(ex, account, kind, now)
@@ -355,4 +361,41 @@ async def handle(state: SimState, ex: Exchange) -> None:
         }
         await wire.respond_json(ex, 200, {"output": [summary]}, rate_limit_headers(account, now))
         return
+    session = head.get("session-id") or head.get("session_id")
+    turn = state.scripts.take(
+        "codex",
+        account=account.key,
+        conversation=codex_script.conversation_of(request, session),
+        body=body,
+    )
+    if turn is not None:
+        await _scripted_reply(state, ex, account, request, len(body), turn)
+        return
     await _stream_reply(state, ex, account, request, len(body))
+
+
+async def _scripted_reply(
+    state: SimState,
+    ex: Exchange,
+    account: SimAccount,
+    request: dict[str, Any],
+    body_size: int,
+    turn: Turn,
+) -> None:
+    """A scripted turn (testing/codex_script.py) in place of the plain text reply."""
+    now = state.now()
+    model = state.config_for(account).model or str(request.get("model") or DEFAULT_MODEL)
+    if turn.http_error is None:
+        account.consume(account.units_for(input_tokens(body_size), 1), now)
+        account.generations += 1
+    await codex_script.reply(
+        ex,
+        turn,
+        account=account,
+        headers=rate_limit_headers(account, now),
+        resp_id=state.next_request_id("resp_sim"),
+        model=model,
+        now=now,
+        body_size=body_size,
+        issue=partial(state.scripts.issue_encrypted, account.key),
+    )

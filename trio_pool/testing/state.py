@@ -15,6 +15,7 @@ import attrs
 from trio_pool.clock import now as trio_unix_now
 from trio_pool.testing.accounts import Provider, SimAccount
 from trio_pool.testing.faults import FaultKind, SimConfig
+from trio_pool.testing.scripts import TurnScripts
 
 
 @attrs.define(eq=False)
@@ -33,6 +34,8 @@ class SimState:
     requests_total: int = 0  # every request the simulator served
     # (method, target) of the last requests served, for "nothing reached upstream" checks.
     seen: deque[tuple[str, str]] = attrs.field(factory=lambda: deque(maxlen=1000))
+    # Scripted turns, and the reasoning and signatures the simulated models issued.
+    scripts: TurnScripts = attrs.field(factory=TurnScripts)
     _request_ids: int = 0
 
     @classmethod

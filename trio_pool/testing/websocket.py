@@ -16,17 +16,18 @@ import json
 import logging
 import weakref
 from collections import deque
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Literal
 
 import attrs
 import trio
 
 from trio_pool.server.connection import Exchange
-from trio_pool.testing import codex, codex_rules, wire
+from trio_pool.testing import codex, codex_input_rules, codex_rules, codex_script, wire
 from trio_pool.testing.accounts import SimAccount
 from trio_pool.testing.faults import SimConfig, input_tokens, output_tokens
 from trio_pool.testing.state import SimState
+from trio_pool.testing.turns import Turn
 from trio_pool.upstream.websocket import Closed, WebSocket, adopt, handshake_problem
 
 log = logging.getLogger(__name__)
@@ -226,6 +227,11 @@ async def _serve(
             error = {"type": "invalid_request_error", "message": detail}
             await ws.send(error_frame(400, error, []))
             continue
+        issued = partial(state.scripts.issued_by, account.key)
+        refusal = codex_input_rules.input_refusal(request, issued_by_account=issued)
+        if refusal is not None:
+            await ws.send(error_frame(refusal.status, refusal.body["error"], []))
+            continue
         now = state.now()
         previous = str(request.get("previous_response_id") or "")
         fault = sim.take_frame_fault(account.key)
@@ -238,11 +244,53 @@ async def _serve(
             continue
         if sim.rate_limit_frames:
             await ws.send(rate_limits_frame(account, now))
-        responses.add(await _reply(state, ws, account, request, len(message)))
+        session = ex.head.get("session-id") or ex.head.get("session_id")
+        turn = state.scripts.take(
+            "codex",
+            account=account.key,
+            conversation=codex_script.conversation_of(request, session),
+            body=message.encode(),
+        )
+        if turn is not None:
+            responses.add(await _scripted(state, ws, account, request, len(message), turn))
+        else:
+            responses.add(await _reply(state, ws, account, request, len(message)))
         closing = sim.close_after_turn.pop(account.key, None)
         if closing is not None:
             await ws.close(closing)
             return
+
+
+async def _scripted(
+    state: SimState,
+    ws: WebSocket,
+    account: SimAccount,
+    request: dict[str, Any],
+    size: int,
+    turn: Turn,
+) -> str:
+    """A scripted turn's events as frames (an HTTP error as an error frame)."""
+    now = state.now()
+    resp_id = state.next_request_id("resp_sim")
+    if turn.http_error is not None:
+        error = codex_script.http_error_body(turn.http_error, account)["error"]
+        await ws.send(error_frame(turn.http_error.status, error, []))
+        return resp_id
+    account.consume(account.units_for(input_tokens(size), 1), now)
+    account.generations += 1
+    model = state.config_for(account).model or str(request.get("model") or codex.DEFAULT_MODEL)
+    events = codex_script.turn_events(
+        turn,
+        resp_id=resp_id,
+        model=model,
+        created=int(now),
+        body_size=size,
+        issue=partial(state.scripts.issue_encrypted, account.key),
+    )
+    for event in events[turn.drop_first_events :]:
+        if not await ws.send(_dumps(event)):
+            break
+    return resp_id
 
 
 async def _reply(

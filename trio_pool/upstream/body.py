@@ -5,7 +5,7 @@ writes the client once per item), and never holding bytes back for the next read
 read may wait ``idle_s``: one cancel scope per read, none per chunk. Failures come out
 already mapped (the body phase of upstream/errors.py).
 
-Two readers: ``ChunkedBody`` for chunked bodies (our decoder, upstream/chunked.py: h11
+Two readers: ``ChunkedBody`` for chunked bodies (our decoder, server/chunked.py: h11
 costs about 4 µs per chunk) and ``LengthBody`` for the rest (a Content-Length, none, or
 read until the server closes). Classes rather than async generators, so that one left
 before its end (a client hang-up) needs no finalizer.
@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 import h11
 import trio
 
-from trio_pool.upstream.chunked import ChunkedDecoder
+from trio_pool.server.chunked import ChunkedDecoder
 from trio_pool.upstream.errors import Phase, timed_out, translate
 
 READ_SIZE = 64 * 1024

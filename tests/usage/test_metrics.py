@@ -11,7 +11,7 @@ import trio
 from tests.http_client import HttpClient, Reply
 from tests.proxy.conftest import Env
 from trio_pool.providers.base import TokenUsage
-from trio_pool.proxy.metrics import Metrics, escape
+from trio_pool.usage.metrics import Metrics, escape
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:\\.|[^"\\\n])*"'

@@ -1,18 +1,16 @@
-"""GET /metrics: in-memory counters in the Prometheus text exposition format (0.0.4).
+"""The counters behind GET /metrics, rendered in the Prometheus text exposition format (0.0.4).
 
-Fed from the same points as the usage ledger (a request's end, each upstream attempt, each
-refresh). Labels are provider, account names, statuses and kinds: never a token or a key.
+Fed from the same points as the usage ledger (``usage.events``: a request's end, each
+upstream attempt; and each refresh). Labels are provider, account names, statuses and
+kinds: never a token or a key. Pure: the front answers the request with ``render``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from trio_pool import clock
 from trio_pool.accounts.model import AccountView
-from trio_pool.accounts.pool import Pool
 from trio_pool.providers.base import TokenUsage
-from trio_pool.server.connection import Exchange
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -142,10 +140,3 @@ def _render_accounts(accounts: Iterable[AccountView]) -> list[str]:
         for w in view.windows:
             windows.append(f"{window}{_labels((*base, ('window', w.name)))} {_number(w.used)}")
     return states + windows
-
-
-async def serve_metrics(
-    exchange: Exchange, metrics: Metrics, pool: Pool, *, ledger_dropped: int
-) -> None:
-    text = metrics.render(pool.accounts(clock.now()), ledger_dropped=ledger_dropped)
-    await exchange.respond(200, [("content-type", CONTENT_TYPE)], text.encode())

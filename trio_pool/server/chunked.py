@@ -1,4 +1,5 @@
-"""Decoding a chunked response body (RFC 9112 §7.1) a whole read at a time. Pure, no I/O.
+"""Decoding a chunked body (RFC 9112 §7.1) a whole read at a time: the upstream client's responses
+and the server's requests. Pure, no I/O.
 
 Why not h11 here: h11 decodes chunked bodies correctly, but it turns every chunk into an
 event that walks its state machine, about 4 µs a chunk. The providers flush one chunk per

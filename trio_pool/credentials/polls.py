@@ -14,12 +14,12 @@ import trio
 from trio_pool import clock
 from trio_pool.accounts.polling import PollSchedule
 from trio_pool.accounts.pool import Pool
+from trio_pool.credentials import gemini_setup
 from trio_pool.credentials.refresh import Refresher
 from trio_pool.credentials.registry import AccountRegistry, PoolAccount
 from trio_pool.errors import UpstreamError
 from trio_pool.providers import PROVIDER_REGISTRY
 from trio_pool.providers.base import AccountAction, ProviderName
-from trio_pool.proxy import gemini_setup
 from trio_pool.upstream.client import UpstreamClient
 
 log = logging.getLogger(__name__)

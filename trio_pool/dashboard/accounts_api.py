@@ -10,27 +10,23 @@ change does not undo them); ``trio-pool accounts disable`` also writes config.to
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import urllib.parse
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import trio
 
 from trio_pool import clock
 from trio_pool.credentials.registry import collect
-from trio_pool.errors import CredentialsError
-from trio_pool.login import LoginError
+from trio_pool.dashboard.context import DashboardServices
+from trio_pool.errors import CredentialsError, LoginError
 from trio_pool.login.listing import row_document
 from trio_pool.login.pooldir import add_account, list_accounts
 from trio_pool.providers import PROVIDER_REGISTRY
 from trio_pool.providers.base import PROVIDERS
 from trio_pool.server.connection import Exchange
-
-if TYPE_CHECKING:
-    from trio_pool.proxy.handler import Proxy
 
 log = logging.getLogger(__name__)
 
@@ -54,53 +50,46 @@ async def _error(ex: Exchange, status: int, kind: str, message: str) -> None:
     await ex.respond(status, [*JSON, *headers], body)
 
 
-def authorized(expected: str, header: str | None) -> bool:
-    scheme, _, token = (header or "").strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(token.strip().encode(), expected.encode())
-
-
-async def handle(ex: Exchange, proxy: Proxy) -> None:
+async def handle(ex: Exchange, services: DashboardServices) -> None:
     """An admin's call (the dashboard's router has checked who is calling)."""
     parts = [urllib.parse.unquote(p) for p in ex.head.path.strip("/").split("/")]
     method = ex.head.method
     try:
         if parts == ["api", "accounts"] and method == "GET":
-            await _list(ex, proxy)
+            await _list(ex, services)
         elif parts == ["api", "accounts"] and method == "POST":
-            await _import(ex, proxy)
+            await _import(ex, services)
         elif len(parts) == 4 and parts[:2] == ["api", "accounts"] and method == "DELETE":
-            await _remove(ex, proxy, f"{parts[2]}/{parts[3]}")
+            await _remove(ex, services, f"{parts[2]}/{parts[3]}")
         elif len(parts) == 5 and parts[:2] == ["api", "accounts"] and parts[4] in ACTIONS:
             if method != "POST":
                 await _error(ex, 405, "method_not_allowed", f"use POST for {parts[4]}")
             else:
-                await _action(ex, proxy, f"{parts[2]}/{parts[3]}", parts[4])
+                await _action(ex, services, f"{parts[2]}/{parts[3]}", parts[4])
         else:
             await _error(ex, 404, "not_found", f"no management route {method} {ex.head.path}")
     except LoginError as exc:
         await _error(ex, 409, "conflict", str(exc))
 
 
-async def _rescan(proxy: Proxy) -> None:
+async def _rescan(services: DashboardServices) -> None:
     """Bring the registry in step with the files now, not at the next reload tick."""
-    registry = proxy.registry
+    registry = services.registry
     found = await trio.to_thread.run_sync(
         collect, registry.config.pool_dir, registry.known_signatures()
     )
     registry.apply(found)
 
 
-async def _list(ex: Exchange, proxy: Proxy) -> None:
-    rows = await trio.to_thread.run_sync(list_accounts, proxy.registry.config)
+async def _list(ex: Exchange, services: DashboardServices) -> None:
+    rows = await trio.to_thread.run_sync(list_accounts, services.registry.config)
     now = clock.now()
-    live = {view.name: attrs.asdict(view) for view in proxy.pool.accounts(now)}
+    live = {view.name: attrs.asdict(view) for view in services.pool.accounts(now)}
     documents = [row_document(row, live.get(row.name), now) for row in rows]
     await _reply(ex, 200, {"accounts": documents})
 
 
-async def _import(ex: Exchange, proxy: Proxy) -> None:
+async def _import(ex: Exchange, services: DashboardServices) -> None:
     try:
         request = json.loads(await ex.read_body())
     except (ValueError, UnicodeDecodeError):
@@ -123,32 +112,32 @@ async def _import(ex: Exchange, proxy: Proxy) -> None:
         await _error(ex, 400, "invalid_credentials", f"not a usable {provider} login: {exc}")
         return
     account, _path, replaced = await trio.to_thread.run_sync(
-        add_account, proxy.registry.config.pool_dir, provider, document, name
+        add_account, services.registry.config.pool_dir, provider, document, name
     )
-    await _rescan(proxy)
+    await _rescan(services)
     log.info("admin.account.imported account=%s replaced=%s", account, replaced)
     await _reply(ex, 201, {"name": account, "replaced": replaced})
 
 
-async def _remove(ex: Exchange, proxy: Proxy, name: str) -> None:
-    account = proxy.registry.get(name)
+async def _remove(ex: Exchange, services: DashboardServices, name: str) -> None:
+    account = services.registry.get(name)
     path = account.path if account is not None else None
     if path is None:
         await _error(ex, 404, "not_found", f"no account {name}")
         return
     await trio.to_thread.run_sync(path.unlink)
-    await _rescan(proxy)
+    await _rescan(services)
     log.info("admin.account.removed account=%s", name)
     await _reply(ex, 200, {"name": name, "removed": True})
 
 
-async def _action(ex: Exchange, proxy: Proxy, name: str, action: str) -> None:
-    account = proxy.registry.get(name)
+async def _action(ex: Exchange, services: DashboardServices, name: str, action: str) -> None:
+    account = services.registry.get(name)
     if account is None:
         await _error(ex, 404, "not_found", f"no account {name}")
         return
     if action == "refresh":
-        ok = await proxy.refresher.refresh(account, reason="admin", stale=account.credentials)
+        ok = await services.refresher.refresh(account, reason="admin", stale=account.credentials)
         if not ok:
             await _error(ex, 502, "refresh_failed", f"refreshing {name} failed; see the proxy log")
             return
@@ -156,12 +145,12 @@ async def _action(ex: Exchange, proxy: Proxy, name: str, action: str) -> None:
         await _reply(ex, 200, document)
         return
     disabled = action == "disable"
-    registry = proxy.registry
+    registry = services.registry
     config = registry.config
     settings = attrs.evolve(config.account_settings(name), disabled=disabled)
     # The registry re-applies these settings whenever the file changes: keep them there.
     registry.config = attrs.evolve(config, accounts={**config.accounts, name: settings})
-    proxy.pool.set_account(
+    services.pool.set_account(
         name,
         account.provider,
         priority=settings.priority,
