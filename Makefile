@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo run test check fmt bench e2e binary selftest clean
+.PHONY: demo run test check fmt bench bench-multihost e2e binary selftest clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,10 +38,15 @@ $(BENCH_STAMP): $(STAMP)
 
 # BENCH_ARGS=--quick for a short run. Needs wrk (installed with apt-get when missing and
 # root); claude-code-router comes from npm into bench/.cache/ccr, and is skipped without npm.
-bench: $(BENCH_STAMP)  ## trio-pool vs direct, a bare relay and claude-code-router (ratios), the routing simulation, the long fault suite
+bench: $(BENCH_STAMP)  ## trio-pool vs direct, a bare relay and claude-code-router (ratios), the routing simulation, the long fault suite, multi-host figures
 	$(PY) -m bench $(BENCH_ARGS)
 	$(PY) -m bench.routing_sim
 	TRIO_POOL_FAULT_ITERATIONS=$${TRIO_POOL_FAULT_ITERATIONS:-3000} $(PY) -m pytest -q -m faults tests/faults
+	$(MAKE) bench-multihost
+
+bench-multihost: $(STAMP)  ## multi-host: CPU/TTFB against single-host SQLite, and the 30 s engine cut (needs PostgreSQL)
+	$(PY) -m bench.multihost
+	TRIO_POOL_CUT_S=$${TRIO_POOL_CUT_S:-30} $(PY) -m pytest -q -s tests/multihost/test_engine_cut.py
 
 e2e: $(STAMP)        ## the real Codex, Claude and Gemini CLIs (from npm) through `demo`, offline; not in CI
 	bash e2e/run_real_clis.sh

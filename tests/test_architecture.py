@@ -51,6 +51,7 @@ IO_MODULES = frozenset(
         "selectors",
         "asyncio",
         "subprocess",
+        "psycopg",  # multi-host mode's PostgreSQL (state/pg): I/O like sqlite3
     }
 )
 

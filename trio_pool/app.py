@@ -14,11 +14,14 @@ import trio
 from trio_pool import clock, front
 from trio_pool.accounts.pool import Pool
 from trio_pool.auth.directory import Directory
+from trio_pool.backend import open_backend
 from trio_pool.config import Config, is_loopback, local_url, non_loopback_problem
+from trio_pool.credentials.fenced import FencedRefresh
 from trio_pool.credentials.gemini_setup import serve_gemini_setup
 from trio_pool.credentials.polls import serve_usage_polls
 from trio_pool.credentials.registry import AccountRegistry
-from trio_pool.errors import ConfigError, TrioPoolError
+from trio_pool.credentials.shared import SharedCredentials
+from trio_pool.errors import ConfigError, StateError
 from trio_pool.providers import PROVIDER_REGISTRY, guess_provider
 from trio_pool.providers.base import PROVIDERS
 from trio_pool.server.connection import ServerLimits
@@ -27,12 +30,15 @@ from trio_pool.server.messages import RequestHead
 from trio_pool.server.server import Shutdown, serve_http
 from trio_pool.services import Services, make_services
 from trio_pool.state.store import StateStore
-from trio_pool.state.sync import serve_state_sync
+from trio_pool.state.sync import SyncStore, serve_state_sync
 from trio_pool.upstream.client import Timeouts, UpstreamClient
 from trio_pool.usage.burn import BurnHistory
-from trio_pool.usage.store import Ledger
+from trio_pool.usage.store import Ledger, LedgerSink
 
 log = logging.getLogger(__name__)
+
+# Multi-host: a change of ours is written within this (pins must beat the next turn).
+MULTI_HOST_POLL_S = 0.1
 
 
 @attrs.define(eq=False)
@@ -72,36 +78,40 @@ async def serve_proxy(
     """
     pool = Pool(config.routing)
     registry = AccountRegistry(config, pool)
-    await trio.to_thread.run_sync(registry.scan)
-    if not registry.accounts:
-        log.warning(
-            "pool.empty pool_dir=%s hint='copy a CLI login into pool/<codex|claude|gemini>/NAME.json "
-            "or run: trio-pool accounts import claude' (files added later are picked up)",
-            config.pool_dir,
-        )
-    # Shared state (design.md §3.5): without it the proxy still serves, on its own.
-    state: StateStore | None = None
+    # Where shared state lives (design.md §3.5; multi-host: backend.py).
+    backend = await open_backend(config)
+    state = backend.local
     try:
-        state = await StateStore.open(config.data_dir)
-    except TrioPoolError as exc:
-        log.error("state.unavailable reason=%s (running without shared state)", exc)
+        if not backend.multi_host:
+            await trio.to_thread.run_sync(registry.scan)
+            if not registry.accounts:
+                log.warning(
+                    "pool.empty pool_dir=%s hint='copy a CLI login into "
+                    "pool/<codex|claude|gemini>/NAME.json or run: trio-pool accounts import "
+                    "claude' (files added later are picked up)",
+                    config.pool_dir,
+                )
+        directory = Directory(
+            backend.auth_store,
+            friend_code=config.friend_code,
+            signups_per_hour=config.join.signups_per_hour,
+            data_dir=config.data_dir,
+            queries=backend.auth_queries,
+        )
+        # Cannot read the users: not ready, every request refused until it can (fail
+        # closed). Multi-host: refuse to start instead (the engine was just reachable).
+        await directory.start()
+        if backend.multi_host and not directory.ready:
+            raise StateError("cannot read the users from the shared state (see the log)")
+        if not is_loopback(config.listen_host) and not directory.shared:
+            raise ConfigError([non_loopback_problem(config.listen_host)])
+    except BaseException:
+        await backend.aclose()
+        raise
 
     def file_ns(name: str) -> int | None:
         account = registry.get(name)
         return None if account is None else account.signature[0]
-
-    directory = Directory(
-        state,
-        friend_code=config.friend_code,
-        signups_per_hour=config.join.signups_per_hour,
-        data_dir=config.data_dir,
-    )
-    # Cannot read the users: not ready, every request refused until it can (fail closed).
-    await directory.start()
-    if not is_loopback(config.listen_host) and not directory.shared:
-        if state is not None:
-            await state.aclose()
-        raise ConfigError([non_loopback_problem(config.listen_host)])
 
     upstream = client or UpstreamClient(
         Timeouts(
@@ -111,13 +121,33 @@ async def serve_proxy(
         )
     )
     shutdown = Shutdown()
+    ledger_target: StateStore | LedgerSink | None = backend.sink or state
     ledger = (
         Ledger(retention_days=config.ledger_retention_days)
-        if config.ledger and state is not None
+        if config.ledger and ledger_target is not None
         else None
     )
+    fenced = shared = None
+    if backend.shared is not None and backend.keyring is not None:
+        fenced = FencedRefresh(
+            backend.shared,
+            backend.keyring,
+            config.state,
+            data_dir=config.data_dir,
+            wake=backend.listener.leases if backend.listener else None,
+        )
     services = make_services(
-        config, pool, registry, upstream, shutdown, state=state, ledger=ledger, directory=directory
+        config,
+        pool,
+        registry,
+        upstream,
+        shutdown,
+        state=state,
+        ledger=ledger,
+        directory=directory,
+        fenced=fenced,
+        history=backend.shared or state,
+        engine=backend.describe,
     )
     limits = ServerLimits(
         max_body_bytes=config.max_body_bytes,
@@ -127,18 +157,47 @@ async def serve_proxy(
         max_connections=connection_cap(raise_fd_limit(), config.max_connections),
     )
     refresher = services.refresher
+    if backend.shared is not None and backend.keyring is not None:
+        shared = SharedCredentials(
+            config,
+            registry,
+            backend.shared,
+            backend.keyring,
+            fenced=fenced,
+            refresher=refresher,
+            wake=backend.listener.credentials if backend.listener else None,
+        )
+        try:
+            await shared.start()
+        except BaseException:
+            await backend.aclose()
+            raise
     try:
         async with trio.open_nursery() as background:
             # First in, last out: cancelling it waits for the refreshes in flight (their new
-            # tokens must reach the files) while state.db and the upstream client still work.
+            # tokens must reach the files, or the shared store) while the state store and
+            # the upstream client still work.
             await background.start(refresher.serve)
-            if state is not None:
+            if backend.listener is not None:
+                await background.start(backend.listener.serve)
+            if backend.heartbeat is not None:
+                await background.start(backend.heartbeat.serve)
+            sync_store: SyncStore | None = backend.shared or state
+            if sync_store is not None:
                 # Loaded before serving (a restart keeps cooldowns); synced until the
                 # server has drained, then a last write.
-                await background.start(partial(serve_state_sync, state, pool, file_ns=file_ns))
-                if ledger is not None:
-                    # Cancelled with the sync, after the server drained: a last flush then.
-                    await background.start(ledger.serve, state)
+                sync = partial(serve_state_sync, sync_store, pool, file_ns=file_ns)
+                if backend.listener is not None:
+                    sync = partial(
+                        sync,
+                        wake=backend.listener.sync,
+                        poll_s=MULTI_HOST_POLL_S,
+                        interval_s=config.state.sync_interval_s,
+                    )
+                await background.start(sync)
+            if ledger is not None and ledger_target is not None:
+                # Cancelled with the sync, after the server drained: a last flush then.
+                await background.start(ledger.serve, ledger_target)
             try:
                 async with trio.open_nursery() as nursery:
                     addresses = await nursery.start(
@@ -146,7 +205,10 @@ async def serve_proxy(
                     )
                     services.self_call.url = local_url(*addresses[0][:2])
                     # Background services stop as soon as shutdown begins; the server drains.
-                    nursery.start_soon(_until_shutdown, shutdown, registry.serve_reload)
+                    if shared is not None:
+                        nursery.start_soon(_until_shutdown, shutdown, shared.serve)
+                    else:
+                        nursery.start_soon(_until_shutdown, shutdown, registry.serve_reload)
                     nursery.start_soon(_until_shutdown, shutdown, directory.serve)
                     sampler = partial(serve_burn_sampler, pool, services.burn)
                     nursery.start_soon(_until_shutdown, shutdown, sampler)
@@ -172,8 +234,7 @@ async def serve_proxy(
             finally:
                 background.cancel_scope.cancel()
     finally:
-        if state is not None:
-            await state.aclose()
+        await backend.aclose()
         if client is None:
             await upstream.aclose()
 

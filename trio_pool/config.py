@@ -23,6 +23,7 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 SystemMessages = Literal["developer", "reminder"]
 
 CONFIG_ENV = "TRIO_POOL_CONFIG"
+STATE_URL_ENV = "TRIO_POOL_STATE_URL"
 INMEM_BODY_ENV = "PROXY_MAX_INMEM_BODY_BYTES"
 MIN_FRIEND_CODE = 8
 MAX_LIMIT = 10**9  # the largest rpm / streams a limit may name (SQLite INTEGER and sanity)
@@ -75,6 +76,26 @@ class GeminiConfig:
     # The Google Cloud project for Code Assist Standard/Enterprise accounts whose pool file
     # names none ("project_id"); the CLI's GOOGLE_CLOUD_PROJECT. "" = none.
     project: str = ""
+
+
+@attrs.frozen
+class StateConfig:
+    """Multi-host mode (``state_url`` set): how this host talks to the shared PostgreSQL."""
+
+    # The environment variable holding the credentials key(s): "ID:BASE64[,ID:BASE64...]"
+    # or one bare base64 key; the first encrypts, all decrypt (rotation, README).
+    key_env: str = "TRIO_POOL_STATE_KEY"
+    host_id: str = ""  # names this host in leases and ledger rows; default hostname:pid
+    connect_timeout_s: float = 3.0
+    # Below every client-side wait, so the server gives up first (better-ccflare's rule).
+    statement_timeout_ms: int = 2000
+    # A refresh lease outlives one token call; a host that dies holding it is replaced
+    # after this long. The token call itself is bounded by what is left of the lease.
+    refresh_lease_s: float = 60.0
+    # A holder that sent its refresh and vanished: wait this long for its write-back
+    # before spending the (maybe already spent) refresh token again.
+    refresh_doubt_wait_s: float = 120.0
+    sync_interval_s: float = 1.0  # read the others' changes at least this often
 
 
 @attrs.frozen
@@ -147,6 +168,10 @@ class Config:
     # Shared mode: friends who know the code sign up on the dashboard for their own pool key.
     friend_code: str | None = attrs.field(default=None, repr=False)
     friend_name: str = "trio-pool"  # what the dashboard calls this pool
+    # Several hosts share one pool through PostgreSQL ("postgresql://user@host/db"; the
+    # password comes from PGPASSWORD or ~/.pgpass, never from here). Unset: data/state.db.
+    state_url: str | None = attrs.field(default=None, repr=False)
+    state: StateConfig = StateConfig()
     join: JoinConfig = JoinConfig()
     # Reverse proxies whose X-Forwarded-For is believed (addresses or networks). Off by
     # default: then every caller is its TCP peer, and a same-host nginx makes every
@@ -245,6 +270,18 @@ def _validate(config: Config) -> list[str]:
         )
     if config.admin_token is not None and len(config.admin_token.strip()) < 16:
         problems.append("admin_token: must be at least 16 characters (try `openssl rand -hex 24`)")
+    if config.state_url is not None and not config.state_url.startswith(
+        ("postgresql://", "postgres://")
+    ):
+        problems.append("state_url: expected a postgresql:// URL")
+    st = config.state
+    for key in ("connect_timeout_s", "refresh_lease_s", "sync_interval_s"):
+        if getattr(st, key) <= 0:
+            problems.append(f"state.{key}: must be greater than 0")
+    if st.refresh_doubt_wait_s < 0:
+        problems.append("state.refresh_doubt_wait_s: must not be negative")
+    if st.statement_timeout_ms < 100:
+        problems.append("state.statement_timeout_ms: must be at least 100")
     problems.extend(_translate_problems(config.translate))
     join = config.join
     for key in ("rpm", "streams"):
@@ -300,6 +337,9 @@ def structure_config(raw: dict[str, Any], *, base_dir: Path) -> Config:
         if not env_inmem.strip().isdigit():
             raise ConfigError([f"{INMEM_BODY_ENV}: expected a number of bytes, got {env_inmem!r}"])
         config = attrs.evolve(config, max_inmem_body_bytes=int(env_inmem))
+    env_state = os.environ.get(STATE_URL_ENV)
+    if env_state:
+        config = attrs.evolve(config, state_url=env_state)
     problems = _validate(config)
     if problems:
         raise ConfigError(problems)

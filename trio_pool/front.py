@@ -42,8 +42,13 @@ async def handle(services: Services, exchange: Exchange) -> None:
         return
     path = head.path
     if path == "/healthz":
+        engine = None if services.engine is None else services.engine()
         await answer_healthz(
-            exchange, services.pool, services.registry, full=_insider(services, exchange)
+            exchange,
+            services.pool,
+            services.registry,
+            full=_insider(services, exchange),
+            engine=engine,
         )
         return
     if path == "/metrics":
@@ -100,10 +105,22 @@ def health_document(pool: Pool, registry: AccountRegistry) -> dict[str, Any]:
 
 
 async def answer_healthz(
-    exchange: Exchange, pool: Pool, registry: AccountRegistry, *, full: bool = True
+    exchange: Exchange,
+    pool: Pool,
+    registry: AccountRegistry,
+    *,
+    full: bool = True,
+    engine: dict[str, Any] | None = None,
 ) -> None:
-    """The pool's health; ``full=False`` (a stranger to a shared pool): only that it is up."""
+    """The pool's health; ``full=False`` (a stranger to a shared pool): only that it is up.
+
+    Multi-host: ``state`` says whether the shared engine is reachable; when it is not the
+    status is "degraded" (routing serves from memory, refreshes are refused)."""
     document = health_document(pool, registry)
+    if engine is not None:
+        document["state"] = engine
+        if engine.get("engine") == "postgresql" and not engine.get("reachable"):
+            document["status"] = "degraded"
     if not full:
         document = {"status": document["status"], "version": document["version"]}
     body = json.dumps(document, indent=2).encode()

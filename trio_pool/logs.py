@@ -31,6 +31,12 @@ _SECRET_PATTERNS = re.compile(
 )
 
 
+# Every pattern above starts with one of these (bearer in any case): a text holding none of
+# them has nothing to redact. Most log lines hold none, and this check costs a sixteenth of
+# the regex's scan.
+_MARKERS = ("sk-ant-", "ya29.", "1//", "rt_", "tp-", "eyJ")
+
+
 def mask(secret: str) -> str:
     """A display form of a secret: its kind prefix and last four characters, never more."""
     if len(secret) <= 12:
@@ -41,6 +47,8 @@ def mask(secret: str) -> str:
 
 def redact(text: str) -> str:
     """Replace every token-looking substring of ``text`` by its masked form."""
+    if not any(marker in text for marker in _MARKERS) and "bearer" not in text.lower():
+        return text
 
     def _sub(match: re.Match[str]) -> str:
         value = match.group(0)
@@ -55,13 +63,28 @@ def redact(text: str) -> str:
 class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         fields = log_context.get()
-        record.ctx = "".join(f" {k}={v}" for k, v in fields.items())
+        record.ctx = "".join([f" {k}={v}" for k, v in fields.items()]) if fields else ""
         return True
 
 
 class _RedactingFormatter(logging.Formatter):
+    def __init__(self, fmt: str) -> None:
+        super().__init__(fmt)
+        self._second = -1
+        self._second_text = ""
+
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        # The date and time to the second, formatted once per second (every request logs a
+        # line); the milliseconds as logging.Formatter writes them.
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:
+            self._second, self._second_text = second, super().formatTime(record, datefmt)[:-4]
+        return f"{self._second_text},{int(record.msecs):03d}"
 
 
 def setup_logging(level: str = "info", *, stream: Any = None) -> None:
@@ -70,6 +93,12 @@ def setup_logging(level: str = "info", *, stream: Any = None) -> None:
     handler.setFormatter(
         _RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s%(ctx)s")
     )
+    # Our format uses none of the caller's file, line, thread or process: not looking them
+    # up saves a third of the cost of each line (the logging HOWTO's "Optimization").
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger("trio_pool")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -9,7 +9,8 @@ The references are fixed for the life of the process; what they point to changes
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import attrs
 
@@ -17,6 +18,7 @@ from trio_pool.accounts.pool import Pool
 from trio_pool.accounts.queue_budget import QueueBudget
 from trio_pool.auth.directory import Directory
 from trio_pool.config import Config
+from trio_pool.credentials.fenced import FencedRefresh
 from trio_pool.credentials.refresh import Refresher
 from trio_pool.credentials.registry import AccountRegistry
 from trio_pool.providers import PROVIDER_REGISTRY
@@ -28,6 +30,7 @@ from trio_pool.usage.burn import BurnHistory
 from trio_pool.usage.events import RequestEvents
 from trio_pool.usage.live import LiveFeed
 from trio_pool.usage.metrics import Metrics
+from trio_pool.usage.queries import LedgerReader
 from trio_pool.usage.store import Ledger
 
 
@@ -55,7 +58,13 @@ class Services:
     shutdown: Shutdown
     directory: Directory
     events: RequestEvents  # the fan-out to live, metrics and ledger
-    state: StateStore | None = None  # None: no state db (the dashboard shows no history)
+    # None: no state db (single host, the proxy runs alone), or multi-host mode.
+    state: StateStore | None = None
+    # Where the dashboard reads the ledger: state.db, or PostgreSQL (every host's rows);
+    # None: no history to show.
+    history: LedgerReader | None = None
+    # What /healthz says about the state engine (``backend.Backend.describe``).
+    engine: Callable[[], dict[str, Any]] | None = None
     burn: BurnHistory = attrs.field(factory=BurnHistory)  # the Overview's burn rates
     self_call: SelfCall = attrs.field(factory=SelfCall)
     queue: QueueBudget = attrs.field()  # requests waiting for an account, over all of them
@@ -93,17 +102,29 @@ def make_services(
     state: StateStore | None = None,
     ledger: Ledger | None = None,
     directory: Directory | None = None,
+    fenced: FencedRefresh | None = None,
+    history: LedgerReader | None = None,
+    engine: Callable[[], dict[str, Any]] | None = None,
 ) -> Services:
-    """The record, with a fresh refresher, live feed and counters (tests build it too)."""
+    """The record, with a fresh refresher, live feed and counters (tests build it too).
+
+    Multi-host mode (``app`` from ``backend.open_backend``): ``fenced`` is the refresh
+    through the PostgreSQL lease, ``history`` the shared ledger; ``history`` defaults to
+    ``state``."""
     metrics = Metrics()
+    refresher = Refresher(
+        config, registry, pool, client, state=state, metrics=metrics, fenced=fenced
+    )
     return Services(
         config,
         pool,
         registry,
-        Refresher(config, registry, pool, client, state=state, metrics=metrics),
+        refresher,
         client,
         shutdown,
         directory or Directory(None, friend_code=config.friend_code),
         RequestEvents(LiveFeed(), metrics, ledger),
         state,
+        history if history is not None else state,
+        engine,
     )

@@ -111,4 +111,29 @@ def render_status(document: dict[str, Any], *, color: bool = False) -> str:
             lines.append("  ".join([*cells, row[-1]]).rstrip())
     for problem in document.get("problems", []):
         lines.append(f"skipped {problem.get('account')}: {problem.get('reason')}")
+    engine = document.get("state") or {}
+    if engine.get("engine") == "postgresql":
+        if engine.get("reachable"):
+            lines.append(f"state engine: postgresql, reachable (host {engine.get('host')})")
+        else:
+            lines.append(
+                f"state engine: postgresql UNREACHABLE for {engine.get('down_for_s', '?')} s "
+                f"({engine.get('reason', '')}); serving from memory, refreshes refused, "
+                f"{engine.get('outbox_rows', 0)} ledger rows in the outbox"
+            )
+        for host in engine.get("hosts", []):
+            lines.append(_host_line(host))
     return "\n".join(lines)
+
+
+def _host_line(host: dict[str, Any]) -> str:
+    """One host of a multi-host pool, from its heartbeat."""
+    name = f"{host.get('host')}{' (this one)' if host.get('this') else ''}"
+    where = f"{host.get('hostname')} pid {host.get('pid')}, {host.get('version')}"
+    ago = _duration(float(host.get("seen_s_ago", 0)))
+    state = host.get("state")
+    if state == "up":
+        return f"host {name}: up ({where})"
+    if state == "stopped":
+        return f"host {name}: stopped {ago} ago ({where})"
+    return f"host {name}: GONE, no heartbeat for {ago} ({where})"

@@ -78,3 +78,28 @@ def test_the_pool_usage_served_to_codex_keeps_families_apart() -> None:
         "gpt-5.4-codex-sonic 5h": "gpt-5.4-codex-sonic",
     }
     assert usage.available
+
+
+def test_a_codex_family_429_cools_its_model_until_the_spent_window_resets() -> None:
+    """Of a family's two windows only the spent 5h one holds the model back: the weekly one
+    with room left sets no later reset, and the account's own windows are untouched."""
+    pool = make_pool("a")
+    spark, name = "gpt-5.3-codex-spark", "GPT-5.3-Codex-Spark"
+    reset_5h, reset_week = T0 + 3600, T0 + 5 * 86400
+    family = QuotaReading(
+        (
+            QuotaWindow(f"{name} 5h", 1.0, 18000, reset_5h, name),
+            QuotaWindow(f"{name} weekly", 0.3, WEEK, reset_week, name),
+        )
+    )
+    pool.observe("codex/a", QuotaReading((QuotaWindow("5h", 0.2, 18000, T0 + 60),)), T0)
+    got = lease(pool.choose("codex", None, T0, model=spark))
+    refused = outcome(OutcomeKind.QUOTA, status=429, retry_at=reset_5h, quota=family, scope=name)
+    pool.report(got, refused, T0)
+    assert state_of(pool, "codex/a", T0 + 1) == "ok"
+    assert exhausted(pool.choose("codex", None, T0 + 1, model=spark)).retry_at == reset_5h
+    assert lease(pool.choose("codex", None, T0 + 1, model="gpt-5")).account == "codex/a"
+    lease(pool.choose("codex", None, reset_5h, model=spark))
+    (view,) = pool.accounts(T0 + 1)
+    used = {w.name: w.used for w in view.windows}
+    assert used == {"5h": 0.2, f"{name} 5h": 1.0, f"{name} weekly": 0.3}

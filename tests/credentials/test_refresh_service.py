@@ -3,6 +3,7 @@ and the CLI refreshes under the same host-wide lock as the proxy (issue 11)."""
 
 from __future__ import annotations
 
+import base64
 import errno
 import json
 import os
@@ -28,6 +29,7 @@ from trio_pool.credentials.store import write_document_atomic
 from trio_pool.demo import demo_config
 from trio_pool.errors import CredentialsError
 from trio_pool.state import ops
+from trio_pool.state.pg.sealing import Keyring
 from trio_pool.state.store import StateStore
 from trio_pool.testing.faults import SimConfig
 from trio_pool.testing.issue import new_account
@@ -220,3 +222,19 @@ def test_cli_refresh_refuses_without_the_state_db(
     assert main(["accounts", "refresh", NAME]) == 1
     err = capsys.readouterr().err
     assert "refusing to refresh without the host-wide refresh lock" in err
+
+
+async def test_single_host_recovery_leaves_a_multi_host_copy_alone(world: World) -> None:
+    """A data dir that ran in multi-host mode: the single-host start-up neither adopts the
+    sealed copy (it is about a stored version, not the pool file) nor deletes it."""
+    refresher = world.refresher()
+    account = refresher.registry.accounts[NAME]
+    before = account.credentials
+    data_dir = world.config.data_dir
+    sealer = Keyring.parse("k1:" + base64.b64encode(bytes(range(32))).decode())
+    document = {"claudeAiOauth": {"accessToken": "sk-ant-oat01-newer"}}
+    save_pending(data_dir, NAME, document, None, base_version=3, sealer=sealer)
+    await refresher.writeback.recover()
+    assert pending_path(data_dir, NAME).exists()
+    assert account.credentials == before
+    assert not account.unsaved

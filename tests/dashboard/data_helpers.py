@@ -36,7 +36,7 @@ class StandIn:
     registry: Problems
     client: UpstreamClient
     shutdown: Shutdown
-    state: StateStore | None
+    history: StateStore | None
     live: LiveFeed = attrs.field(factory=LiveFeed)
     burn: BurnHistory = attrs.field(factory=BurnHistory)
     self_call: SelfCall = attrs.field(factory=lambda: SelfCall(token="internal-secret"))

@@ -71,8 +71,8 @@ async def test_overview_has_every_provider_and_the_last_24h(api: tuple[StandIn, 
     proxy.pool.set_account("codex/a", "codex")
     window = QuotaWindow("5h", 0.25, 5 * 3600.0, now + 3600)
     proxy.pool.observe("codex/a", QuotaReading((window,)), now)
-    assert proxy.state is not None
-    await proxy.state.run(insert_rows, [_row(now - 60), _row(now - 30, status=500)])
+    assert proxy.history is not None
+    await proxy.history.run(insert_rows, [_row(now - 60), _row(now - 30, status=500)])
     status, _headers, body = await call(proxy.client, base, "GET", "/api/overview")
     assert status == 200
     doc = as_json(body)
@@ -107,8 +107,8 @@ async def test_pool_lists_accounts_and_problems(api: tuple[StandIn, str]) -> Non
 async def test_usage_series_and_bad_parameters(api: tuple[StandIn, str]) -> None:
     """GET /api/usage: 24 hours per series; unknown hours or by are a 400."""
     proxy, base = api
-    assert proxy.state is not None
-    await proxy.state.run(insert_rows, [_row(clock.now(), user="ann"), _row(clock.now())])
+    assert proxy.history is not None
+    await proxy.history.run(insert_rows, [_row(clock.now(), user="ann"), _row(clock.now())])
     status, _headers, body = await call(proxy.client, base, "GET", "/api/usage?hours=24&by=user")
     doc = as_json(body)
     assert status == 200
@@ -123,7 +123,7 @@ async def test_usage_series_and_bad_parameters(api: tuple[StandIn, str]) -> None
 async def test_usage_without_a_state_db_is_empty(api: tuple[StandIn, str]) -> None:
     """No state db: the hours are there, with no series and zero totals."""
     proxy, base = api
-    proxy.state = None
+    proxy.history = None
     status, _headers, body = await call(proxy.client, base, "GET", "/api/usage?hours=168")
     doc = as_json(body)
     assert (status, len(doc["hours"]), doc["series"]) == (200, 168, [])
@@ -135,8 +135,8 @@ async def test_requests_merge_memory_and_ledger(api: tuple[StandIn, str]) -> Non
     """GET /api/requests: the live feed's ends plus older ledger rows, newest first, once each."""
     proxy, base = api
     now = clock.now()
-    assert proxy.state is not None
-    await proxy.state.run(insert_rows, [_row(now - 100), _row(now - 10)])
+    assert proxy.history is not None
+    await proxy.history.run(insert_rows, [_row(now - 100), _row(now - 10)])
     live_end = {**_doc(now - 10), "id": 5}
     proxy.live.publish("end", live_end)
     status, _headers, body = await call(proxy.client, base, "GET", "/api/requests?limit=10")

@@ -9,6 +9,7 @@ from tests.providers.samples import NOW
 from trio_pool.providers.base import REQUEST_MODEL, OutcomeKind, scope_matches
 from trio_pool.providers.claude import ClaudeProvider
 from trio_pool.providers.codex import CodexProvider, rate_limits_event
+from trio_pool.providers.codex_limits import family_names
 from trio_pool.providers.gemini import GeminiProvider, next_daily_reset
 
 CODEX, CLAUDE, GEMINI = CodexProvider(), ClaudeProvider(), GeminiProvider()
@@ -134,8 +135,9 @@ def test_codex_websocket_family_event_and_usage_extras_are_scoped() -> None:
 
 
 def test_codex_429_of_an_extra_family_cools_its_model() -> None:
-    """usage_limit_reached with x-codex-active-limit naming an extra family is model-scoped;
-    without a limit name it is the request's model."""
+    """usage_limit_reached with x-codex-active-limit naming an extra family of the head is
+    model-scoped (the family's limit name, else the request's model); a value that names no
+    family of the head ("premium", "codex", a bare id) is the account's own limit."""
     body = json.dumps(
         {"error": {"type": "usage_limit_reached", "resets_at": int(NOW + 600)}}
     ).encode()
@@ -149,8 +151,49 @@ def test_codex_429_of_an_extra_family_cools_its_model() -> None:
         "gpt-5.4-codex-sonic",
         NOW + 600,
     )
-    assert CODEX.classify(429, named[:1], body, NOW).scope == REQUEST_MODEL
-    assert CODEX.classify(429, (("x-codex-active-limit", "codex"),), body, NOW).scope is None
+    nameless = (named[0], ("x-codex-bengalfox-primary-used-percent", "100"))
+    assert CODEX.classify(429, nameless, body, NOW).scope == REQUEST_MODEL
+    for active in ("premium", "codex", "codex_bengalfox"):
+        own = (("x-codex-active-limit", active), ("x-codex-primary-used-percent", "100"))
+        assert CODEX.classify(429, own, body, NOW).scope is None
+
+
+def test_codex_main_headers_of_a_family_turn_are_the_familys_copy() -> None:
+    """On a turn charged to an extra family x-codex-primary-* repeats that family's numbers
+    (live capture): only the family's windows are read, the account's stay as they were."""
+    headers = (
+        ("x-codex-active-limit", "codex_bengalfox"),
+        ("x-codex-bengalfox-limit-name", "GPT-5.3-Codex-Spark"),
+        ("x-codex-bengalfox-primary-used-percent", "100"),
+        ("x-codex-bengalfox-primary-window-minutes", "300"),
+        ("x-codex-primary-used-percent", "100"),
+        ("x-codex-primary-window-minutes", "300"),
+    )
+    reading = CODEX.read_quota(headers, NOW)
+    assert reading is not None
+    assert [(w.name, w.scope) for w in reading.windows] == [
+        ("GPT-5.3-Codex-Spark 5h", "GPT-5.3-Codex-Spark")
+    ]
+    assert scope_matches("GPT-5.3-Codex-Spark", "gpt-5.3-codex-spark")
+    main_turn = (("x-codex-active-limit", "premium"), *headers[1:])
+    names = {w.name for w in (CODEX.read_quota(main_turn, NOW) or reading).windows}
+    assert names == {"5h", "GPT-5.3-Codex-Spark 5h"}
+
+
+def test_codex_websocket_family_event_takes_its_name_from_the_handshake() -> None:
+    """A codex.rate_limits event names its family by id only: the limit name the response
+    head gave turns it into the model's windows."""
+    event = {
+        "type": "codex.rate_limits",
+        "metered_limit_name": "codex_bengalfox",
+        "rate_limits": {"primary": {"used_percent": 40, "window_minutes": 300}},
+    }
+    names = family_names({"x-codex-bengalfox-limit-name": "GPT-5.3-Codex-Spark"})
+    reading = rate_limits_event(event, NOW, names)
+    assert reading is not None
+    assert [(w.name, w.scope, w.used) for w in reading.windows] == [
+        ("GPT-5.3-Codex-Spark 5h", "GPT-5.3-Codex-Spark", 0.4)
+    ]
 
 
 def _google_error(code: int, message: str, details: list[object]) -> bytes:

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.providers.samples import CLAUDE_STREAM, GEMINI_STREAM
 from trio_pool.providers.sse import SseEvent, SseEventTooLarge, SseParser
@@ -62,3 +66,39 @@ def test_name_filter_skips_other_named_events_only() -> None:
     parser = SseParser(names=frozenset({b"keep"}))
     stream = b"event: keep\ndata: 1\n\nevent: drop\ndata: 2\n\ndata: 3\n\n"
     assert parser.feed(stream) == [SseEvent("keep", "1"), SseEvent("message", "3")]
+
+
+FIELDS = st.sampled_from(
+    [b"event: keep", b"event:keep", b"event:  keep", b"event: drop", b"event: drop2", b"event:",
+     b"event: keeper", b"data: 1", b"data:", b"data", b": ping", b"id: 4", b"", b"", b"",
+     b'data: {"event: keep"}', b"event: keep\r", b"retry: 1"]
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    lines=st.lists(FIELDS, max_size=30),
+    cuts=st.lists(st.integers(0, 400), max_size=4),
+    limit=st.sampled_from([20, 8 * 1024 * 1024]),
+)
+def test_skipping_unwanted_events_changes_no_dispatched_event(
+    lines: list[bytes], cuts: list[int], limit: int
+) -> None:
+    """The regex that steps over runs of unwanted named events yields exactly the events
+    the line loop yields, however the stream is cut into reads."""
+    stream = b"\n".join(lines) + b"\n"
+    pieces = [stream[a:b] for a, b in itertools.pairwise([0, *sorted(cuts), len(stream)])]
+    names = frozenset({b"keep", b"message"})
+    skimming = SseParser(max_event_bytes=limit, names=names)
+    plain = SseParser(max_event_bytes=limit, names=names)
+    plain._skip = None  # the line loop only
+    assert skimming._skip is not None
+    for piece in pieces:
+        assert feed_quietly(skimming, piece) == feed_quietly(plain, piece)
+
+
+def feed_quietly(parser: SseParser, piece: bytes) -> list[SseEvent]:
+    try:
+        return parser.feed(piece)
+    except SseEventTooLarge as exc:
+        return exc.events

@@ -1,4 +1,5 @@
-"""The relay over memory streams: one client write per upstream read, never one per chunk."""
+"""The relay over memory streams: one client write per upstream read, never one per chunk;
+the head goes with the body bytes that came with it, the end with the last read."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from trio_pool.providers import PROVIDER_REGISTRY
 from trio_pool.providers.base import Outcome, OutcomeKind
 from trio_pool.proxy.relay import RelayResult, relay_response
 from trio_pool.server.connection import Exchange, HTTPConnection, ServerLimits
-from trio_pool.server.messages import RequestHead
 from trio_pool.server.server import Shutdown
 from trio_pool.upstream.client import UpstreamClient
 
@@ -48,7 +48,8 @@ class CountingStream(trio.abc.Stream):
 
 async def test_a_read_of_many_sse_chunks_is_one_client_write(nursery: trio.Nursery) -> None:
     """An upstream read carrying 50 SSE events, each its own HTTP chunk, reaches the client
-    in one write (plus one for the head and one for the end), and nothing is lost."""
+    in one write, with the head that came in the same read; the last read goes out with
+    the end of the message; nothing is lost."""
     deltas = [
         sse(
             "content_block_delta",
@@ -69,13 +70,7 @@ async def test_a_read_of_many_sse_chunks_is_one_client_write(nursery: trio.Nurse
         await conn.send_raw(chunk(stop) + b"0\r\n\r\n", whole=True)
         await conn.wait_closed()
 
-    proxy_side, _client_side = trio.testing.memory_stream_pair()
-    counting = CountingStream(proxy_side)
-    connection = HTTPConnection(counting, ServerLimits())
-    connection.h11.receive_data(REQUEST)
-    connection.h11.next_event()
-    head = RequestHead("POST", "/v1/messages", (("host", "proxy"),))
-    exchange = Exchange(connection, head)
+    counting, exchange = _exchange()
     provider = PROVIDER_REGISTRY["claude"]
     client = UpstreamClient(connector=MemoryConnector(nursery, upstream))
     result = RelayResult(Outcome(OutcomeKind.OK, 200))
@@ -83,12 +78,52 @@ async def test_a_read_of_many_sse_chunks_is_one_client_write(nursery: trio.Nurse
         async with client.stream(
             "POST", "https://api.example.test/v1/messages", [], b"{}"
         ) as response:
-            observer = provider.observer(head, response.headers, 0.0)
+            observer = provider.observer(exchange.head, response.headers, 0.0)
             await relay_response(exchange, response, provider, observer, Shutdown(), result)
-    head_write, *body_writes, end_write = counting.writes
+    head_write, end_write = counting.writes
+    deltas_chunk = b"%x\r\n%s\r\n" % (len(b"".join(deltas)), b"".join(deltas))
     assert head_write.startswith(b"HTTP/1.1 200")
-    assert end_write == b"0\r\n\r\n"
-    # One write for the read of 50 events, one for the read that brought message_stop.
-    assert len(body_writes) == 2
-    assert body_writes[0] == b"%x\r\n%s\r\n" % (len(b"".join(deltas)), b"".join(deltas))
+    assert head_write.endswith(b"\r\n\r\n" + deltas_chunk)
+    assert end_write == b"%x\r\n%s\r\n0\r\n\r\n" % (len(stop), stop)
     assert result.complete
+    assert result.bytes_sent == len(b"".join(deltas)) + len(stop)
+
+
+def _exchange() -> tuple[CountingStream, Exchange]:
+    """A proxy-side exchange for a POST /v1/messages whose writes are counted."""
+    proxy_side, _client_side = trio.testing.memory_stream_pair()
+    counting = CountingStream(proxy_side)
+    connection = HTTPConnection(counting, ServerLimits())
+    connection.proto.receive_data(REQUEST)
+    head = connection.proto.next_request()
+    assert head is not None
+    return counting, Exchange(connection, head)
+
+
+async def test_an_answer_that_arrived_whole_is_one_client_write(nursery: trio.Nursery) -> None:
+    """A non-streamed answer whose head and body came in one upstream read reaches the
+    client as one write: head, body and end of message together."""
+    answer = json.dumps({"type": "message", "usage": {"input_tokens": 3, "output_tokens": 5}})
+
+    async def upstream(index: int, conn: ServerSide) -> None:
+        await conn.request()
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+        await conn.send_raw(head % len(answer) + answer.encode(), whole=True)
+        await conn.wait_closed()
+
+    counting, exchange = _exchange()
+    provider = PROVIDER_REGISTRY["claude"]
+    client = UpstreamClient(connector=MemoryConnector(nursery, upstream))
+    result = RelayResult(Outcome(OutcomeKind.OK, 200))
+    with trio.fail_after(5):
+        async with client.stream(
+            "POST", "https://api.example.test/v1/messages", [], b"{}"
+        ) as response:
+            observer = provider.observer(exchange.head, response.headers, 0.0)
+            await relay_response(exchange, response, provider, observer, Shutdown(), result)
+    [write] = counting.writes
+    assert write.startswith(b"HTTP/1.1 200")
+    assert write.endswith(b"\r\n\r\n" + answer.encode())
+    assert result.usage is not None
+    assert result.usage.output == 5
+    assert result.bytes_sent == len(answer)

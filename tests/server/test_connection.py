@@ -9,7 +9,7 @@ import h11
 import trio
 import trio.testing
 
-from trio_pool.server.connection import Exchange, ServerLimits
+from trio_pool.server.connection import Exchange, HTTPConnection, ServerLimits
 from trio_pool.server.server import Shutdown
 
 LIMITS = ServerLimits(max_body_bytes=1000, head_timeout_s=5, keepalive_idle_s=20)
@@ -185,6 +185,84 @@ async def test_client_hang_up_cancels_the_handler_at_once(serve: Serve) -> None:
     await client.stream.aclose()
     with trio.fail_after(1):
         await cancelled.wait()
+
+
+async def test_a_hang_up_cancels_a_later_handler_on_a_kept_alive_connection(
+    serve: Serve,
+) -> None:
+    """The connection's one watcher guards each request in turn: after two answered
+    requests, a hang-up during the third still cancels its handler at once."""
+    cancelled = trio.Event()
+    started = trio.Event()
+    served = 0
+
+    async def third_hangs(ex: Exchange) -> None:
+        nonlocal served
+        await ex.read_body()
+        served += 1
+        if served < 3:
+            await ex.respond(200, [], b"ok")
+            return
+        await ex.start_response(200, [("content-type", "text/event-stream")])
+        started.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    client = await serve(third_hangs)
+    for _ in range(2):
+        await client.send(get(), h11.EndOfMessage())
+        _head, body = await client.response()
+        assert body == b"ok"
+        client.h11.start_next_cycle()
+    await client.send(get(), h11.EndOfMessage())
+    await started.wait()
+    await client.stream.aclose()
+    with trio.fail_after(1):
+        await cancelled.wait()
+
+
+async def test_a_request_read_before_the_watcher_first_runs_is_still_watched(
+    nursery: trio.Nursery,
+) -> None:
+    """The hang-up watcher is armed by a flag, not only a wake-up: a first request whose
+    head and body are read before the watcher task first runs is still guarded."""
+    cancelled = trio.Event()
+    started = trio.Event()
+
+    async def waits(ex: Exchange) -> None:
+        await ex.read_body()
+        started.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    conn = HTTPConnection(server_stream, LIMITS)
+    # Already buffered: serve() reads the head and the body without waiting once.
+    conn.proto.receive_data(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nhi")
+    nursery.start_soon(conn.serve, waits, trio.Event())
+    await started.wait()
+    await client_stream.aclose()
+    with trio.fail_after(1):
+        await cancelled.wait()
+
+
+async def test_shutdown_ends_an_idle_wait_after_several_requests(serve: Serve) -> None:
+    """The connection's shutdown helper ends the wait for a next head at once, also on a
+    connection that has served requests before."""
+    shutdown = Shutdown()
+    client = await serve(echo, shutdown=shutdown)
+    for _ in range(2):
+        await client.send(get(), h11.EndOfMessage())
+        await client.response()
+        client.h11.start_next_cycle()
+    await trio.testing.wait_all_tasks_blocked()
+    shutdown.begin(5)
+    with trio.fail_after(1):
+        assert await client.raw_until_close() == b""
 
 
 async def test_head_request_gets_headers_and_no_body(serve: Serve) -> None:

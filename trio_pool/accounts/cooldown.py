@@ -95,14 +95,19 @@ def cool_model(account: AccountState, outcome: Outcome, scope: str, now: float) 
     the reset the upstream gave (else QUOTA_FALLBACK_S); the account serves other models.
 
     The window keeps the name of the reading's window of that scope (Gemini's bucket,
-    Claude's "7d_opus"), so a later poll with room replaces it: fresh evidence wins."""
-    known = next(
-        (w for w in account.windows.values() if w.window.scope == scope),
-        None,
-    )
+    Claude's "7d_opus"; of a Codex family's two windows, the one at its ceiling), so a later
+    poll with room replaces it: fresh evidence wins."""
+    scoped = [w for w in account.windows.values() if w.window.scope == scope]
+    known = next((w for w in scoped if w.over_ceiling(now)), scoped[0] if scoped else None)
     given = [t for t in (outcome.retry_at,) if t is not None]
     if outcome.quota is not None:
-        given += [w.resets_at for w in outcome.quota.windows if w.scope == scope and w.resets_at]
+        # Only the resets of the scope's spent windows: a Codex family's weekly window with
+        # room left must not hold the model back once its 5-hour window resets.
+        given += [
+            w.resets_at
+            for w in outcome.quota.windows
+            if w.scope == scope and w.resets_at and ObservedWindow(w, now).over_ceiling(now)
+        ]
     until = max(max(given, default=now + QUOTA_FALLBACK_S), now + QUOTA_MIN_S)
     name = known.name if known is not None else scope
     length = None if known is None else known.window.window_s

@@ -17,6 +17,8 @@ import logging
 import secrets
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -31,6 +33,9 @@ from trio_pool.auth.session import Session, verify
 from trio_pool.auth.throttle import AttemptThrottle, SignupRate
 from trio_pool.errors import AuthError, StateError
 from trio_pool.state.store import StateStore
+
+if TYPE_CHECKING:
+    from trio_pool.state.pg.store import PgStore
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +54,22 @@ class PasswordBusy(AuthError):
 class Directory:
     def __init__(
         self,
-        store: StateStore | None,
+        store: StateStore | PgStore | None,
         *,
         friend_code: str | None = None,
         signups_per_hour: int = SIGNUPS_PER_HOUR,
         data_dir: Path | None = None,
+        queries: ModuleType = db,
     ) -> None:
         self.store = store
-        # Where state.db and the users marker live (None: no db at all, e.g. in tests).
-        self.data_dir = data_dir if data_dir is not None or store is None else store.path.parent
+        # auth/db.py on state.db; auth/pg_users.py (the same functions) in multi-host mode.
+        self.db = queries
+        # Where state.db and the users marker live (None: no db at all, e.g. in tests). In
+        # multi-host mode there is no marker: the users are in PostgreSQL, and a host that
+        # cannot read them at start refuses to start (backend.py).
+        if data_dir is None and isinstance(store, StateStore):
+            data_dir = store.path.parent
+        self.data_dir = data_dir if queries is db else None
         self._own_store = False  # opened here after a failed start: closed here
         self._secret_loaded = False
         self.friend_code = friend_code
@@ -97,11 +109,24 @@ class Directory:
             return
         self._reads += 1
         ticket = self._reads
-        snapshot = await self.store.run(db.load)
+        snapshot = await self.store.run(self.db.load)
         if ticket > self._adopted:
             self._adopted = ticket
             self._adopt(snapshot)
             await self._check_marker()
+        if self.db is not db:
+            # Multi-host: the sign-up rate counts every host's sign-ups, not just ours.
+            # Ours recorded from ``read_at`` on are kept (counted twice at worst, briefly).
+            read_at = clock.now()
+            since = read_at - self.signups.window_s
+            times = await self.store.run(self.db.recent_signups, since)
+            self.signups.adopt(times, read_at=read_at)
+
+    async def record_signup(self, now: float) -> None:
+        """A friend signed up: counted against ``[join] signups_per_hour`` (on every host)."""
+        self.signups.record(now)
+        if self.db is not db and self.store is not None:
+            await self.store.run(self.db.record_signup, now)
 
     async def _check_marker(self) -> None:
         """Keep data_dir/.users-exist in step; no users but the marker: not ready (M4)."""
@@ -146,7 +171,7 @@ class Directory:
 
     async def _load_secret(self) -> None:
         if self.store is not None and not self._secret_loaded:
-            self.secret = await self.store.run(db.session_secret)
+            self.secret = await self.store.run(self.db.session_secret)
             self._secret_loaded = True
 
     async def serve(self) -> None:
@@ -185,7 +210,7 @@ class Directory:
     async def _write_used(self) -> None:
         used, self._used = self._used, {}
         if used and self.store is not None:
-            await self.store.run(db.touch_keys, used)
+            await self.store.run(self.db.touch_keys, used)
 
     # -- the request path (no await) ------------------------------------------------------
 
@@ -223,7 +248,7 @@ class Directory:
             if caller.role == "admin":
                 self.admin_epoch += 1
             return
-        await self.store.run(db.end_sessions, caller.name if caller.role == "user" else None)
+        await self.store.run(self.db.end_sessions, caller.name if caller.role == "user" else None)
         await self.load()
         log.info("auth.sessions.ended role=%s user=%s", caller.role, caller.name)
 
@@ -232,7 +257,7 @@ class Directory:
 
     # -- changes (db first, then memory) --------------------------------------------------
 
-    def _need_store(self) -> StateStore:
+    def _need_store(self) -> StateStore | PgStore:
         if self.store is None:
             raise AuthError("users need data/state.db, which is unavailable (see the log)", 503)
         return self.store
@@ -251,14 +276,14 @@ class Directory:
             raise AuthError("; ".join(problems))
         store = self._need_store()
         user = User(name, clock.now(), limits, uid=secrets.token_hex(8))
-        await store.run(db.add_user, user)
+        await store.run(self.db.add_user, user)
         _, key = await self.issue_key(name)  # re-reads: the user and the key are in memory
         log.info("auth.user.added user=%s", name)
         return self.users.get(name, user), key
 
     async def remove_user(self, name: str) -> None:
-        await self._need_store().run(db.remove_user, name)
-        if self.data_dir is not None and not (await self._need_store().run(db.load)).users:
+        await self._need_store().run(self.db.remove_user, name)
+        if self.data_dir is not None and not (await self._need_store().run(self.db.load)).users:
             await marker.forget(self.data_dir)  # the last one: local mode again, on purpose
         await self.load()
         log.info("auth.user.removed user=%s", name)
@@ -267,7 +292,7 @@ class Directory:
         problems = limits.problems()
         if problems:
             raise AuthError("; ".join(problems))
-        await self._need_store().run(db.set_limits, name, limits)
+        await self._need_store().run(self.db.set_limits, name, limits)
         await self.load()
         log.info("auth.user.limits user=%s limits=%s", name, limits)
         return self.users[name]
@@ -275,13 +300,13 @@ class Directory:
     async def issue_key(self, user: str) -> tuple[PoolKey, str]:
         key = new_key()
         record = PoolKey(new_key_id(), user, key_hash(key), key_prefix(key), clock.now())
-        await self._need_store().run(db.add_key, record)
+        await self._need_store().run(self.db.add_key, record)
         await self.load()
         log.info("auth.key.issued user=%s key_id=%s", user, record.id)
         return record, key
 
     async def revoke_key(self, key_id: str) -> PoolKey:
-        await self._need_store().run(db.revoke_key, key_id, clock.now())
+        await self._need_store().run(self.db.revoke_key, key_id, clock.now())
         await self.load()
         log.info("auth.key.revoked key_id=%s", key_id)
         return self.keys[key_id]
@@ -292,7 +317,7 @@ class Directory:
             raise AuthError(problem)
         hashed = await trio.to_thread.run_sync(hash_password, password)
         store = self._need_store()
-        await store.run(db.set_password, hashed)  # and every admin session ends
+        await store.run(self.db.set_password, hashed)  # and every admin session ends
         await self.load()
         log.info("auth.password.set")
 

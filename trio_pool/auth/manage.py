@@ -22,6 +22,18 @@ DAY_S = 86400.0
 
 def run_with_directory(config: Config, action: Callable[[Directory], Awaitable[T]]) -> T:
     async def main() -> T:
+        if config.state_url is not None:
+            # Several hosts: the directory lives in PostgreSQL (backend.py).
+            from trio_pool.auth import pg_users as users
+            from trio_pool.state.pg.store import PgStore
+
+            shared = await PgStore.open(config.state_url, config.state)
+            try:
+                directory = Directory(shared, friend_code=config.friend_code, queries=users)
+                await directory.start()
+                return await action(directory)
+            finally:
+                await shared.aclose()
         store = await StateStore.open(config.data_dir)
         try:
             directory = Directory(store, friend_code=config.friend_code)
@@ -35,7 +47,7 @@ def run_with_directory(config: Config, action: Callable[[Directory], Awaitable[T
 
 async def user_documents(directory: Directory) -> list[dict[str, Any]]:
     usage: dict[str, tuple[int, int]] = {}
-    if directory.store is not None:
+    if directory.store is not None:  # state.db, or every host's rows in PostgreSQL
         usage = await directory.store.run(user_usage, clock.now() - DAY_S)
     documents = []
     for user in sorted(directory.users.values(), key=lambda u: u.created_at):

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import urllib.parse
 
@@ -26,7 +27,11 @@ _ENCODED_SEPARATORS = ("%2f", "%5c")
 
 def host_name(head: RequestHead) -> str | None:
     """The host part of the Host header (no port, no brackets); None when there is none."""
-    host = (head.get("host") or "").strip()
+    return _host_name(head.get("host") or "")
+
+
+def _host_name(host: str) -> str | None:
+    host = host.strip()
     if not host:
         return None
     if host.startswith("["):
@@ -44,9 +49,17 @@ def host_is_loopback(head: RequestHead) -> bool:
     ``127.0.0.1.nip.io``, ``localhost.evil.example``, ``0x7f000001`` and ``127.0.0.1:P:80``
     are not. A request without Host (HTTP/1.0) cannot come from a browser and passes.
     """
-    if not (head.get("host") or "").strip():
+    host = head.get("host") or ""
+    if not host.strip():
         return True
-    name = host_name(head)
+    return _host_is_loopback(host)
+
+
+@functools.lru_cache(maxsize=64)
+def _host_is_loopback(host: str) -> bool:
+    """Every request asks this of its Host, and a client sends the same one each time:
+    parsing it as an address costs more than the rest of the gate."""
+    name = _host_name(host)
     return name is not None and is_loopback(name.lower())
 
 

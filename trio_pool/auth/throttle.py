@@ -84,3 +84,9 @@ class SignupRate:
 
     def record(self, now: float) -> None:
         self._times.append(now)
+
+    def adopt(self, times: list[float], *, read_at: float) -> None:
+        """Every host's sign-ups as the shared store listed them (sorted) at ``read_at``,
+        plus this host's own recorded since then (multi-host mode)."""
+        later = [t for t in self._times if t > read_at]
+        self._times = deque(sorted([*times, *later]))

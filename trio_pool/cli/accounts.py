@@ -84,7 +84,12 @@ def _accounts_list(args: argparse.Namespace, config: Config) -> int:
     from trio_pool.login.listing import live_accounts, render_accounts, row_document
     from trio_pool.login.pooldir import list_accounts
 
-    rows = list_accounts(config)
+    if config.state_url is not None:
+        from trio_pool.login.shared_store import shared_rows
+
+        rows = trio.run(shared_rows, config)  # multi-host: the shared store is the pool
+    else:
+        rows = list_accounts(config)
     live = trio.run(live_accounts, config) if rows else None
     now = time.time()
     document = {
@@ -190,6 +195,16 @@ def _accounts_login(args: argparse.Namespace, config: Config) -> int:
 def _accounts_remove(args: argparse.Namespace, config: Config) -> int:
     from trio_pool.login.manage import remove_account
 
+    if config.state_url is not None:
+        from trio_pool.login.shared_store import remove_shared
+
+        removed = trio.run(remove_shared, config, args.name)
+        also = f" and deleted {removed.file}" if removed.file else ""
+        text = (
+            f"removed {removed.name} from the shared store{also} (every host drops it within 1 s)"
+        )
+        emit(args, {"removed": removed.name, "file": str(removed.file or "")}, text)
+        return 0
     path = remove_account(config, args.name)
     emit(args, {"removed": str(path)}, f"removed {path} (a running proxy drops it within 2 s)")
     return 0

@@ -1,5 +1,5 @@
 """The command line: argparse, subcommands and exit codes. Each family of commands is a
-module of this package (serve, accounts, setup, users, service); this one builds the parser
+module of this package (serve, accounts, setup, users, state, service); this one builds the parser
 and turns errors into one line plus a hint.
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config. Tracebacks only with --debug.
@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from trio_pool import __version__
-from trio_pool.cli import accounts, serve, service, setup, users
+from trio_pool.cli import accounts, serve, service, setup, state, users
 from trio_pool.errors import ConfigError, TrioPoolError
 
 # In the order `trio-pool --help` lists them.
-FAMILIES = (serve, accounts, setup, users, service)
+FAMILIES = (serve, accounts, setup, users, state, service)
 
 
 def build_parser() -> argparse.ArgumentParser:

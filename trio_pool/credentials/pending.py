@@ -8,17 +8,25 @@ still in the file. The copy names the spent refresh token only by a hash, ``repl
 applies while the pool file still holds that token and is obsolete once the file changed
 (the user logged in again). It is removed as soon as the pool file holds the new tokens.
 
+Multi-host mode keeps its pending write-backs here too (``fenced.py``): there the copy also
+names ``base_version``, the stored credential version the rotation started from (the
+compare-and-set it is waiting to make), and the document is sealed with the state key
+(``sealing.py``), as it would be in PostgreSQL. A copy without ``base_version`` is a
+single-host one and the other way round; neither mode touches the other's copies.
+
 Synchronous file I/O: call these through ``trio.to_thread``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -40,18 +48,48 @@ def pending_path(data_dir: Path, name: str) -> Path:
     return data_dir / PENDING_DIR / provider / f"{stem}.json"
 
 
+class Sealer(Protocol):
+    """What seals a copy (``state.pg.sealing.Keyring``): AES-GCM bound to a name and number."""
+
+    def seal(self, plaintext: bytes, account: str, version: int) -> tuple[bytes, str]: ...
+
+    def open(self, blob: bytes, account: str, version: int) -> bytes: ...
+
+
 @attrs.frozen
 class Pending:
     name: str
     replaces: str  # fingerprint of the spent refresh token the pool file may still hold
     document: dict[str, Any] = attrs.field(repr=False)
+    base_version: int | None = None  # multi-host: the credential version it replaces
 
 
-def save_pending(data_dir: Path, name: str, document: dict[str, Any], spent: str | None) -> Path:
-    """Keep ``document`` (new tokens for ``name``) until its pool file can take it."""
+def _sealed_name(name: str) -> str:
+    # Not the account name itself: a copy can never be replayed as a credentials row.
+    return f"pending:{name}"
+
+
+def save_pending(
+    data_dir: Path,
+    name: str,
+    document: dict[str, Any],
+    spent: str | None,
+    *,
+    base_version: int | None = None,
+    sealer: Sealer | None = None,
+) -> Path:
+    """Keep ``document`` (new tokens for ``name``) until its pool file (or, multi-host, the
+    shared store at ``base_version``) can take it; sealed when a ``sealer`` is given."""
     path = pending_path(data_dir, name)
-    record = {"version": VERSION, "account": name, "replaces": fingerprint(spent)}
-    record["document"] = document
+    record: dict[str, Any] = {"version": VERSION, "account": name, "replaces": fingerprint(spent)}
+    if base_version is not None:
+        record["base_version"] = base_version
+    if sealer is None:
+        record["document"] = document
+    else:
+        plain = json.dumps(document, separators=(",", ":")).encode()
+        blob, _key_id = sealer.seal(plain, _sealed_name(name), base_version or 0)
+        record["sealed"] = base64.b64encode(blob).decode("ascii")
     try:
         for directory in (data_dir / PENDING_DIR, path.parent):
             directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
@@ -62,19 +100,50 @@ def save_pending(data_dir: Path, name: str, document: dict[str, Any], spent: str
     return path
 
 
-def load_pending(data_dir: Path, name: str) -> Pending | None:
-    """The copy kept for ``name``, or None (also for an unreadable one: it cannot help)."""
+def load_pending(data_dir: Path, name: str, *, sealer: Sealer | None = None) -> Pending | None:
+    """The copy kept for ``name``, or None (also for an unreadable one: it cannot help).
+
+    A sealed copy that does not open with ``sealer`` raises CredentialsError (naming the
+    file, never its content): the caller says so, and the copy stays for a host with the key.
+    """
+    path = pending_path(data_dir, name)
     try:
-        raw = pending_path(data_dir, name).read_bytes()
+        raw = path.read_bytes()
         record = json.loads(raw)
     except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(record, dict):
         return None
-    document, replaces = record.get("document"), record.get("replaces")
-    if not isinstance(document, dict) or not isinstance(replaces, str):
+    replaces, base = record.get("replaces"), record.get("base_version")
+    if not isinstance(replaces, str) or not (base is None or type(base) is int):
         return None
-    return Pending(name, replaces, document)
+    document = record.get("document")
+    sealed = record.get("sealed")
+    if isinstance(sealed, str):
+        if sealer is None:
+            return None
+        try:
+            blob = base64.b64decode(sealed, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        try:
+            document = json.loads(sealer.open(blob, _sealed_name(name), base or 0))
+        except CredentialsError as exc:
+            raise CredentialsError(f"{path}: {exc}") from None
+    if not isinstance(document, dict):
+        return None
+    return Pending(name, replaces, document, base)
+
+
+def is_shared_copy(data_dir: Path, name: str) -> bool:
+    """Is the copy kept for ``name`` a multi-host one (single-host recovery leaves it)?"""
+    try:
+        record = json.loads(pending_path(data_dir, name).read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(record, dict) and (
+        record.get("base_version") is not None or "sealed" in record
+    )
 
 
 def list_pending(data_dir: Path) -> list[str]:

@@ -11,6 +11,10 @@ refresh service (``serve``, in the app's root nursery), shielded with its own de
 requests that need it only wait for its result. A client that hangs up, or the shutdown
 deadline cancelling a request, cancels the waiting, never the token call or the write that
 follows it: that is the moment the old token is spent and the new one exists only in memory.
+
+With several hosts (``state_url``), step (2)-(4) become the lease protocol of ``fenced.py``
+(``multihost.py`` is the refresher's side of it): same service, same shielded job, but the
+lock is a lease in PostgreSQL and the write is a compare-and-set on the credential version.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ import trio
 from trio_pool import clock
 from trio_pool.accounts.pool import Pool
 from trio_pool.config import Config
+from trio_pool.credentials.fenced import Failed, Rejected, Rotated, SendResult
+from trio_pool.credentials.multihost import FencedPath, still_valid
 from trio_pool.credentials.registry import AccountRegistry, PoolAccount
 from trio_pool.credentials.store import write_document_atomic
 from trio_pool.credentials.writeback import WRITE_CHECK_EVERY_S, WriteBack, Writer
-from trio_pool.errors import CredentialsError, UpstreamError
+from trio_pool.errors import CredentialsError, UpstreamConnectError, UpstreamError
 from trio_pool.providers import PROVIDER_REGISTRY
 from trio_pool.providers.base import Credentials, RefreshVerdict
 from trio_pool.providers.tokens import token_retry_after_s
@@ -37,6 +43,7 @@ from trio_pool.state.store import LOCK_WAIT_S, StateStore
 from trio_pool.upstream.client import UpstreamClient
 
 if TYPE_CHECKING:
+    from trio_pool.credentials.fenced import FencedRefresh, Outcome
     from trio_pool.usage.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -57,6 +64,7 @@ class _Job:
     """One refresh in flight; its waiters read ``changed`` once ``done`` is set."""
 
     stale: Credentials = attrs.field(repr=False)
+    reason: str = ""
     done: trio.Event = attrs.field(factory=trio.Event)
     changed: bool = False
 
@@ -72,6 +80,7 @@ class Refresher:
         state: StateStore | None,
         metrics: Metrics | None = None,
         write: Writer = write_document_atomic,
+        fenced: FencedRefresh | None = None,
     ) -> None:
         self.config = config
         self.registry = registry
@@ -83,6 +92,9 @@ class Refresher:
         self.state = state
         self.metrics = metrics  # refreshes by result, for GET /metrics
         self.writeback = WriteBack(config, registry, write=write)
+        # Multi-host mode: the lease in PostgreSQL replaces the host lock, the stored
+        # credentials replace the pool file (``multihost.py``).
+        self.multihost = None if fenced is None else FencedPath(self, fenced)
         self._jobs: dict[str, _Job] = {}
         self._nursery: trio.Nursery | None = None
 
@@ -91,11 +103,15 @@ class Refresher:
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run refreshes and write-back retries until cancelled; then wait for the refreshes
         in flight (each bounded by its own deadline) before returning."""
-        await self.writeback.recover()
+        if self.multihost is None:
+            # Multi-host: the pool files are not written; pending write-backs are landed by
+            # ``shared.py`` before serving.
+            await self.writeback.recover()
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                nursery.start_soon(self._serve_write_backs)
+                if self.multihost is None:
+                    nursery.start_soon(self._serve_write_backs)
                 task_status.started()
                 try:
                     await trio.sleep_forever()
@@ -131,36 +147,59 @@ class Refresher:
         return (
             expires_at is not None
             and expires_at - now < REFRESH_LEAD_S
-            and now >= account.refresh_retry_at
+            and now >= max(account.refresh_retry_at, account.refresh_elsewhere_until)
             and account.credentials.refresh_token is not None
         )
 
     async def fresh_credentials(self, account: PoolAccount) -> Credentials:
-        """The account's credentials, refreshed first if they expire soon."""
-        if self.needs_refresh(account, clock.now()):
-            await self.refresh(account, reason="expiry", stale=account.credentials)
+        """The account's credentials, refreshed first if they expire soon.
+
+        Multi-host: a token that still works is used while the refresh runs (it may wait
+        for another host's lease, or a vanished holder's write-back): no request waits.
+        """
+        now = clock.now()
+        if self.needs_refresh(account, now):
+            stale = account.credentials
+            wait = self.multihost is None or not still_valid(stale, now)
+            await self.refresh(account, reason="expiry", stale=stale, wait=wait)
         return account.credentials
 
-    async def refresh(self, account: PoolAccount, *, reason: str, stale: Credentials) -> bool:
+    async def refresh(
+        self, account: PoolAccount, *, reason: str, stale: Credentials, wait: bool = True
+    ) -> bool:
         """Refresh once; True when ``account.credentials`` now differ from ``stale``.
 
         Callers pass the credentials that failed (or are about to expire); if someone else
         already replaced them, nothing is sent. Cancelling the caller cancels only its wait.
+        ``wait=False`` starts the refresh (when the service runs) and returns False at once.
         """
+        changed, joined = await self._start_or_join(account, reason, stale, wait)
+        if not changed and joined == "expiry" and reason != "expiry" and self.multihost:
+            # Multi-host: we joined a refresh ahead of expiry, which does not wait for
+            # another host's lease; this caller's token failed, so it may wait: once more.
+            changed, _ = await self._start_or_join(account, reason, stale, wait)
+        return changed
+
+    async def _start_or_join(
+        self, account: PoolAccount, reason: str, stale: Credentials, wait: bool
+    ) -> tuple[bool, str]:
+        """(changed, the reason of the job waited for: "" when none ran)."""
         job = self._jobs.get(account.name)
         if job is None:
             if account.credentials.access_token != stale.access_token:
-                return True
+                return True, ""
             if clock.now() < account.refresh_retry_at:
-                return False
-            job = _Job(stale)
+                return False, ""
+            job = _Job(stale, reason)
             self._jobs[account.name] = job
             if self._nursery is not None:
                 self._nursery.start_soon(self._run_job, account, job, reason)
             else:
                 await self._run_job(account, job, reason)  # no service (one-shot CLI use)
+        if not wait and not job.done.is_set():
+            return False, ""
         await job.done.wait()
-        return job.changed or account.credentials.access_token != stale.access_token
+        return job.changed or account.credentials.access_token != stale.access_token, job.reason
 
     async def _run_job(self, account: PoolAccount, job: _Job, reason: str) -> None:
         try:
@@ -170,17 +209,19 @@ class Refresher:
                 scope.deadline = trio.current_time() + self._job_timeout_s()
                 job.changed = await self._refresh_once(account, reason=reason, stale=job.stale)
             if scope.cancelled_caught:
-                self._backoff(account, "the refresh did not finish in time")
+                self.backoff(account, "the refresh did not finish in time")
         except Exception:
             # A bug in one account's refresh must not end the service (nor the app).
             log.exception("credentials.refresh.crashed account=%s", account.name)
-            self._backoff(account, "internal error (see the traceback above)")
+            self.backoff(account, "internal error (see the traceback above)")
         finally:
             if self._jobs.get(account.name) is job:
                 del self._jobs[account.name]
             job.done.set()
 
     def _job_timeout_s(self) -> float:
+        if self.multihost is not None:
+            return self.multihost.job_timeout_s()
         return (
             LOCK_WAIT_S
             + self.config.upstream_connect_timeout_s
@@ -189,6 +230,14 @@ class Refresher:
         )
 
     async def _refresh_once(self, account: PoolAccount, *, reason: str, stale: Credentials) -> bool:
+        if self.multihost is not None:
+            async with account.lock:
+                if account.credentials.access_token != stale.access_token:
+                    return True
+                if clock.now() < account.refresh_retry_at:
+                    return False
+                return await self.multihost.refresh(account, reason=reason, stale=stale)
+
         async def locked(account: PoolAccount) -> bool:
             return await self._refresh_locked(account, reason=reason, stale=stale)
 
@@ -211,7 +260,7 @@ class Refresher:
                     return False
             async with self._host_lock(account) as held:
                 if not held:
-                    self._backoff(
+                    self.backoff(
                         account, "another process held the refresh lock too long", LOCK_RETRY_S
                     )
                     return False
@@ -257,24 +306,12 @@ class Refresher:
         credentials: Credentials,
         reason: str,
     ) -> bool:
-        provider = PROVIDER_REGISTRY[account.provider]
-        request = provider.refresh_request(credentials, self._token_url(account))
         log.info("credentials.refresh.start account=%s reason=%s", account.name, reason)
-        try:
-            status, headers, body = await self.client.request(
-                "POST", request.url, list(request.headers), request.body
-            )
-        except UpstreamError as exc:
-            self._backoff(account, f"token endpoint unreachable: {exc}")
-            return False
-        result = provider.refresh_result(status, body, document, clock.now())
-        if result.verdict is RefreshVerdict.OK and result.document is not None:
-            new_document = dict(result.document)
-            try:
-                new_credentials = provider.parse_credentials(new_document)
-            except CredentialsError as exc:
-                self._backoff(account, f"token endpoint answer unusable: {exc}")
-                return False
+        result = await self.token_call(account, document, credentials)
+        if isinstance(result, Rotated):
+            provider = PROVIDER_REGISTRY[account.provider]
+            new_document = result.document
+            new_credentials = provider.parse_credentials(new_document)  # checked in token_call
             # The old refresh token is spent: adopt the new tokens at once, then write them
             # before the lock is released (a failed write keeps them in memory, see
             # writeback.py). ``spent`` is the refresh token the file may still hold.
@@ -285,31 +322,65 @@ class Refresher:
             account.refresh_retry_at = 0.0
             await self.writeback.store(account, new_document, spent)
             log.info("credentials.refresh.ok account=%s", account.name)
-            self._count(account, "ok")
+            self.count(account, "ok")
             return True
-        if result.verdict is RefreshVerdict.PERMANENT:
-            log.error(
-                "credentials.refresh.rejected account=%s reason=%s hint='log in again: "
-                "trio-pool accounts login %s --name %s'",
-                account.name,
-                result.reason,
-                account.provider,
-                account.name.split("/", 1)[1],
-            )
-            self.pool.set_needs_relogin(account.name, result.reason or "refresh token rejected")
-            self._count(account, "rejected")
+        if isinstance(result, Rejected):
+            self.reject(account, result.reason)
             return False
+        self.backoff(account, result.reason, result.retry_after_s, at_least_s=result.at_least_s)
+        return False
+
+    async def token_call(
+        self, account: PoolAccount, document: dict[str, object], credentials: Credentials
+    ) -> SendResult:
+        """One call to the token endpoint and the provider's verdict; nothing adopted or
+        stored (the caller does that: single host here, multi-host in ``fenced.py``)."""
+        provider = PROVIDER_REGISTRY[account.provider]
+        request = provider.refresh_request(credentials, self._token_url(account))
+        try:
+            status, headers, body = await self.client.request(
+                "POST", request.url, list(request.headers), request.body
+            )
+        except UpstreamError as exc:
+            # Only a failed connect proves the request never left (multi-host: in doubt).
+            sent = not isinstance(exc, UpstreamConnectError)
+            return Failed(f"token endpoint unreachable: {exc}", sent=sent)
+        result = provider.refresh_result(status, body, document, clock.now())
+        if result.verdict is RefreshVerdict.OK and result.document is not None:
+            new_document = dict(result.document)
+            try:
+                provider.parse_credentials(new_document)
+            except CredentialsError as exc:
+                return Failed(f"token endpoint answer unusable: {exc}", sent=True)
+            return Rotated(new_document)
+        if result.verdict is RefreshVerdict.PERMANENT:
+            return Rejected(result.reason or "refresh token rejected")
         # A 429 from the token endpoint names how long to stay away; asking sooner only
         # prolongs the block (CPA waits for Retry-After too).
-        self._backoff(
-            account,
+        return Failed(
             result.reason or f"token endpoint answered {status}",
             result.retry_after_s,
             at_least_s=token_retry_after_s(headers),
         )
-        return False
 
-    def _backoff(
+    def reject(self, account: PoolAccount, reason: str) -> None:
+        """The provider refused the refresh token for good: needs re-login."""
+        log.error(
+            "credentials.refresh.rejected account=%s reason=%s hint='log in again: "
+            "trio-pool accounts login %s --name %s'",
+            account.name,
+            reason,
+            account.provider,
+            account.name.split("/", 1)[1],
+        )
+        self.pool.set_needs_relogin(account.name, reason)
+        self.count(account, "rejected")
+
+    def adopt_stored(self, account: PoolAccount, outcome: Outcome) -> bool:
+        """Multi-host: take credentials a fenced refresh stored or found (``multihost.py``)."""
+        return self.multihost is not None and self.multihost.adopt_stored(account, outcome)
+
+    def backoff(
         self,
         account: PoolAccount,
         reason: str,
@@ -318,7 +389,7 @@ class Refresher:
         at_least_s: float | None = None,
     ) -> None:
         """A transient failure: try again later; the account stays in rotation while its token works."""
-        self._count(account, "failed")
+        self.count(account, "failed")
         account.refresh_failures += 1
         delay = retry_after_s or min(
             BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (account.refresh_failures - 1)
@@ -332,6 +403,6 @@ class Refresher:
             delay,
         )
 
-    def _count(self, account: PoolAccount, result: str) -> None:
+    def count(self, account: PoolAccount, result: str) -> None:
         if self.metrics is not None:
             self.metrics.refresh(account.provider, account.name, result)

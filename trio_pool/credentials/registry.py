@@ -50,6 +50,9 @@ class PoolAccount:
     setup_failures: int = 0
     refresh_retry_at: float = 0.0  # after a transient refresh failure: not before this
     refresh_failures: int = 0
+    # Multi-host: another host is refreshing; its token is adopted when it lands, and until
+    # then this host keeps using the current one without asking again (no waiting).
+    refresh_elsewhere_until: float = 0.0
     insecure_mode: bool = False  # the file is accessible by group or others
     symlink: bool = False  # the pool file is a link: refreshed tokens go to its target
     # Refreshed tokens the pool file could not take yet: we serve with them from memory
@@ -150,6 +153,15 @@ class AccountRegistry:
             if item.result is not None:
                 changed |= self._load(name, item)
         return changed
+
+    def load_one(self, name: str, item: Found) -> bool:
+        """Apply one account from elsewhere (multi-host mode: the shared store)."""
+        return self._load(name, item)
+
+    def drop(self, name: str) -> None:
+        if self.accounts.pop(name, None) is not None:
+            log.info("pool.account.removed account=%s", name)
+            self.pool.remove_account(name)
 
     def _load(self, name: str, item: Found) -> bool:
         current = self.accounts.get(name)

@@ -21,6 +21,7 @@ from trio_pool import clock
 from trio_pool.config import Config
 from trio_pool.credentials.pending import (
     fingerprint,
+    is_shared_copy,
     list_pending,
     load_pending,
     remove_pending,
@@ -157,6 +158,8 @@ class WriteBack:
             account = self.registry.get(name)
             if account is None:
                 continue  # the file is gone (or unreadable): keep the copy for later
+            if await trio.to_thread.run_sync(is_shared_copy, data_dir, name):
+                continue  # a multi-host write-back (fenced.py): for that mode to land
             try:
                 await self.sync_from_host(account)
             except CredentialsError:
@@ -184,7 +187,7 @@ def newest_on_host(
     ``spent``) are the newest. Synchronous: run it in a thread."""
     document, on_disk, _info = read_account(path, provider)
     pending = load_pending(data_dir, name)
-    if pending is not None:
+    if pending is not None and pending.base_version is None:
         credentials = applies(pending.document, pending.replaces, provider, on_disk)
         if credentials is not None and credentials is not on_disk:
             return pending.document, credentials, on_disk.refresh_token

@@ -221,7 +221,7 @@ async def _join(ex: Exchange, services: DashboardServices) -> None:
         return
     join = services.config.join
     user, key = await directory.add_user(name, UserLimits(join.rpm, join.streams, join.share_pct))
-    directory.signups.record(clock.now())
+    await directory.record_signup(clock.now())
     caller = Caller("user", user.name)
     log.info("dashboard.friend.joined user=%s", user.name)
     document = {

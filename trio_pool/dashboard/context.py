@@ -15,10 +15,10 @@ from trio_pool.credentials.refresh import Refresher
 from trio_pool.credentials.registry import AccountRegistry
 from trio_pool.server.server import Shutdown
 from trio_pool.services import SelfCall
-from trio_pool.state.store import StateStore
 from trio_pool.upstream.client import UpstreamClient
 from trio_pool.usage.burn import BurnHistory
 from trio_pool.usage.live import LiveFeed
+from trio_pool.usage.queries import LedgerReader
 
 
 class HasProblems(Protocol):
@@ -38,7 +38,7 @@ class DataServices(Protocol):
     @property
     def shutdown(self) -> Shutdown: ...
     @property
-    def state(self) -> StateStore | None: ...
+    def history(self) -> LedgerReader | None: ...  # the ledger: state.db, or PostgreSQL
     @property
     def live(self) -> LiveFeed: ...
     @property

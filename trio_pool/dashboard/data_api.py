@@ -2,7 +2,8 @@
 
 The lead's router has already checked that the caller may view; ``handle`` answers the
 routes below and returns False for any other path. Reads of the ledger run on the state
-store's worker thread; with no state db the answers are empty, never an error.
+store's worker thread (state.db, or PostgreSQL with every host's rows in multi-host mode);
+with no state db the answers are empty, never an error.
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ async def _overview(ex: Exchange, services: DataServices, caller: Caller) -> Non
     for usage in usages.values():
         services.burn.observe(usage, now)
     last_24h: dict[str, int] = {}
-    if services.state is not None:
-        last_24h = await services.state.run(queries.totals_since, now - DAY_S)
+    if services.history is not None:
+        last_24h = await services.history.run(queries.totals_since, now - DAY_S)
     views = services.pool.accounts(now)
     await http.reply(ex, 200, overview_document(usages, views, services.burn, last_24h, now))
 
@@ -101,10 +102,10 @@ async def _usage(ex: Exchange, services: DataServices, caller: Caller) -> None:
         return
     until_hour = hour_of(clock.now())
     since_hour = until_hour - (int(hours_text) - 1) * HOUR_S
-    if services.state is None:
+    if services.history is None:
         document = queries.empty_series(since_hour, until_hour, by)
     else:
-        document = await services.state.run(
+        document = await services.history.run(
             queries.usage_series, since_hour, until_hour, by, only_mine(caller)
         )
     await http.reply(ex, 200, document)
@@ -125,9 +126,10 @@ async def _requests(ex: Exchange, services: DataServices, caller: Caller) -> Non
     documents = [
         d for d in services.live.recent(services.live.keep) if user is None or d.get("user") == user
     ][:limit]
-    if len(documents) < limit and services.state is not None:
-        # After a restart (or with other processes) the ledger has what memory lacks.
-        stored = await services.state.run(queries.recent_rows, limit, user)
+    if len(documents) < limit and services.history is not None:
+        # After a restart (or with other processes, or hosts) the ledger has what memory
+        # lacks.
+        stored = await services.history.run(queries.recent_rows, limit, user)
         documents = merge_requests(documents, stored, limit)
     await http.reply(ex, 200, {"requests": documents})
 

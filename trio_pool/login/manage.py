@@ -74,6 +74,8 @@ async def refresh_accounts(
     config: Config, names: list[str] | None, client: UpstreamClient
 ) -> list[Refreshed]:
     """Refresh the named accounts (None: every account) now, one at a time."""
+    if config.state_url is not None:
+        return await refresh_shared(config, names, client)
     if names is None:
         targets = [row.name for row in await trio.to_thread.run_sync(list_accounts, config)]
     else:
@@ -96,6 +98,33 @@ async def refresh_accounts(
             nursery.cancel_scope.cancel()  # waits for in-flight refreshes, then returns
     finally:
         await state.aclose()
+    return results
+
+
+async def refresh_shared(
+    config: Config, names: list[str] | None, client: UpstreamClient
+) -> list[Refreshed]:
+    """Multi-host: refresh accounts of the shared store under the hosts' refresh lease (one
+    token call per rotation, whoever asks: ``credentials/fenced.py``)."""
+    from trio_pool.credentials.fenced import FencedRefresh
+    from trio_pool.credentials.shared import SharedCredentials
+    from trio_pool.login.shared_store import open_shared, resolve, rows_of
+
+    pool = Pool(config.routing)
+    registry = AccountRegistry(config, pool)
+    async with open_shared(config) as (store, keyring):
+        rows = await rows_of(config, store, keyring)
+        targets = (
+            [r.name for r in rows] if names is None else [resolve(rows, n).name for n in names]
+        )
+        fenced = FencedRefresh(store, keyring, config.state, data_dir=config.data_dir)
+        refresher = Refresher(config, registry, pool, client, state=None, fenced=fenced)
+        shared = SharedCredentials(config, registry, store, keyring, fenced=fenced)
+        await shared.pull()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(refresher.serve)
+            results = await _refresh_each(refresher, registry, pool, targets)
+            nursery.cancel_scope.cancel()
     return results
 
 

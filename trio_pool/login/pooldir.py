@@ -45,6 +45,7 @@ class AccountRow:
     problem: str | None = None  # why the file cannot be used
     access: str = ""  # masked
     refresh: str = ""  # masked
+    version: int | None = None  # multi-host: the credential version in the shared store
 
     def state(self, now: float) -> str:
         if self.problem is not None:

@@ -259,11 +259,17 @@ class ClaudeProvider:
         return PreparedRequest(head.method, route.upstream_url, tuple(headers), body)
 
     def read_quota(self, headers: Headers, now: float) -> QuotaReading | None:
-        fields = header_map(headers)
+        # Only the unified rate-limit fields (read on every answer: the rest is skipped).
+        fields: dict[str, str] = {}
+        for key, value in headers:
+            if key.startswith(UNIFIED) and key not in fields:
+                fields[key] = value
+        if not fields:
+            return None
         status = fields.get(UNIFIED + "status", "").strip().lower()
         windows = []
         for key, value in fields.items():
-            if not (key.startswith(UNIFIED) and key.endswith("-utilization")):
+            if not key.endswith("-utilization"):
                 continue
             name = key[len(UNIFIED) : -len("-utilization")]
             used = as_float(value)

@@ -32,7 +32,15 @@ from trio_pool.providers.base import (
     StreamObserver,
     TokenUsage,
 )
-from trio_pool.providers.codex_account import MAIN_FAMILY, family_scope, window
+from trio_pool.providers.codex_limits import (
+    MAIN_FAMILY,
+    active_family,
+    family_names,
+    family_scope,
+    header_families,
+    limit_key,
+    window,
+)
 from trio_pool.providers.observe import BodyObserver, parse_wanted
 from trio_pool.providers.wire import (
     as_float,
@@ -140,9 +148,14 @@ def inband_failure(error: Any, now: float) -> Outcome:
 
 @attrs.define(eq=False)
 class CodexEvents:
-    """The Responses stream events that matter: completion, usage, failures, rate limits."""
+    """The Responses stream events that matter: completion, usage, failures, rate limits.
+
+    ``names``: limit id -> limit name of the extra families the response head named (see
+    ``family_names``); a ``codex.rate_limits`` event carries only the id.
+    """
 
     now: float
+    names: Mapping[str, str] = attrs.field(factory=dict)
     wanted_events = frozenset(
         {
             "response.completed",
@@ -182,7 +195,7 @@ class CodexEvents:
             error = payload.get("error") if isinstance(payload.get("error"), dict) else payload
             return StreamEvent(failure=inband_failure(error, self.now))
         if kind == "codex.rate_limits":
-            return StreamEvent(quota=rate_limits_event(payload, self.now))
+            return StreamEvent(quota=rate_limits_event(payload, self.now, self.names))
         return None
 
     def on_body(self, payload: Any) -> StreamEvent | None:
@@ -190,12 +203,19 @@ class CodexEvents:
         return None if usage is None else StreamEvent(usage=usage)
 
 
-def rate_limits_event(payload: dict[str, Any], now: float) -> QuotaReading | None:
+def rate_limits_event(
+    payload: dict[str, Any], now: float, names: Mapping[str, str] | None = None
+) -> QuotaReading | None:
     """A WebSocket / SSE ``codex.rate_limits`` event as a quota reading. An event of an
-    extra limit family (``metered_limit_name``) gives that family's model windows only."""
+    extra limit family (``metered_limit_name``) gives that family's model windows only.
+
+    The event names its family by id only ("codex_bengalfox": codex-api rate_limits.rs
+    ``parse_rate_limit_event`` sets no limit name); ``names`` (from the response head's
+    ``x-<id>-limit-name``) turns the id into the model it limits. Without one the id is the
+    scope, which matches no model: the numbers are shown and never gate."""
     windows = []
     limit = as_str(payload.get("metered_limit_name")) or as_str(payload.get("limit_name"))
-    family = family_scope(limit, limit)
+    family = family_scope(limit, (names or {}).get(limit_key(limit or "")) or limit)
     for slot in ("primary", "secondary"):
         data = dig(payload, "rate_limits", slot)
         minutes = as_float(dig(data, "window_minutes"))
@@ -204,18 +224,6 @@ def rate_limits_event(payload: dict[str, Any], now: float) -> QuotaReading | Non
         if found is not None:
             windows.append(found)
     return reading_from_windows(windows, as_str(payload.get("plan_type")))
-
-
-def header_families(fields: Mapping[str, str]) -> list[str]:
-    """The limit families in a response head: "codex" first, then every other
-    ``x-<id>-primary-used-percent`` (ids as in the header, lower case)."""
-    suffix = "-primary-used-percent"
-    found = sorted(
-        key[2 : -len(suffix)]
-        for key in fields
-        if key.startswith("x-") and key.endswith(suffix) and key != "x-codex" + suffix
-    )
-    return [MAIN_FAMILY, *found]
 
 
 class CodexProvider:
@@ -297,8 +305,14 @@ class CodexProvider:
         fields = header_map(headers)
         windows = []
         # The main family (x-codex-primary-*) and every extra one (x-<id>-primary-*, as
-        # codex-api rate_limits.rs finds them), each family's windows apart.
-        for family_id in header_families(fields):
+        # codex-api rate_limits.rs finds them), each family's windows apart. When the
+        # request counted against an extra family, x-codex-primary-* is a copy of that
+        # family's numbers (live captures: byte for byte on a Spark turn; openai/codex's
+        # pool tests send 100 % there on a Spark 429), not the account's: skipped.
+        families = header_families(fields)
+        if active_family(fields) is not None:
+            families.remove(MAIN_FAMILY)
+        for family_id in families:
             prefix = f"x-{family_id}-"
             family = family_scope(family_id, fields.get(prefix + "limit-name"))
             for slot in ("primary", "secondary"):
@@ -345,10 +359,9 @@ class CodexProvider:
                 # x-codex-active-limit names the family that refused: an extra family's
                 # limit stops only its model on this account.
                 fields = header_map(headers)
-                active = fields.get("x-codex-active-limit") or ""
-                if family_scope(active, None) is not None:
-                    header_id = active.strip().lower().replace("_", "-")
-                    name = (fields.get(f"x-{header_id}-limit-name") or "").strip()
+                active = active_family(fields)
+                if active is not None:
+                    name = (fields.get(f"x-{active}-limit-name") or "").strip()
                     scope = name or REQUEST_MODEL
                     return Outcome(OutcomeKind.QUOTA, status, reason, quota, retry_at, scope=scope)
                 return Outcome(OutcomeKind.QUOTA, status, reason, quota, retry_at)
@@ -362,7 +375,8 @@ class CodexProvider:
         return status_outcome(status, reason, quota, retry_after_at(header_map(headers), now))
 
     def observer(self, head: RequestHead, response_headers: Headers, now: float) -> StreamObserver:
-        return BodyObserver.for_response(CodexEvents(now), response_headers)
+        events = CodexEvents(now, family_names(header_map(response_headers)))
+        return BodyObserver.for_response(events, response_headers)
 
     def error_response(
         self, status: int, message: str, *, kind: str = "proxy_error"

@@ -12,11 +12,11 @@ from trio_pool.providers.base import (
     Credentials,
     PreparedRequest,
     QuotaReading,
-    QuotaWindow,
     RefreshRequest,
     RefreshResult,
     RefreshVerdict,
 )
+from trio_pool.providers.codex_limits import family_scope, window
 from trio_pool.providers.identity import codex_headers
 from trio_pool.providers.jwt import decode_jwt_payload
 from trio_pool.providers.tokens import (
@@ -28,7 +28,6 @@ from trio_pool.providers.tokens import (
 from trio_pool.providers.wire import (
     as_float,
     as_str,
-    clamp_fraction,
     dig,
     join_url,
     json_object,
@@ -39,58 +38,6 @@ from trio_pool.providers.wire import (
 CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
 AUTH_CLAIM = "https://api.openai.com/auth"
 PROFILE_CLAIM = "https://api.openai.com/profile"
-
-
-def window_name(minutes: float | None, slot: str) -> str:
-    """Codex windows by their length, not their slot: some plans report weekly as primary."""
-    if minutes is None:
-        return slot
-    if 240 <= minutes <= 360:
-        return "5h"
-    if 8640 <= minutes <= 11520:
-        return "weekly"
-    return f"{minutes:g}m"
-
-
-def window(
-    slot: str,
-    used_percent: Any,
-    minutes: float | None,
-    reset_at: float | None,
-    family: str | None = None,
-) -> QuotaWindow | None:
-    """One window from Codex's numbers (used in percent 0-100, length in minutes).
-
-    ``family``: the limit family's model name for windows of an extra family (see
-    ``family_scope``); they are named after it, so they never overwrite the main windows.
-    """
-    used = as_float(used_percent)
-    if used is None:
-        return None
-    window_s = minutes * 60 if minutes is not None and minutes > 0 else None
-    name = window_name(minutes, slot)
-    if family is not None:
-        name = f"{family} {name}"
-    return QuotaWindow(name, clamp_fraction(used / 100), window_s, reset_at, family)
-
-
-MAIN_FAMILY = "codex"
-
-
-def family_scope(limit_id: str | None, limit_name: str | None) -> str | None:
-    """The model scope of a Codex limit family; None for the main ("codex") family.
-
-    Codex keys extra families by limit id (``x-codex-bengalfox-*``, ``metered_limit_name``,
-    ``additional_rate_limits[].limit_name``) and shows each under its limit name, which
-    names the model it covers (codex-api rate_limits.rs tests: family "codex_bengalfox",
-    limit name "gpt-5.4-codex-sonic"). Unverified beyond that sample: with no limit name the
-    id is kept as the scope, which matches no model (the numbers are shown, never gate),
-    and a 429 of that family cools the model of the request that got it.
-    """
-    ident = (limit_id or "").strip().lower().replace("-", "_")
-    if not ident or ident == MAIN_FAMILY:
-        return None
-    return (limit_name or "").strip() or ident
 
 
 def parse_credentials(document: Mapping[str, Any]) -> Credentials:

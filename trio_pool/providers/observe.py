@@ -7,6 +7,7 @@ by their ``event:`` name when the stream names events, else by a substring of th
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Protocol
 
 import attrs
@@ -38,6 +39,11 @@ class EventHandler(Protocol):
     def on_body(self, payload: Any) -> StreamEvent | None:
         """A whole non-SSE JSON body (None when it was not JSON)."""
         ...
+
+
+@functools.lru_cache(maxsize=16)
+def _encoded(names: frozenset[str]) -> frozenset[bytes]:
+    return frozenset(name.encode() for name in names)
 
 
 def parse_wanted(data: str, needles: tuple[str, ...]) -> dict[str, Any] | None:
@@ -74,13 +80,14 @@ class BodyObserver:
 
     handler: EventHandler
     sse: bool
-    _parser: SseParser = attrs.field(init=False)
+    _parser: SseParser | None = attrs.field(default=None, init=False)  # made at the first read
     _body: bytearray | None = attrs.field(factory=bytearray, init=False)
 
-    @_parser.default
     def _make_parser(self) -> SseParser:
         wanted = self.handler.wanted_events
-        return SseParser(names=None if wanted is None else frozenset(n.encode() for n in wanted))
+        names = None if wanted is None else _encoded(wanted)
+        self._parser = SseParser(names=names)
+        return self._parser
 
     @classmethod
     def for_response(
@@ -106,7 +113,7 @@ class BodyObserver:
         if self._body is not None:
             self._body = None  # an SSE observer never needs the JSON buffer
         try:
-            events = self._parser.feed(data)
+            events = (self._parser or self._make_parser()).feed(data)
         except SseEventTooLarge as exc:
             events = exc.events  # the oversized event is skipped; the stream goes on
         result = None

@@ -60,6 +60,8 @@ def log_done(
     head: RequestHead, status: int, started: float | None, result: RelayResult | None = None
 ) -> None:
     # The account is already in the log context (bind) when one was chosen.
+    if not log.isEnabledFor(logging.INFO):
+        return
     ms = (trio.current_time() - started) * 1000 if started is not None else 0.0
     extra = ""
     if result is not None:

@@ -28,6 +28,7 @@ from trio_pool.providers.base import Provider, Route, RouteKind
 from trio_pool.providers.friend_routes import friend_may_use
 from trio_pool.proxy import answers
 from trio_pool.server.connection import Exchange
+from trio_pool.server.messages import RequestHead
 from trio_pool.services import Services
 
 log = logging.getLogger(__name__)
@@ -61,21 +62,25 @@ UNKNOWN_USERS = (
 async def screen(services: Services, exchange: Exchange) -> bool:
     """Refuse what no route may take (True: answered). Runs before routing."""
     head = exchange.head
-    provider = PROVIDER_REGISTRY[guess_provider(head)]
     problem = path_problem(head.path)
     if problem is not None:
         log.warning("gate.refused reason=bad_path client=%s", exchange.client)
-        await answers.send_error(exchange, provider, 400, problem, "invalid_request_error")
+        await answers.send_error(exchange, _shape(head), 400, problem, "invalid_request_error")
         return True
     directory = services.directory
     if not directory.ready:
-        await answers.send_error(exchange, provider, 503, UNKNOWN_USERS, "unavailable", 5.0)
+        await answers.send_error(exchange, _shape(head), 503, UNKNOWN_USERS, "unavailable", 5.0)
         return True
     if not directory.shared and not host_is_loopback(head):
         log.warning("gate.refused reason=host client=%s", exchange.client)
-        await answers.send_error(exchange, provider, 421, REBOUND, "misdirected_request")
+        await answers.send_error(exchange, _shape(head), 421, REBOUND, "misdirected_request")
         return True
     return False
+
+
+def _shape(head: RequestHead) -> Provider:
+    """Whose error shape a refusal before routing takes (looked up only to refuse)."""
+    return PROVIDER_REGISTRY[guess_provider(head)]
 
 
 async def admit(

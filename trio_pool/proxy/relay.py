@@ -69,24 +69,40 @@ async def relay_response(
     extra_headers: list[tuple[str, str]] | None = None,
 ) -> None:
     """Relay into ``result``, which the caller owns, so that what was seen before a client
-    hang-up (cancellation) is still there for the pool and the log."""
+    hang-up (cancellation) is still there for the pool and the log.
+
+    Writes: the head goes out at once with the body bytes that came with it; the read
+    that completes the body goes out with the end of the message. A small answer that
+    arrived whole is one write; a stream is one write per upstream read.
+    """
     sse = is_event_stream(response.headers)
     # With a declared length nothing can be appended: a failure must end the body broken.
     can_append = not any(k == "content-length" for k, _ in response.headers)
-    headers = response_headers(response.headers)
-    await exchange.start_response(response.status, [*headers, *(extra_headers or [])])
+    headers = [*response_headers(response.headers), *(extra_headers or [])]
+    body = response.iter_chunks()
+    last = b""  # the read that completed the body: written with the end
     failure: str | None = None
     with shutdown.stream_scope() as scope:
         try:
-            async for chunk in response.iter_chunks():
-                await exchange.send(chunk)
-                result.bytes_sent += len(chunk)
-                event = observer.feed(chunk)
-                if event is not None:
-                    _apply(result, event)
+            first = body.take_buffered()
+            if body.at_end():
+                last = first
+            else:
+                await exchange.start_response(response.status, headers, first)
+                if first:
+                    _sent(result, observer, first)
+                async for chunk in body:
+                    if body.at_end():
+                        last = chunk
+                        break
+                    await exchange.send(chunk)
+                    _sent(result, observer, chunk)
         except UpstreamError as exc:
             failure = f"the upstream stream failed: {exc}"
             result.outcome = Outcome(OutcomeKind.TRANSIENT, response.status, reason=str(exc))
+    if last:
+        # Observed before its write (so the end can go with it), counted as sent with it.
+        _sent(result, observer, last)
     if scope.cancelled_caught:
         failure = "trio-pool is shutting down; the stream was cut at the shutdown deadline"
     else:
@@ -101,11 +117,25 @@ async def relay_response(
     if failure is not None:
         log.warning("relay.stream.failed reason=%s", failure)
         if sse and can_append:
-            await exchange.send(provider.stream_error_event(failure, kind="upstream_error"))
+            last += provider.stream_error_event(failure, kind="upstream_error")
         else:
             # A non-SSE body has no in-band error form: end it broken so the client can tell.
+            if not exchange.response_started:
+                await exchange.start_response(response.status, headers, last)
+            else:
+                await exchange.send(last)
             return
-    await exchange.end()
+    if exchange.response_started:
+        await exchange.end(last)
+    else:
+        await exchange.start_response(response.status, headers, last, end=True)
+
+
+def _sent(result: RelayResult, observer: StreamObserver, chunk: bytes) -> None:
+    result.bytes_sent += len(chunk)
+    event = observer.feed(chunk)
+    if event is not None:
+        _apply(result, event)
 
 
 def _apply(result: RelayResult, event: StreamEvent) -> None:

@@ -36,7 +36,8 @@ from trio_pool.providers.base import (
     Route,
     RouteKind,
 )
-from trio_pool.providers.wire import join_url, websocket_url
+from trio_pool.providers.codex_limits import family_names
+from trio_pool.providers.wire import header_map, join_url, websocket_url
 from trio_pool.proxy import answers, gate
 from trio_pool.proxy.attempt_loop import Request, new_request, run_request
 from trio_pool.proxy.attempts import FailOver, GiveUp, PassOn, RefreshAndRetry
@@ -215,8 +216,9 @@ class SocketTry:
                     log.info("ws.open path=%s account=%s", head.path, account.name)
                     tally.status = 101
                     observe = partial(request.observe, account.name)
+                    names = family_names(header_map(upstream.handshake_headers))
                     watcher = FrameWatcher(
-                        services.pool, request.provider, account.name, report, observe
+                        services.pool, request.provider, account.name, report, observe, names
                     )
                     ended = await self._relay(client, upstream, watcher if self.observe else None)
                     report(watcher.final(ended))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -54,6 +54,9 @@ class FrameWatcher:
     report: Callable[[Outcome], None]
     # Where quota readings go: the proxy's observe (which also counts a user's share).
     observe: Callable[[QuotaReading, float], None]
+    # Limit id -> limit name from the handshake's x-<id>-limit-name: a codex.rate_limits
+    # frame of an extra family names it by id only (codex_limits.family_names).
+    names: Mapping[str, str] = attrs.field(factory=dict)
     frames: int = 0
     failure: Outcome | None = None
     quota: QuotaReading | None = None
@@ -72,7 +75,7 @@ class FrameWatcher:
             if outcome is not None:
                 self._failed(outcome)
             return
-        event = CodexEvents(now).on_payload(payload)
+        event = CodexEvents(now, self.names).on_payload(payload)
         if event is None:
             return
         if event.quota is not None:

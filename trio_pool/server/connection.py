@@ -1,4 +1,4 @@
-"""One HTTP/1.1 connection: h11 state driven over a trio stream.
+"""One HTTP/1.1 connection: the protocol state (server/http1.py) driven over a trio stream.
 
 The connection task reads request heads under the head timeout, hands each request to the
 handler as an ``Exchange`` and, while the handler streams its answer, watches the socket so
@@ -10,15 +10,15 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 import attrs
-import h11
 import trio
 
 from trio_pool.errors import ClientDisconnected as ClientDisconnected  # re-exported
 from trio_pool.errors import ClientProtocolError
-from trio_pool.server.messages import Headers, RequestHead, decode_headers, encode_headers
+from trio_pool.server.http1 import ProtocolError, SendError, ServerProtocol
+from trio_pool.server.messages import Headers, RequestHead
+from trio_pool.server.send_now import send_now, socket_of
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +59,6 @@ def plain_error_body(
     return [("content-type", "application/json")], body
 
 
-def _head_size(request: h11.Request) -> int:
-    """The size of a request head on the wire (request line, fields, CRLFs)."""
-    size = len(request.method) + len(request.target) + 13
-    for name, value in request.headers.raw_items():
-        size += len(name) + len(value) + 4
-    return size + 2
-
-
 class Exchange:
     """One request and its response, as the handler sees them."""
 
@@ -79,7 +71,6 @@ class Exchange:
         self._body_done = False
         self._body_bytes = 0
         self._body_started_at: float | None = None
-        self.body_done_event = trio.Event()
         self.closing = False
 
     # -- request body ------------------------------------------------------------------
@@ -88,29 +79,32 @@ class Exchange:
         """The next piece of the request body; b"" once the body is complete."""
         if self._body_done:
             return b""
-        conn = self._conn.h11
-        if conn.they_are_waiting_for_100_continue:
-            await self._conn.send_event(h11.InformationalResponse(status_code=100, headers=[]))
+        conn = self._conn
+        proto = conn.proto
+        if proto.waiting_for_100_continue:
+            await conn.write(proto.informational(100))
         if self._body_started_at is None:
             self._body_started_at = trio.current_time()
         while True:
-            event = await self._conn.next_event(deadline=self._body_deadline())
-            if isinstance(event, h11.Data):
-                self._body_bytes += len(event.data)
-                if self._body_bytes > self._conn.limits.max_body_bytes:
-                    raise ClientProtocolError(
-                        f"request body is larger than max_body_bytes "
-                        f"({self._conn.limits.max_body_bytes} bytes)",
-                        413,
-                    )
-                if event.data:
-                    return bytes(event.data)
-            elif isinstance(event, h11.EndOfMessage):
+            try:
+                data = proto.next_body()
+            except ProtocolError as exc:
+                raise ClientProtocolError(str(exc), exc.status_hint) from exc
+            if data is None:
+                await conn.receive(self._body_deadline())
+                continue
+            if not data:
                 self._body_done = True
-                self.body_done_event.set()
+                conn.watch_hang_up(self)
                 return b""
-            else:  # pragma: no cover - h11 yields nothing else inside a body
-                raise ClientProtocolError(f"unexpected {type(event).__name__} in request body")
+            self._body_bytes += len(data)
+            if self._body_bytes > conn.limits.max_body_bytes:
+                raise ClientProtocolError(
+                    f"request body is larger than max_body_bytes "
+                    f"({conn.limits.max_body_bytes} bytes)",
+                    413,
+                )
+            return data
 
     def _body_deadline(self) -> float:
         """Each read may wait at most head_timeout_s, and the body as a whole must keep up
@@ -135,63 +129,86 @@ class Exchange:
 
     # -- response ------------------------------------------------------------------------
 
-    async def start_response(self, status: int, headers: Headers | list[tuple[str, str]]) -> None:
+    async def start_response(
+        self,
+        status: int,
+        headers: Headers | list[tuple[str, str]],
+        body: bytes = b"",
+        *,
+        end: bool = False,
+    ) -> None:
+        """The response head, with the body bytes already at hand (and, with ``end``, the
+        end of the message) in the same write: a small answer costs one send, not three."""
         if self.response_started:
             raise RuntimeError("response already started")
         self.response_started = True
         out = list(headers)
-        if self.closing or self._conn.closing:
+        conn = self._conn
+        if self.closing or conn.closing:
             out.append(("connection", "close"))
-        # _parsed=True skips h11's per-header regex checks (a third of the cost of a small
-        # request): the names and values are either ours or came through h11's own parser
-        # on the upstream side, so they are already known to be valid.
-        await self._conn.send_event(
-            h11.Response(
-                status_code=status,
-                headers=encode_headers(out),
-                reason=b"",
-                http_version=b"1.1",
-                _parsed=True,
-            )
-        )
+        proto = conn.proto
+        try:
+            data = proto.response_head(status, out)
+            if body:
+                data += proto.body(body)
+            if end:
+                data += proto.end()
+        except SendError:
+            proto.send_failed()
+            raise
+        await conn.write(data)
 
     async def send(self, data: bytes) -> None:
         if data:
-            await self._conn.send_event(h11.Data(data=data))
+            await self._conn.write(self._conn.framed(data))
 
     async def send_chunks(self, pieces: Sequence[bytes]) -> None:
         """Several body pieces, each framed as its own HTTP chunk, written at once (the
         simulators use it to look like an upstream that flushes once per SSE event)."""
-        await self._conn.send_events([h11.Data(data=piece) for piece in pieces if piece])
+        conn = self._conn
+        data = b"".join([conn.framed(piece) for piece in pieces])
+        if data:
+            await conn.write(data)
 
-    async def end(self) -> None:
-        await self._conn.send_event(h11.EndOfMessage())
+    async def end(self, data: bytes = b"") -> None:
+        """The last body bytes, if any, and the end of the message, in one write."""
+        conn = self._conn
+        proto = conn.proto
+        try:
+            out = proto.body(data) + proto.end()
+        except SendError:
+            proto.send_failed()
+            raise
+        if out:
+            await conn.write(out)
 
     async def respond(
         self, status: int, headers: Headers | list[tuple[str, str]], body: bytes = b""
     ) -> None:
-        """A whole response in one go (Content-Length set here)."""
+        """A whole response in one write (Content-Length set here)."""
         out = [(k, v) for k, v in headers if k not in ("content-length", "transfer-encoding")]
         out.append(("content-length", str(len(body))))
-        await self.start_response(status, out)
-        if self.head.method != "HEAD":  # a HEAD answer has the GET's headers and no body
-            await self.send(body)
-        await self.end()
+        # A HEAD answer has the GET's headers and no body.
+        await self.start_response(
+            status, out, b"" if self.head.method == "HEAD" else body, end=True
+        )
 
     # -- protocol switch -------------------------------------------------------------------
 
     def detach(self) -> tuple[trio.abc.Stream, bytes]:
-        """Take over the raw stream (for WebSocket), with the bytes h11 already read past the head."""
+        """Take over the raw stream (for WebSocket), with the bytes already read past the head."""
         self.detached = True
-        data, _closed = self._conn.h11.trailing_data
-        return self._conn.stream, bytes(data)
+        buffer = self._conn.proto.buffer
+        data = bytes(buffer)
+        buffer.clear()
+        return self._conn.stream, data
 
 
 Handler = Callable[[Exchange], Awaitable[None]]
 
 
 class HTTPConnection:
-    """The h11 <-> trio pump for one accepted connection."""
+    """The HTTP/1.1 <-> trio pump for one accepted connection."""
 
     def __init__(
         self,
@@ -205,10 +222,23 @@ class HTTPConnection:
         self.limits = limits
         self.peer = peer
         self.error_body = error_body
-        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+        self.proto = ServerProtocol(MAX_HEAD_BYTES)
         self.closing = False  # set on shutdown: finish the current response, then close
         self.detached = False  # a handler took the raw stream (WebSocket): do not close it
-        self._eof = False
+        self._idle_scope: trio.CancelScope | None = None  # waiting for the next head
+        # The handler the hang-up watcher guards, and the watcher's read while it does.
+        self._watched: tuple[Exchange, trio.CancelScope] | None = None
+        self._watch_scope: trio.CancelScope | None = None
+        self._hang_up_lot = trio.lowlevel.ParkingLot()
+        self._armed = False  # the watched handler's body is read: watch now
+        # Plain TCP only: a TLS stream may hold decrypted bytes while its socket is quiet.
+        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
+        self._send_socket = socket_of(stream)  # writes offered to the kernel first
+        self._watch_ended = trio.lowlevel.ParkingLot()
+
+    @property
+    def _eof(self) -> bool:
+        return self.proto.closed
 
     # -- low level -----------------------------------------------------------------------
 
@@ -217,56 +247,49 @@ class HTTPConnection:
             data = await self.stream.receive_some(READ_SIZE)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise ClientDisconnected from exc
-        if not data:
-            self._eof = True
-        self.h11.receive_data(bytes(data))
+        self.proto.receive_data(bytes(data))
 
-    async def next_event(self, *, deadline: float = math.inf) -> Any:
-        """The next h11 event, reading as needed until ``deadline`` (then 408)."""
-        while True:
-            try:
-                event = self.h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise ClientProtocolError(str(exc), exc.error_status_hint) from exc
-            if event is not h11.NEED_DATA:
-                if isinstance(event, h11.ConnectionClosed):
-                    raise ClientDisconnected
-                return event
-            with trio.move_on_at(deadline):
-                await self._receive()
-                continue
-            raise ClientProtocolError("the client sent its request too slowly", 408)
+    async def _wait_readable(self) -> None:
+        """Wait for the socket to hold something before the watcher reads it: a hang-up or
+        a pipelined request is rare, and receive_some would first try a read that fails
+        with EAGAIN, a syscall and an exception for nothing. (Not for the next request head:
+        under load it is often there already, and a wait would cost a trip through epoll.)"""
+        if self._socket is not None:
+            await trio.lowlevel.wait_readable(self._socket)
 
-    async def send_event(self, event: Any) -> None:
+    async def receive(self, deadline: float = math.inf) -> None:
+        """One read into the protocol's buffer, by ``deadline`` (then 408)."""
+        if self.proto.closed:
+            raise ClientDisconnected
+        with trio.move_on_at(deadline):
+            await self._receive()
+            return
+        raise ClientProtocolError("the client sent its request too slowly", 408)
+
+    def framed(self, data: bytes) -> bytes:
+        """Body bytes as they go on the wire (chunk framing, length checks)."""
         try:
-            data = self.h11.send(event)
-        except h11.LocalProtocolError:
-            self.h11.send_failed()
+            return self.proto.body(data)
+        except SendError:
+            self.proto.send_failed()
             raise
-        if data:
-            await self._write(data)
 
-    async def send_events(self, events: Sequence[Any]) -> None:
-        """Several h11 events in one write."""
-        try:
-            data = b"".join([self.h11.send(event) or b"" for event in events])
-        except h11.LocalProtocolError:
-            self.h11.send_failed()
-            raise
-        if data:
-            await self._write(data)
-
-    async def _write(self, data: bytes) -> None:
+    async def write(self, data: bytes) -> None:
         timeout_s = self.limits.write_timeout_s
         try:
+            if self._send_socket is not None:
+                sent = send_now(self._send_socket, data)
+                if sent == len(data):
+                    return
+                data = data[sent:]
             with trio.move_on_after(timeout_s) as scope:
                 await self.stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            self.h11.send_failed()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            self.proto.send_failed()
             raise ClientDisconnected from exc
         if scope.cancelled_caught:
             # Part of the data may be written: the stream is unusable from here on.
-            self.h11.send_failed()
+            self.proto.send_failed()
             log.info("server.client.write_timeout timeout_s=%s", timeout_s)
             raise ClientDisconnected("the client stopped reading")
 
@@ -281,7 +304,7 @@ class HTTPConnection:
 
     # -- request heads ---------------------------------------------------------------------
 
-    async def _read_head(self, first: bool, stopping: trio.Event) -> h11.Request | None:
+    async def _read_head(self, first: bool, stopping: trio.Event) -> RequestHead | None:
         """The next request head, or None when the connection should just close.
 
         An idle keep-alive connection is closed quietly after keepalive_idle_s; once the
@@ -294,83 +317,72 @@ class HTTPConnection:
         else:
             head_deadline = math.inf
             idle_deadline = now + self.limits.keepalive_idle_s
+        proto = self.proto
         while True:
             try:
-                event = self.h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise ClientProtocolError(str(exc), exc.error_status_hint) from exc
-            if isinstance(event, h11.Request):
-                # h11 only enforces its size limit on heads still incomplete when a read
-                # ends; one that arrives whole in a single read is measured here.
-                if _head_size(event) > MAX_HEAD_BYTES:
-                    raise ClientProtocolError(
-                        f"request head is larger than {MAX_HEAD_BYTES} bytes", 431
-                    )
-                return event
-            if isinstance(event, h11.ConnectionClosed) or self._eof:
+                head = proto.next_request()
+            except ProtocolError as exc:
+                raise ClientProtocolError(str(exc), exc.status_hint) from exc
+            if head is not None:
+                return head
+            if proto.closed:
                 return None
-            if event is not h11.NEED_DATA:  # pragma: no cover - h11 only yields these here
-                return None
-            buffered = bool(self.h11.trailing_data[0])
+            buffered = bool(proto.buffer)
             if not buffered and (stopping.is_set() or self.closing):
                 return None
             deadline = head_deadline if buffered else idle_deadline
             with trio.move_on_at(deadline) as scope:
-                if buffered:
+                # Idle, the scope is also cancelled when the server starts shutting down
+                # (by _close_idle_on_shutdown, the connection's helper task).
+                self._idle_scope = None if buffered else scope
+                try:
                     await self._receive()
-                else:
-                    # Idle: also wake up when the server starts shutting down. A reset
-                    # raised inside the nursery would reach the caller wrapped in an
-                    # ExceptionGroup, so it is caught here and raised again outside.
-                    reset = False
-                    async with trio.open_nursery() as nursery:
-
-                        async def stop_on_shutdown() -> None:
-                            await stopping.wait()
-                            nursery.cancel_scope.cancel()
-
-                        nursery.start_soon(stop_on_shutdown)
-                        try:
-                            await self._receive()
-                        except ClientDisconnected:
-                            reset = True
-                        nursery.cancel_scope.cancel()
-                    if reset:
-                        raise ClientDisconnected
+                finally:
+                    self._idle_scope = None
             if scope.cancelled_caught:
                 if buffered:
                     raise ClientProtocolError("the client sent its request head too slowly", 408)
                 return None
-            if self.h11.trailing_data[0] and head_deadline == math.inf:
+            if proto.buffer and head_deadline == math.inf:
                 head_deadline = trio.current_time() + self.limits.head_timeout_s
 
     # -- the loop -------------------------------------------------------------------------
 
     async def serve(self, handler: Handler, stopping: trio.Event) -> None:
-        """Serve requests until the client closes, a limit is hit, or the server stops."""
+        """Serve requests until the client closes, a limit is hit, or the server stops.
+
+        Two helper tasks live as long as the connection (a task and a nursery per request
+        cost about 50 µs each): one ends an idle wait when the server starts shutting down,
+        the other notices a client hang-up while a handler runs.
+        """
+        try:
+            async with trio.open_nursery() as helpers:
+                helpers.start_soon(self._close_idle_on_shutdown, stopping)
+                helpers.start_soon(self._watch_hang_ups)
+                await self._serve_requests(handler, stopping)
+                helpers.cancel_scope.cancel()
+        finally:
+            if not self.detached:
+                await self.aclose()
+
+    async def _serve_requests(self, handler: Handler, stopping: trio.Event) -> None:
         first = True
         try:
             while True:
                 try:
-                    request = await self._read_head(first, stopping)
+                    head = await self._read_head(first, stopping)
                 except ClientProtocolError as exc:
                     await self._send_error(exc.status_hint, str(exc), None)
                     return
-                if request is None:
+                if head is None:
                     return
                 first = False
-                head = RequestHead(
-                    method=request.method.decode("ascii", "replace"),
-                    target=request.target.decode("latin-1"),
-                    headers=decode_headers(request.headers.raw_items()),
-                    http_version=request.http_version.decode("ascii", "replace"),
-                )
                 if (
                     head.get("transfer-encoding") is not None
                     and head.get("content-length") is not None
                 ):
                     # RFC 9112 §6.3: a request framed both ways is a smuggling attempt or
-                    # a broken intermediary; h11 would use chunked and keep the connection.
+                    # a broken intermediary; chunked would win and the connection stay open.
                     message = "a request may not carry both Transfer-Encoding and Content-Length"
                     await self._send_error(400, message, head)
                     return
@@ -378,17 +390,15 @@ class HTTPConnection:
                 keep_going = await self._run_exchange(handler, exchange)
                 if not keep_going or exchange.detached:
                     return
-                if self.h11.our_state is h11.MUST_CLOSE or self.closing or stopping.is_set():
-                    return
-                try:
-                    self.h11.start_next_cycle()
-                except h11.LocalProtocolError:
+                if self.closing or stopping.is_set() or not self.proto.start_next_cycle():
                     return
         except ClientDisconnected:
             return
-        finally:
-            if not self.detached:
-                await self.aclose()
+
+    async def _close_idle_on_shutdown(self, stopping: trio.Event) -> None:
+        await stopping.wait()
+        if self._idle_scope is not None:
+            self._idle_scope.cancel()
 
     async def _run_exchange(self, handler: Handler, exchange: Exchange) -> bool:
         """Run the handler for one request; False when the connection must close."""
@@ -401,12 +411,14 @@ class HTTPConnection:
                 exchange.head,
             )
             return False
-        upgrade = exchange.head.get("upgrade") is not None
         error: ClientProtocolError | ClientDisconnected | None = None
-        async with trio.open_nursery() as nursery:
-            if not upgrade:
-                nursery.start_soon(self._watch_disconnect, exchange, nursery.cancel_scope)
-            # Caught here, inside the nursery, so that they do not arrive wrapped in a group.
+        with trio.CancelScope() as handler_scope:
+            # The hang-up watcher cancels this scope; an upgrade request's handler takes the
+            # stream over, so nobody else may read it.
+            if exchange.head.get("upgrade") is None:
+                self._watched = (exchange, handler_scope)
+                if self.proto.body_done:
+                    self.watch_hang_up(exchange)
             try:
                 await handler(exchange)
             except (ClientProtocolError, ClientDisconnected) as exc:
@@ -415,7 +427,14 @@ class HTTPConnection:
                 # A bug in a handler must cost one request, never the server.
                 log.exception("server.handler.crashed path=%s", exchange.head.path)
                 error = ClientProtocolError("internal error in trio-pool (see its log)", 500)
-            nursery.cancel_scope.cancel()
+            finally:
+                self._watched = None
+                self._armed = False
+        if self._watch_scope is not None:
+            # The watcher is reading: stop it, and wait until it has left the stream (trio
+            # refuses two readers at once, and the next head is read right after this).
+            self._watch_scope.cancel()
+            await self._watch_ended.park()
         if isinstance(error, ClientProtocolError) and not exchange.response_started:
             await self._send_error(error.status_hint, str(error), exchange.head)
         if error is not None:
@@ -429,7 +448,7 @@ class HTTPConnection:
             log.error("server.handler.no_response path=%s", exchange.head.path)
             await self._send_error(500, "the handler produced no response", exchange.head)
             return False
-        if self.h11.our_state is not h11.DONE:
+        if not self.proto.response_done:
             # The handler stopped mid-response (it was cancelled or failed): the client must
             # see a broken message, not a short one that looks complete.
             return False
@@ -448,33 +467,54 @@ class HTTPConnection:
             return True
         return False
 
-    async def _watch_disconnect(self, exchange: Exchange, scope: trio.CancelScope) -> None:
-        """After the request body is read, notice a client hang-up at once and cancel the handler."""
-        await exchange.body_done_event.wait()
-        while len(self.h11.trailing_data[0]) < MAX_PIPELINED_BYTES:
-            try:
-                data = await self.stream.receive_some(READ_SIZE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                data = b""
-            if not data:
-                self._eof = True
-                log.debug("server.client.disconnected path=%s", exchange.head.path)
-                scope.cancel()
-                return
-            # Pipelined bytes of the next request: keep them for the next cycle.
-            self.h11.receive_data(bytes(data))
+    def watch_hang_up(self, exchange: Exchange) -> None:
+        """The request body is read: from now on a client hang-up cancels the handler."""
+        watched = self._watched
+        if watched is not None and watched[0] is exchange:
+            # A flag as well as the wake-up: the watcher may not have reached park() yet
+            # (a connection's first request can be read before its helpers first run).
+            self._armed = True
+            self._hang_up_lot.unpark()
+
+    async def _watch_hang_ups(self) -> None:
+        """The connection's watcher: while a handler runs after its request body was read,
+        read the socket, so that a client hang-up cancels the handler at once (not at its
+        next write). Bytes that arrive meanwhile are the next request's; they are kept."""
+        proto = self.proto
+        while True:
+            watched = self._watched
+            if not self._armed or watched is None:
+                self._armed = False  # a handler that ended before this task ran
+                await self._hang_up_lot.park()
+                continue
+            self._armed = False
+            exchange, handler_scope = watched
+            with trio.CancelScope() as self._watch_scope:
+                while len(proto.buffer) < MAX_PIPELINED_BYTES:
+                    try:
+                        await self._wait_readable()
+                        data = await self.stream.receive_some(READ_SIZE)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                        data = b""
+                    proto.receive_data(bytes(data))
+                    if not data:
+                        log.debug("server.client.disconnected path=%s", exchange.head.path)
+                        handler_scope.cancel()
+                        break
+            self._watch_scope = None
+            self._watch_ended.unpark_all()
 
     async def _send_error(self, status: int, message: str, head: RequestHead | None) -> None:
-        if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        proto = self.proto
+        if not proto.may_respond:
             return
         headers, body = self.error_body(status, message, head)
         headers = [*headers, ("content-length", str(len(body))), ("connection", "close")]
         log.info("server.request.refused status=%d reason=%s", status, message)
         try:
-            await self.send_event(
-                h11.Response(status_code=status, headers=encode_headers(headers), reason=b"")
-            )
-            await self.send_event(h11.Data(data=body))
-            await self.send_event(h11.EndOfMessage())
-        except (ClientDisconnected, h11.LocalProtocolError):
+            data = proto.response_head(status, headers)
+            if head is None or head.method != "HEAD":
+                data += proto.body(body)
+            await self.write(data + proto.end())
+        except (ClientDisconnected, SendError):
             pass

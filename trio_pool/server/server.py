@@ -10,9 +10,9 @@ from __future__ import annotations
 import errno
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from itertools import count
+from types import TracebackType
 
 import trio
 
@@ -80,16 +80,29 @@ class Shutdown:
             scope.deadline = min(scope.deadline, self.grace_deadline)
         self.requested.set()
 
-    @contextmanager
-    def stream_scope(self) -> Iterator[trio.CancelScope]:
+    def stream_scope(self) -> _StreamScope:
         """A scope that a streaming relay runs in; it expires at the grace deadline."""
-        scope = trio.CancelScope(deadline=self.grace_deadline)
-        self._stream_scopes.add(scope)
-        try:
-            with scope:
-                yield scope
-        finally:
-            self._stream_scopes.discard(scope)
+        return _StreamScope(self._stream_scopes, trio.CancelScope(deadline=self.grace_deadline))
+
+
+class _StreamScope:
+    """``with shutdown.stream_scope() as scope:``, registered while it runs (a class, not a
+    @contextmanager generator: every proxied answer enters one)."""
+
+    __slots__ = ("_scope", "_scopes")
+
+    def __init__(self, scopes: set[trio.CancelScope], scope: trio.CancelScope) -> None:
+        self._scopes, self._scope = scopes, scope
+
+    def __enter__(self) -> trio.CancelScope:
+        self._scopes.add(self._scope)
+        return self._scope.__enter__()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        self._scopes.discard(self._scope)
+        return self._scope.__exit__(kind, exc, tb)
 
 
 async def serve_http(

@@ -93,6 +93,9 @@ class StateStore:
             since=since,
         )
 
+    async def prune_pins(self, before: float) -> int:
+        return await self.run(ops.prune_pins, before)
+
     @asynccontextmanager
     async def refresh_lock(
         self, account: str, *, wait_s: float = LOCK_WAIT_S, ttl_s: float = LOCK_TTL_S

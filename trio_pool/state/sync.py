@@ -9,7 +9,8 @@ pool's accounts: a restart keeps cooldowns, so a cooling account is not hammered
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 import trio
@@ -30,7 +31,9 @@ from trio_pool.state.merge import (
     readings_differ,
     with_counters,
 )
-from trio_pool.state.store import StateStore
+
+if TYPE_CHECKING:
+    from trio_pool.state.pg.listen import Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +45,29 @@ FINAL_SYNC_S = 2.0  # at shutdown, this long to write what is left
 PinKey = tuple[str, str]
 
 
+class SyncStore(Protocol):
+    """Where the exchange goes: state.db (``StateStore``) or PostgreSQL (``PgStore``)."""
+
+    async def exchange(
+        self,
+        *,
+        now: float,
+        pushes: Sequence[ops.Push],
+        pins: Sequence[PinRecord],
+        fetch: Sequence[str],
+        since: int,
+    ) -> ops.Pulled: ...
+
+    async def prune_pins(self, before: float) -> int: ...
+
+
 def _no_file(_name: str) -> int | None:
     return None
 
 
 @attrs.define(eq=False)
 class StateSync:
-    store: StateStore
+    store: SyncStore
     pool: Pool
     # mtime_ns of an account's credential file as this process last read it (None: unknown);
     # makes needs-re-login verdicts about an older file stale.
@@ -56,8 +75,14 @@ class StateSync:
     # What this process last agreed with the db, per account and per pin.
     _base: dict[str, StoredAccount] = attrs.field(factory=dict)
     _pin_base: dict[PinKey, PinRecord] = attrs.field(factory=dict)
+    # Multi-host mode: a NOTIFY from another host wakes the loop at once, and a change of
+    # ours is written sooner (pins must reach the next host before the next turn does).
+    wake: Wakeup | None = None
+    poll_s: float = POLL_S
+    interval_s: float = SYNC_INTERVAL_S
     _since: int = 0
     _pruned_at: float = 0.0
+    _failing: bool = False
 
     async def sync_once(self) -> None:
         """One exchange with the db: write our changes, read and merge the others'."""
@@ -114,7 +139,7 @@ class StateSync:
 
     async def _prune(self, now: float) -> None:
         ttl = self.pool.routing.pin_idle_ttl_s
-        await self.store.run(ops.prune_pins, now - ttl)
+        await self.store.prune_pins(now - ttl)
         for key in [k for k, p in self._pin_base.items() if now - p.last_used > ttl]:
             del self._pin_base[key]
 
@@ -123,10 +148,15 @@ class StateSync:
         task_status.started()
         try:
             seen = -1
-            last = -SYNC_INTERVAL_S
+            last = -self.interval_s
             while True:
-                await trio.sleep(POLL_S)
-                if self.pool.changes == seen and trio.current_time() - last < SYNC_INTERVAL_S:
+                woke = False
+                if self.wake is not None:
+                    woke = await self.wake.wait(self.poll_s)
+                else:
+                    await trio.sleep(self.poll_s)
+                quiet = self.pool.changes == seen and not woke
+                if quiet and trio.current_time() - last < self.interval_s:
                     continue
                 seen = self.pool.changes
                 last = trio.current_time()
@@ -139,7 +169,15 @@ class StateSync:
         try:
             await self.sync_once()
         except TrioPoolError as exc:
-            log.warning("state.sync.failed reason=%s", exc)
+            # Once per outage at warning level: a retry every poll would flood the log.
+            log.log(
+                logging.DEBUG if self._failing else logging.WARNING,
+                "state.sync.failed reason=%s",
+                exc,
+            )
+            self._failing = True
+        else:
+            self._failing = False
 
 
 def _key(pin: PinRecord) -> PinKey:
@@ -147,14 +185,17 @@ def _key(pin: PinRecord) -> PinKey:
 
 
 async def serve_state_sync(
-    store: StateStore,
+    store: SyncStore,
     pool: Pool,
     *,
     file_ns: Callable[[str], int | None] = _no_file,
+    wake: Wakeup | None = None,
+    poll_s: float = POLL_S,
+    interval_s: float = SYNC_INTERVAL_S,
     task_status: trio.TaskStatus[StateSync] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Load the db into the pool, report started, then keep both in step until cancelled."""
-    sync = StateSync(store, pool, file_ns)
+    sync = StateSync(store, pool, file_ns, wake=wake, poll_s=poll_s, interval_s=interval_s)
     await sync.try_sync()
     task_status.started(sync)
     await sync.serve()

@@ -35,6 +35,10 @@ class SimWindow:
     # model (an exact id such as "gemini-2.5-pro") or family (a word of the model's name,
     # such as "opus"), as Gemini's per-model buckets and Claude's weekly Opus limit do.
     model: str | None = None
+    # Codex: the id of the extra limit family a model window belongs to ("codex_bengalfox";
+    # default codex_<model>). A family's windows (primary first) are metered apart from the
+    # account's own (testing/codex_limits.py).
+    limit_id: str | None = None
 
     def limits(self, model: str | None) -> bool:
         if self.model is None:
@@ -106,6 +110,9 @@ class SimAccount:
     requests: int = 0  # authenticated API requests that reached this account
     generations: int = 0  # requests that were answered with a model reply
     refreshes: int = 0  # refresh calls presenting one of this account's refresh tokens
+    rotations: int = 0  # refresh calls that issued new tokens
+    reuses: int = 0  # refresh calls presenting a spent refresh token
+    revoked: bool = False  # the token family was ended (revoke_on_reuse)
     extra_usage_requests: int = 0  # Claude requests billed as extra usage
     last_path: str = ""
     last_headers: Headers = attrs.field(default=(), repr=False)
@@ -164,6 +171,8 @@ class SimAccount:
     # -- tokens --------------------------------------------------------------------------
 
     def check_refresh(self, presented: str) -> RefreshCheck:
+        if self.revoked:
+            return "reused" if presented in self.retired_refresh_tokens else "revoked"
         if presented == self.refresh_token:
             return "current"
         if presented in self.retired_refresh_tokens:

@@ -2,7 +2,9 @@
 
 Serves ``POST …/responses`` (SSE), ``POST …/responses/compact``, ``GET …/models`` under any
 prefix, and ``GET …/wham/usage`` (or ``…/api/codex/usage``). Every answer to an
-authenticated request carries the ``x-codex-*`` rate-limit headers.
+authenticated request carries the ``x-codex-*`` rate-limit headers, extra limit families
+included (testing/codex_limits.py); a model whose family is spent gets the 429 of its
+family while the account's other models are served.
 
 Auth: an unknown or expired Bearer token gets 401 (Codex then refreshes). A missing or
 wrong ``ChatGPT-Account-ID`` gets **403** ``account_mismatch``: the token itself is fine,
@@ -18,7 +20,7 @@ from typing import Any
 import attrs
 
 from trio_pool.server.connection import Exchange
-from trio_pool.testing import codex_input_rules, codex_rules, codex_script, wire
+from trio_pool.testing import codex_input_rules, codex_limits, codex_rules, codex_script, wire
 from trio_pool.testing.accounts import SimAccount, SimWindow
 from trio_pool.testing.faults import (
     FaultKind,
@@ -78,25 +80,6 @@ def _error(message: str, type_: str, code: str | None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "code": code, "param": None}}
 
 
-def _num(value: float) -> str:
-    return f"{round(value, 3):g}"
-
-
-def rate_limit_headers(account: SimAccount, now: float) -> list[tuple[str, str]]:
-    """``x-codex-{primary,secondary}-*`` for the account's first two windows, and the plan."""
-    headers = [("x-codex-plan-type", account.plan), ("x-codex-active-limit", "codex")]
-    account.roll(now)
-    for label, window in zip(("primary", "secondary"), account.windows, strict=False):
-        prefix = f"x-codex-{label}-"
-        headers += [
-            (prefix + "used-percent", _num(window.fraction * 100)),
-            (prefix + "window-minutes", str(int(window.length_s // 60))),
-            (prefix + "reset-at", str(int(window.reset_at(now)))),
-            (prefix + "reset-after-seconds", str(int(window.reset_after_s(now)))),
-        ]
-    return headers
-
-
 def usage_limit_body(account: SimAccount, window: SimWindow | None, now: float) -> dict[str, Any]:
     resets_at = window.reset_at(now) if window else now + 3600
     return {
@@ -107,32 +90,6 @@ def usage_limit_body(account: SimAccount, window: SimWindow | None, now: float) 
             "resets_at": int(resets_at),
             "resets_in_seconds": max(0, int(resets_at - now)),
         }
-    }
-
-
-def _usage_window(window: SimWindow, now: float) -> dict[str, Any]:
-    return {
-        "used_percent": round(window.fraction * 100),
-        "limit_window_seconds": int(window.length_s),
-        "reset_after_seconds": int(window.reset_after_s(now)),
-        "reset_at": int(window.reset_at(now)),
-    }
-
-
-def usage_poll_body(account: SimAccount, now: float) -> dict[str, Any]:
-    """The ``wham/usage`` answer (protocols.md §1.6)."""
-    blocked = account.blocking_window(now) is not None
-    windows = [_usage_window(w, now) for w in account.windows[:2]]
-    return {
-        "plan_type": account.plan,
-        "rate_limit": {
-            "allowed": not blocked,
-            "limit_reached": blocked,
-            "primary_window": windows[0] if windows else None,
-            "secondary_window": windows[1] if len(windows) > 1 else None,
-        },
-        "credits": {"has_credits": False, "unlimited": False, "balance": "0"},
-        "additional_rate_limits": [],
     }
 
 
@@ -216,10 +173,11 @@ async def _stream_reply(
     now = state.now()
     config = state.config_for(account)
     tpl = _template(config)
-    model = config.model or str(request.get("model") or DEFAULT_MODEL)
+    asked = str(request.get("model") or DEFAULT_MODEL)
+    model = config.model or asked
     resp_id = state.next_request_id("resp_sim")
     n_in, n_out = input_tokens(body_size), output_tokens(config)
-    account.consume(account.units_for(n_in, n_out), now)
+    codex_limits.charge(account, account.units_for(n_in, n_out), now, asked)
     account.generations += 1
     usage = {
         "input_tokens": n_in,
@@ -245,7 +203,7 @@ async def _stream_reply(
         *wire.SSE_HEADERS,
         ("x-request-id", resp_id),
         ("openai-model", model),
-        *rate_limit_headers(account, now),
+        *codex_limits.rate_limit_headers(account, now, asked),
     ]
     await wire.send_stream(
         ex,
@@ -262,7 +220,7 @@ async def _stream_reply(
 
 
 async def _fault(ex: Exchange, account: SimAccount, kind: FaultKind, now: float) -> None:
-    headers = rate_limit_headers(account, now)
+    headers = codex_limits.rate_limit_headers(account, now)
     if kind == "quota":
         body = usage_limit_body(account, account.binding_window(now), now)
         await wire.respond_json(ex, 429, body, headers)
@@ -338,7 +296,7 @@ async def handle(state: SimState, ex: Exchange) -> None:
         )
         return
     if usage_poll:
-        await wire.respond_json(ex, 200, usage_poll_body(account, now))
+        await wire.respond_json(ex, 200, codex_limits.usage_poll_body(account, now))
         return
     if path.endswith("/models") and head.method == "GET":
         headers = [("etag", '"sim-models-1"'), ("x-models-etag", '"sim-models-1"')]
@@ -369,21 +327,24 @@ async def handle(state: SimState, ex: Exchange) -> None:
     if kind is not None:
         await _fault(ex, account, kind, now)
         return
-    blocking = account.blocking_window(now)
+    model = str(request.get("model") or DEFAULT_MODEL)
+    # The limit this model counts against: its family's when it has one (codex_limits).
+    blocking = codex_limits.blocking(account, now, model)
     if blocking is not None:
-        await wire.respond_json(
-            ex, 429, usage_limit_body(account, blocking, now), rate_limit_headers(account, now)
-        )
+        headers = codex_limits.rate_limit_headers(account, now, model)
+        await wire.respond_json(ex, 429, usage_limit_body(account, blocking, now), headers)
         return
     if compact:
         config = state.config_for(account)
-        account.consume(account.units_for(input_tokens(len(body)), output_tokens(config)), now)
+        units = account.units_for(input_tokens(len(body)), output_tokens(config))
+        codex_limits.charge(account, units, now, model)
         summary = {
             "type": "message",
             "role": "user",
             "content": [{"type": "input_text", "text": full_text(config)}],
         }
-        await wire.respond_json(ex, 200, {"output": [summary]}, rate_limit_headers(account, now))
+        headers = codex_limits.rate_limit_headers(account, now, model)
+        await wire.respond_json(ex, 200, {"output": [summary]}, headers)
         return
     session = head.get("session-id") or head.get("session_id")
     turn = state.scripts.take(
@@ -408,15 +369,16 @@ async def _scripted_reply(
 ) -> None:
     """A scripted turn (testing/codex_script.py) in place of the plain text reply."""
     now = state.now()
-    model = state.config_for(account).model or str(request.get("model") or DEFAULT_MODEL)
+    asked = str(request.get("model") or DEFAULT_MODEL)
+    model = state.config_for(account).model or asked
     if turn.http_error is None:
-        account.consume(account.units_for(input_tokens(body_size), 1), now)
+        codex_limits.charge(account, account.units_for(input_tokens(body_size), 1), now, asked)
         account.generations += 1
     await codex_script.reply(
         ex,
         turn,
         account=account,
-        headers=rate_limit_headers(account, now),
+        headers=codex_limits.rate_limit_headers(account, now, asked),
         resp_id=state.next_request_id("resp_sim"),
         model=model,
         now=now,

@@ -29,6 +29,13 @@ class SimState:
     # Every refresh token ever issued (current and retired) -> its account.
     _by_refresh: dict[tuple[Provider, str], SimAccount] = attrs.field(factory=dict, repr=False)
     _login_codes: dict[str, str] = attrs.field(factory=dict, repr=False)
+    # Token endpoint behaviour for the multi-host tests: a delay after the rotation (the
+    # answer is slow, the rotation already happened), the lifetime of new access tokens,
+    # and whether presenting a spent refresh token revokes the whole account (providers
+    # that detect reuse end the token family: the user must log in again).
+    token_delay_s: float = 0.0
+    token_lifetime_s: float | None = None
+    revoke_on_reuse: bool = False
     unknown_token_requests: int = 0  # API requests with no or an unknown credential
     settings_changed: list[str] = attrs.field(factory=list)  # Gemini setCodeAssist... calls
     requests_total: int = 0  # every request the simulator served
@@ -92,6 +99,11 @@ class SimState:
             access_token=access_token, refresh_token=refresh_token, expires_at=expires_at
         )
         self._index(account)
+
+    def revoke(self, account: SimAccount) -> None:
+        """End the account's token family: every refresh token and the access token die."""
+        account.revoked = True
+        self._by_access.pop((account.provider, account.access_token), None)
 
     def _index(self, account: SimAccount) -> None:
         self._by_access[(account.provider, account.access_token)] = account

@@ -59,7 +59,8 @@ async def _answer_delay(state: SimState, account: SimAccount) -> None:
 def _issue(state: SimState, account: SimAccount, *, rotate_refresh: bool) -> tuple[float, float]:
     """New tokens for ``account``: returns (now, lifetime_s)."""
     now = state.now()
-    lifetime = issue.TOKEN_LIFETIME_S[account.provider]
+    lifetime = state.token_lifetime_s or issue.TOKEN_LIFETIME_S[account.provider]
+    account.rotations += 1
     expires_at = now + lifetime
     state.rotate(
         account,
@@ -108,6 +109,10 @@ async def _grant(
         )
         return None
     check = account.check_refresh(presented)
+    if check == "reused":
+        account.reuses += 1
+        if state.revoke_on_reuse:
+            state.revoke(account)
     if check != "current":
         await wire.respond_json(ex, *refused(check))
         return None
@@ -140,6 +145,8 @@ async def handle_codex(state: SimState, ex: Exchange) -> None:
     if account is None:
         return
     now, lifetime = _issue(state, account, rotate_refresh=True)
+    if state.token_delay_s:
+        await trio.sleep(state.token_delay_s)  # rotated already: only the answer is slow
     answer = {
         "id_token": issue.codex_id_token(account, now),
         "access_token": account.access_token,
@@ -174,6 +181,8 @@ async def handle_claude(state: SimState, ex: Exchange) -> None:
     if account is None:
         return
     _now, lifetime = _issue(state, account, rotate_refresh=True)
+    if state.token_delay_s:
+        await trio.sleep(state.token_delay_s)
     body = {
         "token_type": "Bearer",
         "access_token": account.access_token,

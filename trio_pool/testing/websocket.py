@@ -4,7 +4,9 @@ Accepts the upgrade on any path ending in ``/responses`` after the same auth and
 as HTTP (refusals are HTTP answers with the real bodies and ``x-codex-*`` headers). Each
 ``response.create`` is answered with the SSE path's events, one JSON text frame each
 (``generate: false`` warm-ups get ``response.created`` + ``response.completed`` only), after
-an optional ``codex.rate_limits`` frame. ``previous_response_id`` must name a response of
+an optional ``codex.rate_limits`` frame (of the model's limit family when it has one, with
+``metered_limit_name``); a model whose family is spent gets a 429 error frame with
+``x-codex-active-limit`` naming the family. ``previous_response_id`` must name a response of
 this socket (else ``previous_response_not_found``: the reason a socket must stay on one
 account). After ``connection_limit_s`` the socket gets ``websocket_connection_limit_reached``
 and is closed. Paths ending in ``/realtime`` get an echo socket (the generic pass-through).
@@ -23,7 +25,14 @@ import attrs
 import trio
 
 from trio_pool.server.connection import Exchange
-from trio_pool.testing import codex, codex_input_rules, codex_rules, codex_script, wire
+from trio_pool.testing import (
+    codex,
+    codex_input_rules,
+    codex_limits,
+    codex_rules,
+    codex_script,
+    wire,
+)
 from trio_pool.testing.accounts import SimAccount
 from trio_pool.testing.faults import SimConfig, input_tokens, output_tokens
 from trio_pool.testing.state import SimState
@@ -103,22 +112,21 @@ def error_frame(status: int, error: dict[str, Any], headers: list[tuple[str, str
     return _dumps({"type": "error", "status": status, "error": error, "headers": dict(headers)})
 
 
-def rate_limits_frame(account: SimAccount, now: float) -> str:
-    slots: dict[str, Any] = {}
-    account.roll(now)
-    for slot, window in zip(("primary", "secondary"), account.windows, strict=False):
-        slots[slot] = {
-            "used_percent": round(window.fraction * 100, 3),
-            "window_minutes": int(window.length_s // 60),
-            "reset_at": int(window.reset_at(now)),
-        }
-    return _dumps({"type": "codex.rate_limits", "plan_type": account.plan, "rate_limits": slots})
+def rate_limits_frame(account: SimAccount, now: float, model: str | None = None) -> str:
+    """The ``codex.rate_limits`` frame before a turn for ``model`` (codex_limits)."""
+    return _dumps(codex_limits.rate_limits_event(account, now, model))
 
 
-def _fault_frame(kind: FrameFault, account: SimAccount, now: float, previous: str) -> str:
+def _fault_frame(
+    kind: FrameFault, account: SimAccount, now: float, previous: str, model: str | None = None
+) -> str:
     if kind == "quota":
-        body = codex.usage_limit_body(account, account.binding_window(now), now)
-        return error_frame(429, body["error"], codex.rate_limit_headers(account, now))
+        # The spent limit of the turn's model (its family's, if it has one), else the
+        # account's most used window (a quota fault a test queued).
+        window = codex_limits.blocking(account, now, model) or account.binding_window(now)
+        body = codex.usage_limit_body(account, window, now)
+        headers = codex_limits.rate_limit_headers(account, now, model)
+        return error_frame(429, body["error"], headers)
     if kind == "server_error":
         error = {"type": "server_error", "message": "The simulator failed this turn on purpose."}
         return error_frame(500, error, [])
@@ -152,10 +160,10 @@ async def handle(state: SimState, ex: Exchange) -> None:
     if kind is not None:
         await codex._fault(ex, account, kind, now)
         return
-    blocking = account.blocking_window(now)
+    blocking = codex_limits.blocking(account, now, None)
     if blocking is not None:
         body = codex.usage_limit_body(account, blocking, now)
-        await wire.respond_json(ex, 429, body, codex.rate_limit_headers(account, now))
+        await wire.respond_json(ex, 429, body, codex_limits.rate_limit_headers(account, now))
         return
     problem = handshake_problem(head)
     if problem is not None:
@@ -166,7 +174,7 @@ async def handle(state: SimState, ex: Exchange) -> None:
     stream, trailing = ex.detach()
     try:
         async with trio.open_nursery() as nursery:
-            headers = codex.rate_limit_headers(account, now)
+            headers = codex_limits.rate_limit_headers(account, now)
             ws = await adopt(nursery, stream, head, trailing, headers=headers)
             if ws is None:
                 return
@@ -233,17 +241,18 @@ async def _serve(
             await ws.send(error_frame(refusal.status, refusal.body["error"], []))
             continue
         now = state.now()
+        model = str(request.get("model") or codex.DEFAULT_MODEL)
         previous = str(request.get("previous_response_id") or "")
         fault = sim.take_frame_fault(account.key)
         if fault is None and previous and previous not in responses:
             fault = "previous_response_not_found"
-        if fault is None and account.blocking_window(now) is not None:
+        if fault is None and codex_limits.blocking(account, now, model) is not None:
             fault = "quota"
         if fault is not None:
-            await ws.send(_fault_frame(fault, account, now, previous))
+            await ws.send(_fault_frame(fault, account, now, previous, model))
             continue
         if sim.rate_limit_frames:
-            await ws.send(rate_limits_frame(account, now))
+            await ws.send(rate_limits_frame(account, now, model))
         session = ex.head.get("session-id") or ex.head.get("session_id")
         turn = state.scripts.take(
             "codex",
@@ -276,9 +285,10 @@ async def _scripted(
         error = codex_script.http_error_body(turn.http_error, account)["error"]
         await ws.send(error_frame(turn.http_error.status, error, []))
         return resp_id
-    account.consume(account.units_for(input_tokens(size), 1), now)
+    asked = str(request.get("model") or codex.DEFAULT_MODEL)
+    codex_limits.charge(account, account.units_for(input_tokens(size), 1), now, asked)
     account.generations += 1
-    model = state.config_for(account).model or str(request.get("model") or codex.DEFAULT_MODEL)
+    model = state.config_for(account).model or asked
     events = codex_script.turn_events(
         turn,
         resp_id=resp_id,
@@ -299,7 +309,8 @@ async def _reply(
     """One response's events as frames; returns the response id."""
     now = state.now()
     config = state.config_for(account)
-    model = config.model or str(request.get("model") or codex.DEFAULT_MODEL)
+    asked = str(request.get("model") or codex.DEFAULT_MODEL)
+    model = config.model or asked
     resp_id = state.next_request_id("resp_sim")
     generate = request.get("generate") is not False
     n_in, n_out = (input_tokens(size), output_tokens(config)) if generate else (0, 0)
@@ -315,7 +326,7 @@ async def _reply(
     output: list[Any] = []
     seq = 1
     if generate:
-        account.consume(account.units_for(n_in, n_out), now)
+        codex_limits.charge(account, account.units_for(n_in, n_out), now, asked)
         account.generations += 1
         middle, end = _frames(config)
         progress = {"type": "response.in_progress", "sequence_number": 1, "response": first}

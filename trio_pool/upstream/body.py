@@ -5,11 +5,10 @@ writes the client once per item), and never holding bytes back for the next read
 read may wait ``idle_s``: one cancel scope per read, none per chunk. Failures come out
 already mapped (the body phase of upstream/errors.py).
 
-Two readers: ``ChunkedBody`` for chunked bodies (our decoder, upstream/chunked.py: h11
-costs about 4 µs per chunk) and ``H11Body`` for the rest (Content-Length or read until
-close), where h11 yields one ``Data`` per read anyway; its events are drained until h11
-needs more data and joined. Classes rather than async generators, so that one left before
-its end (a client hang-up) needs no finalizer.
+Two readers: ``ChunkedBody`` for chunked bodies (our decoder, server/chunked.py: h11
+costs about 4 µs per chunk) and ``LengthBody`` for the rest (a Content-Length, none, or
+read until the server closes). Classes rather than async generators, so that one left
+before its end (a client hang-up) needs no finalizer.
 """
 
 from __future__ import annotations
@@ -19,17 +18,33 @@ from collections.abc import AsyncIterator
 import h11
 import trio
 
-from trio_pool.upstream.chunked import ChunkedDecoder
+from trio_pool.server.chunked import ChunkedDecoder
 from trio_pool.upstream.errors import Phase, timed_out, translate
 
 READ_SIZE = 64 * 1024
 
 
-class _Body(AsyncIterator[bytes]):
+class BodyReader(AsyncIterator[bytes]):
+    """The two readers' common part: the socket read, and what the relay asks of both."""
+
     def __init__(self, stream: trio.abc.Stream, idle_s: float, where: str) -> None:
         self._receive = stream.receive_some
         self._idle_s = idle_s
         self._where = where
+
+    def at_end(self) -> bool:
+        """The whole body has been handed out (the relay then ends the client's answer in
+        the same write as its last bytes)."""
+        raise NotImplementedError
+
+    def take_buffered(self) -> bytes:
+        """The body bytes already read (they came with the head), without waiting for more;
+        the relay sends them with the response head, in one write."""
+        raise NotImplementedError
+
+    def leftover(self) -> bytes:
+        """Bytes the server sent past the end of the body (the connection is not reused)."""
+        raise NotImplementedError
 
     async def _read(self) -> bytes:
         """One socket read (b"" at the server's close) within idle_s."""
@@ -45,13 +60,28 @@ class _Body(AsyncIterator[bytes]):
         return mapped if mapped is not None else exc  # pragma: no cover - always mapped
 
 
-class ChunkedBody(_Body):
+class ChunkedBody(BodyReader):
     """A chunked body, decoded a read at a time; ``first`` is what came with the head."""
 
     def __init__(self, stream: trio.abc.Stream, first: bytes, idle_s: float, where: str) -> None:
         super().__init__(stream, idle_s, where)
         self.decoder = ChunkedDecoder()
         self._first: bytes | None = first
+
+    def at_end(self) -> bool:
+        return self.decoder.done
+
+    def leftover(self) -> bytes:
+        return self.decoder.trailing
+
+    def take_buffered(self) -> bytes:
+        data, self._first = self._first, None
+        if not data:
+            return b""
+        try:
+            return self.decoder.feed(data)
+        except h11.RemoteProtocolError as exc:
+            raise self._error(exc) from exc
 
     async def __anext__(self) -> bytes:
         decoder = self.decoder
@@ -72,38 +102,60 @@ class ChunkedBody(_Body):
         raise StopAsyncIteration
 
 
-class H11Body(_Body):
-    """A body h11 reads (Content-Length, or until the server closes)."""
+class LengthBody(BodyReader):
+    """A body of a declared length (0 for none), or read until the server closes."""
 
     def __init__(
-        self, connection: h11.Connection, stream: trio.abc.Stream, idle_s: float, where: str
+        self,
+        stream: trio.abc.Stream,
+        first: bytes,
+        length: int,
+        until_close: bool,
+        idle_s: float,
+        where: str,
     ) -> None:
         super().__init__(stream, idle_s, where)
-        self._h11 = connection
-        self._done = False
+        self._first = first
+        self._remaining = length
+        self._until_close = until_close
+        self._done = not until_close and not length
+        self._trailing = b""  # bytes past the declared length (none from a sane server)
+
+    def at_end(self) -> bool:
+        return self._done
+
+    def leftover(self) -> bytes:
+        return self._trailing
+
+    def take_buffered(self) -> bytes:
+        data, self._first = self._first, b""
+        return self._take(data) if data else b""
+
+    def _take(self, data: bytes) -> bytes:
+        if self._until_close:
+            return data
+        if len(data) >= self._remaining:
+            data, self._trailing = data[: self._remaining], data[self._remaining :]
+            self._remaining = 0
+            self._done = True
+            return data
+        self._remaining -= len(data)
+        return data
 
     async def __anext__(self) -> bytes:
-        h = self._h11
+        if self._first:
+            block = self.take_buffered()
+            if block:
+                return block
         while not self._done:
-            parts: list[bytes] = []
-            try:
-                while True:
-                    event = h.next_event()
-                    kind = type(event)
-                    if kind is h11.Data:
-                        parts.append(event.data)  # type: ignore[union-attr]
-                    elif event is h11.NEED_DATA:
-                        break
-                    elif kind is h11.EndOfMessage:
-                        self._done = True
-                        break
-                    else:  # pragma: no cover - h11 yields nothing else inside a body
-                        raise h11.RemoteProtocolError(f"unexpected {kind.__name__} in the body")
-            except h11.RemoteProtocolError as exc:
-                raise self._error(exc) from exc
-            if parts:
-                return parts[0] if len(parts) == 1 and type(parts[0]) is bytes else b"".join(parts)
-            if not self._done:
-                # b"" is the server's close: h11 tells whether that ends the body or cuts it.
-                h.receive_data(await self._read())
+            data = await self._read()
+            if data:
+                return self._take(data)
+            if self._until_close:
+                self._done = True  # the server's close ends such a body
+                break
+            cut = h11.RemoteProtocolError(
+                "peer closed connection without sending complete message body"
+            )
+            raise self._error(cut)
         raise StopAsyncIteration

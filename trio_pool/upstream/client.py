@@ -1,4 +1,4 @@
-"""Outbound HTTP/1.1: our own small client on h11, with keep-alive per origin.
+"""Outbound HTTP/1.1: our own small client (upstream/http1.py), with keep-alive per origin.
 
 One request is: take an idle connection of the origin (or open one through the connector,
 within the connect timeout), send the request and read the response head (within the
@@ -16,29 +16,27 @@ from __future__ import annotations
 import logging
 import re
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterable
+from types import TracebackType
 
 import attrs
-import h11
 import trio
 
 from trio_pool.errors import UpstreamProtocolError
 from trio_pool.server.messages import Headers
+from trio_pool.upstream.body import BodyReader
 from trio_pool.upstream.connect import Connector, NetworkConnector, Origin
 from trio_pool.upstream.connect import make_ssl_context as make_ssl_context  # re-exported
 from trio_pool.upstream.connection import UpstreamConnection
 from trio_pool.upstream.errors import NoAnswerError, Phase, map_errors
+from trio_pool.upstream.http1 import OutboundRequest, ResponseHead, encode_request
 from trio_pool.upstream.pool import OriginPool
 
 log = logging.getLogger(__name__)
 
-# h11 checks every outbound header with two regexes (a third of a small request's cost in
-# the server, where the same check is skipped). Here one regex checks the whole head at
-# once, with h11's own rules (h11/_abnf.py: a token name; a value of visible or obs-text
-# bytes, inner spaces and tabs allowed, no NUL, CR, LF or other whitespace), and h11 is
-# told the headers are already valid. A bad value is refused without quoting it: it may be
-# a token.
+# One regex checks the whole head at once, with h11's rules (h11/_abnf.py: a token name; a
+# value of visible or obs-text bytes, inner spaces and tabs allowed, no NUL, CR, LF or other
+# whitespace). A bad value is refused without quoting it: it may be a token.
 _FIELD_VALUE = r"(?:[^\x00\t\n\v\f\r ]+(?:[ \t]+[^\x00\t\n\v\f\r ]+)*)?"
 _HEAD_BLOCK = re.compile(rf"(?:[-!#$%&'*+.^_`|~0-9a-zA-Z]+:{_FIELD_VALUE}\n)*")
 _HEADER = re.compile(rf"[-!#$%&'*+.^_`|~0-9a-zA-Z]+:{_FIELD_VALUE}")
@@ -62,7 +60,7 @@ class UpstreamResponse:
     _idle_s: float
     _where: str
 
-    def iter_chunks(self) -> AsyncIterator[bytes]:
+    def iter_chunks(self) -> BodyReader:
         """The body, one item per socket read with every byte that read delivered; a silence
         longer than idle_s is UpstreamTimeout. Iterate it once."""
         return self._connection.body_blocks(self._idle_s, self._where)
@@ -86,8 +84,8 @@ def build_request(
     headers: Headers | list[tuple[str, str]],
     body: bytes | AsyncIterable[bytes],
     where: str,
-) -> h11.Request:
-    """The h11 request: Host and framing added when missing, every header checked once."""
+) -> OutboundRequest:
+    """The request head: Host and framing added when missing, every header checked once."""
     out = list(headers)
     names = {k for k, _ in out}
     if "host" not in names:
@@ -101,16 +99,9 @@ def build_request(
     if _HEAD_BLOCK.fullmatch(block) is None:
         raise _bad_header(out, where)
     try:
-        encoded = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out]
+        return encode_request(method, target, out)
     except UnicodeEncodeError:
         raise _bad_header(out, where) from None
-    return h11.Request(
-        method=method.encode("ascii"),
-        target=target.encode("latin-1"),
-        headers=encoded,
-        http_version=b"1.1",
-        _parsed=True,
-    )
 
 
 def _bad_header(headers: list[tuple[str, str]], where: str) -> UpstreamProtocolError:
@@ -166,44 +157,54 @@ class UpstreamClient(trio.abc.AsyncResource):
             target = "/" + target
         return known[0], known[1], target
 
-    @asynccontextmanager
-    async def stream(
+    def stream(
         self,
         method: str,
         url: str,
         headers: Headers | list[tuple[str, str]],
         body: bytes | AsyncIterable[bytes] = b"",
-    ) -> AsyncIterator[UpstreamResponse]:
-        """Send a request; yield the response once its head arrived (within first_byte_s).
+    ) -> _Streaming:
+        """``async with client.stream(...) as response:`` sends the request and gives the
+        response once its head arrived (within first_byte_s).
 
         Leaving the block closes the response: a connection whose body was read to its end
         goes back to the pool; otherwise (a cancelled caller, a client hang-up) it is closed
         at once instead of reading the rest of the body.
         """
+        return _Streaming(self, method, url, headers, body)
+
+    async def _open(
+        self,
+        method: str,
+        url: str,
+        headers: Headers | list[tuple[str, str]],
+        body: bytes | AsyncIterable[bytes],
+    ) -> UpstreamResponse:
         origin, where, target = self._locate(url)
         request = build_request(method, origin, target, headers, body, where)
         with map_errors(where, Phase.HEAD, self.timeouts.first_byte_s):
             connection, head = await self._exchange(origin, where, request, body)
-        try:
-            yield UpstreamResponse(
-                status=head.status_code,
-                headers=tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in head.headers),
-                connection=connection,
-                idle_s=self.timeouts.idle_s,
-                where=where,
-            )
-        finally:
-            if not self._pool.release(connection):
-                with trio.CancelScope(shield=True):
-                    await connection.aclose()
+        return UpstreamResponse(
+            status=head.status,
+            headers=head.headers,
+            connection=connection,
+            idle_s=self.timeouts.idle_s,
+            where=where,
+        )
+
+    async def _close(self, response: UpstreamResponse) -> None:
+        connection = response._connection
+        if not self._pool.release(connection):
+            with trio.CancelScope(shield=True):
+                await connection.aclose()
 
     async def _exchange(
         self,
         origin: Origin,
         where: str,
-        request: h11.Request,
+        request: OutboundRequest,
         body: bytes | AsyncIterable[bytes],
-    ) -> tuple[UpstreamConnection, h11.Response]:
+    ) -> tuple[UpstreamConnection, ResponseHead]:
         t = self.timeouts
         connection, stale = self._pool.take_idle(origin)
         if stale:
@@ -249,3 +250,33 @@ class UpstreamClient(trio.abc.AsyncResource):
     async def aclose(self) -> None:
         with trio.CancelScope(shield=True):
             await self._pool.aclose()
+
+
+class _Streaming:
+    """The context manager of ``UpstreamClient.stream`` (a class rather than an
+    @asynccontextmanager generator: every proxied request enters one)."""
+
+    __slots__ = ("_args", "_client", "_response")
+
+    def __init__(
+        self,
+        client: UpstreamClient,
+        method: str,
+        url: str,
+        headers: Headers | list[tuple[str, str]],
+        body: bytes | AsyncIterable[bytes],
+    ) -> None:
+        self._client = client
+        self._args = (method, url, headers, body)
+        self._response: UpstreamResponse | None = None
+
+    async def __aenter__(self) -> UpstreamResponse:
+        self._response = await self._client._open(*self._args)
+        return self._response
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._response is not None:
+            response, self._response = self._response, None
+            await self._client._close(response)

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import enum
 import ssl
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import h11
 import trio
@@ -97,13 +95,24 @@ def translate(exc: BaseException, where: str, phase: Phase, limit_s: float) -> U
     return None
 
 
-@contextmanager
-def map_errors(where: str, phase: Phase, limit_s: float) -> Iterator[None]:
-    """Run a block whose low-level failures become ours (chained with ``from``)."""
-    try:
-        yield
-    except Exception as exc:
-        mapped = translate(exc, where, phase, limit_s)
+class map_errors:  # lower case: it reads as a function, ``with map_errors(...):``
+    """Run a block whose low-level failures become ours (chained with ``from``). A class
+    rather than a @contextmanager: it runs on every request, and a generator costs more."""
+
+    __slots__ = ("limit_s", "phase", "where")
+
+    def __init__(self, where: str, phase: Phase, limit_s: float) -> None:
+        self.where, self.phase, self.limit_s = where, phase, limit_s
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if exc is None or not isinstance(exc, Exception):
+            return
+        mapped = translate(exc, self.where, self.phase, self.limit_s)
         if mapped is None or mapped is exc:
-            raise
+            return
         raise mapped from exc

@@ -15,7 +15,7 @@ import math
 import sqlite3
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -206,6 +206,26 @@ def read_rollups(conn: sqlite3.Connection, since: float = 0.0) -> dict[RollupKey
 # -- the service --------------------------------------------------------------------------
 
 
+class LedgerSink(Protocol):
+    """Where batches go instead of state.db (multi-host mode: ``usage/shared.py``)."""
+
+    async def write(self, rows: Sequence[LedgerRow]) -> float: ...
+
+    async def prune(self, before: float) -> int: ...
+
+
+async def _write(store: StateStore | LedgerSink, batch: Sequence[LedgerRow]) -> float:
+    if isinstance(store, StateStore):
+        return await store.run(write_statements, insert_statements(batch))
+    return await store.write(batch)
+
+
+async def _prune(store: StateStore | LedgerSink, before: float) -> int:
+    if isinstance(store, StateStore):
+        return await store.run(prune, before)
+    return await store.prune(before)
+
+
 class Ledger:
     """The request side (``record``) and the disk side (``serve``) of the ledger."""
 
@@ -236,13 +256,13 @@ class Ledger:
         if len(self.buffer) >= FLUSH_ROWS:
             self._wake.set()
 
-    async def flush(self, store: StateStore) -> int:
+    async def flush(self, store: StateStore | LedgerSink) -> int:
         """Write every buffered row; rows written. A failed write puts its batch back."""
         written = 0
         while len(self.buffer):
             batch = self.buffer.take(FLUSH_ROWS)
             try:
-                self.write_cpu_s += await store.run(write_statements, insert_statements(batch))
+                self.write_cpu_s += await _write(store, batch)
             except StateError as exc:
                 self.buffer.put_back(batch)
                 log.error("ledger.flush.failed rows=%d reason=%s", len(batch), exc)
@@ -251,9 +271,9 @@ class Ledger:
         self.rows_written += written
         return written
 
-    async def prune(self, store: StateStore, now: float) -> None:
+    async def prune(self, store: StateStore | LedgerSink, now: float) -> None:
         try:
-            deleted = await store.run(prune, now - self.retention_days * DAY_S)
+            deleted = await _prune(store, now - self.retention_days * DAY_S)
         except StateError as exc:
             log.error("ledger.prune.failed reason=%s", exc)
             return
@@ -261,7 +281,10 @@ class Ledger:
             log.info("ledger.pruned rows=%d retention_days=%s", deleted, self.retention_days)
 
     async def serve(
-        self, store: StateStore, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        self,
+        store: StateStore | LedgerSink,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Flush until cancelled; then a last, shielded flush (nothing buffered is lost)."""
         next_prune = -math.inf

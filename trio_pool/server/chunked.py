@@ -1,4 +1,5 @@
-"""Decoding a chunked response body (RFC 9112 §7.1) a whole read at a time. Pure, no I/O.
+"""Decoding a chunked body (RFC 9112 §7.1) a whole read at a time: the upstream client's responses
+and the server's requests. Pure, no I/O.
 
 Why not h11 here: h11 decodes chunked bodies correctly, but it turns every chunk into an
 event that walks its state machine, about 4 µs a chunk. The providers flush one chunk per
@@ -25,6 +26,8 @@ import h11
 MAX_LINE_BYTES = 4 * 1024
 MAX_TRAILER_BYTES = 64 * 1024
 _SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[^\r\n]*)?[ \t]*")
+# The size lines real servers send (bare hex digits): one match finds and checks the line.
+_PLAIN_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})\r\n")
 
 
 # States, as ints: this loop runs once per chunk, and enum lookups cost.
@@ -54,29 +57,54 @@ class ChunkedDecoder:
         if self._pending:
             data = self._pending + data
             self._pending = b""
+        elif self._state == _SIZE:
+            # The most common read of all: exactly one whole chunk (a server that flushes
+            # each SSE event, read as fast as it writes).
+            match = _PLAIN_SIZE_LINE.match(data)
+            if match is not None:
+                start = match.end()
+                stop = start + int(match[1], 16)
+                if stop > start and stop + 2 == len(data) and data.endswith(b"\r\n"):
+                    return data[start:stop]
         view = memoryview(data)
         out: list[memoryview] = []
         i, n = 0, len(data)
         state = self._state
-        find, size_line = data.find, _SIZE_LINE.fullmatch
+        find, size_line, plain = data.find, _SIZE_LINE.fullmatch, _PLAIN_SIZE_LINE.match
+        startswith = data.startswith
+        if state == _SIZE:
+            # Whole chunks back to back (a read that caught many events): the tightest loop
+            # here; anything else (a cut chunk, the last chunk, extensions) goes on below.
+            append = out.append
+            while (match := plain(data, i)) is not None:
+                start = match.end()
+                stop = start + int(match[1], 16)
+                if stop == start or not startswith(b"\r\n", stop):
+                    break
+                append(view[start:stop])
+                i = stop + 2
         while i < n:
             if state == _SIZE:
-                end = find(b"\r\n", i, i + MAX_LINE_BYTES)
-                if end < 0:
-                    if n - i >= MAX_LINE_BYTES:
-                        raise h11.RemoteProtocolError("chunk size line too long")
-                    self._pending = data[i:]
-                    break
-                match = size_line(data, i, end)
-                if match is None:
-                    raise h11.RemoteProtocolError("malformed chunk size line")
-                size = int(match.group(1), 16)
-                i = end + 2
+                match = plain(data, i)
+                if match is not None:
+                    i = match.end()
+                else:
+                    end = find(b"\r\n", i, i + MAX_LINE_BYTES)
+                    if end < 0:
+                        if n - i >= MAX_LINE_BYTES:
+                            raise h11.RemoteProtocolError("chunk size line too long")
+                        self._pending = data[i:]
+                        break
+                    match = size_line(data, i, end)
+                    if match is None:
+                        raise h11.RemoteProtocolError("malformed chunk size line")
+                    i = end + 2
+                size = int(match[1], 16)
                 if not size:
                     state = _TRAILERS
                     continue
                 stop = i + size
-                if stop + 2 <= n and data[stop : stop + 2] == b"\r\n":
+                if stop + 2 <= n and startswith(b"\r\n", stop):
                     # The common case: the whole chunk is in this read.
                     out.append(view[i:stop])
                     i = stop + 2

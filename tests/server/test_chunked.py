@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trio_pool.upstream.chunked import MAX_LINE_BYTES, MAX_TRAILER_BYTES, ChunkedDecoder
+from trio_pool.server.chunked import MAX_LINE_BYTES, MAX_TRAILER_BYTES, ChunkedDecoder
 
 payloads = st.lists(st.binary(min_size=1, max_size=300), max_size=20)
 extensions = st.sampled_from([b"", b";a=1", b' ; name="v"', b"\t"])
