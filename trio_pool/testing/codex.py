@@ -55,6 +55,7 @@ def request_summary(request: dict[str, Any]) -> str:
         f"outputs={ids('function_call_output', 'call_id')} error_outputs={errors}"
     )
 
+
 DEFAULT_MODEL = "gpt-5"
 MSG_ID = "msg_sim_0001"
 EXPIRED = {

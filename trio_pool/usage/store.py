@@ -187,7 +187,8 @@ def _row_from(values: tuple[Any, ...]) -> LedgerRow:
         duration_ms=duration,
         usage=TokenUsage(*values[11:15]),
         bytes=values[15],
-        client_format=values[16],
+        # Rows spooled by a trio-pool before state.db migration 6 have no client format.
+        client_format=values[16] if len(values) > 16 else None,
     )
 
 
