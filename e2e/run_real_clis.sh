@@ -44,6 +44,25 @@ scratch="$(mktemp -d)"
 echo "e2e: $("$bin/codex" --version), claude $("$bin/claude" --version), gemini $(HOME="$scratch" "$bin/gemini" --version)"
 rm -rf "$scratch"
 # --keys: each CLI set up by `trio-pool setup --key` alone (no login), checked for the key.
+# Then, its own step: Claude Code on a Codex-only pool (translation), unless --only names
+# other CLIs; `--only claude-on-codex` runs that step alone.
 script="real_clis.py"
-for arg in "$@"; do [ "$arg" = "--keys" ] && script="real_clis_keys.py"; done
-exec "$python" "$here/$script" --bin-dir "$bin" --repo "$repo" "$@"
+only=""
+translate=1
+for arg in "$@"; do
+  case "$arg" in
+    --keys) script="real_clis_keys.py"; translate=0 ;;
+    --only) only=1; translate=0 ;;
+    claude-on-codex) [ -n "$only" ] && script="" && translate=1 ;;
+  esac
+done
+status=0
+if [ -n "$script" ]; then
+  "$python" "$here/$script" --bin-dir "$bin" --repo "$repo" "$@" || status=$?
+fi
+if [ "$translate" = 1 ]; then
+  keep=""
+  for arg in "$@"; do [ "$arg" = "--keep" ] && keep="--keep"; done
+  "$python" "$here/real_claude_on_codex.py" --bin-dir "$bin" --repo "$repo" $keep || status=$?
+fi
+exit "$status"

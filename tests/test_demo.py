@@ -89,3 +89,12 @@ async def test_demo_plays_a_script_document_through_the_proxy(tmp_path: Path) ->
     assert b"response.function_call_arguments.delta" in scripted.content
     assert b"this reply came from codex/" in plain.content
     assert state.scripts.played == 1
+
+
+def test_demo_state_can_hold_one_providers_accounts_only() -> None:
+    """`demo --providers codex`: a Codex-only pool (Claude Code on Codex in make e2e)."""
+    from trio_pool.testing.pool_files import demo_state
+
+    state = demo_state(0.0, ["codex"])
+    assert {a.provider for a in state.accounts.values()} == {"codex"}
+    assert len(state.of("codex")) == 3

@@ -266,3 +266,54 @@ def test_cli_setup_key_masks_and_writes(
         "CLAUDE_CODE_OAUTH_TOKEN": KEY,
     }
     assert _mode(path) == 0o600
+
+
+def test_cli_setup_claude_on_codex_writes_the_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`setup claude --on codex --write`: a Codex model and a Codex small/fast model beside
+    the base URL, so no request of the session needs a Claude account."""
+    for name in ("CLAUDE_CONFIG_DIR", "TRIO_POOL_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert main(["setup", "claude", "--server", URL, "--on", "codex", "--write"]) == 0
+    env = json.loads((tmp_path / ".claude" / "settings.json").read_text())["env"]
+    assert env["ANTHROPIC_BASE_URL"] == URL
+    assert env["ANTHROPIC_MODEL"] == "gpt-6.1-sol"
+    assert (
+        env["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == env["ANTHROPIC_SMALL_FAST_MODEL"] == "gpt-5.4-mini"
+    )
+    capsys.readouterr()
+    argv = ["setup", "claude", "--server", URL, "--model", "gpt-5.5", "--small-model", "gpt-5"]
+    assert main([*argv, "--write"]) == 0
+    env = json.loads((tmp_path / ".claude" / "settings.json").read_text())["env"]
+    assert (env["ANTHROPIC_MODEL"], env["ANTHROPIC_DEFAULT_HAIKU_MODEL"]) == ("gpt-5.5", "gpt-5")
+
+
+def test_cli_setup_claude_with_a_claude_model_leaves_the_small_model_alone(
+    tmp_path: Path,
+) -> None:
+    """A Claude --model sets only ANTHROPIC_MODEL: Claude Code keeps its own small model."""
+    from trio_pool.setup.edits import claude_models
+
+    plan = plan_setup("claude", URL, env={}, home=tmp_path, models=claude_models("claude-opus-5-5"))
+    env = json.loads(plan.new_text)["env"]
+    assert env["ANTHROPIC_MODEL"] == "claude-opus-5-5"
+    assert "ANTHROPIC_DEFAULT_HAIKU_MODEL" not in env
+    assert "ANTHROPIC_SMALL_FAST_MODEL" not in env
+
+
+def test_cli_setup_chat_prints_the_openai_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`setup chat`: the /v1 base URL and the key a Chat Completions client needs; nothing
+    to write."""
+    monkeypatch.delenv("TRIO_POOL_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["setup", "chat", "--server", URL, "--key", KEY]) == 0
+    printed = capsys.readouterr().out
+    assert f"OPENAI_BASE_URL={URL}/v1" in printed
+    assert f"OPENAI_API_KEY={KEY}" in printed
+    assert main(["setup", "chat", "--write"]) == 1
+    assert main(["setup", "codex", "--on", "codex"]) == 1

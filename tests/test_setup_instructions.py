@@ -23,7 +23,7 @@ def test_document_shape_follows_the_contract() -> None:
     """address, then codex/claude/gemini, each with a title and labelled steps of known kinds."""
     document = instructions(ADDRESS + "/", KEY)
     assert document["address"] == ADDRESS
-    assert [c["client"] for c in document["clients"]] == ["codex", "claude", "gemini"]
+    assert [c["client"] for c in document["clients"]] == ["codex", "claude", "gemini", "chat"]
     for client in document["clients"]:
         assert client["title"]
         for step in client["steps"]:
@@ -66,7 +66,8 @@ def test_placeholder_when_no_key_and_filling_it_gives_the_keyed_document() -> No
     """key=None: `{{KEY}}` wherever the key goes; substituting it equals the filled document."""
     templated = json.dumps(instructions(ADDRESS, None))
     assert PLACEHOLDER == "{{KEY}}"
-    assert templated.count(PLACEHOLDER) == 7  # 3 one-liners, 3 snippets, 1 export line
+    # 3 one-liners, 3 snippets, 1 export line; Claude on Codex: 1 line, 1 snippet; chat: 1
+    assert templated.count(PLACEHOLDER) == 10
     assert json.loads(templated.replace(PLACEHOLDER, KEY)) == instructions(ADDRESS, KEY)
 
 
@@ -88,3 +89,15 @@ def test_local_mode_has_no_key_lines() -> None:
         "chatgpt_base_url": f"{ADDRESS}/backend-api",
     }
     assert "export CLAUDE_CODE_OAUTH_TOKEN=pool" in _steps(document, "claude")[2]["text"]
+
+
+def test_claude_code_on_codex_and_chat_clients_are_in_the_setup_document() -> None:
+    """The Setup page shows how to run Claude Code on Codex accounts and what a Chat
+    Completions client needs (base URL /v1 and the key)."""
+    document = instructions(ADDRESS, KEY)
+    claude = "\n".join(step["text"] for step in _steps(document, "claude"))
+    assert "--on codex" in claude
+    assert '"ANTHROPIC_MODEL": "gpt-6.1-sol"' in claude
+    (chat,) = _steps(document, "chat")[:1]
+    assert f"OPENAI_BASE_URL={ADDRESS}/v1" in chat["text"]
+    assert KEY in chat["text"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -51,10 +51,12 @@ async def start_demo(
     *,
     shared: bool = False,
     script: Any = None,
+    providers: Collection[str] | None = None,
 ) -> tuple[Running, SimState, str]:
     """Simulator + pool files + proxy, started in ``nursery`` (``shared``: with a friend code;
-    ``script``: scripted turns for the simulator, testing/scripts.py)."""
-    state = state or demo_state(clock.now())
+    ``script``: scripted turns for the simulator, testing/scripts.py; ``providers``: only
+    their accounts in the pool)."""
+    state = state or demo_state(clock.now(), providers)
     if script is not None:
         state.scripts.load(script)
     sim_base: str = await nursery.start(serve_simulator, state)
@@ -113,14 +115,21 @@ Status: trio-pool status --listen {base.removeprefix("http://")}      Stop: Ctrl
 """
 
 
-async def run_demo(listen: str, say: Say, *, shared: bool = False, script: Any = None) -> None:
+async def run_demo(
+    listen: str,
+    say: Say,
+    *,
+    shared: bool = False,
+    script: Any = None,
+    providers: Collection[str] | None = None,
+) -> None:
     with (
         tempfile.TemporaryDirectory(prefix="trio-pool-demo-") as tmp,
         shutdown_signals() as signals,
     ):
         async with trio.open_nursery() as nursery:
             running, _state, _sim = await start_demo(
-                nursery, Path(tmp), listen, shared=shared, script=script
+                nursery, Path(tmp), listen, shared=shared, script=script, providers=providers
             )
             key = None
             if shared:

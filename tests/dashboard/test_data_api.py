@@ -161,7 +161,7 @@ async def test_setup_has_a_placeholder_and_post_fills_the_key(api: tuple[StandIn
     doc = as_json(body)
     assert status == 200
     assert doc["address"] == base
-    assert [c["client"] for c in doc["clients"]] == ["codex", "claude", "gemini"]
+    assert [c["client"] for c in doc["clients"]] == ["codex", "claude", "gemini", "chat"]
     assert "{{KEY}}" in json.dumps(doc)
     payload = json.dumps({"key": KEY}).encode()
     status, _headers, body = await call(

@@ -41,6 +41,13 @@ def add_commands(sub: Any) -> None:
         "(default: $TRIO_POOL_SIM_SCRIPT; format in trio_pool/testing/scripts.py)",
     )
 
+    demo.add_argument(
+        "--providers",
+        metavar="LIST",
+        help="only these providers' simulated accounts, comma-separated (e.g. codex: a "
+        "Codex-only pool for Claude Code on Codex)",
+    )
+
     sub.add_parser("selftest", help="proxy one request per provider through simulated upstreams")
 
     status = sub.add_parser(
@@ -68,6 +75,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from trio_pool.providers.base import PROVIDERS
     from trio_pool.testing.scripts import TurnScripts, read_script
     from trio_pool.testing.turns import ScriptError
 
@@ -87,7 +95,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)
     from trio_pool.demo import run_demo
 
-    trio.run(partial(run_demo, args.listen, print, shared=args.shared, script=script))
+    providers = None
+    if args.providers:
+        providers = [p.strip() for p in args.providers.split(",") if p.strip()]
+        unknown = sorted(set(providers) - set(PROVIDERS))
+        if unknown:
+            print(f"trio-pool: --providers: unknown {', '.join(unknown)}", file=sys.stderr)
+            return 2
+    run = partial(
+        run_demo, args.listen, print, shared=args.shared, script=script, providers=providers
+    )
+    trio.run(run)
     return 0
 
 

@@ -12,7 +12,11 @@ from trio_pool.cli.args import PROVIDER_CHOICES, add_config_args, config_from_ar
 def add_commands(sub: Any) -> None:
     setup = sub.add_parser("setup", help="point a CLI at the proxy (prints; --write applies)")
     add_config_args(setup)
-    setup.add_argument("provider", choices=PROVIDER_CHOICES)
+    setup.add_argument(
+        "provider",
+        choices=(*PROVIDER_CHOICES, "chat"),
+        help="the CLI to point at the proxy; chat: prints what a Chat Completions client needs",
+    )
     setup.add_argument("--write", action="store_true", help="change the file (backup first)")
     setup.add_argument("--undo", action="store_true", help="restore the file from its backup")
     setup.add_argument(
@@ -31,12 +35,30 @@ def add_commands(sub: Any) -> None:
         help="codex: a provider of its own instead of moving the built-in one (sessions made "
         "before are then not offered by `codex resume`)",
     )
+    setup.add_argument(
+        "--model",
+        metavar="MODEL",
+        help="claude: the model Claude Code asks for (a Codex model such as gpt-6.1-sol runs "
+        "on the pool's Codex accounts)",
+    )
+    setup.add_argument(
+        "--small-model",
+        metavar="MODEL",
+        help="claude: its small/fast model (default with a Codex --model: gpt-5.4-mini)",
+    )
+    setup.add_argument(
+        "--on",
+        choices=("codex",),
+        help="claude: run Claude Code on the pool's Codex accounts (a Codex --model and "
+        "small model)",
+    )
     setup.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def _cmd_setup(args: argparse.Namespace) -> int:
     import os
 
+    from trio_pool.errors import LoginError
     from trio_pool.setup.clients import (
         KEY_NEXT_STEPS,
         NEXT_STEPS,
@@ -44,16 +66,34 @@ def _cmd_setup(args: argparse.Namespace) -> int:
         plan_setup,
         undo_setup,
     )
+    from trio_pool.setup.edits import chat_settings, claude_models
 
     config = config_from_args(args)
     env, home = os.environ, Path.home()
+    url = args.url or config.local_url
+    claude_only = args.model or args.small_model or args.on
+    if claude_only and args.provider != "claude":
+        raise LoginError("--model, --small-model and --on are for `setup claude`")
+    if args.provider == "chat":
+        if args.write or args.undo:
+            raise LoginError("a Chat Completions client has no file of ours: set these in it")
+        text = chat_settings(url.rstrip("/"), args.key)
+        next_step = (NEXT_STEPS if args.key is None else KEY_NEXT_STEPS)["chat"]
+        emit(args, {"settings": text}, f"{text}\n{next_step}")
+        return 0
     if args.undo:
         path, what = undo_setup(args.provider, env=env, home=home)
         emit(args, {"path": str(path), "undone": what}, f"{path}: {what}")
         return 0
-    url = args.url or config.local_url
+    models = claude_models(args.model, args.small_model, on=args.on)
     plan = plan_setup(
-        args.provider, url, env=env, home=home, key=args.key, custom_provider=args.custom_provider
+        args.provider,
+        url,
+        env=env,
+        home=home,
+        key=args.key,
+        custom_provider=args.custom_provider,
+        models=models,
     )
     document: dict[str, Any] = {"path": str(plan.path), "changed": plan.changed, "written": False}
     next_step = (NEXT_STEPS if args.key is None else KEY_NEXT_STEPS)[args.provider]

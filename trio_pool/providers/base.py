@@ -211,6 +211,9 @@ class RouteKind(enum.Enum):
     PROXY = "proxy"  # forward with a pooled account
     POOL_USAGE = "pool_usage"  # answered locally from the pool's numbers (Codex wham/usage)
     WEBSOCKET = "websocket"  # WebSocket upgrade to forward with a pooled account
+    # ``GET /v1/models`` of a client that is not Codex CLI: answered by the proxy with what
+    # the pool can serve, in the client's own list format (translation.md §5).
+    MODEL_LIST = "model_list"
 
 
 @attrs.frozen
@@ -229,6 +232,10 @@ class Route:
     follows_pin: bool = False
     # Answered by the proxy itself with this refusal (403), never forwarded.
     refusal: str | None = None
+    # The API the client speaks when the request's model may send it to another provider's
+    # accounts ("messages", "responses", "chat"; translation.md §0.5): the proxy decides by
+    # the body's model. None: always this provider, never translated.
+    client_format: str | None = None
 
 
 @attrs.frozen
@@ -268,6 +275,17 @@ class StreamObserver(Protocol):
     def feed(self, data: bytes) -> StreamEvent | None: ...
 
     def finish(self) -> StreamEvent | None: ...
+
+
+class ErrorShape(Protocol):
+    """How a client's API spells the errors the proxy answers itself: every Provider, and
+    the shapes of clients no provider serves natively (Chat Completions)."""
+
+    def error_response(
+        self, status: int, message: str, *, kind: str = "proxy_error"
+    ) -> tuple[list[tuple[str, str]], bytes]: ...
+
+    def stream_error_event(self, message: str, *, kind: str = "proxy_error") -> bytes: ...
 
 
 class Provider(Protocol):

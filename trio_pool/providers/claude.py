@@ -226,7 +226,14 @@ class ClaudeProvider:
         if not accepted:
             return None
         url = join_url(upstreams["upstream"], path, head.query)
-        return Route(self.name, RouteKind.PROXY, url, inference=path == "/v1/messages")
+        if method == "GET":
+            if path == "/v1/models":
+                # Listed by the proxy: Claude's models and the Codex ones it can serve.
+                return Route(self.name, RouteKind.MODEL_LIST, url, client_format="messages")
+            return Route(self.name, RouteKind.PROXY, url, inference=False)
+        # The model decides: a Codex model goes to Codex accounts (translation.md §0.3).
+        inference = path == "/v1/messages"
+        return Route(self.name, RouteKind.PROXY, url, inference=inference, client_format="messages")
 
     def conversation_key(self, head: RequestHead, body: bytes | None) -> ConversationKey | None:
         header = (head.get("x-claude-code-session-id") or "").strip()

@@ -241,11 +241,22 @@ class CodexProvider:
             if rest == "/responses" and method == "GET" and head.wants_upgrade("websocket"):
                 url = websocket_url(join_url(upstream, rest, query))
                 return Route(self.name, RouteKind.WEBSOCKET, url)
-            if rest in ("/responses", "/responses/compact") and method == "POST":
+            if rest == "/responses" and method == "POST":
+                # The model decides: a Claude model goes to Claude accounts (opt-in, §4).
+                url = join_url(upstream, rest, query)
+                return Route(self.name, RouteKind.PROXY, url, client_format="responses")
+            if rest == "/responses/compact" and method == "POST":
                 return Route(self.name, RouteKind.PROXY, join_url(upstream, rest, query))
+            if prefix == "/v1" and rest == "/chat/completions" and method == "POST":
+                # Chat Completions clients (translation.md §5): the model picks the accounts.
+                url = join_url(upstream, "/responses")
+                return Route(self.name, RouteKind.PROXY, url, client_format="chat")
             # /v1/models is Claude's too: an anthropic-version header says which client it is.
             if rest == "/models" and method == "GET" and head.get("anthropic-version") is None:
                 url = join_url(upstream, rest, query)
+                if prefix == "/v1" and "client_version=" not in query:
+                    # Not Codex CLI (which sends ?client_version=): an OpenAI-style list.
+                    return Route(self.name, RouteKind.MODEL_LIST, url, client_format="chat")
                 return Route(self.name, RouteKind.PROXY, url, inference=False)
         if path in USAGE_PATHS and method == "GET":
             url = join_url(upstreams["backend"], "/wham/usage", query)

@@ -29,6 +29,7 @@ _CODEX: frozenset[tuple[str, str]] = frozenset(
             ("POST", "/responses/compact"),
             ("GET", "/models"),
         )),
+        ("POST", "/v1/chat/completions"),  # Chat Completions clients (translation.md §5)
         ("GET", "/backend-api/wham/usage"),  # answered by trio-pool from the pool's numbers
         ("GET", "/api/codex/usage"),
     }

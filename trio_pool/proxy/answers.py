@@ -9,8 +9,9 @@ import math
 import trio
 
 from trio_pool.providers import PROVIDER_REGISTRY
-from trio_pool.providers.base import Provider, Route
+from trio_pool.providers.base import ErrorShape, Route
 from trio_pool.proxy.attempts import GiveUp
+from trio_pool.proxy.chat_shape import CHAT_SHAPE
 from trio_pool.proxy.relay import RelayResult
 from trio_pool.server.connection import Exchange
 from trio_pool.server.messages import RequestHead
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 
 async def send_error(
     exchange: Exchange,
-    shape: Provider,
+    shape: ErrorShape,
     status: int,
     message: str,
     kind: str,
@@ -35,19 +36,23 @@ async def send_error(
     return status
 
 
-async def send_give_up(exchange: Exchange, shape: Provider, give_up: GiveUp) -> int:
+async def send_give_up(exchange: Exchange, shape: ErrorShape, give_up: GiveUp) -> int:
     """No account answered, or none could take the request: the plan's answer."""
     return await send_error(
         exchange, shape, give_up.status, give_up.message, give_up.kind, give_up.retry_after_s
     )
 
 
-def client_shape(route: Route) -> Provider:
-    """The provider whose error shapes the client of ``route`` understands: its own API's.
-
-    Today every route is answered by the provider whose API the client speaks; a
-    translated route (translation.md §0.5) answers in its client's format instead.
-    """
+def client_shape(route: Route) -> ErrorShape:
+    """The error shape the client of ``route`` understands: its own API's. A translated
+    route (translation.md §0.5) answers in its client's format, not its upstream's."""
+    match route.client_format:
+        case "messages":
+            return PROVIDER_REGISTRY["claude"]
+        case "responses":
+            return PROVIDER_REGISTRY["codex"]
+        case "chat":
+            return CHAT_SHAPE
     return PROVIDER_REGISTRY[route.provider]
 
 

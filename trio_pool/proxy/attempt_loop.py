@@ -29,6 +29,7 @@ from trio_pool.providers.base import (
     AccountAction,
     ConversationKey,
     Credentials,
+    ErrorShape,
     Outcome,
     OutcomeKind,
     Provider,
@@ -66,7 +67,7 @@ class Request:
     exchange: Exchange
     route: Route
     provider: Provider  # the upstream's: prepares, classifies and observes
-    shape: Provider  # whose error shapes the client hears (its own API's)
+    shape: ErrorShape  # whose error shapes the client hears (its own API's)
     key: ConversationKey | None
     tally: Tally
     plan: AttemptPlan
@@ -104,7 +105,7 @@ def new_request(
     exchange: Exchange,
     route: Route,
     provider: Provider,
-    shape: Provider,
+    shape: ErrorShape,
     *,
     key: ConversationKey | None,
     user: str | None,
@@ -122,6 +123,7 @@ def new_request(
         model=model,
         conversation=hash_key(key.value if key is not None else None),
         user=user,
+        client_format=route.client_format,
     )
     plan = AttemptPlan(
         route.provider,

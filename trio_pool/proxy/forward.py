@@ -24,7 +24,7 @@ from trio_pool.errors import UpstreamError
 from trio_pool.logs import bind
 from trio_pool.providers import PROVIDER_REGISTRY
 from trio_pool.providers.base import Credentials, Outcome, OutcomeKind, Route, RouteKind
-from trio_pool.proxy import answers, gate
+from trio_pool.proxy import answers, gate, translated
 from trio_pool.proxy.attempt_loop import Request, new_request, run_request
 from trio_pool.proxy.attempts import FailOver, GiveUp, PassOn, RefreshAndRetry
 from trio_pool.proxy.body import Body, chain, read_body
@@ -45,7 +45,7 @@ async def answer_route(services: Services, exchange: Exchange, route: Route) -> 
     provider = PROVIDER_REGISTRY[route.provider]
     shape = answers.client_shape(route)
     bind(provider=route.provider)
-    admitted = await gate.admit(services, exchange, shape, route)
+    admitted = await gate.admit(services, exchange, provider, route)
     if admitted is None:
         return
     try:
@@ -53,10 +53,23 @@ async def answer_route(services: Services, exchange: Exchange, route: Route) -> 
             await answers.send_error(exchange, shape, 403, route.refusal, "refused")
         elif route.kind is RouteKind.POOL_USAGE:
             await answer_pool_usage(exchange, services.pool)
+        elif route.kind is RouteKind.MODEL_LIST:
+            await translated.answer_model_list(services, exchange, route)
         elif route.kind is RouteKind.WEBSOCKET:
-            await relay_websocket(services, exchange, route, provider, admitted.user)
+            elsewhere = translated.websocket_elsewhere(services, exchange.head)
+            if elsewhere is not None:
+                await answers.send_error(exchange, shape, 426, elsewhere, "upgrade_required")
+            else:
+                await relay_websocket(services, exchange, route, provider, admitted.user)
         else:
             body = await read_body(exchange, services.config.max_inmem_body_bytes)
+            if route.client_format is not None:
+                # The model may send it to another provider's accounts (translation.md).
+                chosen = translated.routed(services, exchange.head, route, body)
+                if isinstance(chosen, translated.Foreign):
+                    await translated.answer(services, exchange, route, chosen, body, admitted.user)
+                    return
+                body = chosen
             # Awaited here, not through a helper coroutine: no extra frame on the hot path.
             await run_request(*http_request(services, exchange, route, body, admitted.user))
     finally:

@@ -14,9 +14,9 @@ import attrs
 
 from trio_pool.errors import UpstreamError
 from trio_pool.providers.base import (
+    ErrorShape,
     Outcome,
     OutcomeKind,
-    Provider,
     QuotaReading,
     StreamEvent,
     StreamObserver,
@@ -61,7 +61,7 @@ def is_event_stream(headers: Headers) -> bool:
 async def relay_response(
     exchange: Exchange,
     response: UpstreamResponse,
-    provider: Provider,
+    provider: ErrorShape,
     observer: StreamObserver,
     shutdown: Shutdown,
     result: RelayResult,

@@ -296,7 +296,7 @@ class SocketTry:
             return None
         if payload.get("generate") is False:
             return None
-        refusal = gate.turn_refusal(request.services, user, request.shape)
+        refusal = gate.turn_refusal(request.services, user, request.provider)
         if refusal is None:
             return None
         retry_after = str(max(1, math.ceil(refusal.retry_after)))

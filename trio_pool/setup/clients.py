@@ -29,7 +29,13 @@ from trio_pool.files import backup_file, latest_backup, write_text_atomic
 from trio_pool.login.importer import cli_dir
 from trio_pool.logs import mask
 from trio_pool.providers.base import ProviderName
-from trio_pool.setup.edits import EDITS, KEY_NEXT_STEPS, NEXT_STEPS, codex_config
+from trio_pool.setup.edits import (
+    KEY_NEXT_STEPS,
+    NEXT_STEPS,
+    claude_settings,
+    codex_config,
+    gemini_env,
+)
 
 __all__ = [
     "KEY_NEXT_STEPS",
@@ -86,10 +92,12 @@ def plan_setup(
     home: Path,
     key: str | None = None,
     custom_provider: bool = False,
+    models: dict[str, str] | None = None,
 ) -> SetupPlan:
     """What ``setup CLIENT`` would write; nothing is changed yet. With ``key`` the CLI carries
     that pool key and needs no login of its own. ``custom_provider``: Codex gets a provider of
-    its own even without a key (its earlier sessions are then not offered by ``resume``)."""
+    its own even without a key (its earlier sessions are then not offered by ``resume``).
+    ``models``: Claude Code's model variables (``edits.claude_models``)."""
     url = url.rstrip("/")
     if not re.match(r"^https?://[^/\s]+$", url):
         raise LoginError(f"--server: expected http://HOST:PORT, got {url!r}")
@@ -102,8 +110,10 @@ def plan_setup(
         old = None
     if client == "codex":
         new = codex_config(old or "", url, key, custom_provider=custom_provider)
+    elif client == "claude":
+        new = claude_settings(old or "", url, key, models)
     else:
-        new = EDITS[client](old or "", url, key)
+        new = gemini_env(old or "", url, key)
     return SetupPlan(client, path, old, new, key)
 
 

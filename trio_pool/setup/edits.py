@@ -46,10 +46,16 @@ NEXT_STEPS: dict[str, str] = {
     "gemini": "Start `gemini` from a directory without its own .env. Without a Google login of "
     "its own, also set GOOGLE_GENAI_USE_GCA=true GOOGLE_CLOUD_ACCESS_TOKEN=pool.",
 }
+NEXT_STEPS["chat"] = (
+    "Put these in your client's OpenAI-compatible provider settings (base URL, API key, "
+    "model). Codex models are served by the pool's Codex accounts."
+)
 KEY_NEXT_STEPS: dict[str, str] = {
     "codex": "Start `codex`: no ChatGPT login needed, your pool key admits you.",
     "claude": "Start `claude`: no Claude login needed, your pool key admits you.",
     "gemini": "Start `gemini` from a directory without its own .env: no Google login needed.",
+    "chat": "Put these in your client's OpenAI-compatible provider settings: your pool key "
+    "admits you.",
 }
 
 
@@ -118,11 +124,52 @@ def _codex_builtin(document: tomlkit.TOMLDocument, url: str) -> str:
 CLAUDE_TOKEN = "CLAUDE_CODE_OAUTH_TOKEN"
 CLAUDE_DROPPED = ("ANTHROPIC_AUTH_TOKEN",)
 LOCAL_TOKEN = "pool"  # any value: the proxy replaces it with an account's token
+# Codex CLI 0.169.0's default model, and the small model for Claude Code's side requests [prop].
+CODEX_DEFAULT_MODEL = "gpt-6.1-sol"
+CODEX_SMALL_MODEL = "gpt-5.4-mini"
+CODEX_MODEL = re.compile(r"^(gpt-|codex|o\d)", re.IGNORECASE)  # as translate.routing
 
 
-def claude_settings(text: str, url: str, key: str | None = None) -> str:
+def chat_settings(url: str, key: str | None = None) -> str:
+    """What a Chat Completions client (opencode, aider, an editor) needs: the OpenAI base URL
+    and a key. Local mode takes any key; ``GET /v1/models`` lists what the pool serves."""
+    return (
+        f"OPENAI_BASE_URL={url}/v1\n"
+        f"OPENAI_API_KEY={key if key is not None else LOCAL_TOKEN}\n"
+        f"# model: {CODEX_DEFAULT_MODEL} (or any model GET {url}/v1/models lists)\n"
+    )
+
+
+def claude_models(
+    model: str | None, small_model: str | None = None, *, on: str | None = None
+) -> dict[str, str]:
+    """The model variables of Claude Code's ``env`` for ``setup claude --model/--on``.
+
+    ``ANTHROPIC_MODEL`` is the main model; the small/fast one (titles, summaries, the quota
+    probe) is ``ANTHROPIC_DEFAULT_HAIKU_MODEL`` in Claude Code 2.x, and 2.1.330 still reads
+    the older ``ANTHROPIC_SMALL_FAST_MODEL``: both are set. A Codex model gets a Codex small
+    model, so no request of the session needs a Claude account (translation.md §1).
+    """
+    if on == "codex" and model is None:
+        model = CODEX_DEFAULT_MODEL
+    if model is None:
+        return {}
+    if small_model is None and CODEX_MODEL.match(model):
+        small_model = CODEX_SMALL_MODEL
+    found = {"ANTHROPIC_MODEL": model}
+    if small_model is not None:
+        found |= {
+            "ANTHROPIC_DEFAULT_HAIKU_MODEL": small_model,
+            "ANTHROPIC_SMALL_FAST_MODEL": small_model,
+        }
+    return found
+
+
+def claude_settings(
+    text: str, url: str, key: str | None = None, models: dict[str, str] | None = None
+) -> str:
     """settings.json: ``env.ANTHROPIC_BASE_URL`` and ``env.CLAUDE_CODE_OAUTH_TOKEN`` (the key,
-    or a placeholder the proxy replaces)."""
+    or a placeholder the proxy replaces), and the ``models`` of :func:`claude_models`."""
     try:
         document = json.loads(text) if text.strip() else {}
     except ValueError:
@@ -130,6 +177,7 @@ def claude_settings(text: str, url: str, key: str | None = None) -> str:
     if not isinstance(document, dict) or not isinstance(document.get("env", {}), dict):
         raise LoginError("settings.json: expected an object with an object `env`")
     wanted = {"ANTHROPIC_BASE_URL": url, CLAUDE_TOKEN: key if key is not None else LOCAL_TOKEN}
+    wanted |= models or {}
     env = document.get("env", {})
     stale = [name for name in CLAUDE_DROPPED if name in env]
     if not stale and all(env.get(name) == value for name, value in wanted.items()):
@@ -155,6 +203,3 @@ def gemini_env(text: str, url: str, key: str | None = None) -> str:
         else:
             lines.append(line)
     return "\n".join(lines) + "\n"
-
-
-EDITS = {"codex": codex_config, "claude": claude_settings, "gemini": gemini_env}

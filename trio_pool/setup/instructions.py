@@ -15,14 +15,21 @@ from trio_pool.setup.edits import (
     KEY_NEXT_STEPS,
     LOCAL_TOKEN,
     NEXT_STEPS,
+    chat_settings,
+    claude_models,
     claude_settings,
     codex_config,
     gemini_env,
 )
 
 PLACEHOLDER = "{{KEY}}"
-CLIENTS = ("codex", "claude", "gemini")
-TITLES = {"codex": "Codex CLI", "claude": "Claude Code", "gemini": "Gemini CLI"}
+CLIENTS = ("codex", "claude", "gemini", "chat")
+TITLES = {
+    "codex": "Codex CLI",
+    "claude": "Claude Code",
+    "gemini": "Gemini CLI",
+    "chat": "Chat Completions clients (opencode, aider, editors)",
+}
 
 
 def _step(label: str, kind: str, text: str) -> dict[str, str]:
@@ -35,6 +42,14 @@ def _command(client: str, address: str, key: str | None) -> str:
 
 
 def _manual(client: str, address: str, key: str | None) -> list[dict[str, str]]:
+    if client == "chat":
+        return [
+            _step(
+                "Set in the client (an OpenAI-compatible provider)",
+                "env",
+                chat_settings(address, key),
+            )
+        ]
     if client == "codex":
         text = codex_config("", address, key)
         return [_step("Or add this to ~/.codex/config.toml", "toml", text)]
@@ -48,6 +63,16 @@ def _manual(client: str, address: str, key: str | None) -> list[dict[str, str]]:
                 claude_settings("", address, key),
             ),
             _step("Or, for this shell only", "shell", "\n".join([*exports, "claude"])),
+            _step(
+                "On the pool's Codex accounts (a Codex model; no Claude account needed)",
+                "shell",
+                _command(client, address, key) + " --on codex",
+            ),
+            _step(
+                "Or add these to settings.json's env",
+                "json",
+                claude_settings("", address, key, claude_models(None, on="codex")),
+            ),
         ]
     return [
         _step(
@@ -66,12 +91,19 @@ def instructions(address: str, key: str | None, *, shared: bool = True) -> dict[
     carried = (PLACEHOLDER if key is None else key) if shared else None
     clients = []
     for client in CLIENTS:
+        command = (
+            []
+            if client == "chat"
+            else [
+                _step(
+                    "With the trio-pool command installed, run",
+                    "shell",
+                    _command(client, address, carried),
+                )
+            ]
+        )
         steps = [
-            _step(
-                "With the trio-pool command installed, run",
-                "shell",
-                _command(client, address, carried),
-            ),
+            *command,
             *_manual(client, address, carried),
             _step("Then", "text", (KEY_NEXT_STEPS if shared else NEXT_STEPS)[client]),
         ]

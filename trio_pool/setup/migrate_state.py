@@ -93,7 +93,7 @@ def migrate_state(
 def _copy_usage(src: sqlite3.Connection, dst: psycopg.Connection) -> int:
     columns = (
         "id, at, user, provider, account, model, conversation, status, attempts, failures, "
-        "ttfb_ms, duration_ms, input, cached, output, reasoning, bytes"
+        "ttfb_ms, duration_ms, input, cached, output, reasoning, bytes, client_format"
     )
     copied, last = 0, 0
     while True:

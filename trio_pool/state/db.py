@@ -176,6 +176,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE accounts ADD COLUMN action_at REAL NOT NULL DEFAULT 0;
     ALTER TABLE accounts ADD COLUMN action_file_ns INTEGER;
     """,
+    # 6: the API the client spoke (messages, responses, chat; NULL for Gemini and side
+    # calls): a translated request is booked on its serving account and provider, and this
+    # says it came from another provider's client (translation.md §0.5).
+    """
+    ALTER TABLE usage ADD COLUMN client_format TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

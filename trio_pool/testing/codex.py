@@ -13,6 +13,7 @@ so refreshing would not help, and a proxy that forgets to rewrite the header is 
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache, partial
 from typing import Any
 
@@ -32,6 +33,28 @@ from trio_pool.testing.faults import (
 from trio_pool.testing.identity import cloudflare_challenge, codex_identity_refusal, refuse
 from trio_pool.testing.state import SimState
 from trio_pool.testing.turns import Turn
+
+log = logging.getLogger(__name__)
+
+
+def request_summary(request: dict[str, Any]) -> str:
+    """A Responses request as ``key=value`` fields: its top-level keys, its input items'
+    types in order, the reasoning ids, call ids and outputs (errors counted) it replays."""
+    items = [i for i in request.get("input") or [] if isinstance(i, dict)]
+
+    def ids(kind: str, key: str) -> str:
+        return ",".join(str(i.get(key)) for i in items if i.get("type") == kind) or "-"
+
+    outputs = [i for i in items if i.get("type") == "function_call_output"]
+    errors = sum("[tool execution error]" in str(i.get("output")) for i in outputs)
+    return (
+        f"cache_key={request.get('prompt_cache_key') or '-'} "
+        f"keys={','.join(sorted(request))} "
+        f"items={','.join(str(i.get('type')) for i in items) or '-'} "
+        f"reasoning={ids('reasoning', 'id')} calls={ids('function_call', 'call_id')} "
+        f"outputs={ids('function_call_output', 'call_id')} error_outputs={errors}"
+    )
+
 
 DEFAULT_MODEL = "gpt-5"
 MSG_ID = "msg_sim_0001"
@@ -287,6 +310,8 @@ async def handle(state: SimState, ex: Exchange) -> None:
         )
         return
     if not compact:
+        # What the request carried (e2e/real_claude_on_codex.py checks translated turns).
+        log.debug("sim.codex.request account=%s %s", account.key, request_summary(request))
         lite = codex_rules.is_lite(head.get(codex_rules.LITE_HEADER), request)
         detail = codex_rules.body_refusal(request, lite=lite) or codex_rules.plan_refusal(
             request.get("model"), account.plan

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -94,8 +95,9 @@ def _windows(
     ]
 
 
-def demo_state(now: float) -> SimState:
-    """Three accounts per provider with different plans, window sizes and usage levels."""
+def demo_state(now: float, providers: Collection[str] | None = None) -> SimState:
+    """Three accounts per provider with different plans, window sizes and usage levels;
+    ``providers``: only those providers' accounts (a Codex-only pool, say)."""
     hour, day, week = 3600.0, 86400.0, 7 * 86400.0
     specs: list[tuple[Provider, str, str, list[SimWindow]]] = [
         ("codex", "ada", "plus", _windows(5 * hour, 40, week, 400, 0.1, now)),
@@ -116,6 +118,8 @@ def demo_state(now: float) -> SimState:
     config = SimConfig(deltas=12, event_delay_s=0.03)
     state = SimState(config=config)
     for provider, name, plan, windows in specs:
+        if providers is not None and provider not in providers:
+            continue
         for window, label in zip(windows, names[provider], strict=True):
             window.name = label
         # Each reply names its account, so a demo user sees the pool at work.

@@ -192,3 +192,32 @@ class ChatAssembler:
         if self._usage is not None:
             body["usage"] = self._usage
         return JsonReply(200, JSON, body)
+
+
+@attrs.define(eq=False)
+class ResponseAssembler:
+    """Responses stream events -> the ``response`` object a ``stream: false`` Responses
+    client expects: the terminal event already carries it whole (output items included)."""
+
+    _response: dict[str, Any] | None = attrs.field(default=None, init=False)
+    _failed: bool = attrs.field(default=False, init=False)
+
+    def add(self, events: Iterable[OutEvent]) -> None:
+        for name, data in events:
+            if name in ("response.completed", "response.incomplete", "response.failed"):
+                self._response = as_dict(data.get("response"))
+                self._failed = name == "response.failed"
+
+    def reply(self) -> JsonReply:
+        response = self._response
+        if response is None or self._failed:
+            error = as_dict((response or {}).get("error")) or {
+                "code": "server_error",
+                "message": "the upstream stream ended early",
+            }
+            code = as_str(error.get("code")) or "server_error"
+            status = {"rate_limit_exceeded": 429, "context_length_exceeded": 400}.get(code, 502)
+            status = 503 if code == "server_is_overloaded" else status
+            body = {"error": {"type": code, "code": code, "message": as_str(error.get("message"))}}
+            return _error_reply(status, body, error)
+        return JsonReply(200, JSON, response)

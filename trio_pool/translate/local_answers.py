@@ -25,6 +25,11 @@ CHARS_PER_TOKEN = 4
 # Images and files are sent as references or base64 whose length says nothing about
 # their tokens: each counts as a typical large image (Anthropic: about w*h/750) [prop].
 ATTACHMENT_TOKENS = 1600
+# What `GET /v1/models` lists for each provider the pool has accounts of [prop]: the
+# current models of each CLI's own catalogue (Codex CLI 0.169.0's default first, Claude
+# Code 2.1.330's default first); any other name still works when a client asks for it.
+CODEX_MODELS = ("gpt-6.1-sol", "gpt-5.5", "gpt-5.4-mini", "gpt-5.3-codex")
+CLAUDE_MODELS = ("claude-opus-5-5", "claude-sonnet-4-5", "claude-haiku-4-5")
 # A fixed date for model listings: the SDKs parse it, and the listing must be stable.
 LISTED_AT = "2025-01-01T00:00:00Z"
 

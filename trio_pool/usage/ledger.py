@@ -45,6 +45,9 @@ class LedgerRow:
     usage: TokenUsage = attrs.field(factory=TokenUsage)
     bytes: int = 0
     user: str | None = None  # local mode: no users
+    # The API the client spoke (Route.client_format): "messages" booked on a Codex account
+    # is Claude Code served by Codex (translation.md §0.5).
+    client_format: str | None = None
 
 
 @attrs.frozen
@@ -166,6 +169,7 @@ class Tally:
     user: str | None = None  # shared mode: whose key the request carried
     id: int = 0  # the Live page's id for the request
     path: str = ""
+    client_format: str | None = None  # see LedgerRow.client_format
 
     def row(self, ended: float) -> LedgerRow:
         """The row, ``ended`` on the monotonic clock. A client that left before any answer
@@ -184,4 +188,5 @@ class Tally:
             usage=self.usage or TokenUsage(),
             bytes=self.bytes,
             user=self.user,
+            client_format=self.client_format,
         )

@@ -62,6 +62,7 @@ def end_document(start: dict[str, Any], row: LedgerRow) -> dict[str, Any]:
         "output": usage.output,
         "reasoning": usage.reasoning,
         "bytes": row.bytes,
+        "client_format": row.client_format,
     }
 
 

@@ -24,11 +24,11 @@ _INSERT = f"""
 WITH ins AS (
     INSERT INTO usage (uid, host, at, "user", provider, account, model, conversation, status,
                        attempts, failures, ttfb_ms, duration_ms, input, cached, output,
-                       reasoning, bytes)
+                       reasoning, bytes, client_format)
     SELECT * FROM unnest(%s::text[], %s::text[], %s::float8[], %s::text[], %s::text[],
                          %s::text[], %s::text[], %s::text[], %s::int[], %s::int[], %s::text[],
                          %s::float8[], %s::float8[], %s::int8[], %s::int8[], %s::int8[],
-                         %s::int8[], %s::int8[])
+                         %s::int8[], %s::int8[], %s::text[])
     ON CONFLICT (uid) DO NOTHING
     RETURNING provider, account, model, "user", at, status, attempts, input, cached, output,
               reasoning, bytes
@@ -76,6 +76,7 @@ def _columns(items: Sequence[Item], host: str) -> list[list[object]]:
         [r.usage.output for r in rows],
         [r.usage.reasoning for r in rows],
         [r.bytes for r in rows],
+        [r.client_format for r in rows],
     ]
 
 

@@ -37,16 +37,16 @@ log = logging.getLogger(__name__)
 
 FLUSH_S = 1.0
 FLUSH_ROWS = 1000  # one transaction per second up to 1000 requests/s
-# Rows per INSERT statement: 60 x 16 parameters stays under the 999 of older SQLite builds.
-INSERT_CHUNK = 60
+# Rows per INSERT statement: 58 x 17 parameters stays under the 999 of older SQLite builds.
+INSERT_CHUNK = 58
 PRUNE_EVERY_S = float(HOUR_S)
 DAY_S = 86400.0
 
 _ROW_COLUMNS = (
     "at, user, provider, account, model, conversation, status, attempts, failures, "
-    "ttfb_ms, duration_ms, input, cached, output, reasoning, bytes"
+    "ttfb_ms, duration_ms, input, cached, output, reasoning, bytes, client_format"
 )
-_ROW_WIDTH = 16
+_ROW_WIDTH = 17
 
 
 # -- blocking SQL (runs in the store's worker thread) -------------------------------------
@@ -71,6 +71,7 @@ def _row_params(row: LedgerRow) -> tuple[Any, ...]:
         u.output,
         u.reasoning,
         row.bytes,
+        row.client_format,
     )
 
 
@@ -186,6 +187,8 @@ def _row_from(values: tuple[Any, ...]) -> LedgerRow:
         duration_ms=duration,
         usage=TokenUsage(*values[11:15]),
         bytes=values[15],
+        # Rows spooled by a trio-pool before state.db migration 6 have no client format.
+        client_format=values[16] if len(values) > 16 else None,
     )
 
 

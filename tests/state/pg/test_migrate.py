@@ -40,7 +40,19 @@ async def single_host(tmp_path: Path) -> None:
         await directory.start()
         await directory.add_user("ann")
         rows = [
-            LedgerRow(now - i, "codex", "codex/a", "gpt-5", None, 200, 1, (), 5.0, 9.0)
+            LedgerRow(
+                now - i,
+                "codex",
+                "codex/a",
+                "gpt-5",
+                None,
+                200,
+                1,
+                (),
+                5.0,
+                9.0,
+                client_format="messages" if i % 2 else None,
+            )
             for i in range(250)
         ]
         await store.run(insert_rows, rows)
@@ -52,7 +64,7 @@ async def test_migrate_copies_everything_once_and_a_second_run_adds_nothing(
     tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Accounts with their cooldowns, users, keys, the session secret, every ledger row
-    (rolled up once) and both credentials land in PostgreSQL; running it again copies 0."""
+    (rolled up once, with the client's API) and both credentials land in PostgreSQL; running it again copies 0."""
     await single_host(tmp_path)
     monkeypatch.setenv("TRIO_POOL_STATE_KEY", f"test:{KEY}")
     argv = ["state", "migrate", "--data-dir", str(tmp_path / "data"), "--pool-dir",
@@ -67,6 +79,9 @@ async def test_migrate_copies_everything_once_and_a_second_run_adds_nothing(
     assert '"credentials": 0' in second
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert ledger.counts(conn) == (250, 250, 250)
+        # Claude Code's requests served by a Codex account keep saying so (translation).
+        formats = conn.execute("SELECT count(client_format) FROM usage").fetchone() or (0,)
+        assert formats == (125,)
         (cooling,) = conn.execute(
             "SELECT count(*) FROM accounts WHERE cooldown_until IS NOT NULL"
         ).fetchone() or (0,)

@@ -165,6 +165,10 @@ MIGRATIONS: tuple[str, ...] = (
         stopped_at double precision
     );
     """,
+    # state.db's migration 6: the API the client spoke (a translated request, usage/ledger.py).
+    """
+    ALTER TABLE usage ADD COLUMN client_format text;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
