@@ -16,11 +16,9 @@ from trio_pool.accounts.pool import Pool
 from trio_pool.auth.directory import Directory
 from trio_pool.backend import open_backend
 from trio_pool.config import Config, is_loopback, local_url, non_loopback_problem
-from trio_pool.credentials.fenced import FencedRefresh
 from trio_pool.credentials.gemini_setup import serve_gemini_setup
 from trio_pool.credentials.polls import serve_usage_polls
 from trio_pool.credentials.registry import AccountRegistry
-from trio_pool.credentials.shared import SharedCredentials
 from trio_pool.errors import ConfigError, StateError
 from trio_pool.providers import PROVIDER_REGISTRY, guess_provider
 from trio_pool.providers.base import PROVIDERS
@@ -129,6 +127,10 @@ async def serve_proxy(
     )
     fenced = shared = None
     if backend.shared is not None and backend.keyring is not None:
+        # Multi-host only: imported here to keep PostgreSQL off a single host (backend.py).
+        from trio_pool.credentials.fenced import FencedRefresh
+        from trio_pool.credentials.shared import SharedCredentials
+
         fenced = FencedRefresh(
             backend.shared,
             backend.keyring,

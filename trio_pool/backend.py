@@ -12,22 +12,23 @@ from __future__ import annotations
 
 import logging
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from trio_pool import clock
 from trio_pool.auth import db as sqlite_auth
-from trio_pool.auth import pg_users
 from trio_pool.config import Config
 from trio_pool.errors import StateError, TrioPoolError
-from trio_pool.state.pg.hosts import Heartbeat
-from trio_pool.state.pg.listen import Listener
-from trio_pool.state.pg.sealing import Keyring
-from trio_pool.state.pg.store import PgStore
 from trio_pool.state.store import StateStore
 from trio_pool.usage.outbox import Outbox
-from trio_pool.usage.shared import SharedLedgerSink
+
+if TYPE_CHECKING:
+    from trio_pool.state.pg.hosts import Heartbeat
+    from trio_pool.state.pg.listen import Listener
+    from trio_pool.state.pg.sealing import Keyring
+    from trio_pool.state.pg.store import PgStore
+    from trio_pool.usage.shared import SharedLedgerSink
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,11 @@ class Backend:
 
     @property
     def auth_queries(self) -> ModuleType:
-        return pg_users if self.shared is not None else sqlite_auth
+        if self.shared is None:
+            return sqlite_auth
+        from trio_pool.auth import pg_users  # multi-host only (see open_backend)
+
+        return pg_users
 
     def describe(self) -> dict[str, Any]:
         """What /healthz and ``status`` say about the state engine."""
@@ -93,6 +98,14 @@ async def open_backend(config: Config) -> Backend:
         except TrioPoolError as exc:
             log.error("state.unavailable reason=%s (running without shared state)", exc)
             return Backend()
+    # Imported here, not at the top: the PostgreSQL driver and cryptography add about 20 MB
+    # to a process's resident memory, which a single host never needs.
+    from trio_pool.state.pg.hosts import Heartbeat
+    from trio_pool.state.pg.listen import Listener
+    from trio_pool.state.pg.sealing import Keyring
+    from trio_pool.state.pg.store import PgStore
+    from trio_pool.usage.shared import SharedLedgerSink
+
     keyring = Keyring.from_env(config.state.key_env)
     store = await PgStore.open(config.state_url, config.state)
     try:

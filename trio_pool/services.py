@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -18,7 +18,6 @@ from trio_pool.accounts.pool import Pool
 from trio_pool.accounts.queue_budget import QueueBudget
 from trio_pool.auth.directory import Directory
 from trio_pool.config import Config
-from trio_pool.credentials.fenced import FencedRefresh
 from trio_pool.credentials.refresh import Refresher
 from trio_pool.credentials.registry import AccountRegistry
 from trio_pool.providers import PROVIDER_REGISTRY
@@ -32,6 +31,9 @@ from trio_pool.usage.live import LiveFeed
 from trio_pool.usage.metrics import Metrics
 from trio_pool.usage.queries import LedgerReader
 from trio_pool.usage.store import Ledger
+
+if TYPE_CHECKING:  # multi-host only: kept off the single-host import path (backend.py)
+    from trio_pool.credentials.fenced import FencedRefresh
 
 
 @attrs.define(eq=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 
+import attrs
 import h11
 import trio
 import trio.testing
@@ -221,6 +222,75 @@ async def test_a_hang_up_cancels_a_later_handler_on_a_kept_alive_connection(
     await client.stream.aclose()
     with trio.fail_after(1):
         await cancelled.wait()
+
+
+async def test_a_hang_up_is_noticed_once_the_watch_delay_has_passed(
+    serve: Serve, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A handler still running after hang_up_watch_delay_s is cancelled by a hang-up that
+    came earlier, as soon as the watch starts (not at its next write)."""
+    delay_s = 3.0
+    cancelled_at: list[float] = []
+    started = trio.Event()
+
+    async def waits(ex: Exchange) -> None:
+        await ex.read_body()
+        started.set()
+        try:
+            await trio.sleep_forever()
+        finally:
+            cancelled_at.append(trio.current_time())
+
+    limits = attrs.evolve(LIMITS, hang_up_watch_delay_s=delay_s)
+    client = await serve(waits, limits)
+    await client.send(get(), h11.EndOfMessage())
+    await started.wait()
+    body_read_at = trio.current_time()
+    await client.stream.aclose()
+    with trio.fail_after(delay_s + 1):
+        while not cancelled_at:
+            await trio.sleep(0.01)
+    assert cancelled_at[0] >= body_read_at + delay_s
+
+
+class CountingStream(trio.abc.Stream):
+    """A stream that counts the reads made on it (the watcher's among them)."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner = inner
+        self.reads = 0
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        self.reads += 1
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_a_handler_done_within_the_watch_delay_is_never_watched(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Answers that end within the delay cost no watcher read: the connection reads only
+    the request heads (and the close), however many requests it serves."""
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    counting = CountingStream(server_stream)
+    conn = HTTPConnection(counting, LIMITS)
+    nursery.start_soon(conn.serve, echo, trio.Event())
+    client = Client(client_stream)
+    for _ in range(5):
+        await client.send(get(), h11.EndOfMessage())
+        await client.response()
+        client.h11.start_next_cycle()
+        await trio.sleep(LIMITS.hang_up_watch_delay_s * 2)  # the watcher wakes, finds nothing
+    # One read per request head; the memory stream may need a second one for the first.
+    assert counting.reads <= 6
 
 
 async def test_a_request_read_before_the_watcher_first_runs_is_still_watched(

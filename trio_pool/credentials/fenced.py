@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,15 @@ import trio
 from trio_pool import clock
 from trio_pool.config import StateConfig
 from trio_pool.credentials import pending as copies
+from trio_pool.credentials.outcomes import (
+    AccessOf,
+    Adopted,
+    Failed,
+    Outcome,
+    Rotated,
+    Send,
+    Stored,
+)
 from trio_pool.errors import CredentialsError, StateError
 from trio_pool.state.pg import credentials as stored_credentials
 from trio_pool.state.pg import lease
@@ -45,53 +53,6 @@ log = logging.getLogger(__name__)
 POLL_S = 0.25  # re-check a busy lease or a pending doubt (NOTIFY usually wakes us first)
 MARGIN_S = 2.0  # never send with less lease than this left
 FAULT_ENV = "TRIO_POOL_FAULT"
-
-
-@attrs.frozen
-class Rotated:
-    """The provider rotated the tokens: its answer, merged into the document."""
-
-    document: dict[str, Any] = attrs.field(repr=False)
-
-
-@attrs.frozen
-class Rejected:
-    """The provider refused the refresh token for good (needs re-login)."""
-
-    reason: str
-
-
-@attrs.frozen
-class Failed:
-    """No new tokens. ``sent``: the call may have reached the provider (unknown outcome)."""
-
-    reason: str
-    retry_after_s: float | None = None
-    sent: bool = False
-    at_least_s: float | None = None  # the endpoint's Retry-After: never ask sooner
-    busy: bool = False  # another host holds the lease: its write-back will be adopted
-
-
-@attrs.frozen
-class Adopted:
-    """Another host (or an import) stored newer credentials; nothing was sent."""
-
-    document: dict[str, Any] = attrs.field(repr=False)
-    version: int
-
-
-@attrs.frozen
-class Stored:
-    """Our rotation, stored (``version``), or kept pending a write-back (version None)."""
-
-    document: dict[str, Any] = attrs.field(repr=False)
-    version: int | None
-
-
-SendResult = Rotated | Rejected | Failed
-Outcome = Adopted | Stored | Rejected | Failed
-Send = Callable[[dict[str, Any]], Awaitable[SendResult]]
-AccessOf = Callable[[dict[str, Any]], str]
 
 
 @attrs.frozen

@@ -14,20 +14,14 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from trio_pool import clock
-from trio_pool.credentials.fenced import (
-    Failed,
-    FencedRefresh,
-    Outcome,
-    Rejected,
-    SendResult,
-    Stored,
-)
+from trio_pool.credentials.outcomes import Failed, Outcome, Rejected, SendResult, Stored
 from trio_pool.credentials.registry import PoolAccount
 from trio_pool.errors import CredentialsError
 from trio_pool.providers import PROVIDER_REGISTRY
 from trio_pool.providers.base import Credentials
 
 if TYPE_CHECKING:
+    from trio_pool.credentials.fenced import FencedRefresh
     from trio_pool.credentials.refresh import Refresher
 
 log = logging.getLogger(__name__)

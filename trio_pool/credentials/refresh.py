@@ -30,8 +30,8 @@ import trio
 from trio_pool import clock
 from trio_pool.accounts.pool import Pool
 from trio_pool.config import Config
-from trio_pool.credentials.fenced import Failed, Rejected, Rotated, SendResult
 from trio_pool.credentials.multihost import FencedPath, still_valid
+from trio_pool.credentials.outcomes import Failed, Rejected, Rotated, SendResult
 from trio_pool.credentials.registry import AccountRegistry, PoolAccount
 from trio_pool.credentials.store import write_document_atomic
 from trio_pool.credentials.writeback import WRITE_CHECK_EVERY_S, WriteBack, Writer
@@ -43,7 +43,8 @@ from trio_pool.state.store import LOCK_WAIT_S, StateStore
 from trio_pool.upstream.client import UpstreamClient
 
 if TYPE_CHECKING:
-    from trio_pool.credentials.fenced import FencedRefresh, Outcome
+    from trio_pool.credentials.fenced import FencedRefresh
+    from trio_pool.credentials.outcomes import Outcome
     from trio_pool.usage.metrics import Metrics
 
 log = logging.getLogger(__name__)

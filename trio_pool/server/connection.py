@@ -2,7 +2,8 @@
 
 The connection task reads request heads under the head timeout, hands each request to the
 handler as an ``Exchange`` and, while the handler streams its answer, watches the socket so
-that a client hang-up cancels the handler at once (not at its next write).
+that a client hang-up cancels the handler promptly (not at its next write): within
+``hang_up_watch_delay_s`` of the request's body, at once after that.
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ class ServerLimits:
     write_timeout_s: float = 300.0
     # Open client connections at most (the accept loop waits for a free slot); 0: no cap.
     max_connections: int = 0
+    # A handler still running this long after its request body was read gets the hang-up
+    # watch (a read of the client's socket that cancels it at the client's close). Watching
+    # every request at once cost about a tenth of the CPU of a small request (a task switch,
+    # an epoll change and a cancelled wait each); an answer or a short stream is over before
+    # this delay, and a model's stream, which runs for seconds, is watched after it.
+    hang_up_watch_delay_s: float = 0.1
 
 
 # error_body(status, message, head) -> (headers, body): lets the app answer server-level
@@ -230,7 +237,8 @@ class HTTPConnection:
         self._watched: tuple[Exchange, trio.CancelScope] | None = None
         self._watch_scope: trio.CancelScope | None = None
         self._hang_up_lot = trio.lowlevel.ParkingLot()
-        self._armed = False  # the watched handler's body is read: watch now
+        self._armed = False  # the watched handler's body is read: watch from _armed_at + delay
+        self._armed_at = 0.0
         # Plain TCP only: a TLS stream may hold decrypted bytes while its socket is quiet.
         self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
         self._send_socket = socket_of(stream)  # writes offered to the kernel first
@@ -473,19 +481,31 @@ class HTTPConnection:
         if watched is not None and watched[0] is exchange:
             # A flag as well as the wake-up: the watcher may not have reached park() yet
             # (a connection's first request can be read before its helpers first run).
+            # A watcher that is sleeping out an earlier request's delay is not woken: it
+            # looks at the flag when it wakes (so a busy connection costs no task switch
+            # per request, one wake-up per delay at most).
             self._armed = True
+            self._armed_at = trio.current_time()
             self._hang_up_lot.unpark()
 
     async def _watch_hang_ups(self) -> None:
-        """The connection's watcher: while a handler runs after its request body was read,
-        read the socket, so that a client hang-up cancels the handler at once (not at its
-        next write). Bytes that arrive meanwhile are the next request's; they are kept."""
+        """The connection's watcher: while a handler runs after its request body was read
+        (and the delay has passed), read the socket, so that a client hang-up cancels the
+        handler at once (not at its next write). Bytes that arrive meanwhile are the next
+        request's; they are kept."""
         proto = self.proto
+        delay_s = self.limits.hang_up_watch_delay_s
         while True:
             watched = self._watched
             if not self._armed or watched is None:
                 self._armed = False  # a handler that ended before this task ran
                 await self._hang_up_lot.park()
+                continue
+            due = self._armed_at + delay_s
+            if trio.current_time() < due:
+                # Not cancelled when the handler ends first (a cancellation costs more than
+                # the wake-up): on waking, the flags say whether anything is left to watch.
+                await trio.sleep_until(due)
                 continue
             self._armed = False
             exchange, handler_scope = watched

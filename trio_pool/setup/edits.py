@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
-
-import tomlkit
-import tomlkit.exceptions
+from typing import TYPE_CHECKING, Any
 
 from trio_pool.errors import LoginError
+
+if TYPE_CHECKING:
+    import tomlkit
 
 PROVIDER_ID = "trio-pool"
 KEY_HEADER = "x-trio-pool-key"
@@ -64,6 +64,11 @@ def codex_config(
 ) -> str:
     """config.toml: the built-in provider moved to the proxy (local mode), or the trio-pool
     provider selected (a key, or ``custom_provider``); comments and other settings kept."""
+    # Imported here: the proxy serves the set-up page but seldom edits a config.toml, and
+    # tomlkit is about 1 MB of its resident memory (issue 12 holds it to 40 MB idle).
+    import tomlkit
+    import tomlkit.exceptions
+
     try:
         document = tomlkit.parse(text)
     except tomlkit.exceptions.ParseError as exc:
@@ -102,6 +107,8 @@ def codex_config(
 
 def _codex_builtin(document: tomlkit.TOMLDocument, url: str) -> str:
     """The built-in ``openai`` provider pointed at the proxy; its sessions stay resumable."""
+    import tomlkit  # loaded by codex_config already (see there)
+
     selected = document.get("model_provider")
     if selected == PROVIDER_ID:
         del document["model_provider"]  # an earlier set-up's provider: back to the built-in
