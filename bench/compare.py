@@ -12,6 +12,11 @@ each, every target in turn, the order rotated each round), time to first byte at
 Python client, which notes when the first body byte arrives), then 20,000 small requests
 through trio-pool for its memory. CPU is read from /proc for each target's process (and
 for the upstream, and wrk's from its rusage) around each run.
+
+In the same rounds, on a second trio-pool (``on_codex``: its Codex upstream is the fake one
+too), two more 200-event streams at c=64: the Messages stream for a Codex model, translated
+both ways (``translated``), and Codex CLI's own request, relayed as it is (``codex stream``).
+Both get the same Codex stream, so their CPU difference is what translating costs.
 """
 
 from __future__ import annotations
@@ -28,20 +33,29 @@ from bench import procs, wrk
 from bench.client import encode_request
 from bench.load import LoadResult, Target, run_load
 from bench.workloads import (
+    CODEX_PATH,
     HOST,
     LONG_STREAM,
+    MESSAGES_PATH,
     SHORT_STREAM,
     body_bytes,
+    codex_body,
+    codex_headers,
+    codex_stream_ok,
     control,
     headers,
     probe,
     set_shape,
     small_ok,
     stream_ok,
+    translated_body,
 )
 
 DIRECT, RELAY, CCR, POOL = "direct", "bare relay", "ccr", "trio-pool"
+ON_CODEX = "trio-pool (Codex on the fake upstream)"
 SMALL, STREAM = "small", "stream"
+TRANSLATED, CODEX_STREAM = "translated", "codex stream"
+STREAMS = (STREAM, TRANSLATED, CODEX_STREAM)
 
 
 @attrs.frozen
@@ -95,6 +109,7 @@ class Comparison:
     soak: dict[str, Any] = attrs.field(factory=dict)
     skipped: dict[str, str] = attrs.field(factory=dict)  # target -> why
     upstream_seen: dict[str, Any] = attrs.field(factory=dict)
+    on_codex: Server | None = None  # the trio-pool of the two Codex stream workloads
 
     # -- figures ----------------------------------------------------------------------
 
@@ -123,13 +138,14 @@ class Comparison:
     def errors(self, name: str) -> int:
         """Failed requests of one target (wrk's errors and the TTFB client's)."""
         ttfb = self.ttfb.get(name)
-        counted = sum(self.total(w, name)[5] for w in (SMALL, STREAM))
+        counted = sum(self.total(w, name)[5] for w in (SMALL, *STREAMS))
         return counted + (ttfb.error_count if ttfb else 0)
 
     def all_errors(self) -> int:
         """Failed requests of the whole comparison, the soak included."""
         errors: int = self.soak.get("errors", 0)
-        return errors + sum(self.errors(s.name) for s in self.measured())
+        on_codex = [self.on_codex] if self.on_codex is not None else []
+        return errors + sum(self.errors(s.name) for s in [*self.measured(), *on_codex])
 
     # -- the run ----------------------------------------------------------------------
 
@@ -138,16 +154,17 @@ class Comparison:
         return [s for s in self.servers if s.name not in self.skipped]
 
     def _wrk(self, server: Server, workload: str, seconds: float) -> Run:
-        stream = workload == STREAM
-        lua = self.upstream.log_path.parent / f"wrk-{server.port}-{workload}.lua"
+        path, body, sent = request_of(workload, server.credentials)
+        lua = self.upstream.log_path.parent / f"wrk-{server.port}-{workload.replace(' ', '-')}.lua"
         if not lua.exists():
-            wrk.script(lua, body_bytes(stream=stream), headers(server.credentials))
+            wrk.script(lua, body, sent)
+        stream = workload in STREAMS
         connections = self.plan.stream_connections if stream else self.plan.small_connections
         server.child.check_alive()
         cpu0 = procs.tree_cpu_seconds(server.child.pid)
         up0 = procs.cpu_seconds(self.upstream.pid)
         result = wrk.run(
-            f"http://{HOST}:{server.port}/v1/messages",
+            f"http://{HOST}:{server.port}{path}",
             lua,
             connections=connections,
             duration_s=seconds,
@@ -172,6 +189,16 @@ class Comparison:
                 if server.name != CCR:
                     raise RuntimeError(f"{server.name} failed its probe: {exc}") from exc
                 self.skipped[CCR] = f"probe failed: {exc}"
+        if self.on_codex is not None:
+            # The Codex stream, translated for a Messages client and relayed to Codex CLI.
+            for workload, check in (
+                (TRANSLATED, stream_ok(LONG_STREAM.events)),
+                (CODEX_STREAM, codex_stream_ok(LONG_STREAM.events)),
+            ):
+                request = request_of(workload, self.on_codex.credentials)
+                body = probe(self.on_codex.port, (), stream=True, request=request)
+                if not check(body):
+                    raise RuntimeError(f"{ON_CODEX}: malformed {workload} ({len(body)} bytes)")
 
     def run_all(self) -> None:
         plan = self.plan
@@ -186,9 +213,10 @@ class Comparison:
                 if shape is not None:
                     set_shape(self.upstream_port, shape)
                 for server in order:
-                    self._wrk(server, workload, plan.warmup_s)
-                    run = self._wrk(server, workload, plan.seconds)
-                    self.runs.setdefault(workload, {}).setdefault(server.name, []).append(run)
+                    self._measure(server, workload)
+            if self.on_codex is not None:
+                for workload in (TRANSLATED, CODEX_STREAM)[:: 1 if n % 2 == 0 else -1]:
+                    self._measure(self.on_codex, workload)
         set_shape(self.upstream_port, SHORT_STREAM)
         for server in servers:
             self.ttfb[server.name] = trio.run(self._ttfb, server)
@@ -198,6 +226,12 @@ class Comparison:
             server.child.check_alive()
             self.rss[server.name]["peak"] = procs.memory_mb(server.child.pid)["VmHWM"]
         self.upstream_seen = _upstream_stats(self.upstream_port)
+
+    def _measure(self, server: Server, workload: str) -> None:
+        """A warm-up run, then the measured one."""
+        self._wrk(server, workload, self.plan.warmup_s)
+        run = self._wrk(server, workload, self.plan.seconds)
+        self.runs.setdefault(workload, {}).setdefault(server.name, []).append(run)
 
     async def _ttfb(self, server: Server) -> LoadResult:
         raw = encode_request(
@@ -248,6 +282,17 @@ class Comparison:
             "rss_after_all": readings[-1] if readings else math.nan,
             "rss_readings": readings,
         }
+
+
+def request_of(
+    workload: str, credentials: tuple[tuple[str, str], ...]
+) -> tuple[str, bytes, list[tuple[str, str]]]:
+    """(path, body, headers) of one workload's request."""
+    if workload == TRANSLATED:
+        return MESSAGES_PATH, translated_body(), headers(credentials)
+    if workload == CODEX_STREAM:
+        return CODEX_PATH, codex_body(), codex_headers(credentials)
+    return MESSAGES_PATH, body_bytes(stream=workload == STREAM), headers(credentials)
 
 
 def _upstream_stats(port: int) -> dict[str, Any]:

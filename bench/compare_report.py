@@ -7,7 +7,18 @@ from typing import Any
 
 import attrs
 
-from bench.compare import CCR, DIRECT, POOL, RELAY, SMALL, STREAM, Comparison
+from bench.compare import (
+    CCR,
+    CODEX_STREAM,
+    DIRECT,
+    ON_CODEX,
+    POOL,
+    RELAY,
+    SMALL,
+    STREAM,
+    TRANSLATED,
+    Comparison,
+)
 from bench.report import cell
 
 COLUMNS = (DIRECT, RELAY, CCR, POOL)
@@ -57,6 +68,7 @@ def rows(c: Comparison) -> list[Row]:
         ),
         Row("200x200 B streams/s (c=64)", "streams/s", each(lambda n: c.rate(STREAM, n))),
         Row("CPU per stream", "ms", each(lambda n: c.cpu_per(STREAM, n) * 1e3)),
+        *on_codex_rows(c),
         Row("TTFB p50 (c=1, short stream)", "ms", p50),
         Row("added TTFB p50", "ms", {n: p50[n] - direct_p50 for n in relayed if n in p50}, False),
         Row("TTFB p99", "ms", ttfb(0.99)),
@@ -82,6 +94,60 @@ def rows(c: Comparison) -> list[Row]:
         ),
         Row("wrk CPU per stream", "ms", each(lambda n: c.cpu_per(STREAM, n, "wrk") * 1e3), False),
         Row("failed requests", "count", each(lambda n: float(c.errors(n))), False),
+    ]
+
+
+def on_codex_rows(c: Comparison) -> list[Row]:
+    """The two Codex stream workloads, in trio-pool's column (measured on its twin whose
+    Codex is on the fake upstream); no ratios, the other targets do not translate."""
+    if c.on_codex is None:
+        return []
+    return [
+        Row(
+            f"  {TRANSLATED}: Messages client, Codex account",
+            "streams/s",
+            {POOL: c.rate(TRANSLATED, ON_CODEX)},
+            False,
+        ),
+        Row(
+            f"  CPU per {TRANSLATED} stream",
+            "ms",
+            {POOL: c.cpu_per(TRANSLATED, ON_CODEX) * 1e3},
+            False,
+        ),
+        Row(
+            f"  {CODEX_STREAM}: Codex CLI, same stream relayed",
+            "streams/s",
+            {POOL: c.rate(CODEX_STREAM, ON_CODEX)},
+            False,
+        ),
+        Row(
+            f"  CPU per {CODEX_STREAM}",
+            "ms",
+            {POOL: c.cpu_per(CODEX_STREAM, ON_CODEX) * 1e3},
+            False,
+        ),
+    ]
+
+
+def translation_lines(c: Comparison) -> list[str]:
+    """Translated against native streams: proxy CPU per stream and streams per second."""
+    if c.on_codex is None:
+        return []
+    native, codex, translated = (
+        c.cpu_per(STREAM, POOL) * 1e3,
+        c.cpu_per(CODEX_STREAM, ON_CODEX) * 1e3,
+        c.cpu_per(TRANSLATED, ON_CODEX) * 1e3,
+    )
+    return [
+        "translated stream (a Messages client on a Codex account, 200 Codex text deltas of "
+        "200 B, one HTTP chunk per SSE event, c=64): "
+        f"{translated:.2f} ms proxy CPU per stream, {c.rate(TRANSLATED, ON_CODEX):,.0f} streams/s",
+        f"  native Claude stream (200 x 200 B): {native:.2f} ms, "
+        f"{c.rate(STREAM, POOL):,.0f} streams/s -> translated / native {translated / native:.2f}x",
+        f"  native Codex stream (the same Codex stream, relayed): {codex:.2f} ms, "
+        f"{c.rate(CODEX_STREAM, ON_CODEX):,.0f} streams/s -> translating costs "
+        f"{translated - codex:.2f} ms per stream ({translated / codex:.2f}x)",
     ]
 
 
@@ -219,4 +285,4 @@ def summary_lines(c: Comparison) -> list[str]:
                     lines.append(f"  {workload} {name}: errors {r.result.errors}")
     for name, result in c.ttfb.items():
         lines += [f"  ttfb {name}: {example}" for example in result.examples]
-    return lines
+    return [*lines, *translation_lines(c)]

@@ -78,9 +78,11 @@ def proxy_config(
     extra: tuple[str, ...] = (),
     data: str = "data",
     claude_base: str | None = None,
+    codex_base: str | None = None,
 ) -> str:
     """The proxy's config.toml: every upstream on the simulator, except Claude's Messages
-    API on ``claude_base`` when given (the fast fake upstream; tokens stay the simulator's)."""
+    API on ``claude_base`` and Codex's Responses API on ``codex_base`` when given (the fast
+    fake upstream; tokens, usage polls and Codex's WebSocket stay the simulator's)."""
     lines = [
         f'listen = "127.0.0.1:{listen_port}"',
         f'pool_dir = "{workdir / "pool"}"',
@@ -92,6 +94,9 @@ def proxy_config(
     upstreams = urls(sim_base)
     if claude_base is not None:
         upstreams["claude"] = {**upstreams["claude"], "upstream": claude_base}
+    if codex_base is not None:
+        codex = {**upstreams["codex"], "upstream": f"{codex_base}/backend-api/codex"}
+        upstreams["codex"] = codex
     for provider, values in upstreams.items():
         lines.append(f"[{provider}]")
         lines += [f'{key} = "{value}"' for key, value in values.items()]
@@ -182,7 +187,7 @@ def start_simulator(workdir: Path, port: int, accounts: int) -> Child:
 
 
 def start_upstream(workdir: Path, port: int) -> Child:
-    """The fast fake Anthropic upstream, accepting the Claude tokens of the run's pool."""
+    """The fast fake upstream, accepting the Claude and Codex tokens of the run's pool."""
     pool = workdir / "pool"
     return spawn(
         "upstream", ["-m", "bench.upstream", "--port", str(port), "--pool-dir", str(pool)], workdir
@@ -200,6 +205,7 @@ def start_proxy(
     sim_base: str,
     *,
     claude_base: str | None = None,
+    codex_base: str | None = None,
     extra: tuple[str, ...] = (),
     name: str = "proxy",
     tree: Path = ROOT,
@@ -220,6 +226,7 @@ def start_proxy(
         extra=extra,
         data=f"{name}-data",
         claude_base=claude_base,
+        codex_base=codex_base,
     )
     config.write_text(text)
     args = ["-m", "trio_pool", "serve", "--config", str(config)]

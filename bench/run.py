@@ -96,8 +96,10 @@ def comparison_runs(
         with_ccr=not args.no_ccr,
         tree=args.tree.resolve(),
     )
-    with opened as (servers, skipped):
-        comparison = Comparison(plan, servers, upstream, upstream_port, skipped=skipped)
+    with opened as (servers, skipped, on_codex):
+        comparison = Comparison(
+            plan, servers, upstream, upstream_port, skipped=skipped, on_codex=on_codex
+        )
         comparison.run_all()
         proxy = next(s for s in servers if s.name == POOL)
         ws_plan = websocket.WsPlan().scaled(0.1) if args.quick else websocket.WsPlan()

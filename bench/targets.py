@@ -3,6 +3,10 @@
 The simulator (``bench.sim``) and the fake upstream are already running: the simulator wrote
 the pool, and stays the proxy's token endpoint and its Codex and Gemini upstream (the
 WebSocket figures use it); the fake upstream serves Claude's Messages API to every target.
+
+A second trio-pool (``ON_CODEX``) has its Codex Responses API on the fake upstream as well:
+the translated-stream workload (a Messages client on a Codex account) and its native twin
+run there, leaving the first trio-pool's Codex (and its WebSocket) on the simulator.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import trio
 
 from bench import ccr, procs
 from bench.client import Connection, ConnectionLost, encode_request
-from bench.compare import CCR, DIRECT, POOL, RELAY, Server
+from bench.compare import CCR, DIRECT, ON_CODEX, POOL, RELAY, Server
 from bench.workloads import HOST, PLACEHOLDER, oauth_credentials
 
 
@@ -72,8 +76,9 @@ def open_targets(
     *,
     with_ccr: bool = True,
     tree: Path = procs.ROOT,
-) -> Iterator[tuple[list[Server], dict[str, str]]]:
-    """Start the relays in front of the running fake upstream; yield (targets, skipped)."""
+) -> Iterator[tuple[list[Server], dict[str, str], Server]]:
+    """Start the relays in front of the running fake upstream; yield (targets, skipped, the
+    trio-pool whose Codex is on the fake upstream)."""
     children: list[procs.Child] = []
     skipped: dict[str, str] = {}
     try:
@@ -106,10 +111,26 @@ def open_targets(
         children.append(proxy)
         servers.append(Server(POOL, proxy_port, proxy, PLACEHOLDER))
 
-        for server in servers:
+        on_codex_port = procs.free_port()
+        fake = f"http://{HOST}:{upstream_port}"
+        on_codex = procs.start_proxy(
+            workdir,
+            on_codex_port,
+            f"http://{HOST}:{sim_port}",
+            claude_base=fake,
+            codex_base=fake,
+            extra=extra,
+            name="proxy-on-codex",
+            tree=tree,
+        )
+        children.append(on_codex)
+        translated = Server(ON_CODEX, on_codex_port, on_codex, PLACEHOLDER)
+
+        for server in [*servers, translated]:
             wait_accepting(server.child, server.port, 60)
         trio.run(proxy_ready, proxy, proxy_port)
-        yield servers, skipped
+        trio.run(proxy_ready, on_codex, on_codex_port)
+        yield servers, skipped, translated
     finally:
         for child in reversed(children):
             child.stop()

@@ -1,6 +1,7 @@
-"""The fast fake Anthropic upstream: ``python -m bench.upstream --port P --pool-dir D``.
+"""The fast fake upstream: ``python -m bench.upstream --port P --pool-dir D``.
 
-It stands in for api.anthropic.com in the speed comparison, so it must cost far less than
+It stands in for api.anthropic.com in the speed comparison (and for the ChatGPT backend's
+Codex Responses API in the translated-stream workload), so it must cost far less than
 anything measured through it, and it must frame streams as the real services do: every SSE
 event is its own HTTP chunk, written to the socket on its own (one ``write`` per event; the
 real services flush each event as the model produces it). A simulator that joins the events
@@ -11,9 +12,12 @@ It is plain asyncio with hand-written parsing (not trio and h11, which the proxy
 uses): the request is parsed once, every answer is pre-encoded per reply shape, and a
 request costs a dict lookup and a few writes. It still refuses what the real API refuses
 for these requests: no credential, an unknown OAuth token, or an OAuth token without the
-``oauth-2025-04-20`` beta get Anthropic's 401; other paths get 404.
+``oauth-2025-04-20`` beta get Anthropic's 401; on the Codex path an unknown token gets 401,
+a ``chatgpt-account-id`` that is not the token's 403, and a body without ``"stream":true``
+or ``"store":false`` the backend's 400; other paths get 404.
 
 Endpoints: ``POST /v1/messages`` (any query; JSON, or SSE when the body asks to stream),
+``POST /backend-api/codex/responses`` (SSE only, as the ChatGPT backend),
 ``GET /api/oauth/usage`` (the proxy's usage poll), ``POST /bench/config`` (a JSON object of
 ``Shape`` fields: the reply shape of the following requests) and ``GET /bench/stats``.
 """
@@ -30,11 +34,13 @@ from typing import Any
 
 import attrs
 
-from bench import sse_shapes
+from bench import codex_shapes, sse_shapes
 from bench.sse_shapes import Shape
 
 MAX_HEAD = 64 * 1024
 STREAM_FLAGS = (b'"stream":true', b'"stream": true')
+STORE_FLAGS = (b'"store":false', b'"store": false')
+CODEX_PATH = b"/backend-api/codex/responses"
 OAUTH_BETA = b"oauth-2025-04-20"
 API_KEY = "sk-ant-api03-bench-key-for-the-fake-upstream"
 
@@ -51,10 +57,12 @@ class Stats:
 class Upstream:
     """Shared state: valid credentials, the current reply shape, and the counters."""
 
-    def __init__(self, tokens: set[str]) -> None:
+    def __init__(self, tokens: set[str], codex_accounts: dict[str, str] | None = None) -> None:
         self.tokens = tokens
+        self.codex_accounts = codex_accounts or {}  # access token -> ChatGPT account id
         self.stats = Stats()
         self.replies = sse_shapes.Replies(Shape())
+        self.codex = codex_shapes.CodexReplies(Shape())
         self.open: set[Connection] = set()
 
     def authorized(self, head: bytes) -> bytes | None:
@@ -72,6 +80,30 @@ class Upstream:
             return sse_shapes.error_response(
                 401, "OAuth authentication is currently not supported."
             )
+        return None
+
+    def codex_refusal(self, head: bytes, body: bytes) -> bytes | None:
+        """None when a Codex Responses request may proceed, else the whole refusal."""
+        lowered = head.lower()
+        value = header(head, b"authorization", lowered) or b""
+        token = value[7:].strip().decode("latin-1") if value.lower().startswith(b"bearer ") else ""
+        account = self.codex_accounts.get(token)
+        if account is None:
+            return codex_shapes.codex_auth_error(
+                401,
+                "Could not parse your authentication token. Please try signing in again.",
+                "invalid_token",
+            )
+        if header(head, b"chatgpt-account-id", lowered) != account.encode():
+            return codex_shapes.codex_auth_error(
+                403,
+                "The ChatGPT-Account-ID header does not match the account of this token.",
+                "account_mismatch",
+            )
+        if not any(flag in body for flag in STREAM_FLAGS):
+            return codex_shapes.codex_error(400, "Stream must be set to true")
+        if not any(flag in body for flag in STORE_FLAGS):
+            return codex_shapes.codex_error(400, "Store must be set to false")
         return None
 
 
@@ -153,6 +185,17 @@ class Connection(asyncio.Protocol):
             else:
                 up.stats.requests += 1
                 transport.write(up.replies.small)
+        elif path == CODEX_PATH and method == b"POST":
+            refusal = up.codex_refusal(head, body)
+            if refusal is not None:
+                up.stats.refused += 1
+                transport.write(refusal)
+            else:
+                up.stats.requests += 1
+                for piece in up.codex.stream:  # one write per event, as above
+                    if transport.is_closing():
+                        break
+                    transport.write(piece)
         elif path == b"/api/oauth/usage" and method == b"GET":
             transport.write(up.authorized(head) or up.replies.usage)
         elif path == b"/bench/config" and method == b"POST":
@@ -169,7 +212,9 @@ class Connection(asyncio.Protocol):
     def _configure(self, body: bytes) -> bytes:
         try:
             fields: dict[str, Any] = json.loads(body or b"{}")
-            self.upstream.replies = sse_shapes.Replies(Shape(**fields))
+            shape = Shape(**fields)
+            self.upstream.replies = sse_shapes.Replies(shape)
+            self.upstream.codex = codex_shapes.CodexReplies(shape)
         except (TypeError, ValueError) as exc:
             return sse_shapes.json_response(400, {"error": str(exc)})
         return sse_shapes.json_response(200, attrs.asdict(self.upstream.replies.shape))
@@ -193,9 +238,18 @@ def claude_tokens(pool_dir: Path | None) -> set[str]:
     return {json.loads(f.read_text())["claudeAiOauth"]["accessToken"] for f in files}
 
 
-async def serve(port: int, tokens: set[str]) -> None:
+def codex_accounts(pool_dir: Path | None) -> dict[str, str]:
+    """The Codex accounts of the pool: access token -> ChatGPT account id."""
+    if pool_dir is None:
+        return {}
+    files = sorted((pool_dir / "codex").glob("*.json"))
+    tokens = [json.loads(f.read_text())["tokens"] for f in files]
+    return {t["access_token"]: t["account_id"] for t in tokens}
+
+
+async def serve(port: int, tokens: set[str], codex: dict[str, str] | None = None) -> None:
     loop = asyncio.get_running_loop()
-    upstream = Upstream(tokens)
+    upstream = Upstream(tokens, codex)
     server = await loop.create_server(
         lambda: Connection(upstream), "127.0.0.1", port, backlog=1024, reuse_address=True
     )
@@ -216,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pool-dir", type=Path, help="accept the Claude tokens of this pool")
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.port, claude_tokens(args.pool_dir)))
+        asyncio.run(serve(args.port, claude_tokens(args.pool_dir), codex_accounts(args.pool_dir)))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,11 @@ All targets get the same Claude Code-shaped ``POST /v1/messages``: a small non-s
 the fake upstream is set to). Only the credential differs: DIRECT and the bare relay send an
 account's own OAuth token (as the proxy would), trio-pool and claude-code-router get a
 placeholder, which they replace with their own.
+
+Two more stream workloads run on a trio-pool whose Codex upstream is the fake upstream too:
+the same Messages stream for a Codex model (translated to Codex Responses and back), and a
+Codex CLI-shaped ``POST /backend-api/codex/responses`` that gets the very same Codex stream
+without translation (so the difference between the two is the translation's cost).
 """
 
 from __future__ import annotations
@@ -37,9 +42,15 @@ LONG_STREAM = StreamShape(200, 200)  # the issue's 200-event x 200-byte streams
 SHORT_STREAM = StreamShape(3, 12)  # for time to first byte: the first event matters
 
 
-def message_body(*, stream: bool) -> dict[str, Any]:
+CODEX_MODEL = "gpt-6.1-sol"  # routed to a Codex account, whatever the client's API
+CODEX_PATH = "/backend-api/codex/responses"
+MESSAGES_PATH = "/v1/messages"
+CODEX_COMPLETED = b"event: response.completed\n"
+
+
+def message_body(*, stream: bool, model: str = "claude-sonnet-4-5") -> dict[str, Any]:
     return {
-        "model": "claude-sonnet-4-5",
+        "model": model,
         "max_tokens": 64,
         "stream": stream,
         "messages": [{"role": "user", "content": "Say hello."}],
@@ -48,6 +59,44 @@ def message_body(*, stream: bool) -> dict[str, Any]:
 
 def body_bytes(*, stream: bool) -> bytes:
     return json.dumps(message_body(stream=stream), separators=(",", ":")).encode()
+
+
+def translated_body() -> bytes:
+    """The streaming Messages request for a Codex model (Claude Code set up on Codex)."""
+    body = message_body(stream=True, model=CODEX_MODEL)
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def codex_body() -> bytes:
+    """What Codex CLI sends for the same prompt (the fields the ChatGPT backend requires)."""
+    body = {
+        "model": CODEX_MODEL,
+        "instructions": "You are Codex.",
+        "input": [
+            {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "Say hello."}],
+            }
+        ],
+        "tools": [],
+        "tool_choice": "auto",
+        "parallel_tool_calls": False,
+        "store": False,
+        "stream": True,
+        "include": [],
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def codex_headers(credentials: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+    """Codex CLI's headers for a Responses request, with ``credentials``."""
+    return [
+        ("content-type", "application/json"),
+        ("accept", "text/event-stream"),
+        ("originator", "codex_cli_rs"),
+        *credentials,
+    ]
 
 
 def oauth_credentials(token: str) -> tuple[tuple[str, str], ...]:
@@ -85,6 +134,18 @@ def stream_ok(deltas: int) -> Check:
     return check
 
 
+def codex_stream_ok(deltas: int) -> Check:
+    def check(body: bytes) -> bool:
+        # The last event (it repeats the whole output, so look for its start, not its end).
+        last = body.rstrip(b"\n").rsplit(b"\n\n", 1)[-1]
+        return (
+            last.startswith(CODEX_COMPLETED)
+            and body.count(b"event: response.output_text.delta\n") == deltas
+        )
+
+    return check
+
+
 def control(port: int, method: str, path: str, body: Any = None) -> Any:
     """A JSON call to the fake upstream's own endpoints (reply shape, statistics)."""
     conn = http.client.HTTPConnection(HOST, port, timeout=10)
@@ -104,11 +165,23 @@ def set_shape(port: int, shape: StreamShape) -> None:
     control(port, "POST", "/bench/config", attrs.asdict(shape))
 
 
-def probe(port: int, credentials: tuple[tuple[str, str], ...], *, stream: bool) -> bytes:
-    """One request with http.client (which decodes chunked bodies); the body, or raises."""
+def probe(
+    port: int,
+    credentials: tuple[tuple[str, str], ...],
+    *,
+    stream: bool,
+    request: tuple[str, bytes, list[tuple[str, str]]] | None = None,
+) -> bytes:
+    """One request with http.client (which decodes chunked bodies); the body, or raises.
+    ``request``: (path, body, headers) instead of the Messages request."""
+    path, body, sent = request or (
+        MESSAGES_PATH,
+        body_bytes(stream=stream),
+        headers(credentials),
+    )
     conn = http.client.HTTPConnection(HOST, port, timeout=30)
     try:
-        conn.request("POST", "/v1/messages", body_bytes(stream=stream), dict(headers(credentials)))
+        conn.request("POST", path, body, dict(sent))
         reply = conn.getresponse()
         body = reply.read()
     finally:

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,6 +70,9 @@ SCRIPT_CODEX_ONLY = {
             {"match": "failover please", "http_error": QUOTA},
             {"match": "failover please", "end": "failed", "error": RATE_LIMITED},
             {"match": "failover please", "items": [text("RECOVERED")]},
+            # The stream ends before its first event: failed over before anything is sent.
+            {"match": "dropped please", "drop_first_events": 99, "items": [text("NEVER")]},
+            {"match": "dropped please", "items": [text("AFTER DROP")]},
         ]
     }
 }  # fmt: skip
@@ -86,8 +90,11 @@ SCRIPT_SWITCH = {
         ]
     }
 }  # fmt: skip
-# Scenario 3's exhaustion, on fresh accounts: each of the three answers 429 once.
-SCRIPT_EXHAUSTED = {"codex": {"default": [{"match": "exhaust", "http_error": QUOTA}] * 3}}
+# Scenario 3's exhaustion, on fresh accounts: each of the three answers 429 once, with a
+# reset short enough to keep the step quick (Claude Code waits for retry-after).
+RESET_S = 15
+SPENT = {"status": 429, "type": "usage_limit_reached", "resets_in_seconds": RESET_S}
+SCRIPT_EXHAUSTED = {"codex": {"default": [{"match": "exhaust", "http_error": SPENT}] * 3}}
 
 
 class Checks:
@@ -266,6 +273,14 @@ def scenario_failover(claude: Claude, log: Path, check: Checks) -> None:
         len(sent) == 3 and len(set(accounts)) == 3,
         f"failover: a 429, then response.failed after response.created, then an answer: {accounts}",
     )
+    rc, out, lines = claude.run(log, "dropped please")
+    accounts = [r["account"] for r in requests(lines)]
+    statuses = [b.get("status") for b in answered(lines)]
+    check(
+        rc == 0 and "AFTER DROP" in out and statuses == ["200"] and len(set(accounts)) == 2,
+        f"dropped stream: ended before its first event on {accounts[:1]}, answered by "
+        f"{accounts[1:]}; client saw {statuses}, printed {out.strip()[:40]!r}",
+    )
     body = json.dumps(
         {"model": CODEX_MODEL, "messages": [{"role": "user", "content": "count me " * 50}]}
     ).encode()
@@ -287,15 +302,48 @@ def scenario_failover(claude: Claude, log: Path, check: Checks) -> None:
     )
 
 
+def post_messages(base: str, content: str) -> tuple[int, dict[str, str], dict[str, Any]]:
+    """One non-streaming /v1/messages for the Codex model: status, headers, JSON body."""
+    body = json.dumps(
+        {"model": CODEX_MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": content}]}
+    ).encode()
+    request = urllib.request.Request(
+        f"{base}/v1/messages",
+        data=body,
+        headers={"content-type": "application/json", "anthropic-version": "2023-06-01"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), json.load(response)
+    except urllib.error.HTTPError as refused:
+        return refused.code, dict(refused.headers), json.load(refused)
+
+
 def scenario_exhausted(claude: Claude, log: Path, check: Checks) -> None:
-    rc, out, lines = claude.run(log, "exhaust", timeout=150)
+    # Every account answers its one scripted 429: the pool's answer, in Anthropic's shape.
+    status, headers, body = post_messages(claude.base, "exhaust")
+    retry_after = headers.get("retry-after", "")
+    error = body.get("error", {})
+    check(
+        status == 429
+        and body.get("type") == "error"
+        and error.get("type") == "rate_limit_error"
+        and retry_after.isdigit()
+        and 1 <= int(retry_after) <= RESET_S,
+        f"pool exhausted: {status} {error.get('type')} retry-after: {retry_after}",
+    )
+    # Claude Code now meets the pool-exhausted 429 (every account cooling), waits for
+    # retry-after and retries once the reset has passed.
+    began = time.monotonic()
+    rc, out, lines = claude.run(log, "exhaust", timeout=RESET_S + 90)
+    waited = time.monotonic() - began
     refused = [b for b in answered(lines) if b.get("status") == "429"]
     later = [b for b in answered(lines) if b.get("status") == "200"]
     check(bool(refused), f"pool exhausted: Claude Code got {len(refused)} 429(s)")
     check(
         rc == 0 and bool(later) and "codex/" in out,
         f"pool exhausted: Claude Code retried and got an answer after the reset "
-        f"(exit={rc}, {len(later)} answer(s))",
+        f"(exit={rc}, {len(later)} answer(s), {waited:.0f} s)",
     )
 
 

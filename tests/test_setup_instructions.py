@@ -67,7 +67,8 @@ def test_placeholder_when_no_key_and_filling_it_gives_the_keyed_document() -> No
     templated = json.dumps(instructions(ADDRESS, None))
     assert PLACEHOLDER == "{{KEY}}"
     # 3 one-liners, 3 snippets, 1 export line; Claude on Codex: 1 line, 1 snippet; chat: 1
-    assert templated.count(PLACEHOLDER) == 10
+    # line, 1 snippet
+    assert templated.count(PLACEHOLDER) == 11
     assert json.loads(templated.replace(PLACEHOLDER, KEY)) == instructions(ADDRESS, KEY)
 
 
@@ -98,6 +99,10 @@ def test_claude_code_on_codex_and_chat_clients_are_in_the_setup_document() -> No
     claude = "\n".join(step["text"] for step in _steps(document, "claude"))
     assert "--on codex" in claude
     assert '"ANTHROPIC_MODEL": "gpt-6.1-sol"' in claude
-    (chat,) = _steps(document, "chat")[:1]
-    assert f"OPENAI_BASE_URL={ADDRESS}/v1" in chat["text"]
-    assert KEY in chat["text"]
+    assert '"ANTHROPIC_DEFAULT_HAIKU_MODEL": "gpt-5.4-mini"' in claude
+    assert '"ANTHROPIC_SMALL_FAST_MODEL": "gpt-5.4-mini"' in claude
+    command, settings = _steps(document, "chat")[:2]
+    assert command["text"] == f"trio-pool setup chat --server {ADDRESS} --key {KEY}"
+    assert f"OPENAI_BASE_URL={ADDRESS}/v1" in settings["text"]
+    assert f"OPENAI_API_KEY={KEY}" in settings["text"]
+    assert "gpt-6.1-sol" in settings["text"]

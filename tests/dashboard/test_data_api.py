@@ -173,6 +173,22 @@ async def test_setup_has_a_placeholder_and_post_fills_the_key(api: tuple[StandIn
     assert KEY in text
 
 
+async def test_setup_has_claude_code_on_codex_and_chat_clients(api: tuple[StandIn, str]) -> None:
+    """GET /api/setup (what the Setup page renders) holds `setup claude --on codex` with its
+    model lines, and the Chat Completions base URL, key and a Codex model."""
+    proxy, base = api
+    proxy.directory = Directory(None, friend_code="friends-123")
+    _status, _headers, body = await call(proxy.client, base, "GET", "/api/setup")
+    steps = {c["client"]: [s["text"] for s in c["steps"]] for c in as_json(body)["clients"]}
+    claude = "\n".join(steps["claude"])
+    assert f"trio-pool setup claude --write --server {base} --key {{{{KEY}}}} --on codex" in claude
+    assert '"ANTHROPIC_MODEL": "gpt-6.1-sol"' in claude
+    assert '"ANTHROPIC_DEFAULT_HAIKU_MODEL"' in claude
+    chat = "\n".join(steps["chat"])
+    assert f"OPENAI_BASE_URL={base}/v1\nOPENAI_API_KEY={{{{KEY}}}}\n" in chat
+    assert "# model: gpt-6.1-sol" in chat
+
+
 async def test_setup_post_refuses_bad_keys(api: tuple[StandIn, str]) -> None:
     """A malformed key is a 400 (the CSRF header is the router's: tests/proxy/test_shared_mode)."""
     proxy, base = api

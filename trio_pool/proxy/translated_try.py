@@ -23,6 +23,7 @@ import attrs
 import trio
 
 from trio_pool import clock
+from trio_pool.accounts.model import AccountView
 from trio_pool.accounts.pool import Lease
 from trio_pool.credentials.registry import PoolAccount
 from trio_pool.errors import UpstreamError
@@ -80,6 +81,20 @@ class TranslatedTry:
 
     async def give_up(self, give_up: GiveUp) -> None:
         request = self.request
+        now = clock.now()
+        if (
+            give_up.status == 429
+            and request.route.client_format == "responses"
+            and out_of_quota(request.services.pool.accounts(now, request.provider.name))
+        ):
+            # Codex CLI on Claude accounts: the pool out of quota in Codex's own words (an
+            # overloaded pool keeps the plain 429: "usage limit" would be untrue).
+            reply = errors.pool_quota_for_codex(give_up.message, give_up.retry_after_s, now)
+            body = json.dumps(reply.body, separators=(",", ":")).encode()
+            await request.exchange.respond(reply.status, list(reply.headers), body)
+            answers.log_done(request.exchange.head, reply.status, None)
+            request.tally.status = reply.status
+            return
         request.tally.status = await answers.send_give_up(request.exchange, request.shape, give_up)
 
     def _body(self, account: str) -> bytes:
@@ -349,6 +364,13 @@ class TranslatedTry:
         request.tally.bytes = result.bytes_sent
         request.report(lease, result.outcome)
         answers.log_done(request.exchange.head, request.tally.status or status, started, result)
+
+
+def out_of_quota(accounts: list[AccountView]) -> bool:
+    """Every account that could serve is cooling until a quota reset (none merely backing
+    off after a throttle or an error, none ok)."""
+    states = {a.state for a in accounts}
+    return "cooling" in states and not states & {"ok", "backoff"}
 
 
 def _apply(result: RelayResult, event: StreamEvent) -> None:

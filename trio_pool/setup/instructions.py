@@ -37,7 +37,9 @@ def _step(label: str, kind: str, text: str) -> dict[str, str]:
 
 
 def _command(client: str, address: str, key: str | None) -> str:
-    line = f"trio-pool setup {client} --write --server {address}"
+    # A Chat Completions client has no file of ours: `setup chat` only prints its settings.
+    write = "" if client == "chat" else " --write"
+    line = f"trio-pool setup {client}{write} --server {address}"
     return line if key is None else f"{line} --key {key}"
 
 
@@ -45,7 +47,7 @@ def _manual(client: str, address: str, key: str | None) -> list[dict[str, str]]:
     if client == "chat":
         return [
             _step(
-                "Set in the client (an OpenAI-compatible provider)",
+                "Or set these in the client (an OpenAI-compatible provider)",
                 "env",
                 chat_settings(address, key),
             )
@@ -91,19 +93,13 @@ def instructions(address: str, key: str | None, *, shared: bool = True) -> dict[
     carried = (PLACEHOLDER if key is None else key) if shared else None
     clients = []
     for client in CLIENTS:
-        command = (
-            []
+        label = (
+            "With the trio-pool command installed, print them with"
             if client == "chat"
-            else [
-                _step(
-                    "With the trio-pool command installed, run",
-                    "shell",
-                    _command(client, address, carried),
-                )
-            ]
+            else "With the trio-pool command installed, run"
         )
         steps = [
-            *command,
+            _step(label, "shell", _command(client, address, carried)),
             *_manual(client, address, carried),
             _step("Then", "text", (KEY_NEXT_STEPS if shared else NEXT_STEPS)[client]),
         ]

@@ -223,6 +223,22 @@ def claude_to_responses_error(
     )
 
 
+def pool_quota_for_codex(message: str, retry_after_s: float | None, now_unix: float) -> JsonReply:
+    """The pool's own 429 (every Claude account out of quota, or cooling) for Codex CLI:
+    Codex's ``usage_limit_reached`` with the reset (T36), which Codex shows as "You've hit
+    your usage limit" with the time to try again; a bare 429 type only says it failed."""
+    wait = max(1, math.ceil(retry_after_s)) if retry_after_s else DEFAULT_RETRY_AFTER_S
+    payload = {
+        "type": "usage_limit_reached",
+        "code": "usage_limit_reached",
+        "message": message,
+        "resets_at": int(now_unix + wait),
+        "resets_in_seconds": wait,
+    }
+    headers = (("content-type", "application/json"), ("retry-after", str(wait)))
+    return JsonReply(429, headers, {"error": payload})
+
+
 def claude_to_chat_error(
     status: int, body: Any, headers: Mapping[str, str], now_unix: float
 ) -> JsonReply:
