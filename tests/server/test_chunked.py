@@ -108,3 +108,59 @@ def test_bytes_after_the_body_are_kept_aside() -> None:
     assert decoder.feed(b"2\r\nhi\r\n0\r\n\r\nHTTP/1.1") == b"hi"
     assert decoder.done
     assert decoder.trailing == b"HTTP/1.1"
+
+
+def h11_refuses_trailer(trailer: bytes) -> bool:
+    """Whether h11 refuses a request body ending in these trailer lines."""
+    conn = h11.Connection(h11.SERVER)
+    conn.receive_data(
+        b"POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n0\r\n" + trailer + b"\r\n"
+    )
+    try:
+        while not isinstance(conn.next_event(), h11.EndOfMessage):
+            pass
+    except h11.RemoteProtocolError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "trailer",
+    [
+        b"no colon\r\n",
+        b"x-a: \x00\r\n",  # NUL in a value (RFC 9110 §5.5)
+        b"x a: b\r\n",
+        b"x-a : b\r\n",  # a space before the colon (RFC 9112 §5: 400)
+        b": b\r\n",
+        b" x-a: b\r\n",  # a continuation line first
+        b"x-\xe9: b\r\n",
+        b"x-a: a\rb\r\n",
+    ],
+)
+def test_malformed_trailer_lines_are_refused_as_h11_refuses_them(trailer: bytes) -> None:
+    """A trailer line that is not a field line is refused, as h11 refuses it (they used
+    to be dropped unread: the security audit's trailer cases, replayed on our parser)."""
+    assert h11_refuses_trailer(trailer)
+    with pytest.raises(h11.RemoteProtocolError, match="trailer"):
+        ChunkedDecoder().feed(b"3\r\nabc\r\n0\r\n" + trailer + b"\r\n")
+
+
+@pytest.mark.parametrize("trailer", [b"x-a: b\r\n", b"x-a:b \r\n", b"x-a:\r\n", b"a: \xe9\x7f\r\n"])
+def test_trailer_lines_h11_accepts_are_accepted(trailer: bytes) -> None:
+    """Well-formed trailer lines (obs-text and an empty value included) end the body."""
+    assert not h11_refuses_trailer(trailer)
+    decoder = ChunkedDecoder()
+    assert decoder.feed(b"3\r\nabc\r\n0\r\n" + trailer + b"\r\n") == b"abc"
+    assert decoder.done
+
+
+def test_a_long_trailer_line_is_refused_before_it_ends() -> None:
+    """One trailer line longer than MAX_LINE_BYTES is refused while still arriving: an
+    unfinished line is searched again at each read, so its length must stay small."""
+    decoder = ChunkedDecoder()
+    decoder.feed(b"0\r\nx-a: ")
+    for _ in range(MAX_LINE_BYTES - len(b"x-a: ")):
+        decoder.feed(b"b")
+    with pytest.raises(h11.RemoteProtocolError, match="trailer line too long"):
+        decoder.feed(b"b")

@@ -154,6 +154,21 @@ async def test_slow_head_gets_408(serve: Serve, autojump_clock: trio.testing.Moc
     assert trio.current_time() >= LIMITS.head_timeout_s
 
 
+async def test_a_head_begun_behind_the_last_request_must_end_within_the_head_timeout(
+    serve: Serve, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A request and the first bytes of the next one in one packet, then silence: 408
+    after head_timeout_s (these bytes used to wait for more without any deadline)."""
+    client = await serve(echo)
+    await client.send_raw(b"GET /a HTTP/1.1\r\nhost: x\r\n\r\nGET /b HTTP/1.1\r\nho")
+    raw = b""
+    with trio.fail_after(LIMITS.keepalive_idle_s * 10):
+        raw = await client.raw_until_close()
+    assert raw.startswith(b"HTTP/1.1 200 ")
+    assert b"HTTP/1.1 408 " in raw
+    assert trio.current_time() <= LIMITS.head_timeout_s + 1
+
+
 async def test_idle_keep_alive_connection_is_closed_quietly(
     serve: Serve, autojump_clock: trio.testing.MockClock
 ) -> None:

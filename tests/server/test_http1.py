@@ -114,6 +114,60 @@ def test_random_bytes_get_our_errors_only(data: bytes) -> None:
         pass
 
 
+def verdict_read_in_pieces(data: bytes, cuts: list[int]) -> Any:
+    """our_verdict, with the head arriving in reads cut at ``cuts``."""
+    proto = ServerProtocol(MAX)
+    at = 0
+    try:
+        for size in [*cuts, len(data)]:
+            piece = data[at : at + size]
+            at += len(piece)
+            proto.receive_data(piece)
+            head = proto.next_request()
+            if head is not None or at >= len(data):
+                break
+    except ProtocolError as exc:
+        return ("error", exc.status_hint)
+    if head is None:
+        return "need data"
+    return (
+        head.method,
+        head.target,
+        tuple(head.headers),
+        head.http_version,
+        proto.keep_alive,
+        proto.waiting_for_100_continue,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=heads(), cuts=st.lists(st.integers(1, 8), max_size=60))
+def test_a_head_in_small_reads_is_read_as_h11_reads_it_whole(data: bytes, cuts: list[int]) -> None:
+    """The search for the end of a head resumes where the last read left it (a trickled head
+    costs linear time): cut anywhere, even inside "\r\n\r\n", the verdict is h11's on
+    the whole head, refusals included (an early refusal of a bad first byte is the same
+    400)."""
+    assert verdict_read_in_pieces(data, cuts) == h11_verdict(data)
+
+
+def test_a_trickled_head_then_a_pipelined_one_are_both_found() -> None:
+    """After a head read a byte at a time, the next request's head is searched from its own
+    start (the resumed search does not carry over)."""
+    first = b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n"
+    second = b"GET /b HTTP/1.1\r\nhost: x\r\n\r\n"
+    proto = ServerProtocol(MAX)
+    heads_found = []
+    for byte in first + second:
+        proto.receive_data(bytes([byte]))
+        if proto.request is None and (head := proto.next_request()) is not None:
+            heads_found.append(head.target)
+            assert proto.next_body() == b""
+            proto.response_head(200, [("content-length", "0")])
+            proto.end()
+            assert proto.start_next_cycle()
+    assert heads_found == ["/a", "/b"]
+
+
 def test_a_head_larger_than_the_limit_is_431_whole_or_not() -> None:
     """Past max_head_bytes a head is refused with 431, arrived whole or still coming."""
     big = b"GET / HTTP/1.1\r\nhost: x\r\nx-a: " + b"a" * 200 + b"\r\n"

@@ -10,8 +10,9 @@ framing and the keep-alive; this only replaces its reader for the body of a chun
 response.
 
 As strict as h11 0.16 where it matters: a chunk size is hex digits (optionally followed by
-``;extensions``), every line ends in CRLF (a bare LF after chunk data is refused), and the
-size lines and trailers are bounded. Chunk extensions and trailers are read and dropped.
+``;extensions``), every line ends in CRLF (a bare LF after chunk data is refused), a trailer
+line is a field line (``token ":" OWS value OWS``, as in a head), and the size lines and
+trailers are bounded. Chunk extensions and trailers are read and dropped.
 A malformed body raises ``h11.RemoteProtocolError``, which upstream/errors.py maps as it
 maps every malformed answer.
 """
@@ -25,6 +26,12 @@ import h11
 # A size line longer than this is not a chunk size (h11 bounds it the same way).
 MAX_LINE_BYTES = 4 * 1024
 MAX_TRAILER_BYTES = 64 * 1024
+# The grammar of a head's field lines (server/http1.py), without obs-fold: RFC 9112 §5 has a
+# server refuse a field with a space before the colon, and RFC 9110 §5.5 one with a NUL, CR or
+# LF in its value, trailers included. h11 refuses them too.
+_TRAILER_LINE = re.compile(
+    rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+:[ \t]*(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?[ \t]*"
+)
 _SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[^\r\n]*)?[ \t]*")
 # The size lines real servers send (bare hex digits): one match finds and checks the line.
 _PLAIN_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})\r\n")
@@ -135,11 +142,16 @@ class ChunkedDecoder:
                 line_end = n if end < 0 else end
                 if self._trailer_bytes + line_end - i > MAX_TRAILER_BYTES:
                     raise h11.RemoteProtocolError("chunked trailers too large")
+                # An unfinished line is carried over and searched again with the next read:
+                # bounded per line, so a trailer trickled a byte at a time costs linear time.
+                if line_end - i > MAX_LINE_BYTES:
+                    raise h11.RemoteProtocolError("chunked trailer line too long")
                 if end < 0:
                     self._pending = data[i:]
                     break
-                if b"\n" in data[i:end]:
-                    raise h11.RemoteProtocolError("bare LF in chunked trailers")
+                if _TRAILER_LINE.fullmatch(data, i, end) is None:
+                    # A bare LF, a NUL, a space before the colon, an obs-fold...
+                    raise h11.RemoteProtocolError("malformed chunked trailer line")
                 self._trailer_bytes += end + 2 - i
                 i = end + 2
             else:  # done: nothing may follow the body before our next request

@@ -323,7 +323,10 @@ class HTTPConnection:
             head_deadline = now + self.limits.head_timeout_s
             idle_deadline = head_deadline
         else:
-            head_deadline = math.inf
+            # Bytes pipelined behind the last request are the start of this head: it is
+            # under way, so it must be whole by head_timeout_s (without this, a request
+            # followed by a few bytes in the same packet held the connection for ever).
+            head_deadline = now + self.limits.head_timeout_s if self.proto.buffer else math.inf
             idle_deadline = now + self.limits.keepalive_idle_s
         proto = self.proto
         while True:

@@ -160,6 +160,10 @@ class ServerProtocol:
         self.request: RequestHead | None = None
         self.keep_alive = True
         self.waiting_for_100_continue = False
+        # Where the search for the end of the head resumes: the bytes before it hold none.
+        # Searching the whole buffer again at every read made a head trickled a byte at a
+        # time cost quadratic time (0.9 s of CPU for 60 KB); h11 resumes the same way.
+        self._searched = 0
         self._theirs = _HEAD
         self._ours = _IDLE
         self._remaining = 0  # request body bytes still to come (Content-Length)
@@ -181,8 +185,10 @@ class ServerProtocol:
         """The next request head, or None when more bytes are needed (or the client closed
         between requests: see ``closed``)."""
         buffer = self.buffer
-        found = _END_OF_HEAD.search(buffer)
+        found = _END_OF_HEAD.search(buffer, self._searched)
         if found is None:
+            # The end ("\n\r\n") may have begun in the last two bytes.
+            self._searched = max(0, len(buffer) - 2)
             if buffer and buffer[0] < 0x21:
                 raise ProtocolError("illegal request line")
             if len(buffer) > self.max_head_bytes:
@@ -195,6 +201,7 @@ class ServerProtocol:
             raise ProtocolError(f"request head is larger than {self.max_head_bytes} bytes", 431)
         head = bytes(buffer[:end])
         del buffer[:end]
+        self._searched = 0
         request, length, self.keep_alive, self.waiting_for_100_continue = parse_head(head)
         self.request = request
         self._head_method = request.method == "HEAD"
