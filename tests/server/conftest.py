@@ -1,4 +1,5 @@
-"""The ``serve`` fixture: one HTTPConnection over a memory stream, with an h11 test client."""
+"""The ``serve`` fixture: one HTTPConnection over a memory stream, with an h11 test client;
+and tests/proxy's running proxy (``make_env``) for the audit's attacks over loopback."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import pytest
 import trio
 import trio.testing
 
+from tests.proxy.conftest import make_env
 from tests.server.test_connection import LIMITS, Client, Serve
 from trio_pool.server.connection import Handler, HTTPConnection, ServerLimits
 from trio_pool.server.server import Shutdown
+
+__all__ = ["make_env", "serve"]
 
 
 @pytest.fixture
