@@ -24,6 +24,7 @@ from trio_pool.accounts.pool import Exhausted, Lease
 from trio_pool.auth.internal import ACCOUNT_HEADER, is_internal
 from trio_pool.credentials import gemini_setup
 from trio_pool.credentials.registry import PoolAccount
+from trio_pool.errors import UpstreamError
 from trio_pool.logs import bind
 from trio_pool.providers.base import (
     AccountAction,
@@ -36,8 +37,19 @@ from trio_pool.providers.base import (
     QuotaReading,
     Route,
 )
-from trio_pool.proxy.attempts import AttemptPlan, FailOver, GiveUp, RefreshAndRetry, Try, Wait
+from trio_pool.proxy import answers
+from trio_pool.proxy.attempts import (
+    AttemptPlan,
+    FailOver,
+    GiveUp,
+    PassOn,
+    RefreshAndRetry,
+    Try,
+    Wait,
+)
+from trio_pool.proxy.relay import RelayResult
 from trio_pool.server.connection import Exchange
+from trio_pool.server.messages import Headers
 from trio_pool.services import Services
 from trio_pool.usage.ledger import Tally, failure_text, hash_key
 
@@ -94,6 +106,48 @@ class Request:
                 limiter.moved(
                     user, self.tally.provider, window, share=share, window_s=window_s, now=now
                 )
+
+    async def upstream_failed(
+        self, lease: Lease, account: str, exc: UpstreamError
+    ) -> FailOver | RefreshAndRetry | None:
+        """A try that got no answer (connect, timeout, reset) before the client heard
+        anything: another account while the plan allows, else the error in the client's
+        shape."""
+        outcome = Outcome(OutcomeKind.TRANSIENT, None, reason=str(exc))
+        verdict = self.plan.failed(lease, outcome, clock.now(), error=exc)
+        if not isinstance(verdict, PassOn):
+            return verdict
+        self.report(lease, outcome)
+        self.tally.status = await answers.send_error(
+            self.exchange, self.shape, exc.status_hint, f"{account}: {exc}", "upstream_error"
+        )
+        return None
+
+    def relay_starts(self, account: str, status: int, headers: Headers) -> RelayResult:
+        """A 2xx head: its quota reading, and the result the relay fills in."""
+        now = clock.now()
+        quota = self.provider.read_quota(headers, now)
+        if quota is not None:
+            self.observe(account, quota, now)
+        return RelayResult(Outcome(OutcomeKind.OK, status, quota=quota))
+
+    def relay_ended(
+        self, lease: Lease, account: str, status: int, started: float, result: RelayResult
+    ) -> None:
+        """What a relayed answer showed, to the pool, the tally and the log (``status``: the
+        one the client got). Also after a client hang-up: tokens already spent count."""
+        now = clock.now()
+        pool = self.services.pool
+        if result.quota is not None:
+            self.observe(account, result.quota, now)
+        if result.usage is not None:
+            pool.record_usage(account, result.usage, now)
+        if result.pin is not None:
+            # A Gemini operation only the account that started it can poll.
+            pool.pin(self.route.provider, result.pin, account, now)
+        self.tally.usage, self.tally.bytes = result.usage, result.bytes_sent
+        self.report(lease, result.outcome)
+        answers.log_done(self.exchange.head, status, started, result)
 
     def account_headers(self, account: str) -> list[tuple[str, str]]:
         """The answering account, told only to the proxy's own calls (the dashboard's Try it)."""

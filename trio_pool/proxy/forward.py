@@ -23,13 +23,13 @@ from trio_pool.credentials.registry import PoolAccount
 from trio_pool.errors import UpstreamError
 from trio_pool.logs import bind
 from trio_pool.providers import PROVIDER_REGISTRY
-from trio_pool.providers.base import Credentials, Outcome, OutcomeKind, Route, RouteKind
+from trio_pool.providers.base import Credentials, Route, RouteKind
 from trio_pool.proxy import answers, gate, translated
 from trio_pool.proxy.attempt_loop import Request, new_request, run_request
 from trio_pool.proxy.attempts import FailOver, GiveUp, PassOn, RefreshAndRetry
 from trio_pool.proxy.body import Body, chain, read_body
 from trio_pool.proxy.pool_usage import answer_pool_usage
-from trio_pool.proxy.relay import RelayResult, relay_response, response_headers
+from trio_pool.proxy.relay import relay_response, response_headers
 from trio_pool.proxy.websocket import relay_websocket
 from trio_pool.server.connection import Exchange
 from trio_pool.services import Services
@@ -143,7 +143,8 @@ class HttpTry:
                 if not 200 <= response.status < 300:
                     return await self._refused(lease, account, response, started)
                 # Relayed from this frame (no helper coroutine): every chunk resumes it.
-                result = self._relay_starts(account, response)
+                tally.status = response.status
+                result = request.relay_starts(account.name, response.status, response.headers)
                 try:
                     await relay_response(
                         exchange,
@@ -156,52 +157,12 @@ class HttpTry:
                     )
                 finally:
                     # Also after a client hang-up: tokens already spent are counted.
-                    self._relay_ended(lease, account, response, started, result)
+                    request.relay_ended(lease, account.name, response.status, started, result)
                 return None
         except UpstreamError as exc:
             if exchange.response_started:
                 raise
-            outcome = Outcome(OutcomeKind.TRANSIENT, None, reason=str(exc))
-            verdict = request.plan.failed(lease, outcome, clock.now(), error=exc)
-            if not isinstance(verdict, PassOn):
-                return verdict
-            request.report(lease, outcome)
-            tally.status = await answers.send_error(
-                exchange, request.shape, exc.status_hint, f"{account.name}: {exc}", "upstream_error"
-            )
-            return None
-
-    def _relay_starts(self, account: PoolAccount, response: UpstreamResponse) -> RelayResult:
-        """A 2xx head: its quota reading, and the result the relay fills in."""
-        request = self.request
-        now = clock.now()
-        request.tally.status = response.status
-        quota = request.provider.read_quota(response.headers, now)
-        if quota is not None:
-            request.observe(account.name, quota, now)
-        return RelayResult(Outcome(OutcomeKind.OK, response.status, quota=quota))
-
-    def _relay_ended(
-        self,
-        lease: Lease,
-        account: PoolAccount,
-        response: UpstreamResponse,
-        started: float,
-        result: RelayResult,
-    ) -> None:
-        """What the relay saw, to the pool, the tally and the log."""
-        request = self.request
-        now = clock.now()
-        if result.quota is not None:
-            request.observe(account.name, result.quota, now)
-        if result.usage is not None:
-            request.services.pool.record_usage(account.name, result.usage, now)
-        if result.pin is not None:
-            # A Gemini operation only the account that started it can poll.
-            request.services.pool.pin(request.route.provider, result.pin, account.name, now)
-        request.tally.usage, request.tally.bytes = result.usage, result.bytes_sent
-        request.report(lease, result.outcome)
-        answers.log_done(request.exchange.head, response.status, started, result)
+            return await request.upstream_failed(lease, account.name, exc)
 
     async def _refused(
         self, lease: Lease, account: PoolAccount, response: UpstreamResponse, started: float

@@ -41,6 +41,19 @@ class RelayResult:
     complete: bool = False
     pin: str | None = None  # see StreamEvent.pin
 
+    def apply(self, event: StreamEvent) -> None:
+        """What one observed stream event tells (the last reading of each kind wins)."""
+        if event.pin is not None:
+            self.pin = event.pin
+        if event.usage is not None:
+            self.usage = event.usage
+        if event.quota is not None:
+            self.quota = event.quota
+        if event.failure is not None:
+            self.outcome = event.failure
+        if event.complete:
+            self.complete = True
+
 
 def response_headers(headers: Headers) -> list[tuple[str, str]]:
     """Upstream response headers as we pass them on: hop-by-hop dropped.
@@ -108,7 +121,7 @@ async def relay_response(
     else:
         event = observer.finish()
         if event is not None:
-            _apply(result, event)
+            result.apply(event)
     if failure is None and sse and not result.complete and response.status < 300:
         # The upstream closed cleanly but without its terminal event: the CLIs would either
         # retry the whole request or print nothing, so say what happened in-band.
@@ -135,17 +148,4 @@ def _sent(result: RelayResult, observer: StreamObserver, chunk: bytes) -> None:
     result.bytes_sent += len(chunk)
     event = observer.feed(chunk)
     if event is not None:
-        _apply(result, event)
-
-
-def _apply(result: RelayResult, event: StreamEvent) -> None:
-    if event.pin is not None:
-        result.pin = event.pin
-    if event.usage is not None:
-        result.usage = event.usage
-    if event.quota is not None:
-        result.quota = event.quota
-    if event.failure is not None:
-        result.outcome = event.failure
-    if event.complete:
-        result.complete = True
+        result.apply(event)

@@ -31,7 +31,6 @@ from trio_pool.providers.base import (
     Credentials,
     Outcome,
     OutcomeKind,
-    StreamEvent,
     StreamObserver,
 )
 from trio_pool.providers.sse import SseEventTooLarge, SseParser
@@ -136,15 +135,7 @@ class TranslatedTry:
         except UpstreamError as exc:
             if exchange.response_started:
                 raise
-            outcome = Outcome(OutcomeKind.TRANSIENT, None, reason=str(exc))
-            verdict = request.plan.failed(lease, outcome, clock.now(), error=exc)
-            if not isinstance(verdict, PassOn):
-                return verdict
-            request.report(lease, outcome)
-            tally.status = await answers.send_error(
-                exchange, request.shape, exc.status_hint, f"{account.name}: {exc}", "upstream_error"
-            )
-            return None
+            return await request.upstream_failed(lease, account.name, exc)
 
     async def _refused(
         self,
@@ -180,12 +171,8 @@ class TranslatedTry:
         self, lease: Lease, account: PoolAccount, response: UpstreamResponse, started: float
     ) -> FailOver | RefreshAndRetry | None:
         request, t = self.request, self.translation
-        now = clock.now()
-        quota = request.provider.read_quota(response.headers, now)
-        if quota is not None:
-            request.observe(account.name, quota, now)
-        result = RelayResult(Outcome(OutcomeKind.OK, response.status, quota=quota))
-        observer = request.provider.observer(t.head, response.headers, now)
+        result = request.relay_starts(account.name, response.status, response.headers)
+        observer = request.provider.observer(t.head, response.headers, clock.now())
         pump = _Pump(t.new_machine(), None if t.client_stream else t.new_assembler())
         verdict: FailOver | RefreshAndRetry | None = None
         try:
@@ -195,7 +182,8 @@ class TranslatedTry:
             # Also after a client hang-up: tokens already spent are counted. A failover's
             # lease is reported by the attempt loop with the failure.
             if verdict is None:
-                self._ended(lease, account, response.status, started, result)
+                status = request.tally.status or response.status
+                request.relay_ended(lease, account.name, status, started, result)
 
     async def _pump(
         self,
@@ -265,7 +253,7 @@ class TranslatedTry:
         one client write."""
         seen = observer.feed(chunk)
         if seen is not None:
-            _apply(result, seen)
+            result.apply(seen)
         try:
             parsed = parser.feed(chunk)
         except SseEventTooLarge as exc:
@@ -328,7 +316,7 @@ class TranslatedTry:
         client has heard nothing and the answer is incomplete."""
         seen = observer.finish()
         if seen is not None:
-            _apply(result, seen)
+            result.apply(seen)
         failure = pump.upstream_error
         if failure is not None:
             result.outcome = Outcome(OutcomeKind.TRANSIENT, result.outcome.status, str(failure))
@@ -350,35 +338,9 @@ class TranslatedTry:
         await self.request.exchange.end()
         return None
 
-    def _ended(
-        self, lease: Lease, account: PoolAccount, status: int, started: float, result: RelayResult
-    ) -> None:
-        """What the try saw, to the pool, the tally and the log (as forward.HttpTry)."""
-        request = self.request
-        now = clock.now()
-        if result.quota is not None:
-            request.observe(account.name, result.quota, now)
-        if result.usage is not None:
-            request.services.pool.record_usage(account.name, result.usage, now)
-        request.tally.usage = result.usage
-        request.tally.bytes = result.bytes_sent
-        request.report(lease, result.outcome)
-        answers.log_done(request.exchange.head, request.tally.status or status, started, result)
-
 
 def out_of_quota(accounts: list[AccountView]) -> bool:
     """Every account that could serve is cooling until a quota reset (none merely backing
     off after a throttle or an error, none ok)."""
     states = {a.state for a in accounts}
     return "cooling" in states and not states & {"ok", "backoff"}
-
-
-def _apply(result: RelayResult, event: StreamEvent) -> None:
-    if event.usage is not None:
-        result.usage = event.usage
-    if event.quota is not None:
-        result.quota = event.quota
-    if event.failure is not None:
-        result.outcome = event.failure
-    if event.complete:
-        result.complete = True
