@@ -107,6 +107,19 @@ class Request:
                     user, self.tally.provider, window, share=share, window_s=window_s, now=now
                 )
 
+    def refused(
+        self, lease: Lease, status: int, headers: Headers, body: bytes
+    ) -> FailOver | RefreshAndRetry | None:
+        """A non-2xx answer: another try (fail over, refresh), or None when the client is to
+        hear it (the lease is reported then)."""
+        now = clock.now()
+        outcome = self.provider.classify(status, headers, body, now)
+        verdict = self.plan.failed(lease, outcome, now)
+        if not isinstance(verdict, PassOn):
+            return verdict
+        self.report(lease, outcome)
+        return None
+
     async def upstream_failed(
         self, lease: Lease, account: str, exc: UpstreamError
     ) -> FailOver | RefreshAndRetry | None:

@@ -26,7 +26,7 @@ from trio_pool.providers import PROVIDER_REGISTRY
 from trio_pool.providers.base import Credentials, Route, RouteKind
 from trio_pool.proxy import answers, gate, translated
 from trio_pool.proxy.attempt_loop import Request, new_request, run_request
-from trio_pool.proxy.attempts import FailOver, GiveUp, PassOn, RefreshAndRetry
+from trio_pool.proxy.attempts import FailOver, GiveUp, RefreshAndRetry
 from trio_pool.proxy.body import Body, chain, read_body
 from trio_pool.proxy.pool_usage import answer_pool_usage
 from trio_pool.proxy.relay import relay_response, response_headers
@@ -171,13 +171,10 @@ class HttpTry:
         request = self.request
         exchange, tally = request.exchange, request.tally
         error_body = await response.read_all()
-        now = clock.now()
-        outcome = request.provider.classify(response.status, response.headers, error_body, now)
-        verdict = request.plan.failed(lease, outcome, now)
-        if not isinstance(verdict, PassOn):
+        verdict = request.refused(lease, response.status, response.headers, error_body)
+        if verdict is not None:
             return verdict
         # Not the account's fault (a 400, a 404) or not replayable: pass it on as is.
-        request.report(lease, outcome)
         tally.status, tally.bytes = response.status, len(error_body)
         headers = [*response_headers(response.headers), *request.account_headers(account.name)]
         await exchange.respond(response.status, headers, error_body)

@@ -147,14 +147,13 @@ class TranslatedTry:
     ) -> FailOver | RefreshAndRetry | None:
         """A non-2xx answer: fail over, refresh, or the error in the client's shape."""
         request = self.request
-        now = clock.now()
-        outcome = request.provider.classify(response.status, response.headers, error_body, now)
-        verdict = request.plan.failed(lease, outcome, now)
-        if not isinstance(verdict, PassOn):
+        verdict = request.refused(lease, response.status, response.headers, error_body)
+        if verdict is not None:
             return verdict
-        request.report(lease, outcome)
         fields = header_map(response.headers)
-        reply = self.translation.error_reply(response.status, json_value(error_body), fields, now)
+        reply = self.translation.error_reply(
+            response.status, json_value(error_body), fields, clock.now()
+        )
         await self._send_reply(account, reply)
         request.tally.bytes = len(error_body)
         answers.log_done(request.exchange.head, reply.status, started)
