@@ -258,10 +258,20 @@ class Ledger:
             self._wake.set()
 
     async def flush(self, store: StateStore | LedgerSink) -> int:
-        """Write every buffered row; rows written. A failed write puts its batch back."""
+        """Write the rows buffered when it starts; rows written. A failed write puts its
+        batch back.
+
+        Rows that arrive during the write wait for the next flush. Chasing them instead
+        kept the flusher writing batches of a few dozen rows back to back under load, and
+        each batch costs the event loop as much as a thousand rows: the worker thread takes
+        the GIL a few times per batch, and every wait for it wakes both threads again and
+        again (15 % of the proxy's CPU at 2,000 requests/s, bench/).
+        """
         written = 0
-        while len(self.buffer):
-            batch = self.buffer.take(FLUSH_ROWS)
+        pending = len(self.buffer)
+        while pending > 0:
+            batch = self.buffer.take(min(pending, FLUSH_ROWS))
+            pending -= len(batch)
             try:
                 self.write_cpu_s += await _write(store, batch)
             except StateError as exc:
@@ -302,4 +312,5 @@ class Ledger:
                     await self.prune(store, now)
         finally:
             with trio.CancelScope(shield=True):
-                await self.flush(store)
+                while len(self.buffer) and await self.flush(store):
+                    pass
