@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 
 import pytest
 
-from trio_pool.logs import _RedactingFormatter, bind, redact, setup_logging
+from trio_pool.logs import _RedactingFormatter, bind, info_line, redact, setup_logging
 
 SECRETS = [
     "sk-ant-oat01-abcdefghijklmnop",
@@ -58,5 +59,51 @@ def test_a_logged_token_is_masked_and_the_context_is_stamped() -> None:
         line = out.getvalue()
         assert "abcdefghijklmnop" not in line
         assert line.rstrip().endswith("conn=7")
+    finally:
+        root.handlers[:], root.level, root.propagate = saved
+
+
+def test_the_fast_request_line_reads_as_logging_would_write_it() -> None:
+    """info_line writes what logger.info writes through our handler: same time format, level,
+    name, context and masking (only the milliseconds may differ)."""
+    out = io.StringIO()
+    root = logging.getLogger("trio_pool")
+    saved = root.handlers[:], root.level, root.propagate
+    setup_logging("info", stream=out)
+    try:
+        bind(conn="7", account="claude/a")
+        logger = logging.getLogger("trio_pool.proxy.answers")
+        message = "request.done method=POST path=/v1/x%s status=200 sk-ant-oat01-abcdefghijklmnop"
+        info_line(logger, message)
+        logger.info("%s", message)
+        fast, slow = out.getvalue().splitlines()
+        stamp = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ")
+        assert stamp.match(fast)
+        assert stamp.match(slow)
+        assert fast[24:] == slow[24:]
+        assert "abcdefghijklmnop" not in fast
+        assert fast.endswith("conn=7 account=claude/a")
+    finally:
+        root.handlers[:], root.level, root.propagate = saved
+
+
+def test_the_request_line_goes_through_logging_under_another_set_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Where logging is set up by someone else (here pytest's caplog), the line is a record."""
+    with caplog.at_level(logging.INFO, logger="trio_pool"):
+        info_line(logging.getLogger("trio_pool.proxy.answers"), "request.done status=200")
+    assert [r.getMessage() for r in caplog.records] == ["request.done status=200"]
+
+
+def test_the_request_line_respects_the_level() -> None:
+    """At level warning the request line is not written."""
+    out = io.StringIO()
+    root = logging.getLogger("trio_pool")
+    saved = root.handlers[:], root.level, root.propagate
+    setup_logging("warning", stream=out)
+    try:
+        info_line(logging.getLogger("trio_pool.proxy.answers"), "request.done status=200")
+        assert out.getvalue() == ""
     finally:
         root.handlers[:], root.level, root.propagate = saved

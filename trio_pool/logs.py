@@ -10,6 +10,7 @@ import contextvars
 import logging
 import re
 import sys
+import time
 from typing import Any
 
 # A mapping that is never mutated: ``bind`` sets a new dict each time.
@@ -81,14 +82,67 @@ class _RedactingFormatter(logging.Formatter):
         # line); the milliseconds as logging.Formatter writes them.
         if datefmt is not None:
             return super().formatTime(record, datefmt)
-        second = int(record.created)
+        return self.time_text(record.created)
+
+    def time_text(self, created: float) -> str:
+        """``created`` as logging.Formatter writes it: "YYYY-mm-dd HH:MM:SS,mmm"."""
+        second = int(created)
         if second != self._second:
-            self._second, self._second_text = second, super().formatTime(record, datefmt)[:-4]
-        return f"{self._second_text},{int(record.msecs):03d}"
+            record = logging.makeLogRecord({"created": float(second), "msecs": 0.0})
+            self._second, self._second_text = second, super().formatTime(record)[:-4]
+        return f"{self._second_text},{int((created - second) * 1000):03d}"
+
+
+class _OurHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler setup_logging installs; ``info_line`` writes through it directly."""
+
+
+def info_line(logger: logging.Logger, message: str) -> None:
+    """``logger.info(message)``, cheaper: the line every request logs.
+
+    While the only handler is setup_logging's own, the line is formatted here exactly as
+    that handler formats it (time, level, name, message, context, redaction) and written
+    under its lock, without a LogRecord and logging's filter and formatter calls: they cost
+    about 40 µs per request on a busy proxy, a tenth of its CPU (bench/). With any other
+    set-up (tests, an embedding program) the line goes through logging as usual.
+    """
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handler = _OUR_HANDLER
+    if handler is None or _handlers_of(logger) != [handler]:
+        logger.info("%s", message)
+        return
+    fields = log_context.get()
+    ctx = "".join([f" {k}={v}" for k, v in fields.items()]) if fields else ""
+    assert isinstance(handler.formatter, _RedactingFormatter)
+    line = redact(
+        f"{handler.formatter.time_text(time.time())} INFO    {logger.name}: {message}{ctx}\n"
+    )
+    with handler.lock:  # type: ignore[union-attr]
+        try:
+            handler.stream.write(line)
+            handler.flush()
+        except Exception:  # as logging does: a broken log never breaks a request
+            handler.handleError(logging.makeLogRecord({"msg": message}))
+
+
+def _handlers_of(logger: logging.Logger) -> list[logging.Handler]:
+    """The handlers a record of ``logger`` reaches (logging's own walk up the tree)."""
+    found: list[logging.Handler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        found += current.handlers
+        current = current.parent if current.propagate else None
+    return found
+
+
+_OUR_HANDLER: _OurHandler | None = None
 
 
 def setup_logging(level: str = "info", *, stream: Any = None) -> None:
-    handler = logging.StreamHandler(stream or sys.stderr)
+    global _OUR_HANDLER
+    handler = _OurHandler(stream or sys.stderr)
+    _OUR_HANDLER = handler
     handler.addFilter(_ContextFilter())
     handler.setFormatter(
         _RedactingFormatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s%(ctx)s")

@@ -8,6 +8,7 @@ import math
 
 import trio
 
+from trio_pool.logs import info_line
 from trio_pool.providers import PROVIDER_REGISTRY
 from trio_pool.providers.base import ErrorShape, Route
 from trio_pool.proxy.attempts import GiveUp
@@ -69,11 +70,7 @@ def log_done(
         extra = f" bytes={result.bytes_sent} complete={result.complete}"
         if usage is not None:
             extra += f" tokens_in={usage.input} tokens_out={usage.output}"
-    log.info(
-        "request.done method=%s path=%s status=%d ms=%.1f%s",
-        head.method,
-        head.path,
-        status,
-        ms,
-        extra,
+    info_line(
+        log,
+        f"request.done method={head.method} path={head.path} status={status} ms={ms:.1f}{extra}",
     )
