@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trio_pool.server import http1
 from trio_pool.server.http1 import ProtocolError, SendError, ServerProtocol
 
 MAX = 64 * 1024
@@ -262,3 +263,28 @@ def test_responses_are_written_byte_for_byte_as_h11_writes_them(
     ours += proto.end()
     assert ours == expected
     assert proto.keep_alive == (conn.our_state is h11.DONE)
+
+
+_FIELD_BYTES = st.sampled_from(
+    [b"a", b"Z", b"-", b"0", b"!", b"~", b":", b" ", b"\t", b"\n", b"\x00", b"\r", b"\x0b",
+     b"\x0c", b"\x01", b"\x7f", b"\xe9", b"(", b"@", b"\xff"]
+)  # fmt: skip
+
+
+_FIELD_LINE = st.tuples(
+    st.lists(_FIELD_BYTES.filter(lambda b: b != b"\n"), max_size=6),
+    st.lists(_FIELD_BYTES.filter(lambda b: b != b"\n"), max_size=10),
+).map(lambda nv: b"".join(nv[0]) + b":" + b"".join(nv[1]) + b"\n")
+
+
+@settings(max_examples=500)
+@given(lines=st.lists(_FIELD_LINE, max_size=5).map(b"".join))
+def test_the_quick_field_split_agrees_with_the_field_grammar(lines: bytes) -> None:
+    """Where the str-method split of a field block answers, it gives the regexes' verdict and
+    values (the regex path stays the judge of everything else)."""
+    quick = http1._split_fields(lines)
+    if quick is None:
+        return
+    assert http1._FIELDS_OK.fullmatch(lines) is not None
+    found = http1._FIELD.findall(lines)
+    assert list(quick) == [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in found]

@@ -37,6 +37,7 @@ _REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9]\.[0-
 # them all, one findall takes them apart.
 _FIELDS_OK = re.compile(rb"(?:" + _TOKEN + rb":[ \t]*" + _VALUE + rb"[ \t]*\n)*")
 _FIELD = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(" + _VALUE + rb")[ \t]*\n")
+_TOKEN_TEXT = re.compile(_TOKEN.decode("ascii"))
 _END_OF_HEAD = re.compile(rb"\n\r?\n")
 _DIGITS = re.compile(rb"[0-9]{1,20}")
 # Field values hold no other whitespace than these (str.strip() would also take \xa0).
@@ -65,16 +66,50 @@ def comma_values(headers: Headers | list[tuple[str, str]], name: str) -> list[st
     return out
 
 
-def parse_fields(lines: bytes) -> list[tuple[bytes, bytes]]:
-    """The field lines (each ending in "\\n", CRs dropped) as (name, value) pairs."""
+def parse_fields(lines: bytes) -> Headers:
+    """The field lines (each ending in "\\n", CRs dropped) as (lower-case name, value)
+    pairs of latin-1 text."""
     if lines[:1] in (b" ", b"\t"):
         raise ProtocolError("continuation line at start of headers")
     if b"\n " in lines or b"\n\t" in lines:
         # Obsolete line folding (RFC 9112 §5.2): joined with one space, as h11 does.
         lines = _FOLDS.sub(b" ", lines)
+    fields = _split_fields(lines)
+    if fields is not None:
+        return fields
+    # Something the quick split does not judge: the grammar decides.
     if _FIELDS_OK.fullmatch(lines) is None:
         raise ProtocolError("illegal header line")
-    return _FIELD.findall(lines)
+    return tuple(
+        (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in _FIELD.findall(lines)
+    )
+
+
+def _split_fields(lines: bytes) -> Headers | None:
+    """The fields of a block that holds no byte a value may not hold (NUL, CR, VT, FF) and
+    whose names are plain tokens, split with str methods; None for anything else.
+
+    Same verdict and values as _FIELDS_OK and _FIELD: once those bytes are excluded, every
+    ``name:value`` line with a token name matches them, and the captured value is the line
+    after the colon without its outer spaces and tabs. The two regexes walked the head
+    byte by byte twice, about 10 µs of the 20 µs a response head cost.
+    """
+    if b"\x00" in lines or b"\r" in lines or b"\x0b" in lines or b"\x0c" in lines:
+        return None
+    out = []
+    for line in lines.decode("latin-1").split("\n")[:-1]:
+        name, colon, value = line.partition(":")
+        if not colon or not _is_token(name):
+            return None
+        out.append((name.lower(), value.strip(_OWS)))
+    return tuple(out)
+
+
+def _is_token(name: str) -> bool:
+    # Most names are letters, digits and dashes: str methods answer those without a regex.
+    if name.isascii() and name.replace("-", "").isalnum():
+        return True
+    return _TOKEN_TEXT.fullmatch(name) is not None
 
 
 def check_framing(headers: Headers) -> tuple[Headers, str | None, bool, int]:
@@ -130,8 +165,7 @@ def parse_head(head: bytes) -> tuple[RequestHead, int | None, bool, bool]:
         raise ProtocolError("illegal request line")
     method, target, version = match.groups()
     # The field lines, without the empty line that ends the head.
-    fields = parse_fields(text[line_end + 1 : -1])
-    headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in fields)
+    headers = parse_fields(text[line_end + 1 : -1])
     headers, seen_length, chunked, hosts = check_framing(headers)
     http_version = version.decode("ascii")
     if hosts > 1:

@@ -87,10 +87,9 @@ def parse_response_head(head: bytes, request: OutboundRequest) -> ResponseHead:
     if match is None:
         raise h11.RemoteProtocolError("illegal status line")
     try:
-        fields = parse_fields(text[line_end + 1 : -1])
+        headers = parse_fields(text[line_end + 1 : -1])
     except ProtocolError as exc:
         raise h11.RemoteProtocolError(str(exc)) from None
-    headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in fields)
     version, status = match.group(1), int(match.group(2))
     try:
         headers, length, chunked, _hosts = check_framing(headers)
