@@ -19,7 +19,7 @@ from collections.abc import AsyncIterable
 import h11
 import trio
 
-from trio_pool.server.send_now import send_now, socket_of
+from trio_pool.server.send_now import receive_when_ready, send_now, socket_of
 from trio_pool.upstream.body import BodyReader, ChunkedBody, LengthBody
 from trio_pool.upstream.connect import Origin
 from trio_pool.upstream.errors import NoAnswerError
@@ -120,7 +120,10 @@ class UpstreamConnection:
             end = head_end(buffer, MAX_HEAD_BYTES)
             if end < 0:
                 try:
-                    data = await self.stream.receive_some(READ_SIZE)
+                    if self._send_socket is not None:
+                        data = await receive_when_ready(self._send_socket, READ_SIZE)
+                    else:
+                        data = await self.stream.receive_some(READ_SIZE)
                 except (trio.BrokenResourceError, OSError) as exc:
                     if buffer:
                         raise
