@@ -99,17 +99,12 @@ def _split_fields(lines: bytes) -> Headers | None:
     out = []
     for line in lines.decode("latin-1").split("\n")[:-1]:
         name, colon, value = line.partition(":")
-        if not colon or not _is_token(name):
+        # Most names are letters, digits and dashes: str methods answer those without a regex.
+        plain = name.isascii() and name.replace("-", "").isalnum()
+        if not colon or not (plain or _TOKEN_TEXT.fullmatch(name)):
             return None
         out.append((name.lower(), value.strip(_OWS)))
     return tuple(out)
-
-
-def _is_token(name: str) -> bool:
-    # Most names are letters, digits and dashes: str methods answer those without a regex.
-    if name.isascii() and name.replace("-", "").isalnum():
-        return True
-    return _TOKEN_TEXT.fullmatch(name) is not None
 
 
 def check_framing(headers: Headers) -> tuple[Headers, str | None, bool, int]:
