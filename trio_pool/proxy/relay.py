@@ -95,12 +95,21 @@ async def relay_response(
     body = response.iter_chunks()
     last = b""  # the read that completed the body: written with the end
     failure: str | None = None
-    with shutdown.stream_scope() as scope:
-        try:
-            first = body.take_buffered()
-            if body.at_end():
-                last = first
-            else:
+    cut_at_shutdown = False
+    try:
+        first = body.take_buffered()
+        whole = body.at_end()
+    except UpstreamError as exc:
+        first, whole = b"", True
+        failure = f"the upstream stream failed: {exc}"
+        result.outcome = Outcome(OutcomeKind.TRANSIENT, response.status, reason=str(exc))
+    if whole:
+        # The whole body came with the head (most small answers): nothing to wait for, so
+        # no scope for the shutdown to cut.
+        last = first
+    else:
+        with shutdown.stream_scope() as scope:
+            try:
                 await exchange.start_response(response.status, headers, first)
                 if first:
                     _sent(result, observer, first)
@@ -110,13 +119,14 @@ async def relay_response(
                         break
                     await exchange.send(chunk)
                     _sent(result, observer, chunk)
-        except UpstreamError as exc:
-            failure = f"the upstream stream failed: {exc}"
-            result.outcome = Outcome(OutcomeKind.TRANSIENT, response.status, reason=str(exc))
+            except UpstreamError as exc:
+                failure = f"the upstream stream failed: {exc}"
+                result.outcome = Outcome(OutcomeKind.TRANSIENT, response.status, reason=str(exc))
+        cut_at_shutdown = scope.cancelled_caught
     if last:
         # Observed before its write (so the end can go with it), counted as sent with it.
         _sent(result, observer, last)
-    if scope.cancelled_caught:
+    if cut_at_shutdown:
         failure = "trio-pool is shutting down; the stream was cut at the shutdown deadline"
     else:
         event = observer.finish()

@@ -119,6 +119,7 @@ class UpstreamConnection:
         while True:
             end = head_end(buffer, MAX_HEAD_BYTES)
             if end < 0:
+                data: bytes | bytearray
                 try:
                     if self._send_socket is not None:
                         data = await receive_when_ready(self._send_socket, READ_SIZE)
