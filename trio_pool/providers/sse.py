@@ -88,15 +88,18 @@ class SseParser:
             # The common case: the read ended at the end of a line, nothing was held back.
             region = bytes(chunk)
         else:
-            start = len(buffer)
-            buffer += chunk
-            end = buffer.rfind(b"\n", start)
+            # Every complete line at once (this runs for every read of every stream); only
+            # the unfinished line is kept between reads, never a copy of the whole read.
+            end = chunk.rfind(b"\n")
             if end < 0:
+                buffer += chunk
                 region = b""
             else:
-                # Every complete line at once (this runs for every read of every stream).
-                region = bytes(buffer[: end + 1])
-                del buffer[: end + 1]
+                region = bytes(chunk[: end + 1])
+                if buffer:
+                    region = bytes(buffer) + region
+                    del buffer[:]
+                buffer += chunk[end + 1 :]
         if region:
             if b"\r" in region:
                 region = region.replace(b"\r\n", b"\n")

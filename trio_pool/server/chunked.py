@@ -174,7 +174,13 @@ def _whole_chunks(data: bytes, at: int) -> tuple[list[bytes], int]:
     in ``feed`` would parse them, else nothing is taken. The last chunk (possibly cut by
     the read, or the zero-size one) is taken only when it ends the read exactly.
     """
-    pieces = _NEXT_SIZE_LINE.split(b"\r\n" + data[at:] if at else b"\r\n" + data)
+    if not at:
+        framed = b"\r\n" + data
+    elif at >= 2 and data.startswith(b"\r\n", at - 2):
+        framed = data[at - 2 :]  # after the CRLF of a chunk cut by the last read: one copy
+    else:
+        framed = b"\r\n" + data[at:]
+    pieces = _NEXT_SIZE_LINE.split(framed)
     # ["", size, data, size, data, ..., size, rest of the read]
     if len(pieces) < 3 or pieces[0]:
         return [], at  # not a plain size line at ``at``
