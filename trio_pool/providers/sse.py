@@ -107,7 +107,15 @@ class SseParser:
             if skip is None:
                 overflowed = self._lines(region, events)
             else:
-                overflowed = self._skim(region, events, skip)
+                at = 0
+                if not (self._data or self._event or self._size or self._skipping):
+                    # Most reads: unwanted events only, ending with the read (a read of one
+                    # event each is common), so one match and no call to _skim.
+                    run = skip.match(region)
+                    if run is not None:
+                        at = run.end()
+                if at < len(region):
+                    overflowed = self._skim(region, at, events, skip)
         if buffer and (self._skipping or self._size + len(buffer) > self.max_event_bytes):
             # Never hold more than the limit: drop the unfinished line, remember we did.
             overflowed = overflowed or not self._skipping
@@ -120,15 +128,17 @@ class SseParser:
             )
         return events
 
-    def _skim(self, region: bytes, events: list[SseEvent], skip: re.Pattern[bytes]) -> bool:
-        """``_lines`` over ``region`` except for the runs of unwanted events between events."""
+    def _skim(
+        self, region: bytes, at: int, events: list[SseEvent], skip: re.Pattern[bytes]
+    ) -> bool:
+        """``_lines`` over ``region[at:]`` except for the runs of unwanted events between
+        events."""
         overflowed = False
-        at, size = 0, len(region)
+        size = len(region)
         while at < size:
             if not self._data and not self._event and not self._size and not self._skipping:
-                # Between two events: step over blank lines and unwanted events at once:
-                # each byte is matched once (a read of unwanted events only, most reads of
-                # a stream, is one match).
+                # Between two events: step over blank lines and unwanted events at once
+                # (feed matched the run at the read's start: no byte is matched twice).
                 while region.startswith(b"\n", at):
                     at += 1
                 run = skip.match(region, at)

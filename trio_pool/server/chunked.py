@@ -6,9 +6,8 @@ event that walks its state machine, about 4 µs a chunk. The providers flush one
 SSE event, so for a 200-event stream that was most of the proxy's CPU. This decoder takes a
 read, finds the chunk boundaries (for a read of many whole chunks, with one regex split
 checked against the sizes: ``_whole_chunks``), and returns the read's body bytes as one
-block (joined once). h11 still parses the head and decides the
-framing and the keep-alive; this only replaces its reader for the body of a chunked
-response.
+block (joined once). h11 still parses the head and decides the framing and the
+keep-alive; this only replaces its reader for the body of a chunked response.
 
 As strict as h11 0.16 where it matters: a chunk size is hex digits (optionally followed by
 ``;extensions``), every line ends in CRLF (a bare LF after chunk data is refused), a trailer
