@@ -102,3 +102,20 @@ def feed_quietly(parser: SseParser, piece: bytes) -> list[SseEvent]:
         return parser.feed(piece)
     except SseEventTooLarge as exc:
         return exc.events
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(FIELDS, max_size=30),
+    crlf=st.booleans(),
+    cuts=st.lists(st.integers(0, 400), max_size=6),
+    names=st.sampled_from([None, frozenset({b"keep", b"message"})]),
+)
+def test_any_cut_into_reads_gives_the_events_of_one_read(
+    lines: list[bytes], crlf: bool, cuts: list[int], names: frozenset[bytes] | None
+) -> None:
+    """Reads cut anywhere (inside a line, between CR and LF, several lines at once) give
+    the events of the whole stream read at once: only the unfinished line waits."""
+    stream = (b"\r\n" if crlf else b"\n").join(lines) + b"\n"
+    pieces = [stream[a:b] for a, b in itertools.pairwise([0, *sorted(cuts), len(stream)])]
+    assert parse_all(pieces, SseParser(names=names)) == parse_all([stream], SseParser(names=names))

@@ -3,9 +3,11 @@ framing is as strict as h11's, and nothing but h11.RemoteProtocolError escapes."
 
 from __future__ import annotations
 
+import itertools
+
 import h11
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trio_pool.server.chunked import MAX_LINE_BYTES, MAX_TRAILER_BYTES, ChunkedDecoder
@@ -164,3 +166,48 @@ def test_a_long_trailer_line_is_refused_before_it_ends() -> None:
         decoder.feed(b"b")
     with pytest.raises(h11.RemoteProtocolError, match="trailer line too long"):
         decoder.feed(b"b")
+
+
+# Chunk data that looks like framing ("\r\n1f\r\n"), size lines in every legal spelling, and
+# sizes off by one: what could fool the whole-chunks path (a regex split checked afterwards).
+TRICKY_DATA = st.lists(
+    st.sampled_from([b"\r\n", b"\n", b"\r", b"1f", b"0", b"A", b"x", b"\r\n0\r\n", b"\r\n3\r\n"]),
+    min_size=1,
+    max_size=8,
+).map(b"".join)
+SIZE_SPELLINGS = st.sampled_from([b"%x", b"%X", b"00%x", b"%x;e=1", b"%x "])
+
+
+@st.composite
+def near_chunked_wires(draw: st.DrawFn) -> bytes:
+    """Chunked bodies, mostly valid: some sizes are off by one, some chunks lack their CRLF,
+    the last chunk may be missing, and bytes may follow the body."""
+    wire = b""
+    for payload in draw(st.lists(TRICKY_DATA, max_size=12)):
+        size = len(payload) + draw(st.sampled_from([0, 0, 0, 0, 0, 0, -1, 1]))
+        wire += draw(SIZE_SPELLINGS) % max(size, 0) + b"\r\n" + payload
+        wire += draw(st.sampled_from([b"\r\n", b"\r\n", b"\r\n", b"\n", b""]))
+    wire += draw(st.sampled_from([b"0\r\n\r\n", b"0\r\nx-a: 1\r\n\r\n", b""]))
+    return wire + draw(st.sampled_from([b"", b"5\r\nhello\r\n", b"HTTP/1.1"]))
+
+
+def decode(decoder: ChunkedDecoder, reads: list[bytes]) -> tuple[bytes, bool, bool]:
+    """The body bytes, whether the framing was refused, and whether the body ended."""
+    out = b""
+    try:
+        for piece in reads:
+            out += decoder.feed(piece)
+    except h11.RemoteProtocolError:
+        return b"", True, False
+    return out, False, decoder.done
+
+
+@settings(max_examples=500, deadline=None)
+@given(near_chunked_wires(), st.lists(st.integers(0, 200), max_size=5))
+def test_any_reads_decode_as_single_bytes_decode(wire: bytes, cuts: list[int]) -> None:
+    """However the wire is cut into reads, the body, the refusal and the end are those of
+    a byte-at-a-time decode (which never takes the whole-chunks path: no read holds a
+    whole chunk)."""
+    reads = [wire[a:b] for a, b in itertools.pairwise([0, *sorted(cuts), len(wire)])]
+    one_by_one = [wire[i : i + 1] for i in range(len(wire))]
+    assert decode(ChunkedDecoder(), reads) == decode(ChunkedDecoder(), one_by_one)

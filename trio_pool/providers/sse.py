@@ -50,8 +50,11 @@ def _skippable(names: frozenset[bytes]) -> re.Pattern[bytes]:
     Built once per set of names (each provider has one)."""
     wanted = b"|".join(re.escape(name) for name in sorted(names))
     # " ?+" is possessive: backing off the space would let " message_stop" pass as a name.
-    event = rb"event: ?+(?!(?:" + wanted + rb")\n)[^\n]+\n(?:(?!event:)[^\n]+\n)*\n"
-    return re.compile(rb"(?:" + event + rb")+")
+    # The other quantifiers are possessive because backing off can never help them (a line
+    # ends at its first newline, an event at its first blank line), and sre then skips
+    # saving the backtracking points: about 20 % less time per byte.
+    event = rb"event: ?+(?!(?:" + wanted + rb")\n)[^\n]++\n(?:(?!event:)[^\n]++\n)*+\n"
+    return re.compile(rb"(?:" + event + rb")++")
 
 
 @attrs.define(eq=False)
@@ -85,32 +88,34 @@ class SseParser:
             # The common case: the read ended at the end of a line, nothing was held back.
             region = bytes(chunk)
         else:
-            start = len(buffer)
-            buffer += chunk
-            end = buffer.rfind(b"\n", start)
+            # Every complete line at once (this runs for every read of every stream); only
+            # the unfinished line is kept between reads, never a copy of the whole read.
+            end = chunk.rfind(b"\n")
             if end < 0:
+                buffer += chunk
                 region = b""
             else:
-                # Every complete line at once (this runs for every read of every stream).
-                region = bytes(buffer[: end + 1])
-                del buffer[: end + 1]
+                region = bytes(chunk[: end + 1])
+                if buffer:
+                    region = bytes(buffer) + region
+                    del buffer[:]
+                buffer += chunk[end + 1 :]
         if region:
             if b"\r" in region:
                 region = region.replace(b"\r\n", b"\n")
             skip = self._skip
             if skip is None:
                 overflowed = self._lines(region, events)
-            elif (
-                not self._data
-                and not self._event
-                and not self._size
-                and not self._skipping
-                and (run := skip.match(region)) is not None
-                and run.end() == len(region)
-            ):
-                pass  # only unwanted events, and the read ends with the last one
             else:
-                overflowed = self._skim(region, events, skip)
+                at = 0
+                if not (self._data or self._event or self._size or self._skipping):
+                    # Most reads: unwanted events only, ending with the read (a read of one
+                    # event each is common), so one match and no call to _skim.
+                    run = skip.match(region)
+                    if run is not None:
+                        at = run.end()
+                if at < len(region):
+                    overflowed = self._skim(region, at, events, skip)
         if buffer and (self._skipping or self._size + len(buffer) > self.max_event_bytes):
             # Never hold more than the limit: drop the unfinished line, remember we did.
             overflowed = overflowed or not self._skipping
@@ -123,13 +128,17 @@ class SseParser:
             )
         return events
 
-    def _skim(self, region: bytes, events: list[SseEvent], skip: re.Pattern[bytes]) -> bool:
-        """``_lines`` over ``region`` except for the runs of unwanted events between events."""
+    def _skim(
+        self, region: bytes, at: int, events: list[SseEvent], skip: re.Pattern[bytes]
+    ) -> bool:
+        """``_lines`` over ``region[at:]`` except for the runs of unwanted events between
+        events."""
         overflowed = False
-        at, size = 0, len(region)
+        size = len(region)
         while at < size:
             if not self._data and not self._event and not self._size and not self._skipping:
-                # Between two events: step over blank lines and unwanted events at once.
+                # Between two events: step over blank lines and unwanted events at once
+                # (feed matched the run at the read's start: no byte is matched twice).
                 while region.startswith(b"\n", at):
                     at += 1
                 run = skip.match(region, at)
