@@ -34,23 +34,25 @@ def add_penalty(account: AccountState, amount: float, now: float) -> None:
     account.penalty_at = now
 
 
-def merge_windows(account: AccountState, reading: QuotaReading, now: float) -> None:
-    """Newer replaces older for the same window name; windows the reading omits are kept."""
-    for window in reading.windows:
-        account.windows[window.name] = ObservedWindow(window, now)
+def merge_windows(account: AccountState, reading: QuotaReading, now: float) -> list[ObservedWindow]:
+    """Newer replaces older for the same window name; windows the reading omits are kept.
+    Returns the reading's windows as observed now."""
+    fresh = [ObservedWindow(w, now) for w in reading.windows]
+    for observed in fresh:
+        account.windows[observed.window.name] = observed
     if reading.plan:
         account.plan = reading.plan
-    if any(ObservedWindow(w, now).started(now) for w in reading.windows):
+    if any(observed.started(now) for observed in fresh):
         account.touched = False  # its clock runs: a later dormant spell may be touched again
+    return fresh
 
 
-def shows_room(reading: QuotaReading, now: float) -> bool:
-    """A reading that says the account can serve again: windows given, and every
-    account-wide one below its ceiling (a spent model window stops only its model)."""
-    if reading.exhausted or not reading.windows:
-        return False
-    return not any(
-        ObservedWindow(w, now).over_ceiling(now) for w in reading.windows if w.scope is None
+def shows_room(fresh: list[ObservedWindow], now: float) -> bool:
+    """Whether a reading's windows, as ``merge_windows`` observed them, say the account can
+    serve again: windows given, and every account-wide one below its ceiling (a spent
+    model window stops only its model). The reading must not say "exhausted"."""
+    return bool(fresh) and not any(
+        observed.over_ceiling(now) for observed in fresh if observed.window.scope is None
     )
 
 
@@ -125,10 +127,10 @@ def apply_reading(
     account: AccountState, reading: QuotaReading, now: float, *, reason: str = ""
 ) -> None:
     """A quota reading from anywhere: merge it, clear a stale cooldown, or start one."""
-    merge_windows(account, reading, now)
+    fresh = merge_windows(account, reading, now)
     if reading.exhausted:
         start_quota_cooldown(account, [reading.resets_at], reason or "quota exhausted", now)
-    elif shows_room(reading, now) and account.cooldown_until is not None:
+    elif account.cooldown_until is not None and shows_room(fresh, now):
         # Fresh evidence beats a remembered reset time (peers kept stale cooldowns for days:
         # CPA #2107, #4724).
         clear_cooldown(account)
