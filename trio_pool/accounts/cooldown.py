@@ -37,12 +37,16 @@ def add_penalty(account: AccountState, amount: float, now: float) -> None:
 def merge_windows(account: AccountState, reading: QuotaReading, now: float) -> list[ObservedWindow]:
     """Newer replaces older for the same window name; windows the reading omits are kept.
     Returns the reading's windows as observed now."""
-    fresh = [ObservedWindow(w, now) for w in reading.windows]
-    for observed in fresh:
-        account.windows[observed.window.name] = observed
+    fresh = []
+    started = False
+    for window in reading.windows:
+        observed = ObservedWindow(window, now)
+        account.windows[window.name] = observed
+        fresh.append(observed)
+        started = started or observed.started(now)
     if reading.plan:
         account.plan = reading.plan
-    if any(observed.started(now) for observed in fresh):
+    if started:
         account.touched = False  # its clock runs: a later dormant spell may be touched again
     return fresh
 
@@ -136,12 +140,14 @@ def apply_reading(
         clear_cooldown(account)
 
 
+def label_of(outcome: Outcome) -> str:
+    """How a backoff's reason names the outcome (built only for outcomes that back off)."""
+    return outcome.reason or ("no response" if outcome.status is None else f"HTTP {outcome.status}")
+
+
 def apply_outcome(account: AccountState, outcome: Outcome, now: float) -> None:
     """The effect of one finished upstream attempt on its account (design.md §3.2)."""
     kind = outcome.kind
-    label = outcome.reason or (
-        "no response" if outcome.status is None else f"HTTP {outcome.status}"
-    )
     if kind is OutcomeKind.QUOTA:
         if outcome.quota is not None:
             merge_windows(account, outcome.quota, now)
@@ -168,16 +174,16 @@ def apply_outcome(account: AccountState, outcome: Outcome, now: float) -> None:
     elif kind is OutcomeKind.THROTTLED:
         wait = min(THROTTLE_BASE_S * 2**account.throttle_level, THROTTLE_MAX_S)
         account.throttle_level += 1
-        start_backoff(account, wait, f"throttled: {label}", now)
+        start_backoff(account, wait, f"throttled: {label_of(outcome)}", now)
     elif kind is OutcomeKind.AUTH:
         add_penalty(account, AUTH_PENALTY, now)
-        start_backoff(account, AUTH_BACKOFF_S, f"auth failed: {label}", now)
+        start_backoff(account, AUTH_BACKOFF_S, f"auth failed: {label_of(outcome)}", now)
     elif kind is OutcomeKind.FORBIDDEN:
         add_penalty(account, AUTH_PENALTY, now)
-        start_backoff(account, AUTH_BACKOFF_S, f"refused: {label}", now)
+        start_backoff(account, AUTH_BACKOFF_S, f"refused: {label_of(outcome)}", now)
     elif kind is OutcomeKind.TRANSIENT:
         add_penalty(account, TRANSIENT_PENALTY, now)
-        start_backoff(account, TRANSIENT_BACKOFF_S, f"upstream error: {label}", now)
+        start_backoff(account, TRANSIENT_BACKOFF_S, f"upstream error: {label_of(outcome)}", now)
     elif kind is OutcomeKind.ACCOUNT_ACTION and outcome.action is not None:
         account.action = attrs.evolve(outcome.action, since_at=now)
     # CLIENT_ERROR: the request's fault, nothing against the account.
