@@ -123,7 +123,10 @@ def parse_duration(value: Any) -> float | None:
 
 def header_map(headers: Headers) -> dict[str, str]:
     """The first value of each header, by lower-case name."""
-    result: dict[str, str] = {}
+    result = dict(headers)
+    if len(result) == len(headers):
+        return result  # no name twice (the usual head): the same map, built in one C call
+    result = {}
     for key, value in headers:
         result.setdefault(key, value)
     return result
