@@ -91,9 +91,8 @@ class Metrics:
 
     def tokens(self, provider: str, account: str, usage: TokenUsage) -> None:
         series = self._counters["trio_pool_tokens_total"]
-        for kind, amount in zip(
-            _TOKEN_KINDS, (usage.input, usage.cached, usage.output, usage.reasoning), strict=True
-        ):
+        for kind in _TOKEN_KINDS:
+            amount = getattr(usage, kind)
             if amount:
                 values = (provider, account, kind)
                 series[values] = series.get(values, 0.0) + amount
