@@ -11,8 +11,8 @@ from tests.dashboard.data_helpers import TIMEOUT_S, serving
 from trio_pool.dashboard.live import relay_live
 from trio_pool.server.connection import Exchange
 from trio_pool.server.server import Shutdown
-from trio_pool.usage.ledger import LedgerRow
-from trio_pool.usage.live import LiveFeed, end_document, start_document
+from trio_pool.usage.ledger import LedgerRow, Tally
+from trio_pool.usage.live import LiveFeed, end_document, start_document, start_of
 
 
 def _row() -> LedgerRow:
@@ -53,6 +53,18 @@ def test_publish_without_subscribers_keeps_recent_ends_newest_first() -> None:
     assert [d["id"] for d in feed.recent(10)] == [4, 3, 2]
     assert [d["id"] for d in feed.recent(1)] == [4]
     assert feed.recent(0) == []
+
+
+async def test_recent_ends_read_the_same_whether_or_not_a_page_watched() -> None:
+    """An end nobody watched is kept and reads as the document a subscriber would have got."""
+    tally = Tally("claude", 1000.0, 5.0, model="m", account="claude/a", status=200, path="/v1/x")
+    row = _row()
+    quiet, watched = LiveFeed(), LiveFeed()
+    quiet.ended(tally, row)
+    async with watched.subscribe() as sub:
+        watched.ended(tally, row)
+        assert await sub.receive() == ("end", end_document(start_of(tally), row))
+    assert quiet.recent(5) == watched.recent(5) == [end_document(start_of(tally), row)]
 
 
 async def test_subscriber_gets_events_in_order() -> None:

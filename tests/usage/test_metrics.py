@@ -7,11 +7,13 @@ import re
 from typing import Any
 
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.http_client import HttpClient, Reply
 from tests.proxy.conftest import Env
 from trio_pool.providers.base import TokenUsage
-from trio_pool.usage.metrics import Metrics, escape
+from trio_pool.usage.metrics import DURATION_BUCKETS, Metrics, escape
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:\\.|[^"\\\n])*"'
@@ -105,3 +107,22 @@ def test_label_values_are_escaped() -> None:
         metrics.count("trio_pool_tokens_total", provider="claude", account="claude/a", kind="input")
         == 3
     )
+
+
+@given(st.lists(st.sampled_from([0.0, 0.5, 1.0, 1.5, 5.0, 60.0, 299.0, 900.0, 901.0, 1e6])))
+def test_duration_buckets_count_every_duration_up_to_their_bound(durations: list[float]) -> None:
+    """Each histogram bucket counts the durations at or below its bound, +Inf counts all."""
+    metrics = Metrics()
+    for seconds in durations:
+        metrics.stream_duration("claude", seconds)
+    text = metrics.render([], ledger_dropped=0)
+    if not durations:
+        assert "trio_pool_stream_duration_seconds_bucket" not in text
+        return
+    for bound in DURATION_BUCKETS:
+        label = str(int(bound))
+        expected = sum(1 for s in durations if s <= bound)
+        line = f'trio_pool_stream_duration_seconds_bucket{{provider="claude",le="{label}"}}'
+        assert f"{line} {expected}\n" in text
+    inf = 'trio_pool_stream_duration_seconds_bucket{provider="claude",le="+Inf"}'
+    assert f"{inf} {len(durations)}\n" in text

@@ -34,23 +34,29 @@ def add_penalty(account: AccountState, amount: float, now: float) -> None:
     account.penalty_at = now
 
 
-def merge_windows(account: AccountState, reading: QuotaReading, now: float) -> None:
-    """Newer replaces older for the same window name; windows the reading omits are kept."""
+def merge_windows(account: AccountState, reading: QuotaReading, now: float) -> list[ObservedWindow]:
+    """Newer replaces older for the same window name; windows the reading omits are kept.
+    Returns the reading's windows as observed now."""
+    fresh = []
+    started = False
     for window in reading.windows:
-        account.windows[window.name] = ObservedWindow(window, now)
+        observed = ObservedWindow(window, now)
+        account.windows[window.name] = observed
+        fresh.append(observed)
+        started = started or observed.started(now)
     if reading.plan:
         account.plan = reading.plan
-    if any(ObservedWindow(w, now).started(now) for w in reading.windows):
+    if started:
         account.touched = False  # its clock runs: a later dormant spell may be touched again
+    return fresh
 
 
-def shows_room(reading: QuotaReading, now: float) -> bool:
-    """A reading that says the account can serve again: windows given, and every
-    account-wide one below its ceiling (a spent model window stops only its model)."""
-    if reading.exhausted or not reading.windows:
-        return False
-    return not any(
-        ObservedWindow(w, now).over_ceiling(now) for w in reading.windows if w.scope is None
+def shows_room(fresh: list[ObservedWindow], now: float) -> bool:
+    """Whether a reading's windows, as ``merge_windows`` observed them, say the account can
+    serve again: windows given, and every account-wide one below its ceiling (a spent
+    model window stops only its model). The reading must not say "exhausted"."""
+    return bool(fresh) and not any(
+        observed.over_ceiling(now) for observed in fresh if observed.window.scope is None
     )
 
 
@@ -125,21 +131,23 @@ def apply_reading(
     account: AccountState, reading: QuotaReading, now: float, *, reason: str = ""
 ) -> None:
     """A quota reading from anywhere: merge it, clear a stale cooldown, or start one."""
-    merge_windows(account, reading, now)
+    fresh = merge_windows(account, reading, now)
     if reading.exhausted:
         start_quota_cooldown(account, [reading.resets_at], reason or "quota exhausted", now)
-    elif shows_room(reading, now) and account.cooldown_until is not None:
+    elif account.cooldown_until is not None and shows_room(fresh, now):
         # Fresh evidence beats a remembered reset time (peers kept stale cooldowns for days:
         # CPA #2107, #4724).
         clear_cooldown(account)
 
 
+def label_of(outcome: Outcome) -> str:
+    """How a backoff's reason names the outcome (built only for outcomes that back off)."""
+    return outcome.reason or ("no response" if outcome.status is None else f"HTTP {outcome.status}")
+
+
 def apply_outcome(account: AccountState, outcome: Outcome, now: float) -> None:
     """The effect of one finished upstream attempt on its account (design.md §3.2)."""
     kind = outcome.kind
-    label = outcome.reason or (
-        "no response" if outcome.status is None else f"HTTP {outcome.status}"
-    )
     if kind is OutcomeKind.QUOTA:
         if outcome.quota is not None:
             merge_windows(account, outcome.quota, now)
@@ -166,16 +174,16 @@ def apply_outcome(account: AccountState, outcome: Outcome, now: float) -> None:
     elif kind is OutcomeKind.THROTTLED:
         wait = min(THROTTLE_BASE_S * 2**account.throttle_level, THROTTLE_MAX_S)
         account.throttle_level += 1
-        start_backoff(account, wait, f"throttled: {label}", now)
+        start_backoff(account, wait, f"throttled: {label_of(outcome)}", now)
     elif kind is OutcomeKind.AUTH:
         add_penalty(account, AUTH_PENALTY, now)
-        start_backoff(account, AUTH_BACKOFF_S, f"auth failed: {label}", now)
+        start_backoff(account, AUTH_BACKOFF_S, f"auth failed: {label_of(outcome)}", now)
     elif kind is OutcomeKind.FORBIDDEN:
         add_penalty(account, AUTH_PENALTY, now)
-        start_backoff(account, AUTH_BACKOFF_S, f"refused: {label}", now)
+        start_backoff(account, AUTH_BACKOFF_S, f"refused: {label_of(outcome)}", now)
     elif kind is OutcomeKind.TRANSIENT:
         add_penalty(account, TRANSIENT_PENALTY, now)
-        start_backoff(account, TRANSIENT_BACKOFF_S, f"upstream error: {label}", now)
+        start_backoff(account, TRANSIENT_BACKOFF_S, f"upstream error: {label_of(outcome)}", now)
     elif kind is OutcomeKind.ACCOUNT_ACTION and outcome.action is not None:
         account.action = attrs.evolve(outcome.action, since_at=now)
     # CLIENT_ERROR: the request's fault, nothing against the account.

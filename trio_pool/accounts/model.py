@@ -5,6 +5,7 @@ Pure: no trio, no I/O, no clock. Every time is unix seconds passed in as ``now``
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 from typing import Literal
@@ -52,7 +53,11 @@ def window_length(window: QuotaWindow) -> float | None:
 
 def ceiling(window: QuotaWindow) -> float:
     """The hard ceiling of a window: 98 % for short windows, 99 % for weekly-or-longer ones."""
-    length = window_length(window)
+    return ceiling_for(window_length(window))
+
+
+def ceiling_for(length: float | None) -> float:
+    """The ceiling of a window of ``length`` seconds (None: unknown, a short window's)."""
     return LONG_CEILING if length is not None and length >= LONG_WINDOW_S else SHORT_CEILING
 
 
@@ -62,6 +67,28 @@ class ObservedWindow:
 
     window: QuotaWindow
     seen_at: float
+    # Derived once from the two frozen fields above: routing asks every window for its used
+    # fraction, deadline and ceiling many times per request, and each answer used to re-read
+    # the window's length from its name. Left out of eq, hash and repr (they add nothing).
+    length: float | None = attrs.field(init=False, eq=False, repr=False)
+    deadline: float = attrs.field(init=False, eq=False, repr=False)  # see reset_deadline
+    fraction: float = attrs.field(init=False, eq=False, repr=False)  # used, clamped to 0..1
+    limit: float = attrs.field(init=False, eq=False, repr=False)  # ceiling(window)
+
+    def __attrs_post_init__(self) -> None:
+        window = self.window
+        length = window_length(window)
+        if window.resets_at is not None:
+            deadline = window.resets_at
+        else:
+            deadline = self.seen_at + (length if length is not None else UNKNOWN_WINDOW_TTL_S)
+        used = window.used
+        # Frozen: the derived fields are written once, here, as attrs' own __init__ does.
+        set_field = object.__setattr__
+        set_field(self, "length", length)
+        set_field(self, "deadline", deadline)
+        set_field(self, "fraction", 0.0 if used < 0.0 else 1.0 if used > 1.0 else used)
+        set_field(self, "limit", ceiling_for(length))
 
     @property
     def name(self) -> str:
@@ -69,19 +96,15 @@ class ObservedWindow:
 
     def reset_deadline(self) -> float:
         """When this reading stops being true: the reset time, else seen + length, else a TTL."""
-        if self.window.resets_at is not None:
-            return self.window.resets_at
-        length = window_length(self.window)
-        return self.seen_at + (length if length is not None else UNKNOWN_WINDOW_TTL_S)
+        return self.deadline
 
     def used_at(self, now: float) -> float:
         """Used fraction now; 0 once the reset has passed (the quota came back)."""
-        if now >= self.reset_deadline():
-            return 0.0
-        return min(max(self.window.used, 0.0), 1.0)
+        return 0.0 if now >= self.deadline else self.fraction
 
     def over_ceiling(self, now: float) -> bool:
-        return self.used_at(now) >= ceiling(self.window)
+        # A window past its reset reads 0 used, below any ceiling.
+        return now < self.deadline and self.fraction >= self.limit
 
     @property
     def account_wide(self) -> bool:
@@ -90,13 +113,20 @@ class ObservedWindow:
     def limits(self, model: str | None) -> bool:
         """Whether this window limits a request for ``model`` (see QuotaWindow.scope)."""
         scope = self.window.scope
-        return scope is None or scope_matches(scope, model)
+        return scope is None or _scope_limits(scope, model)
 
     def started(self, now: float) -> bool:
         """Whether this window's clock is known to be running (for dormant touch)."""
-        if now >= self.reset_deadline():
+        if now >= self.deadline:
             return False
         return self.window.used > 0 or self.window.resets_at is not None
+
+
+# Whether a scope limits a model is asked for every model window on every routing decision,
+# and the answer depends on the two names only: remember the last few hundred pairs.
+@functools.lru_cache(maxsize=512)
+def _scope_limits(scope: str, model: str | None) -> bool:
+    return scope_matches(scope, model)
 
 
 @attrs.define(eq=False)

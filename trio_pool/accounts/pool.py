@@ -7,6 +7,7 @@ so the routing is reproducible in tests and in the simulation. The trio shell as
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import attrs
@@ -23,7 +24,7 @@ from trio_pool.accounts.model import (
     record_of,
     window_length,
 )
-from trio_pool.accounts.routing import Availability, assess, clearly_better, sort_key, wants_fast
+from trio_pool.accounts.routing import assess, clearly_better, sort_key, usable, wants_fast
 from trio_pool.accounts.snapshot import account_view, aggregate_usage
 from trio_pool.config import RoutingConfig
 from trio_pool.providers.base import (
@@ -77,6 +78,9 @@ class Pool:
     _leases: dict[int, str] = attrs.field(factory=dict, init=False)
     _next_lease_id: int = attrs.field(default=1, init=False)
     _changes: int = attrs.field(default=0, init=False)
+    # No pin was last used before this time (a lower bound): while it is within the idle TTL
+    # no pin can have expired, and routing skips the scan of every pin.
+    _pins_since: float = attrs.field(default=math.inf, init=False)
 
     # -- accounts ---------------------------------------------------------------------------
 
@@ -157,10 +161,9 @@ class Pool:
         """
         self._expire_pins(now)
         candidates = [a for a in self._accounts.values() if a.provider == provider]
-        status = {a.name: assess(a, now, model) for a in candidates}
-        eligible = [a for a in candidates if status[a.name].usable and a.name not in exclude]
+        eligible = [a for a in candidates if a.name not in exclude and usable(a, now, model)]
         if not eligible:
-            return self._exhausted(candidates, status)
+            return self._exhausted(candidates, now, model)
         # Hard keys (turn state, WebSocket sessions) stick whatever `sticky` says.
         use_pins = key is not None and (key.hard or self.routing.sticky != "off")
         pin_key = None if key is None else (provider, key.value)
@@ -175,7 +178,9 @@ class Pool:
             ):
                 chosen = held
         pinned = chosen is not None
-        if chosen is None:
+        if chosen is None and len(eligible) == 1:
+            chosen = eligible[0]  # nothing to compare: the sort keys would not matter
+        elif chosen is None:
             dormant_touch = self.routing.dormant_touch
             chosen = min(
                 eligible,
@@ -188,7 +193,7 @@ class Pool:
             chosen.last_used = now
             chosen.touched = True
             if use_pins and pin_key is not None:
-                self._pins[pin_key] = _Pin(chosen.name, now)
+                self._set_pin(pin_key, _Pin(chosen.name, now))
         lease = Lease(
             account=chosen.name,
             provider=provider,
@@ -285,7 +290,7 @@ class Pool:
     def pin(self, provider: ProviderName, key: str, account: str, now: float) -> None:
         """Pin ``key`` to ``account`` (a Gemini operation to the account that started it)."""
         if account in self._accounts:
-            self._pins[(provider, key)] = _Pin(account, now)
+            self._set_pin((provider, key), _Pin(account, now))
             self._changes += 1
 
     def pinned_account(self, provider: ProviderName, key: str, now: float) -> str | None:
@@ -337,7 +342,7 @@ class Pool:
                 continue
             current = self._pins.get((record.provider, record.key))
             if current is None or current.last_used < record.last_used:
-                self._pins[(record.provider, record.key)] = pin
+                self._set_pin((record.provider, record.key), pin)
 
     # -- snapshots --------------------------------------------------------------------------
 
@@ -384,14 +389,12 @@ class Pool:
         return self.routing.fast_mode == "always" or wants_fast(account, now, model)
 
     def _exhausted(
-        self,
-        candidates: list[AccountState],
-        status: dict[str, Availability],
+        self, candidates: list[AccountState], now: float, model: str | None
     ) -> Exhausted:
         reasons = []
         ends = []
         for account in candidates:
-            state = status[account.name]
+            state = assess(account, now, model)
             if state.usable:
                 # Usable, but this request already failed on it: it does not make the
                 # provider usable again for this request, so it sets no retry time.
@@ -407,10 +410,17 @@ class Pool:
     def _pin_alive(self, pin: _Pin, now: float) -> bool:
         return now - pin.last_used <= self.routing.pin_idle_ttl_s
 
+    def _set_pin(self, key: tuple[ProviderName, str], pin: _Pin) -> None:
+        self._pins[key] = pin
+        self._pins_since = min(self._pins_since, pin.last_used)
+
     def _expire_pins(self, now: float) -> None:
+        if now - self._pins_since <= self.routing.pin_idle_ttl_s:
+            return  # every pin was used within the TTL (see _pins_since)
         dead = [k for k, pin in self._pins.items() if not self._pin_alive(pin, now)]
         for k in dead:
             del self._pins[k]
+        self._pins_since = min((pin.last_used for pin in self._pins.values()), default=math.inf)
 
     def _drop_pins_to(self, name: str) -> None:
         dead = [k for k, pin in self._pins.items() if pin.account == name]

@@ -14,7 +14,6 @@ from trio_pool.accounts.model import (
     ObservedWindow,
     ceiling,
     iso,
-    window_length,
 )
 
 # Each request already running on an account lowers its score a little, so a burst of new
@@ -57,6 +56,10 @@ class Availability:
         return self.state == "ok"
 
 
+# The answer for almost every account on almost every request: one frozen instance.
+AVAILABLE = Availability("ok")
+
+
 def action_text(action: AccountAction) -> str:
     """The reason shown for a needs-action account: the message, and the link to open."""
     text = f"action needed ({action.kind}): {action.message}"
@@ -82,10 +85,27 @@ def blocking_windows(
     return [w for w in applicable(account, model) if w.over_ceiling(now)]
 
 
+def usable(account: AccountState, now: float, model: str | None = None) -> bool:
+    """``assess(account, now, model).usable``, without composing reasons: routing asks it of
+    every account on every request, and almost every answer is yes."""
+    if account.disabled or account.needs_relogin is not None or account.action is not None:
+        return False
+    if account.cooldown_until is not None and account.cooldown_until > now:
+        return False
+    if account.backoff_until is not None and account.backoff_until > now:
+        return False
+    for observed in account.windows.values():
+        if observed.over_ceiling(now) and observed.limits(model):
+            return False
+    return True
+
+
 def assess(account: AccountState, now: float, model: str | None = None) -> Availability:
     """The account's state now, for a request for ``model`` (None: the account as a whole,
     as status shows it: a spent model window leaves it "ok" for the other models).
     Several blocks may hold at once: `until` is the latest."""
+    if usable(account, now, model):
+        return AVAILABLE
     if account.disabled:
         return Availability("disabled", "disabled")
     if account.needs_relogin is not None:
@@ -116,9 +136,25 @@ def assess(account: AccountState, now: float, model: str | None = None) -> Avail
             state = "backoff"
         ends.append(account.backoff_until)
         reasons.append(f"backing off until {iso(account.backoff_until)} ({account.backoff_reason})")
-    if state == "ok":
-        return Availability("ok")
     return Availability(state, "; ".join(reasons), max(ends))
+
+
+def survey(
+    account: AccountState, now: float, model: str | None = None
+) -> tuple[ObservedWindow | None, bool]:
+    """One pass over the windows limiting ``model``: the binding one (the most used now;
+    ties: the one resetting last, which binds longest), and whether any has started."""
+    binding: ObservedWindow | None = None
+    binding_used = binding_deadline = 0.0
+    started = False
+    for observed in account.windows.values():
+        if not observed.limits(model):
+            continue
+        used = observed.used_at(now)
+        if binding is None or (used, observed.deadline) > (binding_used, binding_deadline):
+            binding, binding_used, binding_deadline = observed, used, observed.deadline
+        started = started or observed.started(now)
+    return binding, started
 
 
 def binding_window(
@@ -126,14 +162,7 @@ def binding_window(
 ) -> ObservedWindow | None:
     """The most used window limiting ``model`` now (ties: the one resetting last, which
     binds longest)."""
-    best: ObservedWindow | None = None
-    for observed in applicable(account, model):
-        if best is None or (observed.used_at(now), observed.reset_deadline()) > (
-            best.used_at(now),
-            best.reset_deadline(),
-        ):
-            best = observed
-    return best
+    return survey(account, now, model)[0]
 
 
 def binding_used(account: AccountState, now: float, model: str | None = None) -> float:
@@ -145,7 +174,7 @@ def reset_factor(observed: ObservedWindow | None, now: float) -> float:
     """1 for a window that just started, rising as 1/remaining towards MAX_RESET_FACTOR."""
     if observed is None or observed.window.resets_at is None:
         return 1.0
-    length = window_length(observed.window)
+    length = observed.length
     if length is None:
         return 1.0
     remaining = min(max((observed.window.resets_at - now) / length, 0.0), 1.0)
@@ -154,7 +183,11 @@ def reset_factor(observed: ObservedWindow | None, now: float) -> float:
 
 def score(account: AccountState, now: float, model: str | None = None) -> float:
     """Higher is better. Unknown windows score as full headroom."""
-    binding = binding_window(account, now, model)
+    return score_with(account, binding_window(account, now, model), now)
+
+
+def score_with(account: AccountState, binding: ObservedWindow | None, now: float) -> float:
+    """``score`` when the binding window is already known."""
     headroom = 1.0 - (0.0 if binding is None else binding.used_at(now))
     return (
         headroom * reset_factor(binding, now)
@@ -165,7 +198,7 @@ def score(account: AccountState, now: float, model: str | None = None) -> float:
 
 def is_dormant(account: AccountState, now: float, model: str | None = None) -> bool:
     """No window seen started: no reading, or 0 % used with no reset time (or reset passed)."""
-    return not any(w.started(now) for w in applicable(account, model))
+    return not survey(account, now, model)[1]
 
 
 def sort_key(
@@ -176,11 +209,12 @@ def sort_key(
     Tiers first (lower priority numbers win outright), then an untouched dormant account,
     then score, then least recently used (never used first), then name for determinism.
     """
-    touch = dormant_touch and not account.touched and is_dormant(account, now, model)
+    binding, started = survey(account, now, model)
+    touch = dormant_touch and not account.touched and not started
     last = -1.0 if account.last_used is None else account.last_used
     # Scores within a tenth of a percent of headroom are a tie, so float noise and faded
     # penalties do not defeat the least-recently-used spreading.
-    points = -round(score(account, now, model), 3)
+    points = -round(score_with(account, binding, now), 3)
     return (account.priority, not touch, points, last, account.name)
 
 

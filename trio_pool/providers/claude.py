@@ -4,6 +4,7 @@ real-clients.md §5)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -149,6 +150,42 @@ def _tokens(value: Any) -> int:
     return as_int(value)
 
 
+# An account repeats its unified fields until its utilization moves (each window's reset is
+# fixed), so most answers carry fields already read: remember the last readings.
+@functools.lru_cache(maxsize=64)
+def unified_reading(fields: tuple[tuple[str, str], ...]) -> QuotaReading | None:
+    """The reading of the ``anthropic-ratelimit-unified-*`` headers (the first of each name)."""
+    first: dict[str, str] = {}
+    for key, value in fields:
+        first.setdefault(key, value)
+    status = first.get(UNIFIED + "status", "").strip().lower()
+    windows = []
+    for key, value in first.items():
+        if not key.endswith("-utilization"):
+            continue
+        name = key[len(UNIFIED) : -len("-utilization")]
+        used = as_float(value)
+        if used is None or not _WINDOW.match(name):
+            continue
+        window_s = WINDOW_SECONDS.get(name.split("_")[0])
+        reset_at = as_float(first.get(f"{UNIFIED}{name}-reset"))
+        scope = MODEL_SCOPES.get(name)
+        windows.append(QuotaWindow(name, clamp_fraction(used), window_s, reset_at, scope))
+    if not status and not windows:
+        return None
+    # Only `status: rejected` means exhausted: with extra usage enabled a window can be
+    # at 100 % while requests are still allowed.
+    exhausted = status == "rejected"
+    resets_at = None
+    if exhausted:
+        resets_at = as_float(first.get(UNIFIED + "reset"))
+        claim = CLAIM_WINDOWS.get(first.get(UNIFIED + "representative-claim", ""))
+        for found in windows:
+            if resets_at is None and found.name == claim:
+                resets_at = found.resets_at
+    return QuotaReading(tuple(windows), None, exhausted, resets_at)
+
+
 @attrs.define(eq=False)
 class ClaudeEvents:
     """Usage from message_start + message_delta, completion, and `event: error`."""
@@ -268,38 +305,8 @@ class ClaudeProvider:
 
     def read_quota(self, headers: Headers, now: float) -> QuotaReading | None:
         # Only the unified rate-limit fields (read on every answer: the rest is skipped).
-        fields: dict[str, str] = {}
-        for key, value in headers:
-            if key.startswith(UNIFIED) and key not in fields:
-                fields[key] = value
-        if not fields:
-            return None
-        status = fields.get(UNIFIED + "status", "").strip().lower()
-        windows = []
-        for key, value in fields.items():
-            if not key.endswith("-utilization"):
-                continue
-            name = key[len(UNIFIED) : -len("-utilization")]
-            used = as_float(value)
-            if used is None or not _WINDOW.match(name):
-                continue
-            window_s = WINDOW_SECONDS.get(name.split("_")[0])
-            reset_at = as_float(fields.get(f"{UNIFIED}{name}-reset"))
-            scope = MODEL_SCOPES.get(name)
-            windows.append(QuotaWindow(name, clamp_fraction(used), window_s, reset_at, scope))
-        if not status and not windows:
-            return None
-        # Only `status: rejected` means exhausted: with extra usage enabled a window can be
-        # at 100 % while requests are still allowed.
-        exhausted = status == "rejected"
-        resets_at = None
-        if exhausted:
-            resets_at = as_float(fields.get(UNIFIED + "reset"))
-            claim = CLAIM_WINDOWS.get(fields.get(UNIFIED + "representative-claim", ""))
-            for found in windows:
-                if resets_at is None and found.name == claim:
-                    resets_at = found.resets_at
-        return QuotaReading(tuple(windows), None, exhausted, resets_at)
+        fields = tuple([field for field in headers if field[0].startswith(UNIFIED)])
+        return unified_reading(fields) if fields else None
 
     def classify(self, status: int, headers: Headers, body: bytes, now: float) -> Outcome:
         quota = self.read_quota(headers, now)

@@ -16,7 +16,7 @@ from typing import Any
 
 from trio_pool.logs import redact
 from trio_pool.providers.base import Outcome, OutcomeKind, QuotaReading, QuotaWindow
-from trio_pool.server.messages import Headers, end_to_end
+from trio_pool.server.messages import HOP_BY_HOP, Headers
 
 # What a client may send to authenticate itself; the account's credential replaces all of it.
 CLIENT_CREDENTIAL_HEADERS = (
@@ -123,7 +123,10 @@ def parse_duration(value: Any) -> float | None:
 
 def header_map(headers: Headers) -> dict[str, str]:
     """The first value of each header, by lower-case name."""
-    result: dict[str, str] = {}
+    result = dict(headers)
+    if len(result) == len(headers):
+        return result  # no name twice (the usual head): the same map, built in one C call
+    result = {}
     for key, value in headers:
         result.setdefault(key, value)
     return result
@@ -137,10 +140,23 @@ def retry_after_at(headers: Mapping[str, str], now: float) -> float | None:
     return now + seconds
 
 
+# What never goes upstream from the client: hop-by-hop fields and the client's credentials.
+_NOT_FORWARDED = HOP_BY_HOP | frozenset(CLIENT_CREDENTIAL_HEADERS)
+
+
 def forwardable(headers: Headers) -> list[tuple[str, str]]:
-    """The client's headers minus hop-by-hop fields and every credential it sent."""
-    drop = set(CLIENT_CREDENTIAL_HEADERS)
-    return [(k, v) for k, v in end_to_end(headers) if k not in drop]
+    """The client's headers minus hop-by-hop fields and every credential it sent.
+
+    ``end_to_end`` and a credential filter in one pass (every request comes through here):
+    the fields that ``Connection`` names are dropped too (RFC 9110 §7.6.1)."""
+    named = [
+        token.strip().lower()
+        for key, value in headers
+        if key == "connection"
+        for token in value.split(",")
+    ]
+    drop = _NOT_FORWARDED.union(named) if named else _NOT_FORWARDED
+    return [field for field in headers if field[0] not in drop]
 
 
 def join_url(base: str, suffix: str, query: str = "") -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from trio_pool.usage.ledger import Tally
-from trio_pool.usage.live import LiveFeed, end_document, start_of
+from trio_pool.usage.live import LiveFeed, start_of
 from trio_pool.usage.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class RequestEvents:
     def finished(self, tally: Tally) -> None:
         """The request's row: to the Live page, the counters and the ledger's buffer."""
         row = tally.row(trio.current_time())
-        self.live.publish("end", end_document(start_of(tally), row))
+        self.live.ended(tally, row)
         self.metrics.request(row.provider, row.account, row.status)
         if row.account is not None and tally.usage is not None:
             self.metrics.tokens(row.provider, row.account, tally.usage)

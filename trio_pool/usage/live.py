@@ -7,6 +7,7 @@ request. The dashboard's ``relay_live`` streams it as Server-Sent Events (``GET 
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
@@ -106,11 +107,14 @@ class LiveFeed:
     keep: int = RECENT_ENDS
     dropped: int = 0  # events lost by slow subscribers, over all of them
     _subscribers: set[Subscription] = attrs.field(factory=set, init=False)
-    _recent: deque[dict[str, Any]] = attrs.field(init=False)
+    # The last ends, newest first: a document, or the start and row it is built from when
+    # nobody watched (most requests: building it then would be wasted on all but the last
+    # ``keep`` of them, and those only if the page asks).
+    _recent: deque[dict[str, Any] | tuple[dict[str, Any], LedgerRow]] = attrs.field(init=False)
     _next_id: int = attrs.field(default=1, init=False)
 
     @_recent.default
-    def _recent_default(self) -> deque[dict[str, Any]]:
+    def _recent_default(self) -> deque[dict[str, Any] | tuple[dict[str, Any], LedgerRow]]:
         return deque(maxlen=self.keep)
 
     @property
@@ -134,9 +138,19 @@ class LiveFeed:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._subscribers.discard(sub)
 
+    def ended(self, tally: Tally, row: LedgerRow) -> None:
+        """The "end" event of the request ``tally`` followed, which ended as ``row``."""
+        if self._subscribers:
+            self.publish("end", end_document(start_of(tally), row))
+        else:
+            self._recent.appendleft((start_of(tally), row))
+
     def recent(self, limit: int) -> list[dict[str, Any]]:
         """The last ``limit`` (at most ``keep``) "end" documents, newest first."""
-        return list(self._recent)[: max(0, limit)]
+        return [
+            end if isinstance(end, dict) else end_document(*end)
+            for end in itertools.islice(self._recent, max(0, limit))
+        ]
 
     @asynccontextmanager
     async def subscribe(self) -> AsyncIterator[Subscription]:
