@@ -202,3 +202,11 @@ def test_fast_mode_auto_is_off_after_recent_errors_and_never_for_claude() -> Non
 def test_switch_margin_is_substantial() -> None:
     """The documented margin keeps pins unless the gap is a quarter of the window or more."""
     assert SWITCH_MARGIN >= 0.2
+
+
+def test_a_window_named_with_a_zero_length_is_scored_as_one_of_unknown_length() -> None:
+    """A window called "0h" with a reset time (a server's odd name) never breaks a choice."""
+    pool = make_pool("a", "b")
+    odd = QuotaWindow("0h", 0.3, None, T0 + 600)
+    pool.observe(A, QuotaReading(windows=(odd,)), T0)
+    assert serve(pool, T0 + 1) in (A, B)

@@ -47,7 +47,8 @@ def window_length(window: QuotaWindow) -> float | None:
         return _NAMED_LENGTHS[name]
     match = _LENGTH_RE.match(name)
     if match:
-        return int(match.group(1)) * _UNIT_S[match.group(2)]
+        # "0h" names no length: None, never a 0 that a score would divide by.
+        return int(match.group(1)) * _UNIT_S[match.group(2)] or None
     return None
 
 
