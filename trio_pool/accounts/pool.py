@@ -208,6 +208,10 @@ class Pool:
         self._changes += 1
         return lease
 
+    def holds(self, lease: Lease) -> bool:
+        """Whether ``lease`` is still open (not reported yet)."""
+        return lease.lease_id in self._leases
+
     def report(self, lease: Lease, outcome: Outcome, now: float) -> None:
         """End the lease and apply the outcome's effect; a second report of a lease is ignored."""
         name = self._leases.pop(lease.lease_id, None)

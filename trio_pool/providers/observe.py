@@ -94,8 +94,11 @@ class BodyObserver:
         cls, handler: EventHandler, response_headers: Headers, *, sse: bool | None = None
     ) -> BodyObserver:
         """An observer for a response; ``sse`` overrides the content-type when known."""
-        encoding = header_map(response_headers).get("content-encoding", "identity")
-        observer = cls(handler, is_event_stream(response_headers) if sse is None else sse)
+        fields = header_map(response_headers)
+        encoding = fields.get("content-encoding", "identity")
+        if sse is None:
+            sse = fields.get("content-type", "").strip().lower().startswith("text/event-stream")
+        observer = cls(handler, sse)
         if encoding.strip().lower() not in ("", "identity"):
             # A compressed body cannot be read cheaply: relay it without observing.
             observer._body = None

@@ -307,4 +307,5 @@ async def _try(
             return verdict.outcome
     finally:
         # Cancelled (client hung up) or failed unexpectedly: the lease must still end.
-        request.report(lease, Outcome(OutcomeKind.CLIENT_ERROR, reason="request ended"))
+        if services.pool.holds(lease):
+            request.report(lease, Outcome(OutcomeKind.CLIENT_ERROR, reason="request ended"))
