@@ -142,7 +142,9 @@ class Request:
         quota = self.provider.read_quota(headers, now)
         if quota is not None:
             self.observe(account, quota, now)
-        return RelayResult(Outcome(OutcomeKind.OK, status, quota=quota))
+        # Observed here, when it was read: the OK outcome does not carry it to the report
+        # again (that cost a second merge per request and dated the reading at the end).
+        return RelayResult(Outcome(OutcomeKind.OK, status))
 
     def relay_ended(
         self, lease: Lease, account: str, status: int, started: float, result: RelayResult
