@@ -415,3 +415,29 @@ async def test_shutdown_closes_idle_connections_and_marks_responses_close(serve:
     raw = await client.raw_until_close()
     assert raw.startswith(b"HTTP/1.1 200 ")
     assert b"done" in raw
+
+
+async def test_a_head_waiting_on_the_socket_after_an_answer_must_end_within_the_head_timeout(
+    nursery: trio.Nursery,
+) -> None:
+    """On a real socket, the start of a head that arrived while the handler ran is taken
+    without waiting; it is still held to head_timeout_s: 408, not an open-ended wait."""
+    client_sock, server_sock = trio.socket.socketpair()
+    limits = ServerLimits(head_timeout_s=0.2, keepalive_idle_s=20)
+    conn = HTTPConnection(trio.SocketStream(server_sock), limits)
+    client = trio.SocketStream(client_sock)
+
+    async def slow_echo(ex: Exchange) -> None:
+        await client_sock.send(b"GET /b HTTP/1.1\r\nho")  # the next head starts meanwhile
+        await trio.sleep(0.02)  # under the hang-up watch's delay: nobody reads it
+        await echo(ex)
+
+    nursery.start_soon(conn.serve, slow_echo, trio.Event())
+    raw = b""
+    async with client:
+        await client.send_all(b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n")
+        with trio.fail_after(10):
+            while chunk := await client.receive_some(65536):
+                raw += chunk
+    assert raw.startswith(b"HTTP/1.1 200 ")
+    assert b"HTTP/1.1 408 " in raw

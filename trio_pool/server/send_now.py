@@ -41,6 +41,18 @@ def send_now(sock: trio.socket.SocketType, data: bytes) -> int:
         return 0
 
 
+def receive_now(sock: trio.socket.SocketType, max_bytes: int) -> bytes | None:
+    """What the socket holds right now (b"" at the peer's close), or None when nothing is
+    there yet. No checkpoint: the caller yields soon after (it waits for an upstream)."""
+    fd = sock.fileno()
+    if fd < 0:
+        return None  # closed: the trio path raises the right error
+    try:
+        return os.read(fd, max_bytes)
+    except BlockingIOError:
+        return None
+
+
 async def receive_when_ready(sock: trio.socket.SocketType, max_bytes: int) -> bytes:
     """One read of a socket whose bytes are not there yet (an upstream's answer right after
     the request): wait until it is readable, then read.
