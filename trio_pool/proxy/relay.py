@@ -64,11 +64,17 @@ def response_headers(headers: Headers) -> list[tuple[str, str]]:
     return list(end_to_end(headers))
 
 
-def is_event_stream(headers: Headers) -> bool:
+def _framing_of(headers: Headers) -> tuple[bool, bool]:
+    """(an SSE stream, a declared Content-Length), in one pass over the headers."""
+    sse = length = False
+    content_type = None
     for key, value in headers:
-        if key == "content-type":
-            return value.startswith("text/event-stream")
-    return False
+        if key == "content-type" and content_type is None:
+            content_type = value
+            sse = value.startswith("text/event-stream")
+        elif key == "content-length":
+            length = True
+    return sse, length
 
 
 async def relay_response(
@@ -88,9 +94,9 @@ async def relay_response(
     that completes the body goes out with the end of the message. A small answer that
     arrived whole is one write; a stream is one write per upstream read.
     """
-    sse = is_event_stream(response.headers)
     # With a declared length nothing can be appended: a failure must end the body broken.
-    can_append = not any(k == "content-length" for k, _ in response.headers)
+    sse, declared_length = _framing_of(response.headers)
+    can_append = not declared_length
     headers = [*response_headers(response.headers), *(extra_headers or [])]
     body = response.iter_chunks()
     last = b""  # the read that completed the body: written with the end

@@ -29,10 +29,11 @@ class RequestHead:
     target: str
     headers: Headers
     http_version: str = "1.1"
+    # The target without its query: set once, it is read about eight times per request.
+    path: str = attrs.field(init=False, eq=False, repr=False)
 
-    @property
-    def path(self) -> str:
-        return self.target.partition("?")[0]
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "path", self.target.partition("?")[0])
 
     @property
     def query(self) -> str:
@@ -69,7 +70,9 @@ def end_to_end(headers: Headers) -> Headers:
         if key == "connection"
         for token in value.split(",")
     }
-    return tuple((k, v) for k, v in headers if k not in HOP_BY_HOP and k not in named)
+    if named:
+        return tuple([(k, v) for k, v in headers if k not in HOP_BY_HOP and k not in named])
+    return tuple([(k, v) for k, v in headers if k not in HOP_BY_HOP])
 
 
 def without(headers: Headers, *names: str) -> Headers:

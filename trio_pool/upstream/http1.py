@@ -40,13 +40,12 @@ class OutboundRequest:
 def encode_request(method: str, target: str, headers: list[tuple[str, str]]) -> OutboundRequest:
     """The head, Host first (RFC 9110 §7.2), from headers already checked by the caller;
     UnicodeEncodeError when one is not latin-1."""
-    lines = [f"{method} {target} HTTP/1.1\r\n"]
-    lines += [f"{k}: {v}\r\n" for k, v in headers if k == "host"]
-    lines += [f"{k}: {v}\r\n" for k, v in headers if k != "host"]
-    lines.append("\r\n")
-    head = "".join(lines).encode("latin-1")
-    chunked = any(k == "transfer-encoding" for k, _ in headers)
-    close = "close" in comma_values(headers, "connection")
+    host = [f"{k}: {v}\r\n" for k, v in headers if k == "host"]
+    rest = [f"{k}: {v}\r\n" for k, v in headers if k != "host"]
+    head = f"{method} {target} HTTP/1.1\r\n{''.join(host)}{''.join(rest)}\r\n".encode("latin-1")
+    names = {k for k, _ in headers}
+    chunked = "transfer-encoding" in names
+    close = "connection" in names and "close" in comma_values(headers, "connection")
     return OutboundRequest(method, head, chunked, close)
 
 
