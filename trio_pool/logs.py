@@ -94,7 +94,25 @@ class _RedactingFormatter(logging.Formatter):
 
 
 class _OurHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The handler setup_logging installs; ``info_line`` writes through it directly."""
+    """The handler setup_logging installs; ``info_line`` writes through it directly.
+
+    ``deferred`` (set by log_batching while the event loop runs): lines wait in the
+    stream's buffer until ``flush_now``, except warnings and errors, which go out at once.
+    """
+
+    deferred = False
+
+    def flush(self) -> None:
+        if not self.deferred:
+            super().flush()
+
+    def flush_now(self) -> None:
+        super().flush()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)
+        if self.deferred and record.levelno >= logging.WARNING:
+            self.flush_now()
 
 
 def info_line(logger: logging.Logger, message: str) -> None:
@@ -137,6 +155,11 @@ def _handlers_of(logger: logging.Logger) -> list[logging.Handler]:
 
 
 _OUR_HANDLER: _OurHandler | None = None
+
+
+def our_handler() -> _OurHandler | None:
+    """The handler setup_logging installed, if it did."""
+    return _OUR_HANDLER
 
 
 def setup_logging(level: str = "info", *, stream: Any = None) -> None:

@@ -70,7 +70,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
                 log.info("app.started listen=%s pool_dir=%s", running.base_url, config.pool_dir)
                 await wait_for_shutdown_signal(signals, running)
 
-    trio.run(run)
+    from trio_pool.log_batching import lines_flushed_when_idle
+
+    with lines_flushed_when_idle() as instruments:
+        trio.run(run, instruments=instruments)
     return 0
 
 

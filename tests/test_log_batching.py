@@ -1,0 +1,76 @@
+"""log_batching: request lines wait in the stream's buffer and go out when the loop waits."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from trio_pool.log_batching import lines_flushed_when_idle
+from trio_pool.logs import info_line, setup_logging
+
+LOG = logging.getLogger("trio_pool.test_batching")
+
+
+@pytest.fixture
+def log_file(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "log.txt"
+    root = logging.getLogger("trio_pool")
+    saved = root.handlers[:], root.level, root.propagate
+    with path.open("w", encoding="utf-8", buffering=1) as stream:
+        assert isinstance(stream, io.TextIOWrapper)
+        setup_logging("info", stream=stream)
+        try:
+            yield path
+        finally:
+            root.handlers[:], root.level, root.propagate = saved
+
+
+def test_lines_go_out_when_the_loop_waits_and_warnings_at_once(log_file: Path) -> None:
+    """A request line is held until the loop is about to wait; a warning is written at once."""
+    seen: dict[str, str] = {}
+
+    def read() -> str:
+        return log_file.read_text()  # a small local file: read at once, on purpose
+
+    async def main() -> None:
+        info_line(LOG, "request.done one")
+        info_line(LOG, "request.done two")
+        seen["before the wait"] = read()
+        await trio.sleep(0.001)  # the loop waits for I/O: the lines are flushed first
+        seen["after the wait"] = read()
+        LOG.warning("something.wrong")
+        seen["after a warning"] = read()
+
+    with lines_flushed_when_idle() as instruments:
+        assert instruments
+        trio.run(main, instruments=instruments)
+    assert seen["before the wait"] == ""
+    lines = seen["after the wait"].splitlines()
+    assert [line.split(": ", 1)[1] for line in lines] == ["request.done one", "request.done two"]
+    assert seen["after a warning"].rstrip().endswith("something.wrong")
+
+
+def test_after_the_loop_lines_are_flushed_one_by_one_again(log_file: Path) -> None:
+    """Leaving the block writes what is left and turns line-by-line flushing back on."""
+    with lines_flushed_when_idle():
+        info_line(LOG, "request.done held")
+    assert "request.done held" in log_file.read_text()
+    info_line(LOG, "request.done after")
+    assert log_file.read_text().rstrip().endswith("request.done after")
+
+
+def test_a_stream_that_cannot_turn_its_buffering_off_is_left_alone() -> None:
+    """A stream that is not a text file (here a StringIO): no instruments, lines as before."""
+    root = logging.getLogger("trio_pool")
+    saved = root.handlers[:], root.level, root.propagate
+    setup_logging("info", stream=io.StringIO())
+    try:
+        with lines_flushed_when_idle() as instruments:
+            assert instruments == []
+    finally:
+        root.handlers[:], root.level, root.propagate = saved
