@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import trio
 
+from tests.test_logs import logging_to
 from trio_pool.log_batching import lines_flushed_when_idle
-from trio_pool.logs import info_line, setup_logging
+from trio_pool.logs import info_line
 
 LOG = logging.getLogger("trio_pool.test_batching")
 
@@ -19,15 +20,8 @@ LOG = logging.getLogger("trio_pool.test_batching")
 @pytest.fixture
 def log_file(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "log.txt"
-    root = logging.getLogger("trio_pool")
-    saved = root.handlers[:], root.level, root.propagate
-    with path.open("w", encoding="utf-8", buffering=1) as stream:
-        assert isinstance(stream, io.TextIOWrapper)
-        setup_logging("info", stream=stream)
-        try:
-            yield path
-        finally:
-            root.handlers[:], root.level, root.propagate = saved
+    with path.open("w", encoding="utf-8", buffering=1) as stream, logging_to(stream):
+        yield path
 
 
 def test_lines_go_out_when_the_loop_waits_and_warnings_at_once(log_file: Path) -> None:
@@ -66,11 +60,5 @@ def test_after_the_loop_lines_are_flushed_one_by_one_again(log_file: Path) -> No
 
 def test_a_stream_that_cannot_turn_its_buffering_off_is_left_alone() -> None:
     """A stream that is not a text file (here a StringIO): no instruments, lines as before."""
-    root = logging.getLogger("trio_pool")
-    saved = root.handlers[:], root.level, root.propagate
-    setup_logging("info", stream=io.StringIO())
-    try:
-        with lines_flushed_when_idle() as instruments:
-            assert instruments == []
-    finally:
-        root.handlers[:], root.level, root.propagate = saved
+    with logging_to(io.StringIO()), lines_flushed_when_idle() as instruments:
+        assert instruments == []

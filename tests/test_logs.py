@@ -5,10 +5,20 @@ from __future__ import annotations
 import io
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
-from trio_pool.logs import _RedactingFormatter, bind, info_line, redact, setup_logging
+from trio_pool.logs import (
+    _RedactingFormatter,
+    bind,
+    info_line,
+    log_context,
+    redact,
+    setup_logging,
+)
 
 SECRETS = [
     "sk-ant-oat01-abcdefghijklmnop",
@@ -21,6 +31,21 @@ SECRETS = [
     "BEARER abcdefghijklmnop",
     "bEaReR abcdefghijklmnop",
 ]
+
+
+@contextmanager
+def logging_to(stream: Any, level: str = "info") -> Iterator[None]:
+    """Our logging set-up on ``stream`` for the block (with an empty log context), then the
+    test runner's and the context as they were."""
+    root = logging.getLogger("trio_pool")
+    saved = root.handlers[:], root.level, root.propagate
+    context = log_context.set({})
+    setup_logging(level, stream=stream)
+    try:
+        yield
+    finally:
+        root.handlers[:], root.level, root.propagate = saved
+        log_context.reset(context)
 
 
 @pytest.mark.parametrize("secret", SECRETS)
@@ -50,27 +75,19 @@ def test_cached_timestamps_read_as_logging_writes_them() -> None:
 def test_a_logged_token_is_masked_and_the_context_is_stamped() -> None:
     """Through the real handler: the bound context fields end the line, the token is masked."""
     out = io.StringIO()
-    root = logging.getLogger("trio_pool")
-    saved = root.handlers[:], root.level, root.propagate
-    setup_logging("info", stream=out)
-    try:
+    with logging_to(out):
         bind(conn="7")
         logging.getLogger("trio_pool.test").info("x token=%s", "sk-ant-oat01-abcdefghijklmnop")
-        line = out.getvalue()
-        assert "abcdefghijklmnop" not in line
-        assert line.rstrip().endswith("conn=7")
-    finally:
-        root.handlers[:], root.level, root.propagate = saved
+    line = out.getvalue()
+    assert "abcdefghijklmnop" not in line
+    assert line.rstrip().endswith("conn=7")
 
 
 def test_the_fast_request_line_reads_as_logging_would_write_it() -> None:
     """info_line writes what logger.info writes through our handler: same time format, level,
     name, context and masking (only the milliseconds may differ)."""
     out = io.StringIO()
-    root = logging.getLogger("trio_pool")
-    saved = root.handlers[:], root.level, root.propagate
-    setup_logging("info", stream=out)
-    try:
+    with logging_to(out):
         bind(conn="7", account="claude/a")
         logger = logging.getLogger("trio_pool.proxy.answers")
         message = "request.done method=POST path=/v1/x%s status=200 sk-ant-oat01-abcdefghijklmnop"
@@ -83,8 +100,6 @@ def test_the_fast_request_line_reads_as_logging_would_write_it() -> None:
         assert fast[24:] == slow[24:]
         assert "abcdefghijklmnop" not in fast
         assert fast.endswith("conn=7 account=claude/a")
-    finally:
-        root.handlers[:], root.level, root.propagate = saved
 
 
 def test_the_request_line_goes_through_logging_under_another_set_up(
@@ -99,11 +114,6 @@ def test_the_request_line_goes_through_logging_under_another_set_up(
 def test_the_request_line_respects_the_level() -> None:
     """At level warning the request line is not written."""
     out = io.StringIO()
-    root = logging.getLogger("trio_pool")
-    saved = root.handlers[:], root.level, root.propagate
-    setup_logging("warning", stream=out)
-    try:
+    with logging_to(out, "warning"):
         info_line(logging.getLogger("trio_pool.proxy.answers"), "request.done status=200")
-        assert out.getvalue() == ""
-    finally:
-        root.handlers[:], root.level, root.propagate = saved
+    assert out.getvalue() == ""
