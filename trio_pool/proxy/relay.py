@@ -66,11 +66,10 @@ def response_headers(headers: Headers) -> list[tuple[str, str]]:
 
 def _framing_of(headers: Headers) -> tuple[bool, bool]:
     """(an SSE stream, a declared Content-Length), in one pass over the headers."""
-    sse = length = False
-    content_type = None
+    sse = length = typed = False
     for key, value in headers:
-        if key == "content-type" and content_type is None:
-            content_type = value
+        if key == "content-type" and not typed:  # the first one counts
+            typed = True
             sse = value.startswith("text/event-stream")
         elif key == "content-length":
             length = True
@@ -107,8 +106,7 @@ async def relay_response(
         whole = body.at_end()
     except UpstreamError as exc:
         first, whole = b"", True
-        failure = f"the upstream stream failed: {exc}"
-        result.outcome = Outcome(OutcomeKind.TRANSIENT, response.status, reason=str(exc))
+        failure = _stream_failed(result, response.status, exc)
     if whole:
         # The whole body came with the head (most small answers): nothing to wait for, so
         # no scope for the shutdown to cut.
@@ -126,8 +124,7 @@ async def relay_response(
                     await exchange.send(chunk)
                     _sent(result, observer, chunk)
             except UpstreamError as exc:
-                failure = f"the upstream stream failed: {exc}"
-                result.outcome = Outcome(OutcomeKind.TRANSIENT, response.status, reason=str(exc))
+                failure = _stream_failed(result, response.status, exc)
         cut_at_shutdown = scope.cancelled_caught
     if last:
         # Observed before its write (so the end can go with it), counted as sent with it.
@@ -158,6 +155,12 @@ async def relay_response(
         await exchange.end(last)
     else:
         await exchange.start_response(response.status, headers, last, end=True)
+
+
+def _stream_failed(result: RelayResult, status: int, exc: UpstreamError) -> str:
+    """The relay's reason when the upstream body broke; the try becomes a transient failure."""
+    result.outcome = Outcome(OutcomeKind.TRANSIENT, status, reason=str(exc))
+    return f"the upstream stream failed: {exc}"
 
 
 def _sent(result: RelayResult, observer: StreamObserver, chunk: bytes) -> None:
