@@ -252,7 +252,7 @@ def test_a_window_observed_once_answers_as_recomputed(
 ) -> None:
     """The fields an ObservedWindow derives when made equal the answers computed afresh."""
     observed = ObservedWindow(window, seen_at)
-    assert observed.reset_deadline() == ref_deadline(observed)
+    assert observed.deadline == ref_deadline(observed)
     assert observed.used_at(now) == ref_used(observed, now)
     assert observed.over_ceiling(now) == (ref_used(observed, now) >= ceiling(window))
     assert observed.length == window_length(window)

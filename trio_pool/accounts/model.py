@@ -72,7 +72,8 @@ class ObservedWindow:
     # fraction, deadline and ceiling many times per request, and each answer used to re-read
     # the window's length from its name. Left out of eq, hash and repr (they add nothing).
     length: float | None = attrs.field(init=False, eq=False, repr=False)
-    deadline: float = attrs.field(init=False, eq=False, repr=False)  # see reset_deadline
+    # When this reading stops being true: the reset time, else seen + length, else a TTL.
+    deadline: float = attrs.field(init=False, eq=False, repr=False)
     fraction: float = attrs.field(init=False, eq=False, repr=False)  # used, clamped to 0..1
     limit: float = attrs.field(init=False, eq=False, repr=False)  # ceiling(window)
 
@@ -94,10 +95,6 @@ class ObservedWindow:
     @property
     def name(self) -> str:
         return self.window.name
-
-    def reset_deadline(self) -> float:
-        """When this reading stops being true: the reset time, else seen + length, else a TTL."""
-        return self.deadline
 
     def used_at(self, now: float) -> float:
         """Used fraction now; 0 once the reset has passed (the quota came back)."""

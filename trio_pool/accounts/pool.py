@@ -22,7 +22,6 @@ from trio_pool.accounts.model import (
     PoolUsage,
     apply_record,
     record_of,
-    window_length,
 )
 from trio_pool.accounts.routing import assess, clearly_better, sort_key, usable, wants_fast
 from trio_pool.accounts.snapshot import account_view, aggregate_usage
@@ -238,7 +237,7 @@ class Pool:
         account = self._accounts.get(name)
         if account is None:
             return {}
-        return {n: (w.used_at(now), window_length(w.window)) for n, w in account.windows.items()}
+        return {n: (w.used_at(now), w.length) for n, w in account.windows.items()}
 
     def provider_size(self, name: str) -> int:
         """How many accounts the provider of account ``name`` has (0 for an unknown name)."""

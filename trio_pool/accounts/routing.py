@@ -122,7 +122,7 @@ def assess(account: AccountState, now: float, model: str | None = None) -> Avail
     for observed in blocking_windows(account, now, model):
         state = "cooling"
         window = observed.window
-        ends.append(observed.reset_deadline())
+        ends.append(observed.deadline)
         what = f"{window.name} window" if window.scope is None else f"{window.name} model window"
         text = (
             f"{round(observed.used_at(now) * 100)}% of {what} used "

@@ -12,7 +12,6 @@ from trio_pool.accounts.model import (
     PoolUsage,
     PoolWindowUsage,
     WindowView,
-    ceiling,
 )
 from trio_pool.accounts.routing import assess
 from trio_pool.providers.base import ProviderName, TokenUsage
@@ -28,7 +27,7 @@ def account_view(account: AccountState, now: float, pinned: int) -> AccountView:
             used=w.used_at(now),
             window_s=w.window.window_s,
             resets_at=w.window.resets_at,
-            ceiling=ceiling(w.window),
+            ceiling=w.limit,
             scope=w.window.scope,
         )
         for w in account.windows.values()

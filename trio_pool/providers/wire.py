@@ -16,7 +16,7 @@ from typing import Any
 
 from trio_pool.logs import redact
 from trio_pool.providers.base import Outcome, OutcomeKind, QuotaReading, QuotaWindow
-from trio_pool.server.messages import HOP_BY_HOP, Headers
+from trio_pool.server.messages import HOP_BY_HOP, Headers, end_to_end
 
 # What a client may send to authenticate itself; the account's credential replaces all of it.
 CLIENT_CREDENTIAL_HEADERS = (
@@ -145,18 +145,9 @@ _NOT_FORWARDED = HOP_BY_HOP | frozenset(CLIENT_CREDENTIAL_HEADERS)
 
 
 def forwardable(headers: Headers) -> list[tuple[str, str]]:
-    """The client's headers minus hop-by-hop fields and every credential it sent.
-
-    ``end_to_end`` and a credential filter in one pass (every request comes through here):
-    the fields that ``Connection`` names are dropped too (RFC 9110 §7.6.1)."""
-    named = [
-        token.strip().lower()
-        for key, value in headers
-        if key == "connection"
-        for token in value.split(",")
-    ]
-    drop = _NOT_FORWARDED.union(named) if named else _NOT_FORWARDED
-    return [field for field in headers if field[0] not in drop]
+    """The client's headers minus hop-by-hop fields (and those ``Connection`` names) and
+    every credential it sent, in one pass (every request comes through here)."""
+    return list(end_to_end(headers, _NOT_FORWARDED))
 
 
 def join_url(base: str, suffix: str, query: str = "") -> str:

@@ -62,8 +62,9 @@ def encode_headers(headers: Headers | list[tuple[str, str]]) -> list[tuple[bytes
     return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
 
 
-def end_to_end(headers: Headers) -> Headers:
-    """Drop hop-by-hop headers, including any named in ``Connection`` (RFC 9110 §7.6.1)."""
+def end_to_end(headers: Headers, drop: frozenset[str] = HOP_BY_HOP) -> Headers:
+    """Drop hop-by-hop headers (or the names in ``drop``), including any named in
+    ``Connection`` (RFC 9110 §7.6.1)."""
     named = {
         token.strip().lower()
         for key, value in headers
@@ -71,8 +72,8 @@ def end_to_end(headers: Headers) -> Headers:
         for token in value.split(",")
     }
     if named:
-        return tuple([(k, v) for k, v in headers if k not in HOP_BY_HOP and k not in named])
-    return tuple([(k, v) for k, v in headers if k not in HOP_BY_HOP])
+        drop = drop | named
+    return tuple([(k, v) for k, v in headers if k not in drop])
 
 
 def without(headers: Headers, *names: str) -> Headers:
