@@ -1,4 +1,4 @@
-"""log_batching: request lines wait in the stream's buffer and go out when the loop waits."""
+"""log_batching: request lines wait in our handler and go out when the loop waits."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import trio
 
 from tests.test_logs import logging_to
 from trio_pool.log_batching import lines_flushed_when_idle
-from trio_pool.logs import info_line
+from trio_pool.logs import info_line, our_handler
 
 LOG = logging.getLogger("trio_pool.test_batching")
 
@@ -58,7 +58,44 @@ def test_after_the_loop_lines_are_flushed_one_by_one_again(log_file: Path) -> No
     assert log_file.read_text().rstrip().endswith("request.done after")
 
 
-def test_a_stream_that_cannot_turn_its_buffering_off_is_left_alone() -> None:
-    """A stream that is not a text file (here a StringIO): no instruments, lines as before."""
-    with logging_to(io.StringIO()), lines_flushed_when_idle() as instruments:
-        assert instruments == []
+class _CountingStream(io.StringIO):
+    """A stream like Python's stderr, which has no buffer: each write is one syscall."""
+
+    writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_lines_waiting_for_the_loop_are_written_with_one_call() -> None:
+    """Three request lines and a wait: one write, the lines in order; a warning that comes
+    while lines wait is written after them, at once."""
+    stream = _CountingStream()
+
+    async def main() -> None:
+        for n in range(3):
+            info_line(LOG, f"request.done {n}")
+        assert stream.writes == 0
+        await trio.sleep(0.001)
+        assert stream.writes == 1
+        info_line(LOG, "request.done 3")
+        LOG.warning("something.wrong")
+        assert stream.writes == 2
+
+    with logging_to(stream), lines_flushed_when_idle() as instruments:
+        trio.run(main, instruments=instruments)
+    messages = [line.split(": ", 1)[1] for line in stream.getvalue().splitlines()]
+    assert messages == [*(f"request.done {n}" for n in range(4)), "something.wrong"]
+
+
+def test_a_long_run_without_a_wait_writes_its_lines_in_bounded_batches() -> None:
+    """A loop that never waits still writes: every MAX_WAITING lines."""
+    stream = _CountingStream()
+    with logging_to(stream), lines_flushed_when_idle():
+        handler = our_handler()
+        assert handler is not None
+        for n in range(handler.MAX_WAITING * 2):
+            info_line(LOG, f"request.done {n}")
+        assert stream.writes == 2
+    assert len(stream.getvalue().splitlines()) == handler.MAX_WAITING * 2

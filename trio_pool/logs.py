@@ -96,33 +96,62 @@ class _RedactingFormatter(logging.Formatter):
 class _OurHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The handler setup_logging installs; ``info_line`` writes through it directly.
 
-    ``deferred`` (set by log_batching while the event loop runs): lines wait in the
-    stream's buffer until ``flush_now``, except warnings and errors, which go out at once.
+    ``deferred`` (set by log_batching while the event loop runs): lines wait in a list and
+    ``flush_now`` writes them with one call. The stream cannot batch them itself: Python's
+    stderr has no buffer (every write is a syscall). Warnings and errors go out at once,
+    after the lines that waited; so does a list that reached ``MAX_WAITING`` lines.
     """
 
     deferred = False
+    MAX_WAITING = 256
 
-    def flush(self) -> None:
-        if not self.deferred:
-            super().flush()
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._waiting: list[str] = []
+
+    def write_line(self, line: str, *, at_once: bool = False) -> None:
+        """Write ``line`` (newline included), or keep it for ``flush_now`` while deferred."""
+        with self.lock:  # type: ignore[union-attr]
+            self._waiting.append(line)
+            if at_once or not self.deferred or len(self._waiting) >= self.MAX_WAITING:
+                self._write_waiting()
 
     def flush_now(self) -> None:
-        super().flush()
+        if not self._waiting:  # the loop asks before every wait: most often, nothing waits
+            return
+        with self.lock:  # type: ignore[union-attr]
+            if self._waiting:
+                self._write_waiting()
+
+    def _write_waiting(self) -> None:
+        lines, text = len(self._waiting), "".join(self._waiting)
+        self._waiting.clear()
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except Exception:  # as logging does: a broken log never breaks a request
+            self.handleError(logging.makeLogRecord({"msg": f"{lines} log lines not written"}))
+
+    def flush(self) -> None:
+        self.flush_now()
 
     def emit(self, record: logging.LogRecord) -> None:
-        super().emit(record)
-        if self.deferred and record.levelno >= logging.WARNING:
-            self.flush_now()
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        self.write_line(line, at_once=record.levelno >= logging.WARNING)
 
 
 def info_line(logger: logging.Logger, message: str) -> None:
     """``logger.info(message)``, cheaper: the line every request logs.
 
     While the only handler is setup_logging's own, the line is formatted here exactly as
-    that handler formats it (time, level, name, message, context, redaction) and written
-    under its lock, without a LogRecord and logging's filter and formatter calls (the line
-    was 6 % of a busy proxy's CPU in py-spy, bench/). With any other set-up (tests, an
-    embedding program) the line goes through logging as usual.
+    that handler formats it (time, level, name, message, context, redaction) and handed to
+    it without a LogRecord and logging's filter and formatter calls (the line was 6 % of a
+    busy proxy's CPU in py-spy, bench/). With any other set-up (tests, an embedding
+    program) the line goes through logging as usual.
     """
     if not logger.isEnabledFor(logging.INFO):
         return
@@ -133,15 +162,11 @@ def info_line(logger: logging.Logger, message: str) -> None:
     fields = log_context.get()
     ctx = "".join([f" {k}={v}" for k, v in fields.items()]) if fields else ""
     assert isinstance(handler.formatter, _RedactingFormatter)
-    line = redact(
-        f"{handler.formatter.time_text(time.time())} INFO    {logger.name}: {message}{ctx}\n"
+    handler.write_line(
+        redact(
+            f"{handler.formatter.time_text(time.time())} INFO    {logger.name}: {message}{ctx}\n"
+        )
     )
-    with handler.lock:  # type: ignore[union-attr]
-        try:
-            handler.stream.write(line)
-            handler.flush()
-        except Exception:  # as logging does: a broken log never breaks a request
-            handler.handleError(logging.makeLogRecord({"msg": message}))
 
 
 def _handlers_of(logger: logging.Logger) -> list[logging.Handler]:
