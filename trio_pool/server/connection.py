@@ -233,8 +233,11 @@ class HTTPConnection:
         self.closing = False  # set on shutdown: finish the current response, then close
         self.detached = False  # a handler took the raw stream (WebSocket): do not close it
         self._idle_scope: trio.CancelScope | None = None  # waiting for the next head
-        # The handler the hang-up watcher guards, and the watcher's read while it does.
-        self._watched: tuple[Exchange, trio.CancelScope] | None = None
+        # The exchange whose handler the hang-up watcher guards, the scope it cancels on a
+        # hang-up (the connection's: a hang-up ends it anyway, and a scope per request cost
+        # about 4 µs), and the watcher's read while it watches.
+        self._watched: Exchange | None = None
+        self._hang_up_scope: trio.CancelScope | None = None
         self._watch_scope: trio.CancelScope | None = None
         self._hang_up_lot = trio.lowlevel.ParkingLot()
         self._armed = False  # the watched handler's body is read: watch from _armed_at + delay
@@ -388,6 +391,7 @@ class HTTPConnection:
         """
         try:
             async with trio.open_nursery() as helpers:
+                self._hang_up_scope = helpers.cancel_scope
                 helpers.start_soon(self._close_idle_on_shutdown, stopping)
                 helpers.start_soon(self._watch_hang_ups)
                 await self._serve_requests(handler, stopping)
@@ -443,24 +447,24 @@ class HTTPConnection:
             )
             return False
         error: ClientProtocolError | ClientDisconnected | None = None
-        with trio.CancelScope() as handler_scope:
-            # The hang-up watcher cancels this scope; an upgrade request's handler takes the
-            # stream over, so nobody else may read it.
-            if exchange.head.get("upgrade") is None:
-                self._watched = (exchange, handler_scope)
-                if self.proto.body_done:
-                    self.watch_hang_up(exchange)
-            try:
-                await handler(exchange)
-            except (ClientProtocolError, ClientDisconnected) as exc:
-                error = exc
-            except Exception:
-                # A bug in a handler must cost one request, never the server.
-                log.exception("server.handler.crashed path=%s", exchange.head.path)
-                error = ClientProtocolError("internal error in trio-pool (see its log)", 500)
-            finally:
-                self._watched = None
-                self._armed = False
+        # A hang-up cancels the connection's scope (the watcher's), so the handler and this
+        # connection end with a Cancelled that leaves through here.
+        if exchange.head.get("upgrade") is None:
+            # An upgrade request's handler takes the stream over: nobody else may read it.
+            self._watched = exchange
+            if self.proto.body_done:
+                self.watch_hang_up(exchange)
+        try:
+            await handler(exchange)
+        except (ClientProtocolError, ClientDisconnected) as exc:
+            error = exc
+        except Exception:
+            # A bug in a handler must cost one request, never the server.
+            log.exception("server.handler.crashed path=%s", exchange.head.path)
+            error = ClientProtocolError("internal error in trio-pool (see its log)", 500)
+        finally:
+            self._watched = None
+            self._armed = False
         if self._watch_scope is not None:
             # The watcher is reading: stop it, and wait until it has left the stream (trio
             # refuses two readers at once, and the next head is read right after this).
@@ -501,7 +505,7 @@ class HTTPConnection:
     def watch_hang_up(self, exchange: Exchange) -> None:
         """The request body is read: from now on a client hang-up cancels the handler."""
         watched = self._watched
-        if watched is not None and watched[0] is exchange:
+        if watched is exchange:
             # A flag as well as the wake-up: the watcher may not have reached park() yet
             # (a connection's first request can be read before its helpers first run).
             # A watcher that is sleeping out an earlier request's delay is not woken: it
@@ -531,7 +535,7 @@ class HTTPConnection:
                 await trio.sleep_until(due)
                 continue
             self._armed = False
-            exchange, handler_scope = watched
+            exchange = watched
             with trio.CancelScope() as self._watch_scope:
                 while len(proto.buffer) < MAX_PIPELINED_BYTES:
                     try:
@@ -542,7 +546,8 @@ class HTTPConnection:
                     proto.receive_data(bytes(data))
                     if not data:
                         log.debug("server.client.disconnected path=%s", exchange.head.path)
-                        handler_scope.cancel()
+                        if self._watched is exchange and self._hang_up_scope is not None:
+                            self._hang_up_scope.cancel()
                         break
             self._watch_scope = None
             self._watch_ended.unpark_all()
