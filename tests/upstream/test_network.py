@@ -13,33 +13,14 @@ import h11
 import pytest
 import trio
 import trio_websocket
-import trustme
 
+from tests.upstream.conftest import Tls
 from trio_pool.errors import UpstreamConnectError
 from trio_pool.server.connection import Exchange, ServerLimits
 from trio_pool.server.server import Shutdown, serve_listeners
 from trio_pool.upstream.client import UpstreamClient
 from trio_pool.upstream.connect import NetworkConnector, Origin, OutboundProxy
 from trio_pool.upstream.websocket import open_socket
-
-# Names the test proxy maps to loopback ports: nothing here resolves a real name.
-NAMES = ("127.0.0.1", "upstream.test", "ws.test")
-
-
-@attrs.frozen
-class Tls:
-    server: ssl.SSLContext
-    client: ssl.SSLContext
-
-
-@pytest.fixture(scope="module")
-def tls() -> Tls:
-    ca = trustme.CA()
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert(*NAMES).configure_cert(server)
-    client = ssl.create_default_context()
-    ca.configure_trust(client)
-    return Tls(server, client)
 
 
 async def hello(exchange: Exchange) -> None:

@@ -28,18 +28,22 @@ from trio_pool.upstream.body import BodyReader
 from trio_pool.upstream.connect import Connector, NetworkConnector, Origin
 from trio_pool.upstream.connect import make_ssl_context as make_ssl_context  # re-exported
 from trio_pool.upstream.connection import UpstreamConnection
+from trio_pool.upstream.deadlines import LateHeads
 from trio_pool.upstream.errors import NoAnswerError, Phase, map_errors
 from trio_pool.upstream.http1 import OutboundRequest, ResponseHead, encode_request
 from trio_pool.upstream.pool import OriginPool
 
 log = logging.getLogger(__name__)
 
-# One regex checks the whole head at once, with h11's rules (h11/_abnf.py: a token name; a
-# value of visible or obs-text bytes, inner spaces and tabs allowed, no NUL, CR, LF or other
-# whitespace). A bad value is refused without quoting it: it may be a token.
-_FIELD_VALUE = r"(?:[^\x00\t\n\v\f\r ]+(?:[ \t]+[^\x00\t\n\v\f\r ]+)*)?"
-_HEAD_BLOCK = re.compile(rf"(?:[-!#$%&'*+.^_`|~0-9a-zA-Z]+:{_FIELD_VALUE}\n)*")
-_HEADER = re.compile(rf"[-!#$%&'*+.^_`|~0-9a-zA-Z]+:{_FIELD_VALUE}")
+# One regex checks the encoded fields at once, with h11's rules (h11/_abnf.py: a token name;
+# a value of visible or obs-text bytes, inner spaces and tabs allowed, no NUL, CR, LF or
+# other whitespace). A bad value is refused without quoting it: it may be a token.
+# Possessive quantifiers: the classes are disjoint, so nothing is ever worth backtracking.
+_FIELD_VALUE = r"(?:[^\x00\t\n\v\f\r ]++(?:[ \t]++[^\x00\t\n\v\f\r ]++)*+)?+"
+_TOKEN = r"[-!#$%&'*+.^_`|~0-9a-zA-Z]++"
+_FIELD_LINES = re.compile(rf"(?:{_TOKEN}: {_FIELD_VALUE}\r\n)*+".encode())
+_NAME = re.compile(_TOKEN)
+_VALUE = re.compile(_FIELD_VALUE)
 # scheme://authority, then the request target (path and query; the fragment is not sent).
 _URL = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*)([^#]*)")
 MAX_CACHED_ORIGINS = 256
@@ -95,13 +99,22 @@ def build_request(
             out.append(("content-length", str(len(body))))
     elif "content-length" not in names and "transfer-encoding" not in names:
         out.append(("transfer-encoding", "chunked"))
-    block = "".join([f"{k}:{v}\n" for k, v in out])
-    if _HEAD_BLOCK.fullmatch(block) is None:
-        raise _bad_header(out, where)
     try:
-        return encode_request(method, target, out)
+        request = encode_request(method, target, out)
     except UnicodeEncodeError:
         raise _bad_header(out, where) from None
+    # The fields lie between the request line and the final CRLF. Two things would pass for
+    # good lines there: a CR or LF inside a value (the counts rule them out) and a colon in
+    # a name (ruled out by name).
+    head, lines = request.head, len(out) + 2
+    if (
+        ":" in "".join(names)
+        or head.count(b"\n") != lines
+        or head.count(b"\r") != lines
+        or _FIELD_LINES.fullmatch(head, head.index(b"\r\n") + 2, len(head) - 2) is None
+    ):
+        raise _bad_header(out, where)
+    return request
 
 
 def _bad_header(headers: list[tuple[str, str]], where: str) -> UpstreamProtocolError:
@@ -119,7 +132,7 @@ def _sendable(name: str, value: str) -> bool:
         value.encode("latin-1")
     except UnicodeEncodeError:
         return False
-    return _HEADER.fullmatch(f"{name}:{value}") is not None
+    return _NAME.fullmatch(name) is not None and _VALUE.fullmatch(value) is not None
 
 
 class UpstreamClient(trio.abc.AsyncResource):
@@ -138,6 +151,7 @@ class UpstreamClient(trio.abc.AsyncResource):
         # The outbound WebSockets open their streams through the same connector.
         self.connector: Connector = connector or NetworkConnector(ssl_context)
         self._pool = OriginPool(self.connector)
+        self._late_heads = LateHeads()
         self._origins: dict[str, tuple[Origin, str]] = {}
 
     def _locate(self, url: str) -> tuple[Origin, str, str]:
@@ -218,9 +232,29 @@ class UpstreamClient(trio.abc.AsyncResource):
                     connection = await self._pool.open(origin)
             answered = False
             try:
-                with trio.fail_after(t.first_byte_s):
-                    await connection.send_request(request, body)
-                    head = await connection.read_head()
+                if connection.expirable and isinstance(body, bytes):
+                    # Within first_byte_s without a cancel scope (upstream/deadlines.py):
+                    # at the deadline the connection is closed under the wait.
+                    self._late_heads.add(connection, t.first_byte_s)
+                    try:
+                        await connection.send_request(request, body)
+                        head = await connection.read_head()
+                    except Exception:
+                        if connection.late:
+                            raise trio.TooSlowError from None
+                        raise
+                    finally:
+                        self._late_heads.discard(connection)
+                    if connection.late:
+                        # Expired after its last wait (TLS can finish a head from bytes it
+                        # already holds): the socket under it is closed all the same.
+                        raise trio.TooSlowError
+                else:
+                    # A streamed body is read from the client meanwhile, a wait that closing
+                    # the upstream socket would not end: a cancel scope bounds it all.
+                    with trio.fail_after(t.first_byte_s):
+                        await connection.send_request(request, body)
+                        head = await connection.read_head()
                 answered = True
                 return connection, head
             except NoAnswerError:

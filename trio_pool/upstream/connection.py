@@ -69,6 +69,21 @@ class UpstreamConnection:
         self._body: BodyReader | None = None
         self._socket = _socket_of(stream)
         self._send_socket = socket_of(stream)  # a request is offered to the kernel first
+        self.late = False  # closed by its first-byte deadline (upstream/deadlines.py)
+
+    @property
+    def expirable(self) -> bool:
+        """Whether ``expire`` can wake a wait on this connection (a socket under it)."""
+        return self._socket is not None
+
+    def expire(self) -> None:
+        """Past its first-byte deadline: whoever waits on the socket wakes up with an error
+        and finds the connection ``late``; the socket is closed."""
+        self.late = True
+        sock = self._socket
+        if sock is not None:
+            trio.lowlevel.notify_closing(sock)
+            sock.close()
 
     def looks_dropped(self) -> bool:
         """Whether the server has closed (or written to) this idle connection."""

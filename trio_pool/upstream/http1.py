@@ -38,14 +38,23 @@ class OutboundRequest:
 
 
 def encode_request(method: str, target: str, headers: list[tuple[str, str]]) -> OutboundRequest:
-    """The head, Host first (RFC 9110 §7.2), from headers already checked by the caller;
-    UnicodeEncodeError when one is not latin-1."""
-    host = [f"{k}: {v}\r\n" for k, v in headers if k == "host"]
-    rest = [f"{k}: {v}\r\n" for k, v in headers if k != "host"]
-    head = f"{method} {target} HTTP/1.1\r\n{''.join(host)}{''.join(rest)}\r\n".encode("latin-1")
-    names = {k for k, _ in headers}
-    chunked = "transfer-encoding" in names
-    close = "connection" in names and "close" in comma_values(headers, "connection")
+    """The head, Host first (RFC 9110 §7.2), in one pass over the headers (every request
+    builds one); UnicodeEncodeError when one is not latin-1. The caller checks the fields
+    (upstream/client.py)."""
+    hosts: list[str] = []
+    rest: list[str] = []
+    chunked = close = False
+    for name, value in headers:
+        if name == "host":
+            hosts.append(f"{name}: {value}\r\n")
+            continue
+        rest.append(f"{name}: {value}\r\n")
+        if name == "transfer-encoding":
+            chunked = True
+        elif name == "connection" and "close" in comma_values([(name, value)], name):
+            close = True
+    fields = "".join(hosts) + "".join(rest)
+    head = f"{method} {target} HTTP/1.1\r\n{fields}\r\n".encode("latin-1")
     return OutboundRequest(method, head, chunked, close)
 
 

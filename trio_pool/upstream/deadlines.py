@@ -1,0 +1,81 @@
+"""First-byte deadlines without a cancel scope per request.
+
+Every proxied request waits for its upstream's response head within ``first_byte_s``. A
+trio cancel scope around that wait cost about 5 µs to enter and leave (more under load,
+where each request's code is cold), on every request. Here a request registers its
+connection with its deadline instead (a dict insert, and a delete when the head came), and
+one task per client and trio run sleeps until the oldest deadline. A connection still
+waiting then is closed: ``trio.lowlevel.notify_closing`` wakes whoever waits on its socket,
+and the request sees the connection marked late and raises ``trio.TooSlowError``, as
+``trio.fail_after`` would.
+
+The task sleeps until the earliest deadline, or, with nothing to watch, for as long as the
+last request's limit (any request registered meanwhile is due later). A deadline earlier
+than the task's wake-up (a lowered limit) wakes it to look again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Protocol
+
+import trio
+
+log = logging.getLogger(__name__)
+
+
+class Expirable(Protocol):
+    def expire(self) -> None:
+        """Past its deadline: wake its waiters (who see it late) and close it."""
+
+
+class LateHeads:
+    """Connections waiting for a response head, each with its deadline."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[Expirable, float] = {}
+        self._span = 60.0  # the last limit registered
+        self._token: trio.lowlevel.TrioToken | None = None  # the run whose task watches
+        self._wake = math.inf  # when the watcher looks next
+        self._nap: trio.CancelScope | None = None  # the watcher's sleep until then
+
+    def add(self, connection: Expirable, limit_s: float) -> None:
+        """Watch ``connection`` until ``discard``; it expires ``limit_s`` from now."""
+        token = trio.lowlevel.current_trio_token()
+        if token is not self._token:
+            # First use in this trio run (a system task: it lives as long as the run).
+            self._token, self._wake, self._nap = token, math.inf, None
+            trio.lowlevel.spawn_system_task(self._watch, name="upstream first-byte deadlines")
+        deadline = trio.current_time() + limit_s
+        self._waiting[connection] = deadline
+        self._span = limit_s
+        if deadline < self._wake and self._nap is not None:
+            self._nap.cancel()
+
+    def discard(self, connection: Expirable) -> None:
+        self._waiting.pop(connection, None)
+
+    async def _watch(self) -> None:
+        while True:
+            now = trio.current_time()
+            if self._waiting:
+                connection, deadline = min(self._waiting.items(), key=_deadline)
+                if now >= deadline:
+                    del self._waiting[connection]
+                    try:
+                        connection.expire()
+                    except Exception:  # closing a socket raises nothing we expect
+                        log.exception("upstream.deadline.expire_failed")
+                    continue
+                self._wake = deadline
+            else:
+                # Not woken by the next request (that would cost it a task switch).
+                self._wake = now + self._span
+            with trio.CancelScope(deadline=self._wake) as self._nap:
+                await trio.sleep_forever()
+            self._nap = None
+
+
+def _deadline(item: tuple[Expirable, float]) -> float:
+    return item[1]
