@@ -18,9 +18,9 @@ proxy that answers CONNECT with a refusal is reported as ``UpstreamConnectError`
 from __future__ import annotations
 
 import base64
+import os
 import ssl
 import urllib.parse
-import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 
 import attrs
@@ -147,6 +147,24 @@ async def open_tunnel(stream: trio.abc.Stream, origin: Origin, proxy: OutboundPr
         raise UpstreamConnectError(f"{proxy} sent data into the tunnel before it was used")
 
 
+def _environment_proxies() -> dict[str, str]:
+    """urllib's reading of the *_proxy variables. urllib.request (with http.client and the
+    email package, about 1 MiB of a proxy's idle RSS) is imported only when one is set."""
+    if not any(name.lower().endswith("_proxy") for name in os.environ):
+        return {}
+    import urllib.request
+
+    return urllib.request.getproxies_environment()
+
+
+def _bypassed(host: str, proxies: Mapping[str, str]) -> bool:
+    """urllib's NO_PROXY rule (only asked when a proxy is set)."""
+    import urllib.request
+
+    # proxy_bypass_environment is public but missing from typeshed.
+    return bool(urllib.request.proxy_bypass_environment(host, proxies))  # type: ignore[attr-defined]
+
+
 class NetworkConnector:
     """TCP (direct or through the outbound proxy), then TLS for https origins."""
 
@@ -158,9 +176,7 @@ class NetworkConnector:
     ) -> None:
         self._ssl_context = ssl_context
         # {"https": url, "http": url, "no": "host,.domain"}, as urllib reads the environment.
-        self._proxies = dict(
-            urllib.request.getproxies_environment() if proxies is None else proxies
-        )
+        self._proxies = dict(_environment_proxies() if proxies is None else proxies)
         self._routes: dict[Origin, OutboundProxy | None] = {}
 
     @property
@@ -177,12 +193,7 @@ class NetworkConnector:
             return self._routes[origin]
         url = self._proxies.get(origin.scheme)
         route = None
-        if (
-            url
-            and not is_loopback(origin.host)
-            # proxy_bypass_environment is public but missing from typeshed.
-            and not urllib.request.proxy_bypass_environment(origin.host, self._proxies)  # type: ignore[attr-defined]
-        ):
+        if url and not is_loopback(origin.host) and not _bypassed(origin.host, self._proxies):
             route = OutboundProxy.parse(url)
         self._routes[origin] = route
         return route

@@ -23,16 +23,20 @@ import ssl
 import urllib.parse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import attrs
 import trio
-import trio_websocket
 
 from trio_pool.errors import UpstreamError, UpstreamProtocolError
 from trio_pool.server.messages import Headers, RequestHead, decode_headers, encode_headers
 from trio_pool.upstream.connect import Connector, NetworkConnector, Origin
 from trio_pool.upstream.errors import Phase, map_errors
+
+if TYPE_CHECKING:
+    # Imported where a socket is made: trio-websocket and wsproto are about 2.8 MiB of a
+    # proxy that may never see a WebSocket (idle RSS, bench/).
+    import trio_websocket
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +93,8 @@ class WebSocket:
         return decode_headers(list(self.conn.handshake_headers))
 
     async def receive(self) -> str | bytes | Closed:
+        import trio_websocket
+
         try:
             return await self.conn.get_message()
         except trio_websocket.ConnectionClosed as exc:
@@ -97,6 +103,8 @@ class WebSocket:
 
     async def send(self, message: str | bytes) -> bool:
         """Send one message; False when the socket is already closed."""
+        import trio_websocket
+
         try:
             await self.conn.send_message(message)
         except trio_websocket.ConnectionClosed:
@@ -126,6 +134,8 @@ async def open_socket(
     The stream is opened by ``connector`` (by default a ``NetworkConnector`` with
     ``ssl_context``), so a socket goes through HTTPS_PROXY like every HTTP request.
     """
+    import trio_websocket
+
     origin = Origin.of_url(url)
     parts = urllib.parse.urlsplit(url)
     resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -172,6 +182,8 @@ async def open_socket(
 
 def _refusal(group: BaseExceptionGroup[BaseException]) -> trio_websocket.ConnectionRejected | None:
     """The upstream's refusal of the handshake, raised by trio-websocket's reader task."""
+    import trio_websocket
+
     for exc in group.exceptions:
         if isinstance(exc, trio_websocket.ConnectionRejected):
             return exc
@@ -204,6 +216,8 @@ async def close_rejected(exc: trio_websocket.ConnectionRejected) -> None:
 
     The connection is only reachable from the frame that raised the refusal.
     """
+    import trio_websocket
+
     tb = exc.__traceback__
     while tb is not None:
         conn = tb.tb_frame.f_locals.get("self")
@@ -292,6 +306,8 @@ async def adopt(
     No extension is negotiated: a 101 without Sec-WebSocket-Extensions makes Codex send
     plain frames (real-clients.md §4).
     """
+    import trio_websocket
+
     replay = ReplayStream(stream, rebuild_head(head) + trailing, write_timeout_s=write_timeout_s)
     try:
         with trio.fail_after(CLOSE_TIMEOUT_S):
