@@ -16,7 +16,7 @@ from trio_pool.server.connection import Exchange, ServerLimits
 from trio_pool.server.server import Shutdown, serve_listeners
 from trio_pool.upstream.client import Timeouts, UpstreamClient
 from trio_pool.upstream.connect import NetworkConnector
-from trio_pool.upstream.deadlines import LateHeads
+from trio_pool.upstream.deadlines import ReadDeadlines
 
 LIMIT_S = 10.0
 
@@ -91,7 +91,7 @@ async def test_heads_in_time_pass_and_only_the_late_ones_fail(
         for delay in (0, 3, 9.5, 10.5, 30, 5):
             requests.start_soon(one, delay)
     assert verdicts == {0: 200, 3: 200, 5: 200, 9.5: 200, 10.5: "timeout", 30: "timeout"}
-    assert not upstream._late_heads._waiting
+    assert not upstream._deadlines._waiting
     await upstream.aclose()
 
 
@@ -120,23 +120,69 @@ async def test_a_lowered_limit_wakes_the_watcher(
 
 
 class _Waiting:
-    expired = False
+    late = False
 
     def expire(self) -> None:
-        self.expired = True
+        self.late = True
 
 
 async def test_the_watcher_keeps_the_order_of_the_deadlines(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """Sans sockets: each entry expires at its own deadline, none that was discarded."""
-    heads = LateHeads()
+    heads = ReadDeadlines()
     first, second, gone = _Waiting(), _Waiting(), _Waiting()
     heads.add(first, 5)
     heads.add(gone, 6)
     heads.add(second, 8)
     heads.discard(gone)
     await trio.sleep(5.5)
-    assert (first.expired, second.expired) == (True, False)
+    assert (first.late, second.late) == (True, False)
     await trio.sleep(3)
-    assert (second.expired, gone.expired) == (True, False)
+    assert (second.late, gone.late) == (True, False)
+
+
+async def trickle(exchange: Exchange) -> None:
+    """``/trickle/<gap>/<events>``: a chunked body, one event every ``gap`` seconds, then
+    silence."""
+    await exchange.read_body()
+    _, gap, events = exchange.head.path.rsplit("/", 2)
+    await exchange.start_response(200, [("content-type", "text/event-stream")])
+    for n in range(int(events)):
+        await trio.sleep(float(gap))
+        await exchange.send(b"data: %d\n\n" % n)
+    await trio.sleep(1000)
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["tcp", "tls"])
+async def test_a_body_read_that_waits_past_idle_s_is_a_timeout(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, tls: Tls, secure: bool
+) -> None:
+    """Reads that come within idle_s pass, however long the body takes; the first silence
+    longer than idle_s is UpstreamTimeout, after everything that came before it."""
+    tcp = (await trio.open_tcp_listeners(0, host="127.0.0.1"))[0]
+    listeners: list[trio.abc.Listener[trio.abc.Stream]] = [
+        tcp if not secure else trio.SSLListener(tcp, tls.server, https_compatible=True)
+    ]
+    limits = ServerLimits(head_timeout_s=1000, keepalive_idle_s=1000)
+    await nursery.start(
+        partial(serve_listeners, trickle, listeners, limits=limits, shutdown=Shutdown())
+    )
+    port = tcp.socket.getsockname()[1]
+    base = f"{'https' if secure else 'http'}://127.0.0.1:{port}"
+    connector = NetworkConnector(tls.client if secure else None, proxies={})
+    upstream = UpstreamClient(Timeouts(connect_s=5, first_byte_s=5, idle_s=4), connector=connector)
+    seen: list[bytes] = []
+
+    async def read() -> None:
+        async with upstream.stream("POST", f"{base}/trickle/3/5", [], b"{}") as response:
+            async for block in response.iter_chunks():
+                seen.append(block)
+
+    start = trio.current_time()
+    with pytest.raises(UpstreamTimeout, match="nothing received for 4 s"):
+        await read()
+    assert b"".join(seen) == b"".join(b"data: %d\n\n" % n for n in range(5))
+    assert 15 + 4 <= trio.current_time() - start < 15 + 5
+    assert not upstream._deadlines._waiting
+    await upstream.aclose()

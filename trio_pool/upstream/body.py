@@ -2,7 +2,8 @@
 
 Never one item per HTTP chunk (an SSE upstream flushes one chunk per event, and the relay
 writes the client once per item), and never holding bytes back for the next read. Each
-read may wait ``idle_s``: one cancel scope per read, none per chunk. Failures come out
+read may wait ``idle_s``, kept by the client's read deadlines (upstream/deadlines.py) on a
+socket, by a cancel scope per read on other streams; nothing per chunk. Failures come out
 already mapped (the body phase of upstream/errors.py).
 
 Two readers: ``ChunkedBody`` for chunked bodies (our decoder, server/chunked.py: h11
@@ -19,7 +20,12 @@ import h11
 import trio
 
 from trio_pool.server.chunked import ChunkedDecoder
+from trio_pool.server.send_now import receive_now, receive_when_ready, socket_of
+from trio_pool.upstream.deadlines import Expirable, ReadDeadlines
 from trio_pool.upstream.errors import Phase, timed_out, translate
+
+# (the client's deadlines, the connection they may close under a read)
+Watch = tuple[ReadDeadlines, Expirable]
 
 READ_SIZE = 64 * 1024
 
@@ -27,10 +33,14 @@ READ_SIZE = 64 * 1024
 class BodyReader(AsyncIterator[bytes]):
     """The two readers' common part: the socket read, and what the relay asks of both."""
 
-    def __init__(self, stream: trio.abc.Stream, idle_s: float, where: str) -> None:
+    def __init__(
+        self, stream: trio.abc.Stream, idle_s: float, where: str, watch: Watch | None
+    ) -> None:
         self._receive = stream.receive_some
+        self._socket = socket_of(stream)  # plain TCP: read without trio's socket layer
         self._idle_s = idle_s
         self._where = where
+        self._watch = watch
 
     def at_end(self) -> bool:
         """The whole body has been handed out (the relay then ends the client's answer in
@@ -48,12 +58,44 @@ class BodyReader(AsyncIterator[bytes]):
 
     async def _read(self) -> bytes:
         """One socket read (b"" at the server's close) within idle_s."""
-        with trio.move_on_after(self._idle_s):
+        watch = self._watch
+        if watch is None:
+            with trio.move_on_after(self._idle_s):
+                try:
+                    return bytes(await self._receive(READ_SIZE))
+                except (trio.BrokenResourceError, OSError) as exc:
+                    raise self._error(exc) from exc
+            raise timed_out(self._where, Phase.BODY, self._idle_s)
+        deadlines, connection = watch
+        sock = self._socket
+        data: bytes | bytearray | None
+        try:
+            if sock is not None:
+                data = receive_now(sock, READ_SIZE)
+                if data is not None:
+                    # Already there: no wait, but a checkpoint all the same (as trio's own
+                    # receive makes), so a fast upstream cannot keep the loop to itself.
+                    await trio.lowlevel.checkpoint()
+                    return data
+            deadlines.add(connection, self._idle_s)
             try:
-                return bytes(await self._receive(READ_SIZE))
-            except (trio.BrokenResourceError, OSError) as exc:
+                if sock is not None:
+                    data = await receive_when_ready(sock, READ_SIZE)
+                else:
+                    data = bytes(await self._receive(READ_SIZE))
+            finally:
+                deadlines.discard(connection)
+        except Exception as exc:
+            if connection.late:
+                raise timed_out(self._where, Phase.BODY, self._idle_s) from None
+            if isinstance(exc, trio.BrokenResourceError | OSError):
                 raise self._error(exc) from exc
-        raise timed_out(self._where, Phase.BODY, self._idle_s)
+            raise
+        if connection.late:
+            # Expired after the wait (TLS can hand out bytes it already held): the socket
+            # under it is closed all the same.
+            raise timed_out(self._where, Phase.BODY, self._idle_s)
+        return data
 
     def _error(self, exc: Exception) -> Exception:
         mapped = translate(exc, self._where, Phase.BODY, self._idle_s)
@@ -63,8 +105,15 @@ class BodyReader(AsyncIterator[bytes]):
 class ChunkedBody(BodyReader):
     """A chunked body, decoded a read at a time; ``first`` is what came with the head."""
 
-    def __init__(self, stream: trio.abc.Stream, first: bytes, idle_s: float, where: str) -> None:
-        super().__init__(stream, idle_s, where)
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        first: bytes,
+        idle_s: float,
+        where: str,
+        watch: Watch | None = None,
+    ) -> None:
+        super().__init__(stream, idle_s, where, watch)
         self.decoder = ChunkedDecoder()
         self._first: bytes | None = first
 
@@ -113,8 +162,9 @@ class LengthBody(BodyReader):
         until_close: bool,
         idle_s: float,
         where: str,
+        watch: Watch | None = None,
     ) -> None:
-        super().__init__(stream, idle_s, where)
+        super().__init__(stream, idle_s, where, watch)
         self._first = first
         self._remaining = length
         self._until_close = until_close

@@ -28,7 +28,7 @@ from trio_pool.upstream.body import BodyReader
 from trio_pool.upstream.connect import Connector, NetworkConnector, Origin
 from trio_pool.upstream.connect import make_ssl_context as make_ssl_context  # re-exported
 from trio_pool.upstream.connection import UpstreamConnection
-from trio_pool.upstream.deadlines import LateHeads
+from trio_pool.upstream.deadlines import ReadDeadlines
 from trio_pool.upstream.errors import NoAnswerError, Phase, map_errors
 from trio_pool.upstream.http1 import OutboundRequest, ResponseHead, encode_request
 from trio_pool.upstream.pool import OriginPool
@@ -63,11 +63,12 @@ class UpstreamResponse:
     _connection: UpstreamConnection
     _idle_s: float
     _where: str
+    _deadlines: ReadDeadlines | None = None
 
     def iter_chunks(self) -> BodyReader:
         """The body, one item per socket read with every byte that read delivered; a silence
         longer than idle_s is UpstreamTimeout. Iterate it once."""
-        return self._connection.body_blocks(self._idle_s, self._where)
+        return self._connection.body_blocks(self._idle_s, self._where, self._deadlines)
 
     async def read_all(self, limit: int = 4 * 1024 * 1024) -> bytes:
         """The whole body (error bodies, unary answers), truncated at ``limit`` bytes."""
@@ -151,7 +152,7 @@ class UpstreamClient(trio.abc.AsyncResource):
         # The outbound WebSockets open their streams through the same connector.
         self.connector: Connector = connector or NetworkConnector(ssl_context)
         self._pool = OriginPool(self.connector)
-        self._late_heads = LateHeads()
+        self._deadlines = ReadDeadlines()
         self._origins: dict[str, tuple[Origin, str]] = {}
 
     def _locate(self, url: str) -> tuple[Origin, str, str]:
@@ -204,6 +205,7 @@ class UpstreamClient(trio.abc.AsyncResource):
             connection=connection,
             idle_s=self.timeouts.idle_s,
             where=where,
+            deadlines=self._deadlines,
         )
 
     async def _close(self, response: UpstreamResponse) -> None:
@@ -235,7 +237,7 @@ class UpstreamClient(trio.abc.AsyncResource):
                 if connection.expirable and isinstance(body, bytes):
                     # Within first_byte_s without a cancel scope (upstream/deadlines.py):
                     # at the deadline the connection is closed under the wait.
-                    self._late_heads.add(connection, t.first_byte_s)
+                    self._deadlines.add(connection, t.first_byte_s)
                     try:
                         await connection.send_request(request, body)
                         head = await connection.read_head()
@@ -244,7 +246,7 @@ class UpstreamClient(trio.abc.AsyncResource):
                             raise trio.TooSlowError from None
                         raise
                     finally:
-                        self._late_heads.discard(connection)
+                        self._deadlines.discard(connection)
                     if connection.late:
                         # Expired after its last wait (TLS can finish a head from bytes it
                         # already holds): the socket under it is closed all the same.

@@ -22,6 +22,7 @@ import trio
 from trio_pool.server.send_now import receive_when_ready, send_now, socket_of
 from trio_pool.upstream.body import BodyReader, ChunkedBody, LengthBody
 from trio_pool.upstream.connect import Origin
+from trio_pool.upstream.deadlines import ReadDeadlines
 from trio_pool.upstream.errors import NoAnswerError
 from trio_pool.upstream.http1 import (
     CHUNKED,
@@ -156,16 +157,22 @@ class UpstreamConnection:
                 self._head, self._rest = head, buffer
                 return head
 
-    def body_blocks(self, idle_s: float, where: str) -> BodyReader:
-        """The response body, one item per socket read (upstream/body.py)."""
+    def body_blocks(
+        self, idle_s: float, where: str, deadlines: ReadDeadlines | None = None
+    ) -> BodyReader:
+        """The response body, one item per socket read (upstream/body.py); each read within
+        idle_s, kept by ``deadlines`` when it can close this connection under the read."""
         head = self._head
         assert head is not None  # read_head came first
         rest, self._rest = self._rest, b""
+        watch = (deadlines, self) if deadlines is not None and self.expirable else None
         if head.framing == CHUNKED:
-            self._body = ChunkedBody(self.stream, rest, idle_s, where)
+            self._body = ChunkedBody(self.stream, rest, idle_s, where, watch)
         else:
             until_close = head.framing == UNTIL_CLOSE
-            self._body = LengthBody(self.stream, rest, head.length, until_close, idle_s, where)
+            self._body = LengthBody(
+                self.stream, rest, head.length, until_close, idle_s, where, watch
+            )
         return self._body
 
     def reusable(self) -> bool:

@@ -1,17 +1,18 @@
-"""First-byte deadlines without a cancel scope per request.
+"""Read deadlines without a cancel scope per read.
 
-Every proxied request waits for its upstream's response head within ``first_byte_s``. A
-trio cancel scope around that wait cost about 5 µs to enter and leave (more under load,
-where each request's code is cold), on every request. Here a request registers its
-connection with its deadline instead (a dict insert, and a delete when the head came), and
-one task per client and trio run sleeps until the oldest deadline. A connection still
-waiting then is closed: ``trio.lowlevel.notify_closing`` wakes whoever waits on its socket,
-and the request sees the connection marked late and raises ``trio.TooSlowError``, as
-``trio.fail_after`` would.
+An upstream's response head must come within ``first_byte_s``, and each read of its body
+within ``idle_s``. A trio cancel scope around each wait cost about 5-7 µs to enter and
+leave (more under load, where each request's code is cold): once per request for the
+head, and once per read of a stream, which a real service trickles in one read per event.
+Here the reader registers its connection with a deadline instead (a dict insert, and a
+delete when the read is done), and one task per client and trio run sleeps until the
+earliest deadline. A connection still waiting then is closed: ``trio.lowlevel.notify_closing``
+wakes whoever waits on its socket, and the reader sees the connection marked late and
+raises the timeout it would have raised under the scope.
 
 The task sleeps until the earliest deadline, or, with nothing to watch, for as long as the
-last request's limit (any request registered meanwhile is due later). A deadline earlier
-than the task's wake-up (a lowered limit) wakes it to look again.
+last limit registered (a read registered meanwhile with the same limit is due later). A
+deadline earlier than the task's wake-up (a shorter limit) wakes it to look again.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ log = logging.getLogger(__name__)
 
 
 class Expirable(Protocol):
+    late: bool  # set by expire()
+
     def expire(self) -> None:
         """Past its deadline: wake its waiters (who see it late) and close it."""
 
 
-class LateHeads:
-    """Connections waiting for a response head, each with its deadline."""
+class ReadDeadlines:
+    """Connections waiting on a read, each with its deadline."""
 
     def __init__(self) -> None:
         self._waiting: dict[Expirable, float] = {}
@@ -46,7 +49,7 @@ class LateHeads:
         if token is not self._token:
             # First use in this trio run (a system task: it lives as long as the run).
             self._token, self._wake, self._nap = token, math.inf, None
-            trio.lowlevel.spawn_system_task(self._watch, name="upstream first-byte deadlines")
+            trio.lowlevel.spawn_system_task(self._watch, name="upstream read deadlines")
         deadline = trio.current_time() + limit_s
         self._waiting[connection] = deadline
         self._span = limit_s
@@ -70,7 +73,7 @@ class LateHeads:
                     continue
                 self._wake = deadline
             else:
-                # Not woken by the next request (that would cost it a task switch).
+                # Not woken by the next read (that would cost it a task switch).
                 self._wake = now + self._span
             with trio.CancelScope(deadline=self._wake) as self._nap:
                 await trio.sleep_forever()
