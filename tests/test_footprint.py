@@ -9,6 +9,7 @@ multi-host branch (``backend.open_backend``, ``app.serve_proxy``).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -43,3 +44,30 @@ def test_serving_loads_the_toml_editor_only_when_a_config_is_edited() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.split() == ["False", "True"]
+
+
+def test_serving_loads_websockets_and_urllib_request_only_when_used() -> None:
+    """trio-websocket with wsproto (about 2.8 MB) load with the first WebSocket, and
+    urllib.request with http.client and email (about 1 MB) only when a *_proxy variable is
+    set; serving plain HTTP needs neither."""
+    code = (
+        "import sys\n"
+        "import trio_pool.cli.main, trio_pool.app\n"
+        "from trio_pool.upstream.connect import NetworkConnector\n"
+        "NetworkConnector()\n"
+        "print(sorted({'trio_websocket', 'wsproto', 'urllib.request', 'http.client'}"
+        " & set(sys.modules)))\n"
+        "import os\n"
+        "os.environ['HTTPS_PROXY'] = 'http://127.0.0.1:9'\n"
+        "print(NetworkConnector()._proxies)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.stdout.splitlines() == ["[]", "{'https': 'http://127.0.0.1:9'}"]

@@ -48,7 +48,9 @@ class ReadDeadlines:
         token = trio.lowlevel.current_trio_token()
         if token is not self._token:
             # First use in this trio run (a system task: it lives as long as the run).
+            # Whatever an earlier run left waiting is no concern of this one.
             self._token, self._wake, self._nap = token, math.inf, None
+            self._waiting.clear()
             trio.lowlevel.spawn_system_task(self._watch, name="upstream read deadlines")
         deadline = trio.current_time() + limit_s
         self._waiting[connection] = deadline
