@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import attrs
 import h11
@@ -11,7 +12,7 @@ import trio
 import trio.testing
 
 from trio_pool.server.connection import Exchange, HTTPConnection, ServerLimits
-from trio_pool.server.server import Shutdown
+from trio_pool.server.server import Shutdown, serve_listeners
 
 LIMITS = ServerLimits(max_body_bytes=1000, head_timeout_s=5, keepalive_idle_s=20)
 
@@ -441,3 +442,50 @@ async def test_a_head_waiting_on_the_socket_after_an_answer_must_end_within_the_
                 raw += chunk
     assert raw.startswith(b"HTTP/1.1 200 ")
     assert b"HTTP/1.1 408 " in raw
+
+
+async def _serve_on_a_socket(nursery: trio.Nursery, shutdown: Shutdown) -> trio.SocketStream:
+    """Our server on a real loopback listener (its idle waits under the read deadlines), and
+    a client connection to it that has had one answer."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    await nursery.start(partial(serve_listeners, echo, listeners, limits=LIMITS, shutdown=shutdown))
+    client = await trio.open_tcp_stream("127.0.0.1", port)
+    await client.send_all(b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n")
+    answer = b""
+    while not answer.endswith(b"GET /a 0"):
+        answer += await client.receive_some(65536)
+    return client
+
+
+async def _until_closed(client: trio.SocketStream) -> bytes:
+    rest = b""
+    async with client:
+        while chunk := await client.receive_some(65536):
+            rest += chunk
+    return rest
+
+
+async def test_an_idle_socket_connection_is_closed_quietly_at_its_deadline(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """On a real socket the wait for the next head is kept by the server's read deadlines:
+    closed without a 408 once keepalive_idle_s has passed, and not before."""
+    client = await _serve_on_a_socket(nursery, Shutdown())
+    start = trio.current_time()
+    assert await _until_closed(client) == b""
+    assert LIMITS.keepalive_idle_s <= trio.current_time() - start < LIMITS.keepalive_idle_s + 1
+
+
+async def test_shutdown_closes_an_idle_socket_connection_at_once(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The shutdown closes a connection waiting for its next head (on a real socket) at
+    once, not at its idle deadline; a connection that is still answering finishes first."""
+    shutdown = Shutdown()
+    client = await _serve_on_a_socket(nursery, shutdown)
+    await trio.sleep(1)
+    start = trio.current_time()
+    shutdown.begin(5)
+    assert await _until_closed(client) == b""
+    assert trio.current_time() - start < 1

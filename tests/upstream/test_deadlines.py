@@ -1,4 +1,4 @@
-"""First-byte deadlines over real sockets (upstream/deadlines.py): a request whose response
+"""First-byte deadlines over real sockets (server/deadlines.py): a request whose response
 head does not come in time is UpstreamTimeout, its connection closed under the wait, over
 plain TCP and TLS; heads that come in time are untouched; a lowered limit is kept."""
 
@@ -13,10 +13,10 @@ import trio.testing
 from tests.upstream.conftest import Tls
 from trio_pool.errors import UpstreamTimeout
 from trio_pool.server.connection import Exchange, ServerLimits
+from trio_pool.server.deadlines import ReadDeadlines
 from trio_pool.server.server import Shutdown, serve_listeners
 from trio_pool.upstream.client import Timeouts, UpstreamClient
 from trio_pool.upstream.connect import NetworkConnector
-from trio_pool.upstream.deadlines import ReadDeadlines
 
 LIMIT_S = 10.0
 
@@ -132,9 +132,10 @@ async def test_the_watcher_keeps_the_order_of_the_deadlines(
     """Sans sockets: each entry expires at its own deadline, none that was discarded."""
     heads = ReadDeadlines()
     first, second, gone = _Waiting(), _Waiting(), _Waiting()
-    heads.add(first, 5)
-    heads.add(gone, 6)
-    heads.add(second, 8)
+    now = trio.current_time()
+    heads.add(first, now + 5)
+    heads.add(gone, now + 6)
+    heads.add(second, now + 8)
     heads.discard(gone)
     await trio.sleep(5.5)
     assert (first.late, second.late) == (True, False)

@@ -17,9 +17,10 @@ import trio
 
 from trio_pool.errors import ClientDisconnected as ClientDisconnected  # re-exported
 from trio_pool.errors import ClientProtocolError
+from trio_pool.server.deadlines import ReadDeadlines
 from trio_pool.server.http1 import ProtocolError, SendError, ServerProtocol
 from trio_pool.server.messages import Headers, RequestHead
-from trio_pool.server.send_now import receive_now, send_now, socket_of
+from trio_pool.server.send_now import receive_now, receive_when_ready, send_now, socket_of
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,7 @@ class HTTPConnection:
         *,
         peer: str = "",
         error_body: ErrorBody = plain_error_body,
+        idle_deadlines: ReadDeadlines | None = None,
     ) -> None:
         self.stream = stream
         self.limits = limits
@@ -246,6 +248,20 @@ class HTTPConnection:
         self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
         self._send_socket = socket_of(stream)  # writes offered to the kernel first
         self._watch_ended = trio.lowlevel.ParkingLot()
+        # The wait for the next request head is bounded by the server's read deadlines
+        # (server/deadlines.py) on plain TCP, by a cancel scope otherwise.
+        self._idle_deadlines = idle_deadlines if self._send_socket is not None else None
+        self._idle_waiting = False
+        self.late = False  # closed by its idle deadline (or the shutdown) while waiting
+
+    def expire(self) -> None:
+        """Idle past keepalive_idle_s (or the server is stopping): the wait for the next head
+        wakes with an error, sees ``late`` and ends the connection quietly."""
+        self.late = True
+        sock = self._send_socket
+        if sock is not None:
+            trio.lowlevel.notify_closing(sock)
+            sock.close()
 
     @property
     def _eof(self) -> bool:
@@ -275,6 +291,20 @@ class HTTPConnection:
             return False
         self.proto.receive_data(data)
         return True
+
+    async def _receive_when_ready(self) -> None:
+        """One read once the socket turns readable (plain TCP; else ``_receive``): right
+        after _take_waiting_bytes found nothing, trio's read would first fail (a syscall
+        and an exception for nothing)."""
+        sock = self._send_socket
+        if sock is None:
+            await self._receive()
+            return
+        try:
+            data = await receive_when_ready(sock, READ_SIZE)
+        except (trio.ClosedResourceError, OSError) as exc:
+            raise ClientDisconnected from exc
+        self.proto.receive_data(data)
 
     async def _wait_readable(self) -> None:
         """Wait for the socket to hold something before the watcher reads it: a hang-up or
@@ -364,6 +394,24 @@ class HTTPConnection:
                 if head_deadline == math.inf:
                     head_deadline = trio.current_time() + self.limits.head_timeout_s
                 continue
+            if not buffered and self._idle_deadlines is not None:
+                # Idle: the deadline (and the shutdown) close the socket under the wait.
+                self._idle_deadlines.add(self, idle_deadline)
+                self._idle_waiting = True
+                try:
+                    await self._receive_when_ready()
+                except ClientDisconnected:
+                    if self.late:
+                        return None
+                    raise
+                finally:
+                    self._idle_waiting = False
+                    self._idle_deadlines.discard(self)
+                if self.late:
+                    return None
+                if proto.buffer and head_deadline == math.inf:
+                    head_deadline = trio.current_time() + self.limits.head_timeout_s
+                continue
             deadline = head_deadline if buffered else idle_deadline
             with trio.move_on_at(deadline) as scope:
                 # Idle, the scope is also cancelled when the server starts shutting down
@@ -434,6 +482,8 @@ class HTTPConnection:
         await stopping.wait()
         if self._idle_scope is not None:
             self._idle_scope.cancel()
+        if self._idle_waiting:
+            self.expire()
 
     async def _run_exchange(self, handler: Handler, exchange: Exchange) -> bool:
         """Run the handler for one request; False when the connection must close."""

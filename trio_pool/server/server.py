@@ -25,6 +25,7 @@ from trio_pool.server.connection import (
     ServerLimits,
     plain_error_body,
 )
+from trio_pool.server.deadlines import ReadDeadlines
 
 log = logging.getLogger(__name__)
 
@@ -145,12 +146,13 @@ async def serve_listeners(
     # A cap on open connections (0: none); the accept loops take a slot before accepting.
     cap = limits.max_connections if limits.max_connections > 0 else math.inf
     slots = trio.CapacityLimiter(cap)
+    idle_deadlines = ReadDeadlines()  # every connection's wait for its next request
 
     async def handle(stream: trio.abc.Stream, slot: object) -> None:
         conn_id = next(conn_ids)
         try:
             bind(conn=str(conn_id))
-            await _serve_guarded(handler, stream, limits, shutdown, error_body)
+            await _serve_guarded(handler, stream, limits, shutdown, error_body, idle_deadlines)
         finally:
             slots.release_on_behalf_of(slot)
 
@@ -184,6 +186,7 @@ async def _serve_guarded(
     limits: ServerLimits,
     shutdown: Shutdown,
     error_body: ErrorBody,
+    idle_deadlines: ReadDeadlines | None = None,
 ) -> None:
     """One connection, from accept to close. Nothing raised here may leave this task: an
     error in one connection (a reset, a bug) costs that connection, never the server."""
@@ -194,7 +197,9 @@ async def _serve_guarded(
             peer = f"{host}:{port}"
         except OSError:
             pass  # already reset: serve() finds out at its first read
-    connection = HTTPConnection(stream, limits, peer=peer, error_body=error_body)
+    connection = HTTPConnection(
+        stream, limits, peer=peer, error_body=error_body, idle_deadlines=idle_deadlines
+    )
     try:
         await connection.serve(handler, shutdown.requested)
     except* (ClientDisconnected, trio.BrokenResourceError, trio.ClosedResourceError, OSError):

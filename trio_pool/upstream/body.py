@@ -2,7 +2,7 @@
 
 Never one item per HTTP chunk (an SSE upstream flushes one chunk per event, and the relay
 writes the client once per item), and never holding bytes back for the next read. Each
-read may wait ``idle_s``, kept by the client's read deadlines (upstream/deadlines.py) on a
+read may wait ``idle_s``, kept by the client's read deadlines (server/deadlines.py) on a
 socket, by a cancel scope per read on other streams; nothing per chunk. Failures come out
 already mapped (the body phase of upstream/errors.py).
 
@@ -20,8 +20,8 @@ import h11
 import trio
 
 from trio_pool.server.chunked import ChunkedDecoder
+from trio_pool.server.deadlines import Expirable, ReadDeadlines
 from trio_pool.server.send_now import receive_now, receive_when_ready, socket_of
-from trio_pool.upstream.deadlines import Expirable, ReadDeadlines
 from trio_pool.upstream.errors import Phase, timed_out, translate
 
 # (the client's deadlines, the connection they may close under a read)
@@ -77,7 +77,7 @@ class BodyReader(AsyncIterator[bytes]):
                     # receive makes), so a fast upstream cannot keep the loop to itself.
                     await trio.lowlevel.checkpoint()
                     return data
-            deadlines.add(connection, self._idle_s)
+            deadlines.add(connection, trio.current_time() + self._idle_s)
             try:
                 if sock is not None:
                     data = await receive_when_ready(sock, READ_SIZE)

@@ -23,12 +23,12 @@ import attrs
 import trio
 
 from trio_pool.errors import UpstreamProtocolError
+from trio_pool.server.deadlines import ReadDeadlines
 from trio_pool.server.messages import Headers
 from trio_pool.upstream.body import BodyReader
 from trio_pool.upstream.connect import Connector, NetworkConnector, Origin
 from trio_pool.upstream.connect import make_ssl_context as make_ssl_context  # re-exported
 from trio_pool.upstream.connection import UpstreamConnection
-from trio_pool.upstream.deadlines import ReadDeadlines
 from trio_pool.upstream.errors import NoAnswerError, Phase, map_errors
 from trio_pool.upstream.http1 import OutboundRequest, ResponseHead, encode_request
 from trio_pool.upstream.pool import OriginPool
@@ -235,9 +235,9 @@ class UpstreamClient(trio.abc.AsyncResource):
             answered = False
             try:
                 if connection.expirable and isinstance(body, bytes):
-                    # Within first_byte_s without a cancel scope (upstream/deadlines.py):
+                    # Within first_byte_s without a cancel scope (server/deadlines.py):
                     # at the deadline the connection is closed under the wait.
-                    self._deadlines.add(connection, t.first_byte_s)
+                    self._deadlines.add(connection, trio.current_time() + t.first_byte_s)
                     try:
                         await connection.send_request(request, body)
                         head = await connection.read_head()

@@ -19,10 +19,10 @@ from collections.abc import AsyncIterable
 import h11
 import trio
 
+from trio_pool.server.deadlines import ReadDeadlines
 from trio_pool.server.send_now import receive_when_ready, send_now, socket_of
 from trio_pool.upstream.body import BodyReader, ChunkedBody, LengthBody
 from trio_pool.upstream.connect import Origin
-from trio_pool.upstream.deadlines import ReadDeadlines
 from trio_pool.upstream.errors import NoAnswerError
 from trio_pool.upstream.http1 import (
     CHUNKED,
@@ -70,7 +70,7 @@ class UpstreamConnection:
         self._body: BodyReader | None = None
         self._socket = _socket_of(stream)
         self._send_socket = socket_of(stream)  # a request is offered to the kernel first
-        self.late = False  # closed by its first-byte deadline (upstream/deadlines.py)
+        self.late = False  # closed by its first-byte deadline (server/deadlines.py)
 
     @property
     def expirable(self) -> bool:

@@ -1,14 +1,15 @@
 """Read deadlines without a cancel scope per read.
 
-An upstream's response head must come within ``first_byte_s``, and each read of its body
+A keep-alive client connection may wait for its next request head ``keepalive_idle_s``; an
+upstream's response head must come within ``first_byte_s``, and each read of its body
 within ``idle_s``. A trio cancel scope around each wait cost about 5-7 µs to enter and
-leave (more under load, where each request's code is cold): once per request for the
-head, and once per read of a stream, which a real service trickles in one read per event.
-Here the reader registers its connection with a deadline instead (a dict insert, and a
-delete when the read is done), and one task per client and trio run sleeps until the
-earliest deadline. A connection still waiting then is closed: ``trio.lowlevel.notify_closing``
+leave (more under load, where each request's code is cold): twice per request, and once
+per read of a stream, which a real service trickles in one read per event. Here the reader
+registers its connection with a deadline instead (a dict insert, and a delete when the read
+is done), and one task per owner (the server, an upstream client) and trio run sleeps
+until the earliest deadline. A connection still waiting then is closed: ``trio.lowlevel.notify_closing``
 wakes whoever waits on its socket, and the reader sees the connection marked late and
-raises the timeout it would have raised under the scope.
+does what it would have done when the scope expired (a timeout error, or a quiet close).
 
 The task sleeps until the earliest deadline, or, with nothing to watch, for as long as the
 last limit registered (a read registered meanwhile with the same limit is due later). A
@@ -43,18 +44,17 @@ class ReadDeadlines:
         self._wake = math.inf  # when the watcher looks next
         self._nap: trio.CancelScope | None = None  # the watcher's sleep until then
 
-    def add(self, connection: Expirable, limit_s: float) -> None:
-        """Watch ``connection`` until ``discard``; it expires ``limit_s`` from now."""
+    def add(self, connection: Expirable, deadline: float) -> None:
+        """Watch ``connection`` until ``discard``; it expires at ``deadline`` (trio time)."""
         token = trio.lowlevel.current_trio_token()
         if token is not self._token:
             # First use in this trio run (a system task: it lives as long as the run).
             # Whatever an earlier run left waiting is no concern of this one.
             self._token, self._wake, self._nap = token, math.inf, None
             self._waiting.clear()
-            trio.lowlevel.spawn_system_task(self._watch, name="upstream read deadlines")
-        deadline = trio.current_time() + limit_s
+            trio.lowlevel.spawn_system_task(self._watch, name="read deadlines")
         self._waiting[connection] = deadline
-        self._span = limit_s
+        self._span = deadline - trio.current_time()
         if deadline < self._wake and self._nap is not None:
             self._nap.cancel()
 
