@@ -7,9 +7,10 @@ leave (more under load, where each request's code is cold): twice per request, a
 per read of a stream, which a real service trickles in one read per event. Here the reader
 registers its connection with a deadline instead (a dict insert, and a delete when the read
 is done), and one task per owner (the server, an upstream client) and trio run sleeps
-until the earliest deadline. A connection still waiting then is closed: ``trio.lowlevel.notify_closing``
-wakes whoever waits on its socket, and the reader sees the connection marked late and
-does what it would have done when the scope expired (a timeout error, or a quiet close).
+until the earliest deadline. A connection still waiting then is closed:
+``trio.lowlevel.notify_closing`` wakes whoever waits on its socket, and the reader sees the
+connection marked late and does what it would have done when the scope expired (a timeout
+error, or a quiet close).
 
 The task sleeps until the earliest deadline, or, with nothing to watch, for as long as the
 last limit registered (a read registered meanwhile with the same limit is due later). A
@@ -71,7 +72,7 @@ class ReadDeadlines:
                     try:
                         connection.expire()
                     except Exception:  # closing a socket raises nothing we expect
-                        log.exception("upstream.deadline.expire_failed")
+                        log.exception("deadline.expire_failed")
                     continue
                 self._wake = deadline
             else:
