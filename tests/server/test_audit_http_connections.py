@@ -96,6 +96,11 @@ UPGRADES = [
         + b"content-length: 2\r\n\r\n{}", 400, then="reusable", upstream=CODEX_WS),
     row("websocket_with_dot_segments", "upgrade",
         get(HOST + WEBSOCKET + WS_KEY, b"GET /v1/realtime/../x HTTP/1.1"), 400, then="reusable"),
+    row("websocket_over_http_1_0", "upgrade",
+        get(HOST + WEBSOCKET + WS_KEY, b"GET /v1/responses HTTP/1.0"), 400, then="close"),
+    row("websocket_handshake_with_a_body", "upgrade",
+        get(HOST + WEBSOCKET + WS_KEY + b"content-length: 2\r\n", b"GET /v1/responses HTTP/1.1")
+        + b"{}", 400, then="reusable"),
 ]  # fmt: skip
 
 ATTACKS = PIPELINES + EXPECTS + SLOW_AND_HALF + UPGRADES

@@ -286,6 +286,10 @@ def handshake_problem(head: RequestHead) -> str | None:
         return "only WebSocket version 13 is supported"
     if head.get("host") is None:
         return "the WebSocket handshake has no Host header"
+    if head.http_version < "1.1":
+        return "a WebSocket handshake needs HTTP/1.1"  # RFC 6455 §4.1
+    if head.get("transfer-encoding") is not None or (head.get("content-length") or "0") != "0":
+        return "a WebSocket handshake carries no body"
     return None
 
 
