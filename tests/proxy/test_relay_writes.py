@@ -127,3 +127,30 @@ async def test_an_answer_that_arrived_whole_is_one_client_write(nursery: trio.Nu
     assert result.usage is not None
     assert result.usage.output == 5
     assert result.bytes_sent == len(answer)
+
+
+async def test_a_stream_cut_before_its_final_event_is_told_in_band(nursery: trio.Nursery) -> None:
+    """An SSE answer (its media type in any case) that ends cleanly without its terminal
+    event gets an error event in the stream, and the try counts as a transient failure."""
+    delta = sse("content_block_delta", {"type": "content_block_delta", "index": 0})
+
+    async def upstream(index: int, conn: ServerSide) -> None:
+        await conn.request()
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: Text/Event-Stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        await conn.send_raw(head + chunk(delta) + b"0\r\n\r\n", whole=True)
+        await conn.wait_closed()
+
+    counting, exchange = _exchange()
+    provider = PROVIDER_REGISTRY["claude"]
+    client = UpstreamClient(connector=MemoryConnector(nursery, upstream))
+    result = RelayResult(Outcome(OutcomeKind.OK, 200))
+    with trio.fail_after(5):
+        async with client.stream(
+            "POST", "https://api.example.test/v1/messages", [], b"{}"
+        ) as response:
+            observer = provider.observer(exchange.head, response.headers, 0.0)
+            await relay_response(exchange, response, provider, observer, Shutdown(), result)
+    sent = b"".join(counting.writes)
+    assert b"event: error" in sent
+    assert b"ended before its final event" in sent
+    assert result.outcome.kind is OutcomeKind.TRANSIENT

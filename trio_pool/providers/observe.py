@@ -56,7 +56,11 @@ def parse_wanted(data: str, needles: tuple[str, ...]) -> dict[str, Any] | None:
 
 
 def is_event_stream(response_headers: Headers) -> bool:
-    content_type = header_map(response_headers).get("content-type", "")
+    return is_event_stream_type(header_map(response_headers).get("content-type", ""))
+
+
+def is_event_stream_type(content_type: str) -> bool:
+    """Whether a Content-Type value names an SSE stream (media types ignore case)."""
     return content_type.strip().lower().startswith("text/event-stream")
 
 
@@ -97,7 +101,7 @@ class BodyObserver:
         fields = header_map(response_headers)
         encoding = fields.get("content-encoding", "identity")
         if sse is None:
-            sse = fields.get("content-type", "").strip().lower().startswith("text/event-stream")
+            sse = is_event_stream_type(fields.get("content-type", ""))
         observer = cls(handler, sse)
         if encoding.strip().lower() not in ("", "identity"):
             # A compressed body cannot be read cheaply: relay it without observing.

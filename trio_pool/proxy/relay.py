@@ -22,6 +22,7 @@ from trio_pool.providers.base import (
     StreamObserver,
     TokenUsage,
 )
+from trio_pool.providers.observe import is_event_stream_type
 from trio_pool.server.connection import Exchange
 from trio_pool.server.messages import Headers, end_to_end
 from trio_pool.server.server import Shutdown
@@ -70,7 +71,7 @@ def _framing_of(headers: Headers) -> tuple[bool, bool]:
     for key, value in headers:
         if key == "content-type" and not typed:  # the first one counts
             typed = True
-            sse = value.startswith("text/event-stream")
+            sse = is_event_stream_type(value)  # as the observer reads it
         elif key == "content-length":
             length = True
     return sse, length
