@@ -91,7 +91,7 @@ async def test_heads_in_time_pass_and_only_the_late_ones_fail(
         for delay in (0, 3, 9.5, 10.5, 30, 5):
             requests.start_soon(one, delay)
     assert verdicts == {0: 200, 3: 200, 5: 200, 9.5: 200, 10.5: "timeout", 30: "timeout"}
-    assert not upstream._deadlines._waiting
+    assert not upstream._deadlines.watched
     await upstream.aclose()
 
 
@@ -132,10 +132,9 @@ async def test_the_watcher_keeps_the_order_of_the_deadlines(
     """Sans sockets: each entry expires at its own deadline, none that was discarded."""
     heads = ReadDeadlines()
     first, second, gone = _Waiting(), _Waiting(), _Waiting()
-    now = trio.current_time()
-    heads.add(first, now + 5)
-    heads.add(gone, now + 6)
-    heads.add(second, now + 8)
+    heads.add(first, 5)
+    heads.add(gone, 6)
+    heads.add(second, 8)
     heads.discard(gone)
     await trio.sleep(5.5)
     assert (first.late, second.late) == (True, False)
@@ -185,5 +184,31 @@ async def test_a_body_read_that_waits_past_idle_s_is_a_timeout(
         await read()
     assert b"".join(seen) == b"".join(b"data: %d\n\n" % n for n in range(5))
     assert 15 + 4 <= trio.current_time() - start < 15 + 5
-    assert not upstream._deadlines._waiting
+    assert not upstream._deadlines.watched
     await upstream.aclose()
+
+
+async def test_many_waits_of_one_limit_expire_in_turn(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A thousand waits of one limit, registered a second apart (some discarded), and one of
+    a shorter limit registered last: each expires at its own deadline, in turn."""
+    heads = ReadDeadlines()
+    waits = [_Waiting() for _ in range(1000)]
+    for wait in waits:
+        heads.add(wait, 2000)
+        await trio.sleep(1)
+    for gone in waits[1::2]:
+        heads.discard(gone)
+    short = _Waiting()
+    heads.add(short, 10)  # due long before the others, though registered after them
+    await trio.sleep(10.5)
+    assert short.late
+    assert not any(w.late for w in waits)
+    start = trio.current_time()  # 1010.5 s after the first wait
+    await trio.sleep(2000 - start + 0.5)  # just past the first one's deadline
+    assert [w.late for w in waits[:4]] == [True, False, False, False]
+    await trio.sleep(999)
+    assert all(w.late for w in waits[::2])
+    assert not any(w.late for w in waits[1::2])
+    assert heads.watched == 0

@@ -396,7 +396,7 @@ class HTTPConnection:
                 continue
             if not buffered and self._idle_deadlines is not None:
                 # Idle: the deadline (and the shutdown) close the socket under the wait.
-                self._idle_deadlines.add(self, idle_deadline)
+                self._idle_deadlines.add(self, self.limits.keepalive_idle_s)
                 self._idle_waiting = True
                 try:
                     await self._receive_when_ready()

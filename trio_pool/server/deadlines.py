@@ -12,9 +12,12 @@ until the earliest deadline. A connection still waiting then is closed:
 connection marked late and does what it would have done when the scope expired (a timeout
 error, or a quiet close).
 
-The task sleeps until the earliest deadline, or, with nothing to watch, for as long as the
-last limit registered (a read registered meanwhile with the same limit is due later). A
-deadline earlier than the task's wake-up (a shorter limit) wakes it to look again.
+Readers name a limit, not a deadline: the deadline is now + the limit. Each limit keeps its
+readers in the order they came, which is the order of their deadlines, so the task finds
+the next one due at the front of each list: with a thousand idle keep-alive connections,
+each expiry costs one look per limit, not a scan of the thousand. With nothing to watch,
+the task sleeps for as long as the last limit registered (a reader registered meanwhile
+with that limit is due later); a reader due earlier than the task's wake-up wakes it.
 """
 
 from __future__ import annotations
@@ -39,49 +42,60 @@ class ReadDeadlines:
     """Connections waiting on a read, each with its deadline."""
 
     def __init__(self) -> None:
-        self._waiting: dict[Expirable, float] = {}
+        # limit -> {connection: deadline}, in the order the connections came
+        self._by_limit: dict[float, dict[Expirable, float]] = {}
         self._span = 60.0  # the last limit registered
         self._token: trio.lowlevel.TrioToken | None = None  # the run whose task watches
         self._wake = math.inf  # when the watcher looks next
         self._nap: trio.CancelScope | None = None  # the watcher's sleep until then
 
-    def add(self, connection: Expirable, deadline: float) -> None:
-        """Watch ``connection`` until ``discard``; it expires at ``deadline`` (trio time)."""
+    def add(self, connection: Expirable, limit_s: float) -> None:
+        """Watch ``connection`` until ``discard``; it expires ``limit_s`` from now."""
         token = trio.lowlevel.current_trio_token()
         if token is not self._token:
             # First use in this trio run (a system task: it lives as long as the run).
             # Whatever an earlier run left waiting is no concern of this one.
             self._token, self._wake, self._nap = token, math.inf, None
-            self._waiting.clear()
+            self._by_limit.clear()
             trio.lowlevel.spawn_system_task(self._watch, name="read deadlines")
-        self._waiting[connection] = deadline
-        self._span = deadline - trio.current_time()
+        deadline = trio.current_time() + limit_s
+        waiting = self._by_limit.get(limit_s)
+        if waiting is None:
+            waiting = self._by_limit[limit_s] = {}
+        waiting[connection] = deadline
+        self._span = limit_s
         if deadline < self._wake and self._nap is not None:
             self._nap.cancel()
 
     def discard(self, connection: Expirable) -> None:
-        self._waiting.pop(connection, None)
+        for waiting in self._by_limit.values():
+            if waiting.pop(connection, None) is not None:
+                return
+
+    @property
+    def watched(self) -> int:
+        """How many connections wait under a deadline now."""
+        return sum(map(len, self._by_limit.values()))
 
     async def _watch(self) -> None:
         while True:
             now = trio.current_time()
-            if self._waiting:
-                connection, deadline = min(self._waiting.items(), key=_deadline)
-                if now >= deadline:
-                    del self._waiting[connection]
+            wake = now + self._span  # with nothing to watch: not woken by the next reader
+            for limit_s, waiting in list(self._by_limit.items()):
+                while waiting:
+                    connection = next(iter(waiting))
+                    deadline = waiting[connection]
+                    if deadline > now:
+                        wake = min(wake, deadline)
+                        break
+                    del waiting[connection]
                     try:
                         connection.expire()
                     except Exception:  # closing a socket raises nothing we expect
                         log.exception("deadline.expire_failed")
-                    continue
-                self._wake = deadline
-            else:
-                # Not woken by the next read (that would cost it a task switch).
-                self._wake = now + self._span
-            with trio.CancelScope(deadline=self._wake) as self._nap:
+                if not waiting:
+                    del self._by_limit[limit_s]  # limits that come and go (tests) leave nothing
+            self._wake = wake
+            with trio.CancelScope(deadline=wake) as self._nap:
                 await trio.sleep_forever()
             self._nap = None
-
-
-def _deadline(item: tuple[Expirable, float]) -> float:
-    return item[1]

@@ -77,7 +77,7 @@ class BodyReader(AsyncIterator[bytes]):
                     # receive makes), so a fast upstream cannot keep the loop to itself.
                     await trio.lowlevel.checkpoint()
                     return data
-            deadlines.add(connection, trio.current_time() + self._idle_s)
+            deadlines.add(connection, self._idle_s)
             try:
                 if sock is not None:
                     data = await receive_when_ready(sock, READ_SIZE)

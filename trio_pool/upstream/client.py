@@ -237,7 +237,7 @@ class UpstreamClient(trio.abc.AsyncResource):
                 if connection.expirable and isinstance(body, bytes):
                     # Within first_byte_s without a cancel scope (server/deadlines.py):
                     # at the deadline the connection is closed under the wait.
-                    self._deadlines.add(connection, trio.current_time() + t.first_byte_s)
+                    self._deadlines.add(connection, t.first_byte_s)
                     try:
                         await connection.send_request(request, body)
                         head = await connection.read_head()
