@@ -17,7 +17,7 @@ import trio
 
 from trio_pool.errors import ClientDisconnected as ClientDisconnected  # re-exported
 from trio_pool.errors import ClientProtocolError
-from trio_pool.server.deadlines import ReadDeadlines
+from trio_pool.server.deadlines import ReadDeadlines, close_under_waiters
 from trio_pool.server.http1 import ProtocolError, SendError, ServerProtocol
 from trio_pool.server.messages import Headers, RequestHead
 from trio_pool.server.send_now import receive_now, receive_when_ready, send_now, socket_of
@@ -258,10 +258,8 @@ class HTTPConnection:
         """Idle past keepalive_idle_s (or the server is stopping): the wait for the next head
         wakes with an error, sees ``late`` and ends the connection quietly."""
         self.late = True
-        sock = self._send_socket
-        if sock is not None:
-            trio.lowlevel.notify_closing(sock)
-            sock.close()
+        if self._send_socket is not None:
+            close_under_waiters(self._send_socket)
 
     @property
     def _eof(self) -> bool:

@@ -38,6 +38,13 @@ class Expirable(Protocol):
         """Past its deadline: wake its waiters (who see it late) and close it."""
 
 
+def close_under_waiters(sock: trio.socket.SocketType) -> None:
+    """Close ``sock`` at once; a task waiting on it wakes with ClosedResourceError (how an
+    ``Expirable`` ends the wait its deadline caught)."""
+    trio.lowlevel.notify_closing(sock)
+    sock.close()
+
+
 class ReadDeadlines:
     """Connections waiting on a read, each with its deadline."""
 

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterable
 import h11
 import trio
 
-from trio_pool.server.deadlines import ReadDeadlines
+from trio_pool.server.deadlines import ReadDeadlines, close_under_waiters
 from trio_pool.server.send_now import receive_when_ready, send_now, socket_of
 from trio_pool.upstream.body import BodyReader, ChunkedBody, LengthBody
 from trio_pool.upstream.connect import Origin
@@ -70,7 +70,7 @@ class UpstreamConnection:
         self._body: BodyReader | None = None
         self._socket = _socket_of(stream)
         self._send_socket = socket_of(stream)  # a request is offered to the kernel first
-        self.late = False  # closed by its first-byte deadline (server/deadlines.py)
+        self.late = False  # closed by a read deadline (server/deadlines.py)
 
     @property
     def expirable(self) -> bool:
@@ -78,13 +78,11 @@ class UpstreamConnection:
         return self._socket is not None
 
     def expire(self) -> None:
-        """Past its first-byte deadline: whoever waits on the socket wakes up with an error
-        and finds the connection ``late``; the socket is closed."""
+        """Past a read deadline (the head's or a body read's): whoever waits on the socket
+        wakes up with an error and finds the connection ``late``; the socket is closed."""
         self.late = True
-        sock = self._socket
-        if sock is not None:
-            trio.lowlevel.notify_closing(sock)
-            sock.close()
+        if self._socket is not None:
+            close_under_waiters(self._socket)
 
     def looks_dropped(self) -> bool:
         """Whether the server has closed (or written to) this idle connection."""
