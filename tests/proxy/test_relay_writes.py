@@ -4,6 +4,7 @@ the head goes with the body bytes that came with it, the end with the last read.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 
 import attrs
 import trio
@@ -70,6 +71,20 @@ async def test_a_read_of_many_sse_chunks_is_one_client_write(nursery: trio.Nurse
         await conn.send_raw(chunk(stop) + b"0\r\n\r\n", whole=True)
         await conn.wait_closed()
 
+    counting, result = await _relayed(nursery, upstream)
+    head_write, end_write = counting.writes
+    deltas_chunk = b"%x\r\n%s\r\n" % (len(b"".join(deltas)), b"".join(deltas))
+    assert head_write.startswith(b"HTTP/1.1 200")
+    assert head_write.endswith(b"\r\n\r\n" + deltas_chunk)
+    assert end_write == b"%x\r\n%s\r\n0\r\n\r\n" % (len(stop), stop)
+    assert result.complete
+    assert result.bytes_sent == len(b"".join(deltas)) + len(stop)
+
+
+async def _relayed(
+    nursery: trio.Nursery, upstream: Callable[[int, ServerSide], Awaitable[None]]
+) -> tuple[CountingStream, RelayResult]:
+    """One Claude answer from ``upstream`` relayed to a client whose writes are counted."""
     counting, exchange = _exchange()
     provider = PROVIDER_REGISTRY["claude"]
     client = UpstreamClient(connector=MemoryConnector(nursery, upstream))
@@ -80,13 +95,7 @@ async def test_a_read_of_many_sse_chunks_is_one_client_write(nursery: trio.Nurse
         ) as response:
             observer = provider.observer(exchange.head, response.headers, 0.0)
             await relay_response(exchange, response, provider, observer, Shutdown(), result)
-    head_write, end_write = counting.writes
-    deltas_chunk = b"%x\r\n%s\r\n" % (len(b"".join(deltas)), b"".join(deltas))
-    assert head_write.startswith(b"HTTP/1.1 200")
-    assert head_write.endswith(b"\r\n\r\n" + deltas_chunk)
-    assert end_write == b"%x\r\n%s\r\n0\r\n\r\n" % (len(stop), stop)
-    assert result.complete
-    assert result.bytes_sent == len(b"".join(deltas)) + len(stop)
+    return counting, result
 
 
 def _exchange() -> tuple[CountingStream, Exchange]:
@@ -111,16 +120,7 @@ async def test_an_answer_that_arrived_whole_is_one_client_write(nursery: trio.Nu
         await conn.send_raw(head % len(answer) + answer.encode(), whole=True)
         await conn.wait_closed()
 
-    counting, exchange = _exchange()
-    provider = PROVIDER_REGISTRY["claude"]
-    client = UpstreamClient(connector=MemoryConnector(nursery, upstream))
-    result = RelayResult(Outcome(OutcomeKind.OK, 200))
-    with trio.fail_after(5):
-        async with client.stream(
-            "POST", "https://api.example.test/v1/messages", [], b"{}"
-        ) as response:
-            observer = provider.observer(exchange.head, response.headers, 0.0)
-            await relay_response(exchange, response, provider, observer, Shutdown(), result)
+    counting, result = await _relayed(nursery, upstream)
     [write] = counting.writes
     assert write.startswith(b"HTTP/1.1 200")
     assert write.endswith(b"\r\n\r\n" + answer.encode())
@@ -140,16 +140,7 @@ async def test_a_stream_cut_before_its_final_event_is_told_in_band(nursery: trio
         await conn.send_raw(head + chunk(delta) + b"0\r\n\r\n", whole=True)
         await conn.wait_closed()
 
-    counting, exchange = _exchange()
-    provider = PROVIDER_REGISTRY["claude"]
-    client = UpstreamClient(connector=MemoryConnector(nursery, upstream))
-    result = RelayResult(Outcome(OutcomeKind.OK, 200))
-    with trio.fail_after(5):
-        async with client.stream(
-            "POST", "https://api.example.test/v1/messages", [], b"{}"
-        ) as response:
-            observer = provider.observer(exchange.head, response.headers, 0.0)
-            await relay_response(exchange, response, provider, observer, Shutdown(), result)
+    counting, result = await _relayed(nursery, upstream)
     sent = b"".join(counting.writes)
     assert b"event: error" in sent
     assert b"ended before its final event" in sent
